@@ -1,0 +1,66 @@
+using Streams.Client.Internal;
+using Streams.Common.Contracts;
+using Streams.Contracts.Controller;
+
+namespace Streams.Client;
+
+/// <summary>Creates, describes, seals and deletes scopes and streams. Obtain it from <see cref="StreamsClient.Streams"/>.</summary>
+public sealed class StreamManager
+{
+    private readonly ControllerClient _controller;
+
+    internal StreamManager(ControllerClient controller)
+    {
+        _controller = controller;
+    }
+
+    /// <summary>Creates a scope; returns false if it already existed.</summary>
+    public async Task<bool> CreateScopeAsync(string scope, CancellationToken cancellationToken = default) =>
+        (await _controller.CallAsync(ControllerApi.CreateScope, new ScopeRequest { Scope = scope }, cancellationToken)).Created;
+
+    /// <summary>Deletes an empty scope; returns false if it did not exist. Fails while it still has streams.</summary>
+    public async Task<bool> DeleteScopeAsync(string scope, CancellationToken cancellationToken = default) =>
+        (await _controller.CallAsync(ControllerApi.DeleteScope, new ScopeRequest { Scope = scope }, cancellationToken)).Deleted;
+
+    /// <summary>All scopes, sorted.</summary>
+    public async Task<IReadOnlyList<string>> ListScopesAsync(CancellationToken cancellationToken = default) =>
+        [.. (await _controller.CallAsync(ControllerApi.ListScopes, new ListScopesRequest(), cancellationToken)).Scopes];
+
+    /// <summary>Creates a stream in an existing scope; returns false if it already existed (its configuration is unchanged).</summary>
+    public async Task<bool> CreateStreamAsync(string scope, string stream, StreamConfig config, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var request = new CreateStreamRequest
+        {
+            Scope = scope,
+            Stream = stream,
+            Config = new StreamConfiguration { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = config.SegmentCount } } },
+        };
+        return (await _controller.CallAsync(ControllerApi.CreateStream, request, cancellationToken)).Created;
+    }
+
+    /// <summary>Describes a stream: its state and its active segments.</summary>
+    public async Task<StreamDescription> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
+        Describe(await _controller.CallAsync(ControllerApi.DescribeStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken));
+
+    /// <summary>The streams of a scope, sorted.</summary>
+    public async Task<IReadOnlyList<string>> ListStreamsAsync(string scope, CancellationToken cancellationToken = default) =>
+        [.. (await _controller.CallAsync(ControllerApi.ListStreams, new ScopeRequest { Scope = scope }, cancellationToken)).Streams];
+
+    /// <summary>Seals a stream: it accepts no more events, and readers end once they have read everything.</summary>
+    public async Task<StreamDescription> SealStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
+        Describe(await _controller.CallAsync(ControllerApi.SealStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken));
+
+    /// <summary>Deletes a sealed stream and its data; returns false if it did not exist.</summary>
+    public async Task<bool> DeleteStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
+        (await _controller.CallAsync(ControllerApi.DeleteStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken)).Deleted;
+
+    private static StreamDescription Describe(StreamInfo info) => new(
+        info.Scope,
+        info.Stream,
+        info.Config?.Scaling?.Fixed?.SegmentCount ?? info.ActiveSegments.Count,
+        info.State == StreamState.Sealed,
+        info.Epoch,
+        [.. info.ActiveSegments.Select(s => new SegmentDescription(s.Segment, s.SegmentId, s.KeyStart, s.KeyEnd))],
+        DateTimeOffset.FromUnixTimeMilliseconds(info.CreatedAtUnixMs));
+}

@@ -1,0 +1,30 @@
+namespace Streams.Client;
+
+/// <summary>Which carrier the SDK uses for appends and reads.</summary>
+public enum DataTransport
+{
+    /// <summary>The raw framed TCP carrier: the fastest path, and the default.</summary>
+    Raw,
+
+    /// <summary>gRPC (HTTP/2): the portable path, e.g. through proxies that only pass HTTP/2.</summary>
+    Grpc,
+}
+
+/// <summary>Settings of a <see cref="StreamsClient"/>.</summary>
+public sealed record StreamsClientOptions
+{
+    /// <summary>The default controller address: where <c>streams standalone</c> listens.</summary>
+    public const string DefaultControllerUri = "http://127.0.0.1:9090";
+
+    /// <summary>The controller's gRPC address.</summary>
+    public string ControllerUri { get; init; } = DefaultControllerUri;
+
+    /// <summary>Carrier for appends and reads; control calls always use gRPC.</summary>
+    public DataTransport Transport { get; init; } = DataTransport.Raw;
+
+    /// <summary>Timeout of each control call (create, describe, ...).</summary>
+    public TimeSpan ControlTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to keep retrying a connection to a segment store before failing the writes that wait on it.</summary>
+    public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}

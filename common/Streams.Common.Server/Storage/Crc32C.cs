@@ -1,0 +1,27 @@
+using System.Buffers.Binary;
+using System.Numerics;
+
+namespace Streams.Common.Server.Storage;
+
+/// <summary>CRC-32C (Castagnoli), hardware-accelerated through <see cref="BitOperations.Crc32C(uint, ulong)"/>.</summary>
+internal static class Crc32C
+{
+    public static uint Compute(ReadOnlySpan<byte> data) => ~Append(0xFFFFFFFF, data);
+
+    /// <summary>Continues a running (not yet inverted) CRC over more data.</summary>
+    public static uint Append(uint crc, ReadOnlySpan<byte> data)
+    {
+        var i = 0;
+        for (; i + 8 <= data.Length; i += 8)
+        {
+            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
+        }
+
+        for (; i < data.Length; i++)
+        {
+            crc = BitOperations.Crc32C(crc, data[i]);
+        }
+
+        return crc;
+    }
+}

@@ -1,0 +1,17 @@
+using Streams.Contracts.SegmentStore;
+
+namespace Streams.Controller;
+
+/// <summary>
+/// The segment operations the controller performs on segment stores. Implementations retry while a container is
+/// unavailable (e.g. recovering) and are idempotent: creating an existing segment, sealing a sealed one or
+/// deleting a missing one succeeds, because the controller repeats steps after a crash.
+/// </summary>
+internal interface ISegmentStoreAdmin
+{
+    Task CreateSegmentAsync(string segment, CancellationToken cancellationToken);
+
+    Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken);
+
+    Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken);
+}

@@ -1,0 +1,322 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Grpc;
+using Streams.Common.Naming;
+using Streams.Contracts.Controller;
+
+namespace Streams.Controller.Streams;
+
+/// <summary>
+/// The controller's stream management. Every multi-step change (create, seal, delete) first records its intent in
+/// the stream's record (Creating, Sealing, Deleting), then performs idempotent segment operations, then records the
+/// result with a compare-and-set. A controller that crashes midway leaves the intent behind, and
+/// <see cref="RecoverAsync"/> (run at start) finishes it, so a stream is never left half-created or half-sealed.
+/// Requests fail with gRPC statuses that say what to change.
+/// </summary>
+internal sealed class ControllerService
+{
+    private readonly StreamMetadataStore _metadata;
+    private readonly ISegmentStoreAdmin _segments;
+    private readonly ISegmentLocator _locator;
+    private readonly ControllerOptions _options;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _streamLocks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Scope, string Stream), StreamRecord> _known = new();
+
+    public ControllerService(StreamMetadataStore metadata, ISegmentStoreAdmin segments, ISegmentLocator locator, ControllerOptions options, ILogger<ControllerService> logger)
+    {
+        options.Validate();
+        _metadata = metadata;
+        _segments = segments;
+        _locator = locator;
+        _options = options;
+        _logger = logger;
+    }
+
+    /// <summary>The streams this controller has seen, for metrics and the scaling signal.</summary>
+    public IEnumerable<StreamRecord> KnownStreams => _known.Values;
+
+    // ---- Scopes ---------------------------------------------------------------------------------------
+
+    public async Task<bool> CreateScopeAsync(string scope, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        return await _metadata.CreateScopeAsync(scope, cancellationToken);
+    }
+
+    public async Task<bool> DeleteScopeAsync(string scope, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        var streams = await _metadata.ListStreamsAsync(scope, cancellationToken);
+        if (streams.Count > 0)
+        {
+            throw new RpcException(StatusCode.FailedPrecondition, $"Scope {scope} still has {streams.Count} stream(s); seal and delete them first.");
+        }
+
+        return await _metadata.DeleteScopeAsync(scope, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> ListScopesAsync(CancellationToken cancellationToken) =>
+        await _metadata.ListScopesAsync(cancellationToken);
+
+    // ---- Streams --------------------------------------------------------------------------------------
+
+    public async Task<(bool Created, StreamInfo Info)> CreateStreamAsync(string scope, string stream, StreamConfiguration? config, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        ValidateName(stream, "stream");
+        var segmentCount = SegmentCountOf(config);
+        using var _ = await LockAsync(scope, stream, cancellationToken);
+        if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
+        {
+            throw new RpcException(StatusCode.NotFound, $"Scope {scope} does not exist; create it first.");
+        }
+
+        if (await _metadata.GetStreamAsync(scope, stream, cancellationToken) is { } existing)
+        {
+            var finished = existing.Record.State == StreamRecordState.Creating
+                ? (await FinishCreateAsync(existing.Record, existing.Version, cancellationToken)).Record
+                : existing.Record;
+            return (false, ToInfo(finished));
+        }
+
+        var record = new StreamRecord(scope, stream, segmentCount, StreamRecordState.Creating, 0, EvenSegments(segmentCount), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (!await _metadata.CreateStreamAsync(record, cancellationToken))
+        {
+            var raced = await _metadata.GetStreamAsync(scope, stream, cancellationToken);
+            return (false, ToInfo(raced?.Record ?? record));
+        }
+
+        var (created, _) = await FinishCreateAsync(record, 0, cancellationToken);
+        _logger.LogInformation("Created stream {Scope}/{Stream} with {Segments} segments.", scope, stream, segmentCount);
+        return (true, ToInfo(created));
+    }
+
+    public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
+
+    public async Task<IReadOnlyList<string>> ListStreamsAsync(string scope, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
+        {
+            throw new RpcException(StatusCode.NotFound, $"Scope {scope} does not exist.");
+        }
+
+        return await _metadata.ListStreamsAsync(scope, cancellationToken);
+    }
+
+    public async Task<StreamInfo> SealStreamAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        using var _ = await LockAsync(scope, stream, cancellationToken);
+        var (record, version) = await GetRequiredAsync(scope, stream, cancellationToken);
+        switch (record.State)
+        {
+            case StreamRecordState.Sealed:
+                return ToInfo(record);
+            case StreamRecordState.Deleting:
+                throw new RpcException(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being deleted.");
+            case StreamRecordState.Creating:
+                (record, version) = await FinishCreateAsync(record, version, cancellationToken);
+                break;
+        }
+
+        return ToInfo(await FinishSealAsync(record, version, cancellationToken));
+    }
+
+    public async Task<bool> DeleteStreamAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        ValidateName(stream, "stream");
+        using var _ = await LockAsync(scope, stream, cancellationToken);
+        if (await _metadata.GetStreamAsync(scope, stream, cancellationToken) is not { } existing)
+        {
+            return false;
+        }
+
+        if (existing.Record.State is not (StreamRecordState.Sealed or StreamRecordState.Deleting))
+        {
+            throw new RpcException(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} must be sealed before it is deleted.");
+        }
+
+        await FinishDeleteAsync(existing.Record, existing.Version, cancellationToken);
+        return true;
+    }
+
+    public async Task<ActiveSegments> GetActiveSegmentsAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var (record, _) = await GetRequiredAsync(scope, stream, cancellationToken);
+        var reply = new ActiveSegments { State = StateOf(record.State) };
+        reply.Segments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        return reply;
+    }
+
+    public async Task<SegmentEndpoint> GetSegmentEndpointAsync(string segment, CancellationToken cancellationToken)
+    {
+        if (!SegmentName.TryParse(segment, out var name))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N).");
+        }
+
+        await GetRequiredAsync(name.Value.Scope, name.Value.Stream, cancellationToken);
+        return _locator.Locate(segment) ?? throw new RpcException(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry.");
+    }
+
+    /// <summary>Finishes every create, seal and delete that an earlier controller left half done.</summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        foreach (var scope in await _metadata.ListScopesAsync(cancellationToken))
+        {
+            foreach (var stream in await _metadata.ListStreamsAsync(scope, cancellationToken))
+            {
+                using var _ = await LockAsync(scope, stream, cancellationToken);
+                if (await _metadata.GetStreamAsync(scope, stream, cancellationToken) is not { } found)
+                {
+                    continue;
+                }
+
+                var (record, version) = found;
+                _known[(scope, stream)] = record;
+                switch (record.State)
+                {
+                    case StreamRecordState.Creating:
+                        _logger.LogInformation("Resuming creation of {Scope}/{Stream}.", scope, stream);
+                        await FinishCreateAsync(record, version, cancellationToken);
+                        break;
+                    case StreamRecordState.Sealing:
+                        _logger.LogInformation("Resuming sealing of {Scope}/{Stream}.", scope, stream);
+                        await FinishSealAsync(record, version, cancellationToken);
+                        break;
+                    case StreamRecordState.Deleting:
+                        _logger.LogInformation("Resuming deletion of {Scope}/{Stream}.", scope, stream);
+                        await FinishDeleteAsync(record, version, cancellationToken);
+                        break;
+                }
+            }
+        }
+    }
+
+    // ---- Steps ----------------------------------------------------------------------------------------
+
+    private async Task<(StreamRecord Record, long Version)> FinishCreateAsync(StreamRecord record, long version, CancellationToken cancellationToken)
+    {
+        await Task.WhenAll(record.ActiveSegments.Select(s => _segments.CreateSegmentAsync(NameOf(record, s), cancellationToken)));
+        var active = record with { State = StreamRecordState.Active };
+        return (active, await UpdateAsync(active, version, cancellationToken));
+    }
+
+    private async Task<StreamRecord> FinishSealAsync(StreamRecord record, long version, CancellationToken cancellationToken)
+    {
+        if (record.State != StreamRecordState.Sealing)
+        {
+            record = record with { State = StreamRecordState.Sealing };
+            version = await UpdateAsync(record, version, cancellationToken);
+        }
+
+        await Task.WhenAll(record.ActiveSegments.Select(s => _segments.SealSegmentAsync(NameOf(record, s), cancellationToken)));
+        var sealedRecord = record with { State = StreamRecordState.Sealed };
+        await UpdateAsync(sealedRecord, version, cancellationToken);
+        _logger.LogInformation("Sealed stream {Scope}/{Stream}.", record.Scope, record.Stream);
+        return sealedRecord;
+    }
+
+    private async Task FinishDeleteAsync(StreamRecord record, long version, CancellationToken cancellationToken)
+    {
+        if (record.State != StreamRecordState.Deleting)
+        {
+            record = record with { State = StreamRecordState.Deleting };
+            version = await UpdateAsync(record, version, cancellationToken);
+        }
+
+        await Task.WhenAll(record.ActiveSegments.Select(s => _segments.DeleteSegmentAsync(NameOf(record, s), cancellationToken)));
+        if (!await _metadata.DeleteStreamAsync(record.Scope, record.Stream, version, cancellationToken))
+        {
+            throw new RpcException(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} changed during deletion; retry.");
+        }
+
+        _known.TryRemove((record.Scope, record.Stream), out _);
+        _logger.LogInformation("Deleted stream {Scope}/{Stream}.", record.Scope, record.Stream);
+    }
+
+    private async Task<long> UpdateAsync(StreamRecord record, long version, CancellationToken cancellationToken)
+    {
+        var next = await _metadata.UpdateStreamAsync(record, version, cancellationToken)
+            ?? throw new RpcException(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} was changed concurrently; retry.");
+        _known[(record.Scope, record.Stream)] = record;
+        return next;
+    }
+
+    private async Task<(StreamRecord Record, long Version)> GetRequiredAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        ValidateName(stream, "stream");
+        var found = await _metadata.GetStreamAsync(scope, stream, cancellationToken)
+            ?? throw new RpcException(StatusCode.NotFound, $"Stream {scope}/{stream} does not exist.");
+        _known[(scope, stream)] = found.Record;
+        return found;
+    }
+
+    private async Task<IDisposable> LockAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var gate = _streamLocks.GetOrAdd(scope + "/" + stream, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        return new Releaser(gate);
+    }
+
+    private int SegmentCountOf(StreamConfiguration? config)
+    {
+        var count = config?.Scaling?.KindCase == ScalingPolicy.KindOneofCase.Fixed ? config.Scaling.Fixed.SegmentCount : 1;
+        if (count < 1 || count > _options.MaxSegmentsPerStream)
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"A stream needs between 1 and {_options.MaxSegmentsPerStream} segments (asked for {count}).");
+        }
+
+        return count;
+    }
+
+    /// <summary>Splits the key space [0, 1) into <paramref name="count"/> equal ranges; the last ends exactly at 1.</summary>
+    internal static IReadOnlyList<SegmentRecord> EvenSegments(int count) =>
+        [.. Enumerable.Range(0, count).Select(i => new SegmentRecord(i, 0, (double)i / count, i == count - 1 ? 1.0 : (double)(i + 1) / count))];
+
+    private static string NameOf(StreamRecord record, SegmentRecord segment) =>
+        new SegmentName(record.Scope, record.Stream, segment.Number, segment.Epoch).ToString();
+
+    private static SegmentRange ToRange(StreamRecord record, SegmentRecord segment) => new()
+    {
+        SegmentId = SegmentName.ComposeId(segment.Epoch, segment.Number),
+        Segment = NameOf(record, segment),
+        KeyStart = segment.KeyStart,
+        KeyEnd = segment.KeyEnd,
+    };
+
+    private static StreamState StateOf(StreamRecordState state) =>
+        state is StreamRecordState.Creating or StreamRecordState.Active ? StreamState.Active : StreamState.Sealed;
+
+    private static StreamInfo ToInfo(StreamRecord record)
+    {
+        var info = new StreamInfo
+        {
+            Scope = record.Scope,
+            Stream = record.Stream,
+            Config = new StreamConfiguration { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = record.FixedSegmentCount } } },
+            State = StateOf(record.State),
+            Epoch = record.Epoch,
+            CreatedAtUnixMs = record.CreatedAtUnixMs,
+        };
+        info.ActiveSegments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        return info;
+    }
+
+    private static void ValidateName(string name, string what)
+    {
+        if (NameValidator.Validate(name, what) is { } error)
+        {
+            throw new RpcException(StatusCode.InvalidArgument, error);
+        }
+    }
+
+    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
+    {
+        public void Dispose() => gate.Release();
+    }
+}

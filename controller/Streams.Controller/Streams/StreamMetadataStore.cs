@@ -1,0 +1,56 @@
+using System.Text.Json;
+using Streams.Common.Server.Metadata;
+
+namespace Streams.Controller.Streams;
+
+/// <summary>Scopes and streams on top of an <see cref="IMetadataStore"/>, with versions for compare-and-set updates.</summary>
+internal sealed class StreamMetadataStore
+{
+    private const string ScopesRoot = "/scopes";
+
+    private readonly IMetadataStore _store;
+
+    public StreamMetadataStore(IMetadataStore store)
+    {
+        _store = store;
+    }
+
+    public static string ScopePath(string scope) => $"{ScopesRoot}/{scope}";
+
+    public static string StreamsPath(string scope) => $"{ScopesRoot}/{scope}/streams";
+
+    public static string StreamPath(string scope, string stream) => $"{ScopesRoot}/{scope}/streams/{stream}";
+
+    public ValueTask<bool> CreateScopeAsync(string scope, CancellationToken cancellationToken) =>
+        _store.TryCreateAsync(ScopePath(scope), JsonSerializer.SerializeToUtf8Bytes(new ScopeRecord(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), ControllerJsonContext.Default.ScopeRecord), cancellationToken);
+
+    public async ValueTask<bool> ScopeExistsAsync(string scope, CancellationToken cancellationToken) =>
+        await _store.GetAsync(ScopePath(scope), cancellationToken) is not null;
+
+    public ValueTask<bool> DeleteScopeAsync(string scope, CancellationToken cancellationToken) =>
+        _store.TryDeleteAsync(ScopePath(scope), -1, cancellationToken);
+
+    public async ValueTask<IReadOnlyList<string>> ListScopesAsync(CancellationToken cancellationToken) =>
+        await _store.GetChildrenAsync(ScopesRoot, cancellationToken);
+
+    public async ValueTask<IReadOnlyList<string>> ListStreamsAsync(string scope, CancellationToken cancellationToken) =>
+        await _store.GetChildrenAsync(StreamsPath(scope), cancellationToken);
+
+    public async ValueTask<(StreamRecord Record, long Version)?> GetStreamAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var value = await _store.GetAsync(StreamPath(scope, stream), cancellationToken);
+        return value is { } v ? (JsonSerializer.Deserialize(v.Data, ControllerJsonContext.Default.StreamRecord)!, v.Version) : null;
+    }
+
+    public ValueTask<bool> CreateStreamAsync(StreamRecord record, CancellationToken cancellationToken) =>
+        _store.TryCreateAsync(StreamPath(record.Scope, record.Stream), Serialize(record), cancellationToken);
+
+    /// <summary>Replaces the record if it is still at <paramref name="expectedVersion"/>; returns the new version or null.</summary>
+    public ValueTask<long?> UpdateStreamAsync(StreamRecord record, long expectedVersion, CancellationToken cancellationToken) =>
+        _store.TrySetAsync(StreamPath(record.Scope, record.Stream), Serialize(record), expectedVersion, cancellationToken);
+
+    public ValueTask<bool> DeleteStreamAsync(string scope, string stream, long expectedVersion, CancellationToken cancellationToken) =>
+        _store.TryDeleteAsync(StreamPath(scope, stream), expectedVersion, cancellationToken);
+
+    private static byte[] Serialize(StreamRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ControllerJsonContext.Default.StreamRecord);
+}

@@ -1,0 +1,55 @@
+using Streams.SegmentStore.Logs;
+
+namespace Streams.SegmentStore.Containers;
+
+internal enum PendingKind : byte
+{
+    Create,
+    Append,
+    Seal,
+    Truncate,
+    Delete,
+
+    /// <summary>No log bytes: answers an append setup once everything before it is durable.</summary>
+    SetupBarrier,
+
+    /// <summary>No log bytes: acknowledges a re-sent block once the original is durable.</summary>
+    DuplicateBarrier,
+}
+
+/// <summary>An operation accepted into a frame, waiting for the frame to become durable.</summary>
+internal struct PendingOperation
+{
+    public PendingKind Kind;
+    public SegmentMetadata Segment;
+    public long Offset;
+    public int Length;
+    public int FrameOffset;
+    public Guid Writer;
+    public long EventNumber;
+    public IOperationCallback? Callback;
+    public long Token;
+}
+
+/// <summary>A frame on its way to the log, with the operations to apply once it is durable.</summary>
+internal sealed class PendingFrame
+{
+    public PendingFrame(DataFrameBuilder builder)
+    {
+        Builder = builder;
+    }
+
+    public DataFrameBuilder Builder { get; }
+
+    public List<PendingOperation> Operations { get; } = [];
+
+    public bool HasAppends { get; set; }
+
+    /// <summary>The sealed record bytes; set when the frame is handed to the log.</summary>
+    public ReadOnlyMemory<byte> Record { get; set; }
+
+    public Task<LogAddress>? Write { get; set; }
+
+    /// <summary>Stopwatch timestamp of the hand-off to the log.</summary>
+    public long WriteStarted { get; set; }
+}

@@ -1,0 +1,109 @@
+using Microsoft.Extensions.Logging;
+using Streams.SegmentStore.Logs;
+using Streams.SegmentStore.Reading;
+
+namespace Streams.SegmentStore.Containers;
+
+internal sealed partial class SegmentContainer
+{
+    /// <summary>
+    /// Rebuilds the container's state by replaying its log: every frame is verified (checksum, and that frame
+    /// sequence numbers have no gap) and its operations applied. A corrupt or missing frame stops recovery:
+    /// serving a container whose history has a hole would hand out wrong data.
+    /// </summary>
+    private async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        var started = DateTime.UtcNow;
+        long? expected = null;
+        var frames = 0;
+        await foreach (var record in _log.ReadAllAsync(cancellationToken))
+        {
+            var cached = false;
+            try
+            {
+                var where = $"container {Id} log address {record.Address}";
+                var (sequence, _) = DataFrame.Verify(record.Memory.Span, where);
+                if (expected is { } next && sequence != next)
+                {
+                    throw new DataCorruptionException($"Frame {next} of container {Id} is missing: the log continues with frame {sequence} at {record.Address}.");
+                }
+
+                expected = sequence + 1;
+                _nextSequence = sequence + 1;
+                var hasAppends = false;
+                foreach (var op in DataFrame.Operations(record.Memory))
+                {
+                    hasAppends |= Replay(op, record.Address, where);
+                }
+
+                if (hasAppends)
+                {
+                    // Keep the newest frames warm for tail readers; the cache evicts the oldest as it fills.
+                    _cache.Add(new FrameKey(Id, record.Address), record.Data, record.Length);
+                    cached = true;
+                }
+
+                frames++;
+            }
+            finally
+            {
+                if (!cached)
+                {
+                    record.Dispose();
+                }
+            }
+        }
+
+        _logger.LogInformation("Container {Container} replayed {Frames} frames in {Elapsed:F0} ms.", Id, frames, (DateTime.UtcNow - started).TotalMilliseconds);
+    }
+
+    /// <summary>Applies one logged operation to both views. Returns true for appends.</summary>
+    private bool Replay(in DataFrame.Operation op, LogAddress address, string where)
+    {
+        if (op.Type == OperationType.CreateSegment)
+        {
+            var created = new SegmentMetadata(op.SegmentId, op.Name!, op.Value) { IsDurable = true };
+            _byName[created.Name] = created;
+            _byId[created.Id] = created;
+            _nextSegmentId = Math.Max(_nextSegmentId, op.SegmentId + 1);
+            return false;
+        }
+
+        if (!_byId.TryGetValue(op.SegmentId, out var segment))
+        {
+            throw new DataCorruptionException($"{where}: operation {op.Type} names segment id {op.SegmentId}, which does not exist.");
+        }
+
+        switch (op.Type)
+        {
+            case OperationType.Append:
+                if (op.Value != segment.Length)
+                {
+                    throw new DataCorruptionException($"{where}: append to {segment.Name} at offset {op.Value}, but the segment's length is {segment.Length}.");
+                }
+
+                segment.Index.Add(new IndexEntry(op.Value, op.DataLength, address, op.DataOffset));
+                segment.Length = segment.PendingLength = op.Value + op.DataLength;
+                segment.MakeDurable(op.WriterId, op.LastEventNumber);
+                return true;
+            case OperationType.Seal:
+                segment.IsSealed = segment.PendingSealed = true;
+                break;
+            case OperationType.Truncate:
+                segment.StartOffset = segment.PendingStartOffset = op.Value;
+                segment.Index.TruncateBefore(op.Value);
+                break;
+            case OperationType.Delete:
+                segment.IsDeleted = segment.PendingDeleted = true;
+                _byId.Remove(segment.Id);
+                if (_byName.TryGetValue(segment.Name, out var named) && named == segment)
+                {
+                    _byName.Remove(segment.Name);
+                }
+
+                break;
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,406 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Streams.SegmentStore.Logs;
+using Streams.SegmentStore.Reading;
+
+namespace Streams.SegmentStore.Containers;
+
+internal enum ContainerState
+{
+    Created,
+    Recovering,
+    Running,
+    Failed,
+    Stopped,
+}
+
+/// <summary>
+/// A segment container: the unit of ownership, recovery and failover for the segments hashed onto it.
+/// <para>
+/// Why it is built this way. Every mutation (create, append, seal, truncate, delete) is validated against the
+/// accepted view of the metadata, serialized into the current frame and applied to the durable view only after
+/// the frame is durable in the log. Frames are written and committed strictly in order, so the durable view is
+/// always a prefix of the log: a crash loses only unacknowledged operations, and recovery (replaying the log)
+/// rebuilds exactly the acknowledged state. Nothing is acknowledged before its frame is durable.
+/// </para>
+/// <para>
+/// If the log fails (an I/O error, or fencing by a new owner), the container stops: every pending operation is
+/// answered with <see cref="OutcomeStatus.ContainerUnavailable"/> (clients retry; deduplication makes it safe),
+/// and its owner restarts it, which recovers from the log.
+/// </para>
+/// </summary>
+internal sealed partial class SegmentContainer : IAsyncDisposable
+{
+    private readonly IDurableDataLog _log;
+    private readonly FrameCache _cache;
+    private readonly ContainerOptions _options;
+    private readonly ILogger _logger;
+    private readonly object _sync = new();
+    private readonly Dictionary<string, SegmentMetadata> _byName = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, SegmentMetadata> _byId = [];
+    private readonly LinkedList<PendingFrame> _pending = new();
+    private readonly Queue<PendingFrame> _unwritten = new();
+    private readonly SemaphoreSlim _writeSignal = new(0, int.MaxValue);
+    private readonly Channel<PendingFrame> _written = Channel.CreateUnbounded<PendingFrame>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly CancellationTokenSource _stop = new();
+    private PendingFrame? _current;
+    private TaskCompletionSource _capacity = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _nextSegmentId = 1;
+    private long _nextSequence;
+    private int _writing;
+    private volatile ContainerState _state = ContainerState.Created;
+    private Exception? _failure;
+    private Task? _writerLoop;
+    private Task? _commitLoop;
+
+    public SegmentContainer(int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger)
+    {
+        options.Validate();
+        Id = id;
+        _log = log;
+        _cache = cache;
+        _options = options;
+        _logger = logger;
+    }
+
+    public int Id { get; }
+
+    public ContainerState State => _state;
+
+    /// <summary>Why the container failed, if it did.</summary>
+    public Exception? Failure => _failure;
+
+    /// <summary>Completes when the container fails (not when it is stopped).</summary>
+    public Task Failed => _failed.Task;
+
+    private readonly TaskCompletionSource _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Takes ownership of the log, replays it, and starts serving.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (_state != ContainerState.Created)
+        {
+            throw new InvalidOperationException($"Container {Id} was already started.");
+        }
+
+        _state = ContainerState.Recovering;
+        await _log.OpenAsync(cancellationToken);
+        await RecoverAsync(cancellationToken);
+        _writerLoop = Task.Run(WriterLoopAsync, CancellationToken.None);
+        _commitLoop = Task.Run(CommitLoopAsync, CancellationToken.None);
+        _state = ContainerState.Running;
+        _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _byId.Count);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        lock (_sync)
+        {
+            if (_state is ContainerState.Running or ContainerState.Recovering or ContainerState.Created)
+            {
+                _state = ContainerState.Stopped;
+            }
+        }
+
+        // Let frames already handed to the log finish, so their writers get answers.
+        _written.Writer.TryComplete();
+        await _stop.CancelAsync();
+        if (_writerLoop is not null)
+        {
+            await _writerLoop;
+        }
+
+        if (_commitLoop is not null)
+        {
+            await _commitLoop;
+        }
+
+        FailPending(new ObjectDisposedException($"container {Id}"), "The container is shutting down.");
+        await _log.DisposeAsync();
+        _cache.RemoveContainer(Id);
+        _stop.Dispose();
+        _writeSignal.Dispose();
+    }
+
+    /// <summary>Waits until the pipeline has room for more frames (back-pressure for appends).</summary>
+    public Task WaitForCapacityAsync(CancellationToken cancellationToken)
+    {
+        lock (_sync)
+        {
+            return _state != ContainerState.Running || _pending.Count < _options.MaxPendingFrames
+                ? Task.CompletedTask
+                : _capacity.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    // ---- The pipeline ------------------------------------------------------------------------------
+
+    /// <summary>Starts writes of sealed frames, in order, keeping at most MaxConcurrentWrites in flight.</summary>
+    private async Task WriterLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await _writeSignal.WaitAsync(_stop.Token);
+                while (true)
+                {
+                    PendingFrame frame;
+                    lock (_sync)
+                    {
+                        if (_state != ContainerState.Running || _writing >= _options.MaxConcurrentWrites)
+                        {
+                            break;
+                        }
+
+                        if (_unwritten.Count == 0)
+                        {
+                            // The log is ready for more: the current frame goes now, however full.
+                            if (_current is null || _current.Builder.IsEmpty)
+                            {
+                                break;
+                            }
+
+                            SealCurrent();
+                        }
+
+                        frame = _unwritten.Dequeue();
+                        frame.Record = frame.Builder.Seal(_nextSequence++);
+                        _writing++;
+                    }
+
+                    frame.WriteStarted = Stopwatch.GetTimestamp();
+                    frame.Write = _log.AppendAsync(frame.Record, CancellationToken.None).AsTask();
+                    _written.Writer.TryWrite(frame);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Applies durable frames in log order and answers their operations.</summary>
+    private async Task CommitLoopAsync()
+    {
+        var completions = new List<(IOperationCallback Callback, long Token, OperationOutcome Outcome)>();
+        var changed = new HashSet<SegmentMetadata>();
+        await foreach (var frame in _written.Reader.ReadAllAsync())
+        {
+            LogAddress address;
+            try
+            {
+                address = await frame.Write!;
+            }
+            catch (Exception e)
+            {
+                Fail(e);
+                continue;
+            }
+
+            if (frame.HasAppends)
+            {
+                _cache.Add(new FrameKey(Id, address), frame.Builder.Detach(), frame.Record.Length);
+            }
+            else
+            {
+                frame.Builder.Dispose();
+            }
+
+            lock (_sync)
+            {
+                if (_state == ContainerState.Failed)
+                {
+                    continue;
+                }
+
+                _pending.RemoveFirst();
+                _writing--;
+                long appendedBytes = 0, appendedBlocks = 0;
+                foreach (var op in frame.Operations)
+                {
+                    if (op.Kind == PendingKind.Append)
+                    {
+                        appendedBytes += op.Length;
+                        appendedBlocks++;
+                    }
+
+                    var outcome = ApplyDurable(op, address);
+                    if (op.Callback is not null)
+                    {
+                        completions.Add((op.Callback, op.Token, outcome));
+                    }
+
+                    changed.Add(op.Segment);
+                }
+
+                SignalCapacity();
+                SegmentStoreMetrics.AppendedBytes.Add(appendedBytes);
+                SegmentStoreMetrics.AppendedBlocks.Add(appendedBlocks);
+            }
+
+            SegmentStoreMetrics.Frames.Add(1);
+            SegmentStoreMetrics.FrameLatency.Record(Stopwatch.GetElapsedTime(frame.WriteStarted).TotalMilliseconds);
+            _writeSignal.Release();
+            foreach (var segment in changed)
+            {
+                segment.SignalChanged();
+            }
+
+            foreach (var (callback, token, outcome) in completions)
+            {
+                callback.OnCompleted(token, outcome);
+            }
+
+            completions.Clear();
+            changed.Clear();
+        }
+    }
+
+    /// <summary>Applies one operation of a durable frame to the durable view (container lock held).</summary>
+    private OperationOutcome ApplyDurable(in PendingOperation op, LogAddress address)
+    {
+        var segment = op.Segment;
+        switch (op.Kind)
+        {
+            case PendingKind.Create:
+                segment.IsDurable = true;
+                break;
+            case PendingKind.Append:
+                segment.Index.Add(new IndexEntry(op.Offset, op.Length, address, op.FrameOffset));
+                segment.Length = op.Offset + op.Length;
+                segment.MakeDurable(op.Writer, op.EventNumber);
+                return new OperationOutcome(OutcomeStatus.Success, segment.Length, op.EventNumber);
+            case PendingKind.Seal:
+                segment.IsSealed = true;
+                break;
+            case PendingKind.Truncate:
+                segment.StartOffset = op.Offset;
+                segment.Index.TruncateBefore(op.Offset);
+                break;
+            case PendingKind.Delete:
+                segment.IsDeleted = true;
+                segment.Index.Clear();
+                _byId.Remove(segment.Id);
+                break;
+            case PendingKind.SetupBarrier:
+                return new OperationOutcome(OutcomeStatus.Success, segment.Length, segment.DurableEventNumber(op.Writer));
+            case PendingKind.DuplicateBarrier:
+                return new OperationOutcome(OutcomeStatus.Success, segment.Length, op.EventNumber);
+        }
+
+        return new OperationOutcome(OutcomeStatus.Success, segment.Length);
+    }
+
+    /// <summary>Moves the current frame to the write queue (container lock held).</summary>
+    private void SealCurrent()
+    {
+        if (_current is { } current && !current.Builder.IsEmpty)
+        {
+            _unwritten.Enqueue(current);
+            _current = null;
+        }
+    }
+
+    /// <summary>Returns a frame with room for an operation body of <paramref name="bodyLength"/> bytes (container lock held).</summary>
+    private PendingFrame FrameFor(int bodyLength)
+    {
+        if (_current is { } current && current.Builder.HasRoomFor(bodyLength))
+        {
+            return current;
+        }
+
+        SealCurrent();
+        var capacity = Math.Max(_options.MaxFrameSize, DataFrame.HeaderSize + DataFrame.OperationHeaderSize + bodyLength + DataFrame.TrailerSize);
+        _current = new PendingFrame(new DataFrameBuilder(capacity));
+        _pending.AddLast(_current);
+        return _current;
+    }
+
+    /// <summary>Attaches an answer that must wait until everything accepted so far is durable (container lock held).</summary>
+    private bool TryAttachBarrier(in PendingOperation barrier)
+    {
+        if (_pending.Last is { } last)
+        {
+            last.Value.Operations.Add(barrier);
+            return true;
+        }
+
+        return false;
+    }
+
+    private void SignalCapacity()
+    {
+        var previous = _capacity;
+        _capacity = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        previous.TrySetResult();
+    }
+
+    private void Fail(Exception error)
+    {
+        lock (_sync)
+        {
+            if (_state == ContainerState.Failed)
+            {
+                return;
+            }
+
+            _state = ContainerState.Failed;
+            _failure = error;
+        }
+
+        _logger.LogError(error, "Container {Container} failed; its pending operations are answered with 'retry'.", Id);
+        FailPending(error, $"Container {Id} failed: {error.Message}. Retry.");
+        _failed.TrySetResult();
+    }
+
+    private void FailPending(Exception error, string message)
+    {
+        List<PendingOperation> operations = [];
+        lock (_sync)
+        {
+            _failure ??= error;
+            foreach (var frame in _pending)
+            {
+                operations.AddRange(frame.Operations);
+                // A frame being written may still be read by the log: leave its buffer to the GC.
+                if (frame.Write is null)
+                {
+                    frame.Builder.Dispose();
+                }
+            }
+
+            _pending.Clear();
+            _unwritten.Clear();
+            _current = null;
+            SignalCapacity();
+        }
+
+        var outcome = OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, message);
+        foreach (var op in operations)
+        {
+            op.Callback?.OnCompleted(op.Token, outcome);
+        }
+
+        foreach (var segment in SnapshotSegments())
+        {
+            segment.SignalChanged();
+        }
+    }
+
+    private List<SegmentMetadata> SnapshotSegments()
+    {
+        lock (_sync)
+        {
+            return [.. _byName.Values];
+        }
+    }
+
+    private OperationOutcome? Unavailable() =>
+        _state == ContainerState.Running
+            ? null
+            : OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, _state == ContainerState.Failed
+                ? $"Container {Id} failed ({_failure?.Message}); retry."
+                : $"Container {Id} is not running ({_state}); retry.");
+}

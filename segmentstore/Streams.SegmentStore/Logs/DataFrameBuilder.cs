@@ -1,0 +1,139 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+
+namespace Streams.SegmentStore.Logs;
+
+/// <summary>
+/// Fills one frame (<see cref="DataFrame"/>) in a pooled buffer. Append data is copied in exactly once,
+/// straight from the transport's receive buffers; the frame buffer then goes to the durable log and,
+/// once durable, into the read cache, without further copies.
+/// </summary>
+internal sealed class DataFrameBuilder : IDisposable
+{
+    private byte[]? _buffer;
+    private int _position = DataFrame.HeaderSize;
+
+    public DataFrameBuilder(int capacity)
+    {
+        _buffer = ArrayPool<byte>.Shared.Rent(capacity);
+        Capacity = capacity;
+    }
+
+    public int Capacity { get; }
+
+    public int OperationCount { get; private set; }
+
+    public bool IsEmpty => OperationCount == 0;
+
+    /// <summary>Bytes used so far, including the header and the trailer to come.</summary>
+    public int Length => _position + DataFrame.TrailerSize;
+
+    public bool HasRoomFor(int operationBodyLength) =>
+        _position + DataFrame.OperationHeaderSize + operationBodyLength + DataFrame.TrailerSize <= Capacity;
+
+    /// <summary>Adds an append; returns the offset of its data within the frame.</summary>
+    public int AddAppend(long segmentId, long offset, Guid writerId, long lastEventNumber, in ReadOnlySequence<byte> data)
+    {
+        var body = Begin(OperationType.Append, DataFrame.AppendHeaderSize + (int)data.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
+        BinaryPrimitives.WriteInt64LittleEndian(body[8..], offset);
+        writerId.TryWriteBytes(body.Slice(16, 16));
+        BinaryPrimitives.WriteInt64LittleEndian(body[32..], lastEventNumber);
+        var dataOffset = _position - (int)data.Length;
+        data.CopyTo(body[DataFrame.AppendHeaderSize..]);
+        return dataOffset;
+    }
+
+    public void AddCreate(long segmentId, long createdAtUnixMs, string name)
+    {
+        var nameBytes = Encoding.UTF8.GetBytes(name);
+        var body = Begin(OperationType.CreateSegment, 18 + nameBytes.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
+        BinaryPrimitives.WriteInt64LittleEndian(body[8..], createdAtUnixMs);
+        BinaryPrimitives.WriteUInt16LittleEndian(body[16..], (ushort)nameBytes.Length);
+        nameBytes.CopyTo(body[18..]);
+    }
+
+    public void AddSegmentValue(OperationType type, long segmentId, long value)
+    {
+        var body = Begin(type, 16);
+        BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
+        BinaryPrimitives.WriteInt64LittleEndian(body[8..], value);
+    }
+
+    public void AddDelete(long segmentId)
+    {
+        var body = Begin(OperationType.Delete, 8);
+        BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
+    }
+
+    /// <summary>Writes the header and checksum. The builder then owns a finished frame; take it with <see cref="Detach"/>.</summary>
+    public ReadOnlyMemory<byte> Seal(long sequence)
+    {
+        var buffer = _buffer ?? throw new ObjectDisposedException(nameof(DataFrameBuilder));
+        var span = buffer.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(span, DataFrame.Magic);
+        span[4] = DataFrame.Version;
+        span[5] = span[6] = span[7] = 0;
+        BinaryPrimitives.WriteInt64LittleEndian(span[8..], sequence);
+        BinaryPrimitives.WriteInt32LittleEndian(span[16..], OperationCount);
+        BinaryPrimitives.WriteInt32LittleEndian(span[20..], _position - DataFrame.HeaderSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[_position..], DataFrame.Checksum(span[.._position]));
+        return buffer.AsMemory(0, Length);
+    }
+
+    /// <summary>Hands the buffer over (to the read cache); the builder is empty afterwards.</summary>
+    public IMemoryOwner<byte> Detach()
+    {
+        var buffer = _buffer ?? throw new ObjectDisposedException(nameof(DataFrameBuilder));
+        _buffer = null;
+        return new PooledArray(buffer);
+    }
+
+    public void Dispose()
+    {
+        if (_buffer is { } buffer)
+        {
+            _buffer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private Span<byte> Begin(OperationType type, int bodyLength)
+    {
+        var buffer = _buffer ?? throw new ObjectDisposedException(nameof(DataFrameBuilder));
+        if (!HasRoomFor(bodyLength))
+        {
+            throw new InvalidOperationException("The frame is full.");
+        }
+
+        buffer[_position] = (byte)type;
+        BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(_position + 1), bodyLength);
+        var body = buffer.AsSpan(_position + DataFrame.OperationHeaderSize, bodyLength);
+        _position += DataFrame.OperationHeaderSize + bodyLength;
+        OperationCount++;
+        return body;
+    }
+
+    /// <summary>An ArrayPool array handed out as a memory owner; disposing returns it.</summary>
+    private sealed class PooledArray : IMemoryOwner<byte>
+    {
+        private byte[]? _array;
+
+        public PooledArray(byte[] array)
+        {
+            _array = array;
+        }
+
+        public Memory<byte> Memory => _array ?? throw new ObjectDisposedException(nameof(PooledArray));
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _array, null) is { } array)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+            }
+        }
+    }
+}

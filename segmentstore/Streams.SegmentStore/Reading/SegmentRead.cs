@@ -1,0 +1,57 @@
+using System.Buffers;
+using Streams.Contracts.SegmentStore;
+
+namespace Streams.SegmentStore.Reading;
+
+/// <summary>
+/// The answer to a read. For <see cref="ReadStatus.Ok"/>, <see cref="Data"/> points into cached frames that
+/// stay alive until the result is disposed: dispose it once the bytes are sent.
+/// </summary>
+internal sealed class SegmentRead : IDisposable
+{
+    private List<CachedFrame>? _leases;
+
+    public SegmentRead(ReadStatus status, long offset, long segmentLength, long startOffset, bool isSealed)
+    {
+        Status = status;
+        Offset = offset;
+        SegmentLength = segmentLength;
+        StartOffset = startOffset;
+        IsSealed = isSealed;
+    }
+
+    public ReadStatus Status { get; }
+
+    /// <summary>Set when the read failed (no such segment, bad offset, container unavailable).</summary>
+    public Containers.OperationOutcome? Error { get; private init; }
+
+    public long Offset { get; }
+
+    public long SegmentLength { get; }
+
+    public long StartOffset { get; }
+
+    public bool IsSealed { get; }
+
+    public ReadOnlySequence<byte> Data { get; private set; } = ReadOnlySequence<byte>.Empty;
+
+    public static SegmentRead Failed(Containers.OperationOutcome error) =>
+        new(ReadStatus.Unspecified, 0, error.SegmentLength, 0, false) { Error = error };
+
+    internal void SetData(ReadOnlySequence<byte> data, List<CachedFrame> leases)
+    {
+        Data = data;
+        _leases = leases;
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _leases, null) is { } leases)
+        {
+            foreach (var lease in leases)
+            {
+                lease.Release();
+            }
+        }
+    }
+}

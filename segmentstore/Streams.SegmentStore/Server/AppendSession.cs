@@ -1,0 +1,221 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using Streams.Common.Naming;
+using Streams.Common.Wire;
+using Streams.Contracts.SegmentStore;
+using Streams.SegmentStore.Containers;
+
+namespace Streams.SegmentStore.Server;
+
+/// <summary>
+/// The append side of one client connection (raw carrier) or one Append call (gRPC): it remembers which
+/// (writer, segment) each request id names, hands blocks to containers and turns outcomes into replies.
+/// <para>
+/// Ordering: blocks of one request id reach the container in the order received. Once a block of a request id
+/// fails with "retry" (its container failed or restarted), every later block of that id is refused too, until
+/// the client sets it up again: otherwise a later block could land before the failed one is re-sent.
+/// </para>
+/// </summary>
+internal sealed class AppendSession
+{
+    private readonly SegmentStoreService _store;
+    private readonly Action<AppendReply> _send;
+    private readonly ConcurrentDictionary<long, Registration> _registrations = new();
+    private readonly SetupCallback _setupCallback;
+    private readonly BlockCallback _blockCallback;
+    private readonly object _drainLock = new();
+    private TaskCompletionSource? _drained;
+    private int _outstanding;
+
+    public AppendSession(SegmentStoreService store, Action<AppendReply> send)
+    {
+        _store = store;
+        _send = send;
+        _setupCallback = new SetupCallback(this);
+        _blockCallback = new BlockCallback(this);
+    }
+
+    /// <summary>Requests received and not yet answered. Every request gets exactly one reply.</summary>
+    public int Outstanding => Volatile.Read(ref _outstanding);
+
+    /// <summary>Completes when every request received so far has been answered.</summary>
+    public Task DrainAsync(CancellationToken cancellationToken)
+    {
+        lock (_drainLock)
+        {
+            if (_outstanding == 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _drained.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    public void OnSetup(SetupAppend setup)
+    {
+        Interlocked.Increment(ref _outstanding);
+        if (setup.WriterId.Length != 16)
+        {
+            Reject(setup.RequestId, AppendError.InvalidBlock, $"writer_id must be 16 bytes (a UUID), not {setup.WriterId.Length}.", -1);
+            return;
+        }
+
+        if (!SegmentName.TryParse(setup.Segment, out _))
+        {
+            Reject(setup.RequestId, AppendError.NoSuchSegment, $"'{setup.Segment}' is not a segment name (expected scope/stream/number.#epoch.N).", -1);
+            return;
+        }
+
+        var container = _store.ContainerFor(setup.Segment, out var error);
+        if (container is null)
+        {
+            Reject(setup.RequestId, AppendError.Retry, error.Message!, -1);
+            return;
+        }
+
+        var writer = new Guid(setup.WriterId.Span);
+        _registrations[setup.RequestId] = new Registration(setup.Segment, writer, container);
+        container.SetupAppend(setup.Segment, writer, _setupCallback, setup.RequestId);
+    }
+
+    /// <summary>
+    /// Hands a block to its container. The block's data is copied before this completes; when the pipeline is
+    /// full this waits (back-pressure), holding the caller's receive buffer, so the client is slowed down.
+    /// </summary>
+    public async ValueTask OnBlockAsync(AppendBlockHeader header, ReadOnlySequence<byte> data, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _outstanding);
+        if (!_registrations.TryGetValue(header.RequestId, out var registration))
+        {
+            Reject(header.RequestId, AppendError.NotSetUp, $"Request id {header.RequestId} was not set up on this connection.", header.LastEventNumber);
+            return;
+        }
+
+        if (registration.Broken)
+        {
+            Reject(header.RequestId, AppendError.Retry, "An earlier block of this writer failed; set up again and re-send.", header.LastEventNumber);
+            return;
+        }
+
+        while (true)
+        {
+            var acceptance = registration.Container.TryAppend(
+                registration.Segment, registration.Writer, header.LastEventNumber, header.EventCount, header.ExpectedOffset,
+                data, _blockCallback, header.RequestId, out var outcome);
+            if (acceptance == AppendAcceptance.Accepted)
+            {
+                return;
+            }
+
+            if (acceptance == AppendAcceptance.Completed)
+            {
+                OnBlockOutcome(header.RequestId, outcome, header.LastEventNumber);
+                return;
+            }
+
+            await registration.Container.WaitForCapacityAsync(cancellationToken);
+        }
+    }
+
+    private void OnBlockOutcome(long requestId, in OperationOutcome outcome, long blockEventNumber)
+    {
+        if (outcome.IsSuccess)
+        {
+            Send(new AppendReply
+            {
+                Appended = new DataAppended { RequestId = requestId, LastEventNumber = outcome.EventNumber, SegmentLength = outcome.SegmentLength },
+            });
+            return;
+        }
+
+        if (outcome.Status == OutcomeStatus.ContainerUnavailable && _registrations.TryGetValue(requestId, out var registration))
+        {
+            registration.Broken = true;
+        }
+
+        Reject(requestId, ErrorOf(outcome.Status), outcome.Message ?? outcome.Status.ToString(), blockEventNumber, outcome.SegmentLength);
+    }
+
+    private void OnSetupOutcome(long requestId, in OperationOutcome outcome)
+    {
+        if (!_registrations.TryGetValue(requestId, out var registration))
+        {
+            Reject(requestId, ErrorOf(outcome.Status), outcome.Message ?? outcome.Status.ToString(), -1);
+            return;
+        }
+
+        if (outcome.IsSuccess)
+        {
+            Send(new AppendReply
+            {
+                Setup = new AppendSetup { RequestId = requestId, Segment = registration.Segment, LastEventNumber = outcome.EventNumber },
+            });
+            return;
+        }
+
+        registration.Broken = true;
+        Reject(requestId, ErrorOf(outcome.Status), outcome.Message ?? outcome.Status.ToString(), -1);
+    }
+
+    private void Send(AppendReply reply)
+    {
+        _send(reply);
+        if (Interlocked.Decrement(ref _outstanding) == 0)
+        {
+            TaskCompletionSource? drained;
+            lock (_drainLock)
+            {
+                drained = _outstanding == 0 ? _drained : null;
+                if (drained is not null)
+                {
+                    _drained = null;
+                }
+            }
+
+            drained?.TrySetResult();
+        }
+    }
+
+    private void Reject(long requestId, AppendError error, string message, long eventNumber, long segmentLength = 0) =>
+        Send(new AppendReply
+        {
+            Rejected = new AppendRejected
+            {
+                RequestId = requestId, Error = error, Message = message, LastEventNumber = eventNumber, SegmentLength = segmentLength,
+            },
+        });
+
+    private static AppendError ErrorOf(OutcomeStatus status) => status switch
+    {
+        OutcomeStatus.SegmentSealed => AppendError.SegmentSealed,
+        OutcomeStatus.NoSuchSegment => AppendError.NoSuchSegment,
+        OutcomeStatus.ConditionFailed => AppendError.ConditionFailed,
+        OutcomeStatus.InvalidArgument => AppendError.InvalidBlock,
+        _ => AppendError.Retry,
+    };
+
+    private sealed class Registration(string segment, Guid writer, SegmentContainer container)
+    {
+        private volatile bool _broken;
+
+        public string Segment { get; } = segment;
+
+        public Guid Writer { get; } = writer;
+
+        public SegmentContainer Container { get; } = container;
+
+        public bool Broken { get => _broken; set => _broken = value; }
+    }
+
+    private sealed class SetupCallback(AppendSession session) : IOperationCallback
+    {
+        public void OnCompleted(long token, in OperationOutcome outcome) => session.OnSetupOutcome(token, outcome);
+    }
+
+    private sealed class BlockCallback(AppendSession session) : IOperationCallback
+    {
+        public void OnCompleted(long token, in OperationOutcome outcome) => session.OnBlockOutcome(token, outcome, outcome.EventNumber);
+    }
+}

@@ -1,0 +1,120 @@
+using Streams.Common.Grpc;
+using Streams.Common.Naming;
+using Streams.Contracts.SegmentStore;
+using Streams.SegmentStore.Containers;
+using Streams.SegmentStore.Reading;
+
+namespace Streams.SegmentStore.Server;
+
+/// <summary>
+/// The segment requests both carriers serve, with their validation. Failures are <see cref="RpcException"/>s
+/// carrying the status the gRPC carrier answers (the raw carrier sends the same code in an ErrorReply).
+/// </summary>
+internal sealed class SegmentRequests
+{
+    /// <summary>Longest tail wait a reader may ask for; readers poll again after it.</summary>
+    public static readonly TimeSpan MaxReadWait = TimeSpan.FromSeconds(60);
+
+    private readonly SegmentStoreService _store;
+
+    public SegmentRequests(SegmentStoreService store)
+    {
+        _store = store;
+    }
+
+    public SegmentStoreService Store => _store;
+
+    public async ValueTask<SegmentRead> ReadAsync(ReadSegmentRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Offset < 0 || request.MaxBytes < 0 || request.WaitMillis < 0)
+        {
+            throw new RpcException(StatusCode.InvalidArgument, "offset, max_bytes and wait_millis must not be negative.");
+        }
+
+        var container = Resolve(request.Segment);
+        var wait = TimeSpan.FromMilliseconds(Math.Min(request.WaitMillis, MaxReadWait.TotalMilliseconds));
+        SegmentRead result;
+        try
+        {
+            result = await container.ReadAsync(request.Segment, request.Offset, request.MaxBytes, wait, cancellationToken);
+        }
+        catch (DataCorruptionException e)
+        {
+            throw new RpcException(StatusCode.DataLoss, $"Segment {request.Segment} at offset {request.Offset}: {e.Message}");
+        }
+
+        if (result.Error is { } error)
+        {
+            throw ToException(error);
+        }
+
+        return result;
+    }
+
+    public SegmentInfo GetInfo(SegmentRequest request) =>
+        Resolve(request.Segment).GetInfo(request.Segment)
+        ?? throw new RpcException(StatusCode.NotFound, $"Segment {request.Segment} does not exist.");
+
+    public async Task<SegmentInfo> CreateAsync(CreateSegmentRequest request, CancellationToken cancellationToken)
+    {
+        var container = Resolve(request.Segment);
+        Check(await container.CreateSegmentAsync(request.Segment, cancellationToken));
+        return container.GetInfo(request.Segment) ?? throw new RpcException(StatusCode.Unavailable, $"Segment {request.Segment} vanished after creation; retry.");
+    }
+
+    public async Task<SegmentInfo> SealAsync(SegmentRequest request, CancellationToken cancellationToken)
+    {
+        var container = Resolve(request.Segment);
+        Check(await container.SealSegmentAsync(request.Segment, cancellationToken));
+        return GetInfo(request);
+    }
+
+    public async Task<SegmentInfo> TruncateAsync(TruncateSegmentRequest request, CancellationToken cancellationToken)
+    {
+        var container = Resolve(request.Segment);
+        Check(await container.TruncateSegmentAsync(request.Segment, request.Offset, cancellationToken));
+        return GetInfo(new SegmentRequest { Segment = request.Segment });
+    }
+
+    public async Task<DeleteSegmentReply> DeleteAsync(SegmentRequest request, CancellationToken cancellationToken)
+    {
+        var container = Resolve(request.Segment);
+        var outcome = await container.DeleteSegmentAsync(request.Segment, cancellationToken);
+        if (outcome.Status == OutcomeStatus.NoSuchSegment)
+        {
+            return new DeleteSegmentReply { Segment = request.Segment, Deleted = false };
+        }
+
+        Check(outcome);
+        return new DeleteSegmentReply { Segment = request.Segment, Deleted = true };
+    }
+
+    public static RpcException ToException(in OperationOutcome outcome) => new(outcome.Status switch
+    {
+        OutcomeStatus.NoSuchSegment => StatusCode.NotFound,
+        OutcomeStatus.SegmentExists => StatusCode.AlreadyExists,
+        OutcomeStatus.SegmentSealed => StatusCode.FailedPrecondition,
+        OutcomeStatus.ConditionFailed => StatusCode.FailedPrecondition,
+        OutcomeStatus.InvalidArgument => StatusCode.InvalidArgument,
+        OutcomeStatus.ContainerUnavailable => StatusCode.Unavailable,
+        _ => StatusCode.Internal,
+    }, outcome.Message ?? outcome.Status.ToString());
+
+    private SegmentContainer Resolve(string segment)
+    {
+        if (!SegmentName.TryParse(segment, out _))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N).");
+        }
+
+        return _store.ContainerFor(segment, out var error) ?? throw ToException(error);
+    }
+
+    private static void Check(in OperationOutcome outcome)
+    {
+        if (!outcome.IsSuccess)
+        {
+            throw ToException(outcome);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Naming;
+using Streams.SegmentStore.Containers;
+using Streams.SegmentStore.Reading;
+
+namespace Streams.SegmentStore.Server;
+
+/// <summary>
+/// Hosts this segment store's containers and routes each segment to its container. A container that fails
+/// (its log failed or was fenced) is restarted, which recovers it from its log; while it restarts its segments
+/// answer "unavailable, retry".
+/// </summary>
+internal sealed class SegmentStoreService : IAsyncDisposable
+{
+    private readonly SegmentStoreOptions _options;
+    private readonly Func<int, IDurableDataLog> _logFactory;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly SegmentContainer?[] _containers;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _supervisors = [];
+
+    public SegmentStoreService(SegmentStoreOptions options, Func<int, IDurableDataLog> logFactory, ILoggerFactory loggerFactory)
+    {
+        options.Validate();
+        _options = options;
+        _logFactory = logFactory;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<SegmentStoreService>();
+        _containers = new SegmentContainer?[options.ContainerCount];
+        Cache = new FrameCache((long)options.CacheSizeMb * 1024 * 1024);
+    }
+
+    public FrameCache Cache { get; }
+
+    public int ContainerCount => _containers.Length;
+
+    public SegmentStoreOptions Options => _options;
+
+    /// <summary>Starts every container (standalone: this store owns them all) and recovers them in parallel.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        CheckContainerCount();
+        var starts = new List<Task>();
+        for (var id = 0; id < _containers.Length; id++)
+        {
+            starts.Add(StartContainerAsync(id, cancellationToken));
+        }
+
+        await Task.WhenAll(starts);
+    }
+
+    /// <summary>The running container that owns <paramref name="segmentName"/>, or an outcome saying why there is none.</summary>
+    public SegmentContainer? ContainerFor(string segmentName, out OperationOutcome error)
+    {
+        var id = ContainerMapper.ContainerOf(segmentName, _containers.Length);
+        var container = Volatile.Read(ref _containers[id]);
+        if (container is null || container.State != ContainerState.Running)
+        {
+            error = OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, $"Container {id} (owner of {segmentName}) is not ready yet; retry.");
+            return null;
+        }
+
+        error = default;
+        return container;
+    }
+
+    public IEnumerable<SegmentContainer> RunningContainers =>
+        _containers.Where(c => c is { State: ContainerState.Running }).Select(c => c!);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_supervisors);
+        for (var id = 0; id < _containers.Length; id++)
+        {
+            if (Interlocked.Exchange(ref _containers[id], null) is { } container)
+            {
+                await container.DisposeAsync();
+            }
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task StartContainerAsync(int id, CancellationToken cancellationToken)
+    {
+        var container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"));
+        try
+        {
+            await container.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            await container.DisposeAsync();
+            throw;
+        }
+
+        Volatile.Write(ref _containers[id], container);
+        lock (_supervisors)
+        {
+            _supervisors.Add(SuperviseAsync(container));
+        }
+    }
+
+    /// <summary>Restarts a container when it fails, with back-off while restarts keep failing.</summary>
+    private async Task SuperviseAsync(SegmentContainer container)
+    {
+        try
+        {
+            await container.Failed.WaitAsync(_stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        var id = container.Id;
+        Interlocked.CompareExchange(ref _containers[id], null, container);
+        await container.DisposeAsync();
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                _logger.LogWarning("Restarting container {Container} after failure: {Error}", id, container.Failure?.Message);
+                await StartContainerAsync(id, _stop.Token);
+                return;
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Container {Container} failed to restart; retrying in {Delay}.", id, delay);
+                try
+                {
+                    await Task.Delay(delay, _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The container count decides where every segment lives, so it must never change under existing data.
+    /// It is recorded next to the data on first start and checked on every start after.
+    /// </summary>
+    private void CheckContainerCount()
+    {
+        Directory.CreateDirectory(_options.DataDirectory);
+        var path = Path.Combine(_options.DataDirectory, "layout.json");
+        if (File.Exists(path))
+        {
+            var recorded = JsonSerializer.Deserialize<int>(File.ReadAllText(path));
+            if (recorded != _options.ContainerCount)
+            {
+                throw new InvalidOperationException(
+                    $"The data in {_options.DataDirectory} was written with {recorded} containers; this store is configured with {_options.ContainerCount}. " +
+                    $"Set SegmentStore:ContainerCount to {recorded}.");
+            }
+
+            return;
+        }
+
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(_options.ContainerCount));
+        File.Move(temp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,25 @@
+namespace Streams.Cli.Bench;
+
+/// <summary>Ack latency percentiles in milliseconds.</summary>
+internal sealed record LatencySummary(double P50, double P95, double P99, double P999, double Max, double Mean);
+
+/// <summary>The outcome of a write benchmark, as printed by <c>--json</c>.</summary>
+internal sealed record BenchResult(
+    string Mode,
+    string Transport,
+    int EventSize,
+    int Writers,
+    int Keys,
+    int Segments,
+    int Inflight,
+    double Seconds,
+    long Events,
+    long Bytes,
+    double EventsPerSecond,
+    double MegabytesPerSecond,
+    LatencySummary AckLatencyMs,
+    long Errors);
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(BenchResult))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+internal sealed partial class BenchJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

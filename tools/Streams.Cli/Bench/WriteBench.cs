@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Globalization;
+using Streams.Client;
+using Streams.Client.Serialization;
+using Streams.Client.Writing;
+using Streams.Common.Diagnostics;
+
+namespace Streams.Cli.Bench;
+
+/// <summary>
+/// Writes to a fresh stream for a fixed time from several writers, each keeping a bounded number of events
+/// unacknowledged, and measures throughput and ack latency (write call to durable acknowledgement).
+/// </summary>
+internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
+{
+    private readonly LatencyHistogram _latency = new();
+    private long _events;
+    private long _errors;
+
+    public long Events => Interlocked.Read(ref _events);
+
+    public LatencyHistogram Latency => _latency;
+
+    public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>Creates the stream, runs the writers, and reports progress once a second.</summary>
+    public async Task<(double Seconds, long Events)> RunAsync(Action<double, long, LatencyHistogram> progress, CancellationToken cancellationToken)
+    {
+        var stream = "bench-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999).ToString(CultureInfo.InvariantCulture);
+        await client.Streams.CreateScopeAsync("bench", cancellationToken);
+        await client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(settings.Segments), cancellationToken);
+
+        var payload = new byte[settings.EventSize];
+        Random.Shared.NextBytes(payload);
+        var keys = Enumerable.Range(0, settings.Keys).Select(i => "key-" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stop.CancelAfter(settings.Duration);
+        var started = Stopwatch.StartNew();
+        var writers = Enumerable.Range(0, settings.Writers).Select(w => RunWriterAsync(stream, payload, keys, w, stop.Token)).ToArray();
+        var all = Task.WhenAll(writers);
+        while (!all.IsCompleted)
+        {
+            await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
+            progress(started.Elapsed.TotalSeconds, Events, _latency);
+        }
+
+        await all;
+        var seconds = started.Elapsed.TotalSeconds;
+        try
+        {
+            await client.Streams.SealStreamAsync("bench", stream, CancellationToken.None);
+            await client.Streams.DeleteStreamAsync("bench", stream, CancellationToken.None);
+        }
+        catch (StreamsException)
+        {
+            // Clean-up is best effort; the numbers stand.
+        }
+
+        return (seconds, Events);
+    }
+
+    private async Task RunWriterAsync(string stream, byte[] payload, string[] keys, int index, CancellationToken stop)
+    {
+        await using var writer = await client.CreateWriterAsync("bench", stream, Serializers.Bytes, new EventWriterOptions { Linger = settings.Linger });
+        using var window = new SemaphoreSlim(settings.Inflight);
+        var next = index;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await window.WaitAsync(stop);
+                var start = Stopwatch.GetTimestamp();
+                var write = writer.WriteEventAsync(keys[next++ % keys.Length], payload, CancellationToken.None);
+                _ = write.ContinueWith(
+                    (t, s) =>
+                    {
+                        if (t.IsCompletedSuccessfully)
+                        {
+                            _latency.Record((long)Stopwatch.GetElapsedTime((long)s!).TotalMicroseconds);
+                            Interlocked.Increment(ref _events);
+                        }
+                        else
+                        {
+                            Interlocked.Increment(ref _errors);
+                        }
+
+                        window.Release();
+                    },
+                    start,
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+
+        // Wait for everything in flight, so every counted event is acknowledged.
+        for (var i = 0; i < settings.Inflight; i++)
+        {
+            await window.WaitAsync(CancellationToken.None);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+using Streams.Cli.Bench;
+using Streams.Cli.Hosting;
+using Streams.Client;
+using Streams.Common.Diagnostics;
+
+namespace Streams.Cli.Commands;
+
+/// <summary><c>streams bench</c>: write throughput and ack latency against a server, or an in-process standalone.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var duration = new Option<double>("--duration") { Description = "Seconds to write.", DefaultValueFactory = _ => 10 };
+        var size = new Option<int>("--size") { Description = "Event size in bytes.", DefaultValueFactory = _ => 100 };
+        var writers = new Option<int>("--writers") { Description = "Concurrent writers.", DefaultValueFactory = _ => 4 };
+        var keys = new Option<int>("--keys") { Description = "Distinct routing keys.", DefaultValueFactory = _ => 64 };
+        var segments = new Option<int>("--segments") { Description = "Segments of the bench stream.", DefaultValueFactory = _ => 4 };
+        var inflight = new Option<int>("--inflight") { Description = "Unacknowledged events per writer, at most.", DefaultValueFactory = _ => 4096 };
+        var linger = new Option<double>("--linger-ms") { Description = "Writer linger in milliseconds.", DefaultValueFactory = _ => 1 };
+        var standalone = new Option<bool>("--standalone") { Description = "Start a standalone server in this process (fresh data directory, free ports)." };
+        var dataDir = new Option<string?>("--data-dir") { Description = "With --standalone: the data directory (default: a temporary one, deleted after)." };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
+        var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
+        {
+            duration, size, writers, keys, segments, inflight, linger, standalone, dataDir, json,
+        };
+        command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
+        {
+            var settings = new BenchSettings(
+                TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(size), parse.GetValue(writers), parse.GetValue(keys),
+                parse.GetValue(segments), parse.GetValue(inflight), TimeSpan.FromMilliseconds(parse.GetValue(linger)));
+            if (settings.Duration <= TimeSpan.Zero || settings.EventSize < 0 || settings.Writers < 1 || settings.Keys < 1 || settings.Segments < 1 || settings.Inflight < 1)
+            {
+                throw new CliException("--duration, --writers, --keys, --segments and --inflight must be positive, --size at least 0.");
+            }
+
+            var controller = parse.GetValue(CliSupport.Controller)!;
+            StandaloneHost? server = null;
+            string? tempDir = null;
+            ILoggerFactory? loggerFactory = null;
+            try
+            {
+                if (parse.GetValue(standalone))
+                {
+                    var dir = parse.GetValue(dataDir);
+                    if (dir is null)
+                    {
+                        dir = tempDir = Path.Combine(Path.GetTempPath(), "streams-bench-" + Guid.NewGuid().ToString("N")[..8]);
+                    }
+
+                    var flags = new Dictionary<string, string?>
+                    {
+                        ["DataDirectory"] = dir,
+                        ["Server:GrpcPort"] = FreePort(),
+                        ["Server:DataPort"] = FreePort(),
+                        ["Server:MetricsPort"] = FreePort(),
+                    };
+                    var configuration = ServerConfiguration.Build(null, flags);
+                    loggerFactory = ServerLogging.Create(configuration, LogLevel.Warning);
+                    server = await StandaloneHost.StartAsync(configuration, loggerFactory, ct);
+                    controller = server.Settings.GrpcUri;
+                }
+
+                var transport = parse.GetValue(CliSupport.Transport);
+                await using var client = StreamsClient.Create(new StreamsClientOptions { ControllerUri = controller, Transport = transport });
+                var bench = new WriteBench(client, settings);
+                var asJson = parse.GetValue(json);
+                var (seconds, events) = asJson || Console.IsOutputRedirected
+                    ? await bench.RunAsync(PrintProgressLine, ct)
+                    : await RunWithLiveTableAsync(bench, settings, ct);
+                var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors);
+                if (asJson)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.BenchResult));
+                }
+                else
+                {
+                    PrintResult(result);
+                }
+
+                return result.Errors == 0 ? 0 : 1;
+            }
+            finally
+            {
+                if (server is not null)
+                {
+                    await server.DisposeAsync();
+                }
+
+                loggerFactory?.Dispose();
+                if (tempDir is not null)
+                {
+                    Directory.Delete(tempDir, recursive: true);
+                }
+            }
+        }));
+        return command;
+    }
+
+    private static async Task<(double, long)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
+    {
+        (double, long) outcome = default;
+        var table = new Table().AddColumns("elapsed", "events", "events/s", "MB/s", "p50 ms", "p99 ms");
+        await AnsiConsole.Live(table).StartAsync(async live =>
+        {
+            outcome = await bench.RunAsync((elapsed, events, latency) =>
+            {
+                table.Rows.Clear();
+                table.AddRow(
+                    $"{elapsed:F0}/{settings.Duration.TotalSeconds:F0} s",
+                    events.ToString("N0", CultureInfo.InvariantCulture),
+                    (events / elapsed).ToString("N0", CultureInfo.InvariantCulture),
+                    (events * (double)settings.EventSize / elapsed / 1e6).ToString("F1", CultureInfo.InvariantCulture),
+                    (latency.ValueAtPercentile(50) / 1000.0).ToString("F2", CultureInfo.InvariantCulture),
+                    (latency.ValueAtPercentile(99) / 1000.0).ToString("F2", CultureInfo.InvariantCulture));
+                live.Refresh();
+            }, ct);
+        });
+        return outcome;
+    }
+
+    private static void PrintProgressLine(double elapsed, long events, LatencyHistogram latency) =>
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{elapsed,6:F1} s  {events,12:N0} events  {events / elapsed,10:N0} ev/s  p50 {latency.ValueAtPercentile(50) / 1000.0:F2} ms  p99 {latency.ValueAtPercentile(99) / 1000.0:F2} ms"));
+
+    private static BenchResult Summarize(string mode, string transport, BenchSettings s, double seconds, long events, LatencyHistogram latency, long errors)
+    {
+        static double Ms(long micros) => Math.Round(micros / 1000.0, 3);
+        var bytes = events * s.EventSize;
+        return new BenchResult(mode, transport, s.EventSize, s.Writers, s.Keys, s.Segments, s.Inflight, Math.Round(seconds, 2), events, bytes,
+            Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2),
+            new LatencySummary(Ms(latency.ValueAtPercentile(50)), Ms(latency.ValueAtPercentile(95)), Ms(latency.ValueAtPercentile(99)),
+                Ms(latency.ValueAtPercentile(99.9)), Ms(latency.Max), Math.Round(latency.Mean / 1000.0, 3)),
+            errors);
+    }
+
+    private static void PrintResult(BenchResult r)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{r.Mode} ({r.Transport}), {r.EventSize} B events, {r.Writers} writers, {r.Keys} keys, {r.Segments} segments, {r.Inflight} in flight per writer"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {r.Events:N0} events in {r.Seconds:F1} s: {r.EventsPerSecond:N0} events/s, {r.MegabytesPerSecond:F1} MB/s, {r.Errors} errors"));
+        var l = r.AckLatencyMs;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  ack latency ms: p50 {l.P50:F2}  p95 {l.P95:F2}  p99 {l.P99:F2}  p99.9 {l.P999:F2}  max {l.Max:F2}  mean {l.Mean:F2}"));
+    }
+
+    private static string FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,51 @@
+using Streams.Common.Grpc;
+using Streams.Contracts.SegmentStore;
+using Streams.Controller;
+using Streams.SegmentStore.Server;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>
+/// The controller's segment operations when controller and segment store share a process (standalone):
+/// direct calls, retried while a container is recovering, idempotent as the controller requires.
+/// </summary>
+internal sealed class LocalSegmentStoreAdmin(SegmentRequests requests, TimeSpan timeout) : ISegmentStoreAdmin
+{
+    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken) =>
+        RetryAsync(async ct =>
+        {
+            try
+            {
+                await requests.CreateAsync(new CreateSegmentRequest { Segment = segment }, ct);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
+            {
+            }
+
+            return true;
+        }, cancellationToken);
+
+    public Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken) =>
+        RetryAsync(ct => requests.SealAsync(new SegmentRequest { Segment = segment }, ct), cancellationToken);
+
+    public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken) =>
+        RetryAsync(ct => requests.DeleteAsync(new SegmentRequest { Segment = segment }, ct), cancellationToken);
+
+    private async Task<T> RetryAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            try
+            {
+                return await operation(cancellationToken);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(delay, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>Console logging for server roles: one line per entry, UTC timestamps, levels from configuration.</summary>
+internal static class ServerLogging
+{
+    public static ILoggerFactory Create(IConfiguration configuration, LogLevel minimum) =>
+        LoggerFactory.Create(builder =>
+        {
+            builder.AddConfiguration(configuration.GetSection("Logging"));
+            builder.SetMinimumLevel(minimum);
+            builder.AddSimpleConsole(options =>
+            {
+                options.SingleLine = true;
+                options.UseUtcTimestamp = true;
+                options.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                options.ColorBehavior = LoggerColorBehavior.Disabled;
+            });
+        });
+}

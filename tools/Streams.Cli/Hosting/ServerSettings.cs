@@ -1,0 +1,49 @@
+using System.Net;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>Network endpoints of a server process (configuration section "Server").</summary>
+internal sealed record ServerSettings
+{
+    /// <summary>Address to listen on. 127.0.0.1 by default: expose the store deliberately (0.0.0.0), not by accident.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>Address clients are told to use for this server; defaults to <see cref="Host"/> (or 127.0.0.1 for 0.0.0.0).</summary>
+    public string? AdvertisedHost { get; init; }
+
+    /// <summary>gRPC (HTTP/2, cleartext): every API.</summary>
+    public int GrpcPort { get; init; } = 9090;
+
+    /// <summary>The raw framed data carrier: appends and reads.</summary>
+    public int DataPort { get; init; } = 9091;
+
+    /// <summary>HTTP/1.1: /metrics (Prometheus) and /healthz.</summary>
+    public int MetricsPort { get; init; } = 9092;
+
+    public IPAddress BindAddress => IPAddress.Parse(Host);
+
+    public string Advertised => AdvertisedHost ?? (Host is "0.0.0.0" or "::" ? "127.0.0.1" : Host);
+
+    public string GrpcUri => $"http://{Advertised}:{GrpcPort}";
+
+    public void Validate()
+    {
+        if (!IPAddress.TryParse(Host, out _))
+        {
+            throw new ArgumentException($"Server:Host must be an IP address (is '{Host}').");
+        }
+
+        foreach (var (name, port) in new[] { ("GrpcPort", GrpcPort), ("DataPort", DataPort), ("MetricsPort", MetricsPort) })
+        {
+            if (port is < 1 or > 65535)
+            {
+                throw new ArgumentException($"Server:{name} must be a TCP port between 1 and 65535 (is {port}).");
+            }
+        }
+
+        if (new[] { GrpcPort, DataPort, MetricsPort }.Distinct().Count() != 3)
+        {
+            throw new ArgumentException($"Server ports must differ (gRPC {GrpcPort}, data {DataPort}, metrics {MetricsPort}).");
+        }
+    }
+}

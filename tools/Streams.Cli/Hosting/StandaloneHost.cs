@@ -1,0 +1,177 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Grpc;
+using Streams.Common.Server.Hosting;
+using Streams.Common.Server.Metadata;
+using Streams.Common.Server.Metrics;
+using Streams.Controller;
+using Streams.Controller.Scaling;
+using Streams.Controller.Server;
+using Streams.Controller.Streams;
+using Streams.SegmentStore;
+using Streams.SegmentStore.Logs;
+using Streams.SegmentStore.Server;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>
+/// <c>streams standalone</c>: the controller and a segment store in one process, durable under one data directory:
+/// <c>metadata/</c> (streams and scopes), <c>segmentstore/containers/N/</c> (each container's log).
+/// It serves gRPC (every API), the raw data carrier, and HTTP /metrics and /healthz.
+/// </summary>
+internal sealed class StandaloneHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly IMetadataStore _metadata;
+    private readonly SegmentStoreService _store;
+    private readonly PrometheusMetrics _metrics;
+    private readonly ControllerMetrics _controllerMetrics;
+
+    private StandaloneHost(WebApplication app, IMetadataStore metadata, SegmentStoreService store, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, ServerSettings settings, string dataDirectory)
+    {
+        _app = app;
+        _metadata = metadata;
+        _store = store;
+        _metrics = metrics;
+        _controllerMetrics = controllerMetrics;
+        Settings = settings;
+        DataDirectory = dataDirectory;
+    }
+
+    public ServerSettings Settings { get; }
+
+    public string DataDirectory { get; }
+
+    /// <summary>Recovers the data directory and starts serving. Throws with a clear message on bad settings or busy ports.</summary>
+    public static async Task<StandaloneHost> StartAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var settings = ServerConfiguration.Bind<ServerSettings>(configuration, "Server");
+        settings.Validate();
+        var dataDirectory = Path.GetFullPath(configuration["DataDirectory"] ?? "./streams-data");
+        var storeOptions = ServerConfiguration.Bind<SegmentStoreOptions>(configuration, "SegmentStore") with
+        {
+            DataDirectory = Path.Combine(dataDirectory, "segmentstore"),
+        };
+        var controllerOptions = ServerConfiguration.Bind<ControllerOptions>(configuration, "Controller");
+        storeOptions.Validate();
+        controllerOptions.Validate();
+
+        var logger = loggerFactory.CreateLogger<StandaloneHost>();
+        var metrics = new PrometheusMetrics();
+        var metadata = FileMetadataStore.Open(Path.Combine(dataDirectory, "metadata"));
+        var store = new SegmentStoreService(
+            storeOptions,
+            id => new FasterDurableDataLog(Path.Combine(storeOptions.DataDirectory, "containers", id.ToString(System.Globalization.CultureInfo.InvariantCulture))),
+            loggerFactory);
+        try
+        {
+            await store.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            await metadata.DisposeAsync();
+            metrics.Dispose();
+            throw;
+        }
+
+        SegmentStoreMetrics.Observe(() => store.Cache.Size, () => store.RunningContainers.Count());
+        var requests = new SegmentRequests(store);
+        var controller = new ControllerService(
+            new StreamMetadataStore(metadata),
+            new LocalSegmentStoreAdmin(requests, controllerOptions.SegmentOperationTimeout),
+            new FixedSegmentLocator(settings),
+            controllerOptions,
+            loggerFactory.CreateLogger<ControllerService>());
+        await controller.RecoverAsync(cancellationToken);
+        var controllerMetrics = new ControllerMetrics(controller);
+
+        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
+        new HealthService().Register(grpc);
+        new GrpcControllerService(controller).Register(grpc);
+        new GrpcSegmentStoreService(requests).Register(grpc);
+        new ExternalScalerService(controller).Register(grpc);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddSingleton(requests);
+        builder.Services.AddTunedMemoryPool();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            KestrelTuning.ApplyLimits(kestrel);
+            kestrel.Listen(settings.BindAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(settings.BindAddress, settings.DataPort, listen => listen.UseConnectionHandler<DataConnectionHandler>());
+            kestrel.Listen(settings.BindAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
+        });
+
+        var app = builder.Build();
+        app.Run(context => context.Connection.LocalPort == settings.MetricsPort
+            ? ServeHttpAsync(context, metrics, store)
+            : grpc.HandleAsync(context));
+
+        var host = new StandaloneHost(app, metadata, store, metrics, controllerMetrics, settings, dataDirectory);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            await host.DisposeAsync();
+            throw new InvalidOperationException(
+                $"A port is already in use ({settings.Host}: gRPC {settings.GrpcPort}, data {settings.DataPort}, metrics {settings.MetricsPort}). " +
+                "Is another streams server running? Choose other ports with --port, --data-port and --metrics-port.", e);
+        }
+
+        logger.LogInformation("Data directory: {DataDirectory}", dataDirectory);
+        return host;
+    }
+
+    /// <summary>Runs until Ctrl-C or SIGTERM.</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _app.StopAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
+        {
+            // Never started.
+        }
+
+        await _app.DisposeAsync();
+        await _store.DisposeAsync();
+        await _metadata.DisposeAsync();
+        _controllerMetrics.Dispose();
+        _metrics.Dispose();
+    }
+
+    private static async Task ServeHttpAsync(HttpContext context, PrometheusMetrics metrics, SegmentStoreService store)
+    {
+        switch (context.Request.Path.Value)
+        {
+            case "/metrics":
+                context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                await context.Response.WriteAsync(metrics.Render());
+                break;
+            case "/healthz":
+                var running = store.RunningContainers.Count();
+                context.Response.StatusCode = running == store.ContainerCount ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+                await context.Response.WriteAsync($"{running}/{store.ContainerCount} containers running\n");
+                break;
+            default:
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                await context.Response.WriteAsync("Try /metrics or /healthz.\n");
+                break;
+        }
+    }
+}

@@ -1,0 +1,15 @@
+using System.CommandLine;
+using Streams.Cli.Commands;
+
+var root = new RootCommand("Streams: a tiered segment stream store. Run `streams standalone` to start a server.")
+{
+    StandaloneCommand.Create(),
+    AdminCommands.Scope(),
+    AdminCommands.Stream(),
+    WriteCommand.Create(),
+    ReadCommand.Create(),
+    BenchCommand.Create(),
+};
+root.Options.Add(CliSupport.Controller);
+root.Options.Add(CliSupport.Transport);
+return await root.Parse(args).InvokeAsync();
