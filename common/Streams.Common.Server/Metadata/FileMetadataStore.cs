@@ -30,14 +30,32 @@ internal sealed class FileMetadataStore : IMetadataStore
         _journal = journal;
     }
 
-    /// <summary>Opens (or creates) the store in <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Opens (or creates) the store in <paramref name="directory"/>. Throws <see cref="InvalidDataException"/> if the
+    /// journal is corrupt, and <see cref="IOException"/> if another process has it open.
+    /// </summary>
     public static FileMetadataStore Open(string directory)
     {
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, "metadata.journal");
+        var created = !File.Exists(path);
         var journal = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 4096, FileOptions.None);
+        if (created)
+        {
+            DurableFiles.FsyncDirectory(directory);
+        }
+
         var store = new FileMetadataStore(path, journal);
-        store.Replay();
+        try
+        {
+            store.Replay();
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
+
         return store;
     }
 
@@ -209,7 +227,15 @@ internal sealed class FileMetadataStore : IMetadataStore
             var body = bytes.AsSpan(position + RecordHeaderSize, (int)bodyLength);
             if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(position + 4)) != Crc32C.Compute(body))
             {
-                break;
+                // A bad last record is a write cut short; a bad record with others after it is corruption.
+                if (position + RecordHeaderSize + bodyLength == bytes.Length)
+                {
+                    break;
+                }
+
+                throw new InvalidDataException(
+                    $"The metadata journal {_path} is corrupt at offset {position} (checksum mismatch with {bytes.Length - position} bytes after it). " +
+                    "Refusing to start rather than lose the records that follow; restore the file from a backup.");
             }
 
             var version = BinaryPrimitives.ReadInt64LittleEndian(body[1..]);

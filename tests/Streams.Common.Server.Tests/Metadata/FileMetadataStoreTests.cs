@@ -1,0 +1,141 @@
+using System.Text;
+using Streams.Common.Server.Metadata;
+using Streams.Testing;
+
+namespace Streams.Common.Server.Tests.Metadata;
+
+public sealed class FileMetadataStoreTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("metadata");
+
+    public void Dispose() => _dir.Dispose();
+
+    private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    [Fact]
+    public async Task Create_get_set_delete_with_versions()
+    {
+        await using var store = FileMetadataStore.Open(_dir.Path);
+        Assert.True(await store.TryCreateAsync("/a/b", Bytes("one")));
+        Assert.False(await store.TryCreateAsync("/a/b", Bytes("again")));
+
+        var value = await store.GetAsync("/a/b");
+        Assert.Equal("one", Encoding.UTF8.GetString(value!.Value.Data));
+        Assert.Equal(0, value.Value.Version);
+
+        Assert.Equal(1, await store.TrySetAsync("/a/b", Bytes("two"), expectedVersion: 0));
+        Assert.Null(await store.TrySetAsync("/a/b", Bytes("stale"), expectedVersion: 0));
+        Assert.Equal(2, await store.TrySetAsync("/a/b", Bytes("any"), expectedVersion: -1));
+        Assert.Null(await store.TrySetAsync("/missing", Bytes("x"), -1));
+
+        Assert.False(await store.TryDeleteAsync("/a/b", expectedVersion: 1));
+        Assert.True(await store.TryDeleteAsync("/a/b", expectedVersion: 2));
+        Assert.Null(await store.GetAsync("/a/b"));
+    }
+
+    [Fact]
+    public async Task Children_are_direct_names_sorted()
+    {
+        await using var store = FileMetadataStore.Open(_dir.Path);
+        foreach (var path in new[] { "/s/b", "/s/a", "/s/a/deep", "/s/c/x", "/t" })
+        {
+            await store.TryCreateAsync(path, Bytes(path));
+        }
+
+        Assert.Equal(["a", "b", "c"], await store.GetChildrenAsync("/s"));
+        Assert.Equal(["s", "t"], await store.GetChildrenAsync("/"));
+        Assert.Empty(await store.GetChildrenAsync("/nothing"));
+    }
+
+    [Fact]
+    public async Task Invalid_paths_are_refused()
+    {
+        await using var store = FileMetadataStore.Open(_dir.Path);
+        await Assert.ThrowsAsync<ArgumentException>(() => store.GetAsync("relative").AsTask());
+        await Assert.ThrowsAsync<ArgumentException>(() => store.TryCreateAsync("/a//b", Bytes("x")).AsTask());
+        await Assert.ThrowsAsync<ArgumentException>(() => store.TryCreateAsync("/a/", Bytes("x")).AsTask());
+    }
+
+    [Fact]
+    public async Task Everything_survives_reopening()
+    {
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            await store.TryCreateAsync("/keep", Bytes("v0"));
+            await store.TrySetAsync("/keep", Bytes("v1"), 0);
+            await store.TryCreateAsync("/gone", Bytes("x"));
+            await store.TryDeleteAsync("/gone");
+        }
+
+        await using var reopened = FileMetadataStore.Open(_dir.Path);
+        var value = await reopened.GetAsync("/keep");
+        Assert.Equal(("v1", 1L), (Encoding.UTF8.GetString(value!.Value.Data), value.Value.Version));
+        Assert.Null(await reopened.GetAsync("/gone"));
+    }
+
+    [Fact]
+    public async Task A_torn_last_record_is_dropped_and_the_store_opens()
+    {
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            await store.TryCreateAsync("/safe", Bytes("acknowledged"));
+            await store.TryCreateAsync("/torn", Bytes("cut short by a crash"));
+        }
+
+        var journal = Path.Combine(_dir.Path, "metadata.journal");
+        var length = new FileInfo(journal).Length;
+        using (var file = new FileStream(journal, FileMode.Open))
+        {
+            file.SetLength(length - 5);
+        }
+
+        await using var reopened = FileMetadataStore.Open(_dir.Path);
+        Assert.NotNull(await reopened.GetAsync("/safe"));
+        Assert.Null(await reopened.GetAsync("/torn"));
+        Assert.True(await reopened.TryCreateAsync("/after", Bytes("new")));
+    }
+
+    [Fact]
+    public async Task Corruption_before_the_last_record_refuses_to_open()
+    {
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            await store.TryCreateAsync("/first", Bytes("11111111"));
+            await store.TryCreateAsync("/second", Bytes("22222222"));
+        }
+
+        var journal = Path.Combine(_dir.Path, "metadata.journal");
+        var bytes = await File.ReadAllBytesAsync(journal, TestContext.Current.CancellationToken);
+        bytes[20] ^= 0xFF;
+        await File.WriteAllBytesAsync(journal, bytes, TestContext.Current.CancellationToken);
+
+        var error = Assert.Throws<InvalidDataException>(() => FileMetadataStore.Open(_dir.Path));
+        Assert.Contains("corrupt", error.Message);
+    }
+
+    [Fact]
+    public async Task The_journal_is_compacted_as_it_grows()
+    {
+        var value = new byte[1024];
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            await store.TryCreateAsync("/hot", value);
+            for (var i = 0; i < 3000; i++)
+            {
+                await store.TrySetAsync("/hot", value, -1);
+            }
+        }
+
+        // 3,000 updates of 1 KiB would be 3 MiB uncompacted.
+        Assert.True(new FileInfo(Path.Combine(_dir.Path, "metadata.journal")).Length < 2 * 1024 * 1024);
+        await using var reopened = FileMetadataStore.Open(_dir.Path);
+        Assert.Equal(3000, (await reopened.GetAsync("/hot"))!.Value.Version);
+    }
+
+    [Fact]
+    public async Task A_second_process_cannot_open_the_same_store()
+    {
+        await using var store = FileMetadataStore.Open(_dir.Path);
+        Assert.ThrowsAny<IOException>(() => FileMetadataStore.Open(_dir.Path));
+    }
+}
