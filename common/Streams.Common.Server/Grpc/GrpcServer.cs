@@ -35,6 +35,9 @@ internal sealed class GrpcServer
 
     public IEnumerable<string> Methods => _methods.Keys;
 
+    /// <summary>Cancelled when the server begins to shut down: long-lived calls end with UNAVAILABLE so clients go elsewhere.</summary>
+    public CancellationToken StoppingToken { get; set; }
+
     public void AddUnary<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryHandler<TRequest, TResponse> handler) =>
         _methods.Add(method.FullName, async (http, context) =>
         {
@@ -129,7 +132,7 @@ internal sealed class GrpcServer
             deadlineCts.CancelAfter(timeout);
         }
 
-        using var callCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, deadlineCts.Token);
+        using var callCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, deadlineCts.Token, StoppingToken);
         var context = new ServerCallContext(http, path, deadline, callCts.Token);
         Status status;
         try
@@ -144,6 +147,10 @@ internal sealed class GrpcServer
         catch (Exception e) when (deadlineCts.IsCancellationRequested && e is OperationCanceledException or IOException)
         {
             status = new Status(StatusCode.DeadlineExceeded, "The call's deadline expired.");
+        }
+        catch (Exception e) when (StoppingToken.IsCancellationRequested && !http.RequestAborted.IsCancellationRequested && e is OperationCanceledException or IOException)
+        {
+            status = new Status(StatusCode.Unavailable, "The server is shutting down; retry.");
         }
         catch (Exception e) when (http.RequestAborted.IsCancellationRequested)
         {

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Grpc;
 using Streams.Common.Wire;
@@ -23,21 +24,25 @@ internal sealed class DataConnectionHandler : ConnectionHandler
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
     private readonly SegmentRequests _requests;
+    private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<DataConnectionHandler> _logger;
 
-    public DataConnectionHandler(SegmentRequests requests, ILogger<DataConnectionHandler> logger)
+    public DataConnectionHandler(SegmentRequests requests, IHostApplicationLifetime lifetime, ILogger<DataConnectionHandler> logger)
     {
         _requests = requests;
+        _lifetime = lifetime;
         _logger = logger;
     }
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
-        var aborted = connection.ConnectionClosed;
+        // The connection ends when the client goes away or the server begins to stop (clients then reconnect elsewhere).
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
+        var aborted = lifetime.Token;
         var outgoing = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
         var session = new AppendSession(_requests.Store, reply => outgoing.Writer.TryWrite(new Outgoing(reply, null, 0)));
         var reads = new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection);
-        var sender = SendAsync(outgoing.Reader, connection.Transport.Output, aborted);
+        var sender = SendAsync(outgoing.Reader, connection.Transport.Output);
         var reader = new FramedMessageReader(connection.Transport.Input, FrameFormat.Raw, RawFraming.DefaultMaxFrameSize);
         try
         {
@@ -98,6 +103,10 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         {
             SendFatal(outgoing.Writer, StatusCode.InvalidArgument, $"Malformed frame: {e.Message}");
         }
+        catch (OperationCanceledException) when (_lifetime.ApplicationStopping.IsCancellationRequested && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            SendFatal(outgoing.Writer, StatusCode.Unavailable, "The segment store is shutting down; reconnect.");
+        }
         catch (Exception e) when (e is OperationCanceledException or ConnectionResetException or IOException or TimeoutException)
         {
             _logger.LogDebug("Data connection {Connection} ended: {Reason}", connection.ConnectionId, e.Message);
@@ -107,6 +116,7 @@ internal sealed class DataConnectionHandler : ConnectionHandler
             outgoing.Writer.TryComplete();
             await sender;
             reader.Release();
+            await connection.Transport.Input.CompleteAsync();
         }
     }
 
@@ -157,7 +167,8 @@ internal sealed class DataConnectionHandler : ConnectionHandler
     private static void SendFatal(ChannelWriter<Outgoing> outgoing, StatusCode code, string message) =>
         outgoing.TryWrite(Error(0, code, message));
 
-    private async Task SendAsync(ChannelReader<Outgoing> outgoing, PipeWriter output, CancellationToken aborted)
+    /// <summary>Writes replies until the channel completes. Replies still go out while the server stops.</summary>
+    private async Task SendAsync(ChannelReader<Outgoing> outgoing, PipeWriter output)
     {
         try
         {
@@ -182,11 +193,11 @@ internal sealed class DataConnectionHandler : ConnectionHandler
 
                     if (output.UnflushedBytes >= 256 * 1024)
                     {
-                        await output.FlushAsync(aborted);
+                        await output.FlushAsync();
                     }
                 }
 
-                await output.FlushAsync(aborted);
+                await output.FlushAsync();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException or InvalidOperationException)

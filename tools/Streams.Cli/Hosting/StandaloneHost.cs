@@ -104,6 +104,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(requests);
         builder.Services.AddTunedMemoryPool();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             KestrelTuning.ApplyLimits(kestrel);
@@ -113,6 +114,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
         });
 
         var app = builder.Build();
+        grpc.StoppingToken = app.Lifetime.ApplicationStopping;
         app.Run(context => context.Connection.LocalPort == settings.MetricsPort
             ? ServeHttpAsync(context, metrics, store)
             : grpc.HandleAsync(context));

@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging.Abstractions;
+using Streams.Common.Grpc;
+using Streams.Common.Server.Metadata;
+using Streams.Contracts.Controller;
+using Streams.Contracts.SegmentStore;
+using Streams.Controller.Streams;
+using Streams.Testing;
+
+namespace Streams.Controller.Tests.Streams;
+
+public sealed class ControllerServiceTests : IAsyncLifetime
+{
+    private readonly TempDirectory _dir = new("controller");
+    private readonly RecordingSegmentStore _segments = new();
+    private FileMetadataStore _metadata = null!;
+    private ControllerService _controller = null!;
+
+    public ValueTask InitializeAsync()
+    {
+        _metadata = FileMetadataStore.Open(_dir.Path);
+        _controller = Create(_metadata, _segments);
+        return ValueTask.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _metadata.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private static ControllerService Create(IMetadataStore metadata, ISegmentStoreAdmin segments) =>
+        new(new StreamMetadataStore(metadata), segments, new Locator(), new ControllerOptions { MaxSegmentsPerStream = 64 }, NullLogger<ControllerService>.Instance);
+
+    private static StreamConfiguration Fixed(int count) => new() { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = count } } };
+
+    [Fact]
+    public async Task Scopes_are_created_listed_and_deleted()
+    {
+        Assert.True(await _controller.CreateScopeAsync("b", default));
+        Assert.True(await _controller.CreateScopeAsync("a", default));
+        Assert.False(await _controller.CreateScopeAsync("a", default));
+        Assert.Equal(["a", "b"], await _controller.ListScopesAsync(default));
+        Assert.True(await _controller.DeleteScopeAsync("b", default));
+        Assert.False(await _controller.DeleteScopeAsync("b", default));
+    }
+
+    [Fact]
+    public async Task A_stream_gets_segments_covering_the_key_space()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        var (created, info) = await _controller.CreateStreamAsync("shop", "orders", Fixed(3), default);
+        Assert.True(created);
+        Assert.Equal(StreamState.Active, info.State);
+        Assert.Equal(3, info.ActiveSegments.Count);
+        Assert.Equal(0.0, info.ActiveSegments[0].KeyStart);
+        Assert.Equal(1.0, info.ActiveSegments[^1].KeyEnd);
+        for (var i = 1; i < 3; i++)
+        {
+            Assert.Equal(info.ActiveSegments[i - 1].KeyEnd, info.ActiveSegments[i].KeyStart);
+        }
+
+        Assert.Equal(info.ActiveSegments.Select(s => s.Segment).Order(), _segments.Created.Order());
+        Assert.Equal("shop/orders/0.#epoch.0", info.ActiveSegments[0].Segment);
+
+        var (again, same) = await _controller.CreateStreamAsync("shop", "orders", Fixed(5), default);
+        Assert.False(again);
+        Assert.Equal(3, same.ActiveSegments.Count);
+        Assert.Equal(["orders"], await _controller.ListStreamsAsync("shop", default));
+    }
+
+    [Fact]
+    public async Task Bad_requests_get_statuses_that_say_what_to_change()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        await AssertStatus(StatusCode.NotFound, "create it first", () => _controller.CreateStreamAsync("nope", "s", Fixed(1), default));
+        await AssertStatus(StatusCode.InvalidArgument, "must start with", () => _controller.CreateStreamAsync("shop", "-bad", Fixed(1), default));
+        await AssertStatus(StatusCode.InvalidArgument, "between 1 and 64", () => _controller.CreateStreamAsync("shop", "s", Fixed(0), default));
+        await AssertStatus(StatusCode.InvalidArgument, "between 1 and 64", () => _controller.CreateStreamAsync("shop", "s", Fixed(65), default));
+        await AssertStatus(StatusCode.NotFound, "does not exist", () => _controller.DescribeStreamAsync("shop", "missing", default));
+        await AssertStatus(StatusCode.InvalidArgument, "not a segment name", () => _controller.GetSegmentEndpointAsync("shop/x", default));
+        await AssertStatus(StatusCode.NotFound, "does not exist", () => _controller.GetSegmentEndpointAsync("shop/missing/0.#epoch.0", default));
+        await AssertStatus(StatusCode.NotFound, "does not exist", () => _controller.ListStreamsAsync("nope", default));
+    }
+
+    [Fact]
+    public async Task Streams_are_sealed_then_deleted()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        await _controller.CreateStreamAsync("shop", "orders", Fixed(2), default);
+        await AssertStatus(StatusCode.FailedPrecondition, "must be sealed", () => _controller.DeleteStreamAsync("shop", "orders", default));
+        await AssertStatus(StatusCode.FailedPrecondition, "still has 1 stream", () => _controller.DeleteScopeAsync("shop", default));
+
+        var sealedInfo = await _controller.SealStreamAsync("shop", "orders", default);
+        Assert.Equal(StreamState.Sealed, sealedInfo.State);
+        Assert.Equal(2, _segments.Sealed.Count);
+        Assert.Equal(StreamState.Sealed, (await _controller.SealStreamAsync("shop", "orders", default)).State);
+
+        Assert.True(await _controller.DeleteStreamAsync("shop", "orders", default));
+        Assert.Equal(2, _segments.Deleted.Count);
+        Assert.False(await _controller.DeleteStreamAsync("shop", "orders", default));
+        Assert.True(await _controller.DeleteScopeAsync("shop", default));
+    }
+
+    [Fact]
+    public async Task A_restarted_controller_finishes_a_half_done_creation()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        _segments.FailCreates = true;
+        await Assert.ThrowsAsync<RpcException>(() => _controller.CreateStreamAsync("shop", "orders", Fixed(2), default));
+
+        // The intent is recorded; a new controller on the same metadata finishes the job.
+        _segments.FailCreates = false;
+        var restarted = Create(_metadata, _segments);
+        await restarted.RecoverAsync(default);
+        var info = await restarted.DescribeStreamAsync("shop", "orders", default);
+        Assert.Equal(StreamState.Active, info.State);
+        Assert.Equal(2, _segments.Created.Count);
+    }
+
+    [Fact]
+    public async Task Stream_records_survive_a_metadata_restart()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        await _controller.CreateStreamAsync("shop", "orders", Fixed(4), default);
+        await _metadata.DisposeAsync();
+        _metadata = FileMetadataStore.Open(_dir.Path);
+        var info = await Create(_metadata, _segments).DescribeStreamAsync("shop", "orders", default);
+        Assert.Equal(4, info.ActiveSegments.Count);
+    }
+
+    private static async Task AssertStatus(StatusCode code, string message, Func<Task> call)
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(call);
+        Assert.Equal(code, error.StatusCode);
+        Assert.Contains(message, error.Status.Detail);
+    }
+
+    private sealed class RecordingSegmentStore : ISegmentStoreAdmin
+    {
+        public ConcurrentBag<string> Created { get; } = [];
+
+        public ConcurrentBag<string> Sealed { get; } = [];
+
+        public ConcurrentBag<string> Deleted { get; } = [];
+
+        public bool FailCreates { get; set; }
+
+        public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken)
+        {
+            if (FailCreates)
+            {
+                throw new RpcException(StatusCode.Unavailable, "segment store down");
+            }
+
+            if (!Created.Contains(segment))
+            {
+                Created.Add(segment);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken)
+        {
+            Sealed.Add(segment);
+            return Task.FromResult(new SegmentInfo { Segment = segment, Sealed = true });
+        }
+
+        public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken)
+        {
+            Deleted.Add(segment);
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class Locator : ISegmentLocator
+    {
+        public SegmentEndpoint? Locate(string segment) => new() { Segment = segment, Host = "127.0.0.1", DataPort = 1 };
+    }
+}

@@ -1,0 +1,84 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+
+namespace Streams.SegmentStore.Tests;
+
+/// <summary>
+/// A durable log in memory for unit tests of the code above it, with knobs for faults: a delay before each append
+/// completes, and a switch that makes appends fail (as a fenced or broken log does). The records survive a
+/// "restart" when the same instance's <see cref="Records"/> are handed to a new one.
+/// </summary>
+internal sealed class InMemoryDurableDataLog(List<byte[]>? records = null) : IDurableDataLog
+{
+    private readonly object _lock = new();
+    private long _begin;
+
+    public List<byte[]> Records { get; } = records ?? [];
+
+    public TimeSpan AppendDelay { get; set; }
+
+    public bool FailAppends { get; set; }
+
+    public TaskCompletionSource? Gate { get; set; }
+
+    public int MaxRecordSize => 16 * 1024 * 1024;
+
+    public ValueTask OpenAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+    public async ValueTask<LogAddress> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken = default)
+    {
+        if (FailAppends)
+        {
+            throw new IOException("Injected log failure.");
+        }
+
+        long index;
+        lock (_lock)
+        {
+            Records.Add(record.ToArray());
+            index = Records.Count - 1;
+        }
+
+        if (Gate is { } gate)
+        {
+            await gate.Task;
+        }
+
+        if (AppendDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(AppendDelay, cancellationToken);
+        }
+
+        return FailAppends ? throw new IOException("Injected log failure.") : new LogAddress(0, index);
+    }
+
+    public async IAsyncEnumerable<LogRecord> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await Task.Yield();
+        for (var i = (int)_begin; i < Records.Count; i++)
+        {
+            yield return Copy(i);
+        }
+    }
+
+    public ValueTask<LogRecord> ReadAsync(LogAddress address, CancellationToken cancellationToken = default) =>
+        address.EntryId < _begin || address.EntryId >= Records.Count
+            ? throw new DataCorruptionException($"No record at {address}.")
+            : ValueTask.FromResult(Copy((int)address.EntryId));
+
+    public ValueTask TruncateAsync(LogAddress upTo, CancellationToken cancellationToken = default)
+    {
+        _begin = upTo.EntryId;
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private LogRecord Copy(int index)
+    {
+        var bytes = Records[index];
+        var owner = MemoryPool<byte>.Shared.Rent(Math.Max(1, bytes.Length));
+        bytes.CopyTo(owner.Memory.Span);
+        return new LogRecord(new LogAddress(0, index), owner, bytes.Length);
+    }
+}
