@@ -22,7 +22,7 @@ public static class Repository
         get
         {
             // The test binaries live in tests/X/bin/{Configuration}/net10.0/.
-            var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Name;
+            var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
             var dll = Path.Combine(Root, "tools", "Streams.Cli", "bin", configuration, "net10.0", "streams.dll");
             return File.Exists(dll) ? dll : throw new FileNotFoundException($"The CLI is not built at {dll}.");
         }

@@ -1,0 +1,101 @@
+using System.Globalization;
+using System.Text.Json;
+using Streams.Testing;
+
+namespace Streams.Integration.Tests;
+
+/// <summary>The `streams` CLI against a real standalone process, as a user runs it.</summary>
+public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<StandaloneProcessFixture>
+{
+    private Task<CliResult> Run(string? stdin, params string[] args) =>
+        StreamsProcess.RunAsync([.. args, "--controller", fixture.Server.ControllerUri], stdin);
+
+    [Fact]
+    public async Task Create_write_read_describe()
+    {
+        Assert.Equal(0, (await Run(null, "scope", "create", "cli")).ExitCode);
+        var create = await Run(null, "stream", "create", "cli/lines", "--segments", "3");
+        Assert.Equal(0, create.ExitCode);
+        Assert.Contains("3 segments", create.Stdout);
+
+        var write = await Run("a:first\nb:second\na:third\n", "write", "cli/lines", "--key-separator", ":");
+        Assert.Equal(0, write.ExitCode);
+        Assert.Contains("Wrote 3 events", write.Stdout);
+
+        var text = await Run(null, "read", "cli/lines", "--from-start");
+        Assert.Equal(["first", "second", "third"], text.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+
+        var json = await Run(null, "read", "cli/lines", "--from-start", "--format", "json");
+        var events = json.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var keyA = events.Where(e => e.GetProperty("key").GetString() == "a").ToList();
+        Assert.Equal(["first", "third"], keyA.Select(e => e.GetProperty("value").GetString()));
+        Assert.Single(keyA.Select(e => e.GetProperty("segment").GetString()).Distinct());
+        Assert.True(keyA[0].GetProperty("offset").GetInt64() < keyA[1].GetProperty("offset").GetInt64());
+
+        var limited = await Run(null, "read", "cli/lines", "--from-start", "--count", "2");
+        Assert.Equal(2, limited.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        var describe = await Run(null, "stream", "describe", "cli/lines");
+        Assert.Contains("segments: 3", describe.Stdout);
+        Assert.Contains("cli/lines/2.#epoch.0", describe.Stdout);
+        Assert.Contains("lines", (await Run(null, "stream", "list", "cli")).Stdout);
+    }
+
+    [Fact]
+    public async Task Generated_events_and_tail_reads()
+    {
+        await Run(null, "scope", "create", "gen");
+        await Run(null, "stream", "create", "gen/load", "--segments", "2");
+        var write = await Run(null, "write", "gen/load", "--count", "5000", "--size", "64", "--key-count", "8");
+        Assert.Equal(0, write.ExitCode);
+        var read = await Run(null, "read", "gen/load", "--from-start", "--format", "json");
+        var keys = read.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("key").GetString()).ToList();
+        Assert.Equal(5000, keys.Count);
+        Assert.Equal(8, keys.Distinct().Count());
+
+        // Without --from-start a reader only sees what comes after it started: here, nothing.
+        Assert.Equal(string.Empty, (await Run(null, "read", "gen/load")).Stdout);
+    }
+
+    [Fact]
+    public async Task Errors_are_one_line_and_a_nonzero_exit()
+    {
+        var badName = await Run(null, "stream", "create", "no-slash");
+        Assert.Equal(2, badName.ExitCode);
+        Assert.StartsWith("error: ", badName.Stderr, StringComparison.Ordinal);
+        Assert.Single(badName.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        var missing = await Run(null, "stream", "describe", "nope/nothing");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("does not exist", missing.Stderr);
+
+        var unreachable = await StreamsProcess.RunAsync(["scope", "list", "--controller", $"http://127.0.0.1:{Ports.Free().ToString(CultureInfo.InvariantCulture)}"]);
+        Assert.Equal(1, unreachable.ExitCode);
+        Assert.Contains("cannot reach", unreachable.Stderr);
+    }
+
+    [Fact]
+    public async Task Keda_reads_the_segment_count_through_its_own_grpc_contract()
+    {
+        await Run(null, "scope", "create", "keda");
+        await Run(null, "stream", "create", "keda/orders", "--segments", "6");
+        var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
+        var result = await Node.RunJsonAsync("grpc-client.js", port, "keda", "keda", "orders");
+        Assert.True(result.GetProperty("ok").GetBoolean(), result.ToString());
+        Assert.True(result.GetProperty("active").GetBoolean());
+        Assert.Equal("streams-segments-keda-orders", result.GetProperty("metricName").GetString());
+        Assert.Equal(1, result.GetProperty("targetSize").GetInt32());
+        Assert.Equal(6, result.GetProperty("value").GetInt32());
+
+        await Run(null, "stream", "seal", "keda/orders");
+        Assert.False((await Node.RunJsonAsync("grpc-client.js", port, "keda", "keda", "orders")).GetProperty("active").GetBoolean());
+
+        var invalid = await Node.RunJsonAsync("grpc-client.js", port, "kedaMissing");
+        Assert.Equal(3, invalid.GetProperty("code").GetInt32());
+        Assert.Contains("'scope' and the 'stream'", invalid.GetProperty("details").GetString());
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync($"http://127.0.0.1:{fixture.Server.MetricsPort}/metrics", TestContext.Current.CancellationToken);
+        Assert.Contains("streams_stream_active_segments{scope=\"keda\",stream=\"orders\"} 6", metrics);
+    }
+}

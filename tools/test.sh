@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the tests need, runs every test, and prints "N passed, N failed" as its last line.
+#   Needs: the .NET 10 SDK. Installs: Node.js (from Debian, if missing) and the interop packages (npm ci).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Node.js runs the real third-party stacks the tests talk to (grpc-js, xxHash's reference implementation).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "== Installing Node.js (Debian packages)"
+  as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm >/dev/null || { echo "could not install Node.js"; echo "0 passed, 1 failed"; exit 1; }
+fi
+echo "== Installing test packages (npm ci in tests/interop)"
+npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
+
+results="$root/artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+echo "== Building"
+dotnet build Streams.sln --nologo -v quiet -clp:ErrorsOnly
+status=$?
+if [ "$status" -eq 0 ]; then
+  for project in tests/*/*.Tests.csproj; do
+    name=$(basename "$project" .csproj)
+    echo "== $name"
+    dotnet test "$project" --no-build --nologo --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" --results-directory "$results" "$@" || status=1
+  done
+fi
+
+# Sum the counters of every test run (the VSTest summary is per assembly).
+passed=0
+failed=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(echo "$counters" | sed -n 's/.* passed="\([0-9]*\)".*/\1/p')
+  f=$(echo "$counters" | sed -n 's/.* failed="\([0-9]*\)".*/\1/p')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+done
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  # The build or a test host failed without a failed test to show for it.
+  failed=1
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
