@@ -22,11 +22,11 @@ public sealed class GrpcTestHost : IAsyncDisposable
 
     public int Port { get; }
 
-    public string Uri => $"http://127.0.0.1:{Port}";
+    public string Uri { get; private init; } = string.Empty;
 
     public EchoService Echo { get; }
 
-    public static async Task<GrpcTestHost> StartAsync(int maxReceiveMessageSize = 16 * 1024 * 1024)
+    public static async Task<GrpcTestHost> StartAsync(int maxReceiveMessageSize = 16 * 1024 * 1024, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
     {
         var port = Ports.Free();
         var server = new GrpcServer(new GrpcServerOptions { MaxReceiveMessageSize = maxReceiveMessageSize }, NullLogger<GrpcServer>.Instance);
@@ -39,12 +39,23 @@ public sealed class GrpcTestHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             KestrelTuning.ApplyLimits(k);
-            k.ListenLocalhost(port, l => l.Protocols = HttpProtocols.Http2);
+            k.ListenLocalhost(port, l =>
+            {
+                if (certificate is null)
+                {
+                    l.Protocols = HttpProtocols.Http2;
+                }
+                else
+                {
+                    l.Protocols = HttpProtocols.Http1AndHttp2;
+                    l.UseHttps(certificate);
+                }
+            });
         });
         var app = builder.Build();
         app.Run(server.HandleAsync);
         await app.StartAsync();
-        return new GrpcTestHost(app, port, echo);
+        return new GrpcTestHost(app, port, echo) { Uri = $"{(certificate is null ? "http" : "https")}://localhost:{port}" };
     }
 
     public async ValueTask DisposeAsync()

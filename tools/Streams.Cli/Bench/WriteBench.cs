@@ -16,6 +16,7 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
     private readonly LatencyHistogram _latency = new();
     private long _events;
     private long _errors;
+    private volatile bool _measuring;
 
     public long Events => Interlocked.Read(ref _events);
 
@@ -23,7 +24,10 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
 
     public long Errors => Interlocked.Read(ref _errors);
 
-    /// <summary>Creates the stream, runs the writers, and reports progress once a second.</summary>
+    /// <summary>
+    /// Creates the stream, runs the writers (first for the warm-up, unmeasured: connections, JIT, caches), then for
+    /// the measured duration, reporting progress once a second.
+    /// </summary>
     public async Task<(double Seconds, long Events)> RunAsync(Action<double, long, LatencyHistogram> progress, CancellationToken cancellationToken)
     {
         var stream = "bench-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999).ToString(CultureInfo.InvariantCulture);
@@ -34,10 +38,12 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
         Random.Shared.NextBytes(payload);
         var keys = Enumerable.Range(0, settings.Keys).Select(i => "key-" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        stop.CancelAfter(settings.Duration);
-        var started = Stopwatch.StartNew();
+        stop.CancelAfter(settings.Warmup + settings.Duration);
         var writers = Enumerable.Range(0, settings.Writers).Select(w => RunWriterAsync(stream, payload, keys, w, stop.Token)).ToArray();
         var all = Task.WhenAll(writers);
+        await Task.WhenAny(all, Task.Delay(settings.Warmup, CancellationToken.None));
+        _measuring = true;
+        var started = Stopwatch.StartNew();
         while (!all.IsCompleted)
         {
             await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
@@ -76,8 +82,11 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
                     {
                         if (t.IsCompletedSuccessfully)
                         {
-                            _latency.Record((long)Stopwatch.GetElapsedTime((long)s!).TotalMicroseconds);
-                            Interlocked.Increment(ref _events);
+                            if (_measuring)
+                            {
+                                _latency.Record((long)Stopwatch.GetElapsedTime((long)s!).TotalMicroseconds);
+                                Interlocked.Increment(ref _events);
+                            }
                         }
                         else
                         {

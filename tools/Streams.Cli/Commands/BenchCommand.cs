@@ -17,7 +17,8 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var duration = new Option<double>("--duration") { Description = "Seconds to write.", DefaultValueFactory = _ => 10 };
+        var duration = new Option<double>("--duration") { Description = "Seconds to measure.", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<double>("--warmup") { Description = "Seconds to write before measuring (connections, JIT).", DefaultValueFactory = _ => 2 };
         var size = new Option<int>("--size") { Description = "Event size in bytes.", DefaultValueFactory = _ => 100 };
         var writers = new Option<int>("--writers") { Description = "Concurrent writers.", DefaultValueFactory = _ => 4 };
         var keys = new Option<int>("--keys") { Description = "Distinct routing keys.", DefaultValueFactory = _ => 64 };
@@ -29,14 +30,15 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
-            duration, size, writers, keys, segments, inflight, linger, standalone, dataDir, json,
+            duration, warmup, size, writers, keys, segments, inflight, linger, standalone, dataDir, json,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var settings = new BenchSettings(
+                TimeSpan.FromSeconds(parse.GetValue(warmup)),
                 TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(size), parse.GetValue(writers), parse.GetValue(keys),
                 parse.GetValue(segments), parse.GetValue(inflight), TimeSpan.FromMilliseconds(parse.GetValue(linger)));
-            if (settings.Duration <= TimeSpan.Zero || settings.EventSize < 0 || settings.Writers < 1 || settings.Keys < 1 || settings.Segments < 1 || settings.Inflight < 1)
+            if (settings.Duration <= TimeSpan.Zero || settings.Warmup < TimeSpan.Zero || settings.EventSize < 0 || settings.Writers < 1 || settings.Keys < 1 || settings.Segments < 1 || settings.Inflight < 1)
             {
                 throw new CliException("--duration, --writers, --keys, --segments and --inflight must be positive, --size at least 0.");
             }

@@ -17,11 +17,14 @@ internal static class StandaloneCommand
         var containers = new Option<int?>("--containers") { Description = "Segment containers (default 4; fixed once data exists)." };
         var cacheMb = new Option<int?>("--cache-mb") { Description = "Read cache size in MiB (default 256)." };
         var config = new Option<string?>("--config") { Description = "A JSON settings file (same shape as appsettings.json)." };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "Certificate (.pfx or PEM) for TLS on the gRPC port; clients then use https://." };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert, or the .pfx password." };
+        var otlp = new Option<string?>("--otlp-endpoint") { Description = "Also push metrics to this OpenTelemetry collector (OTLP/HTTP, e.g. http://collector:4318)." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Minimum log level.", DefaultValueFactory = _ => LogLevel.Information };
 
         var command = new Command("standalone", "Run the controller and a segment store in one process, durable on local disk.")
         {
-            dataDir, host, port, dataPort, metricsPort, containers, cacheMb, config, logLevel,
+            dataDir, host, port, dataPort, metricsPort, containers, cacheMb, config, tlsCert, tlsKey, otlp, logLevel,
         };
         command.SetAction((parse, cancellationToken) => CliSupport.RunAsync(parse, async () =>
         {
@@ -34,6 +37,9 @@ internal static class StandaloneCommand
                 ["Server:MetricsPort"] = parse.GetValue(metricsPort)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["SegmentStore:ContainerCount"] = parse.GetValue(containers)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["SegmentStore:CacheSizeMb"] = parse.GetValue(cacheMb)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Server:TlsCertificate"] = parse.GetValue(tlsCert),
+                ["Server:TlsKey"] = parse.GetValue(tlsKey),
+                ["Telemetry:OtlpEndpoint"] = parse.GetValue(otlp),
             };
             var configuration = ServerConfiguration.Build(parse.GetValue(config), flags);
             using var loggerFactory = ServerLogging.Create(configuration, parse.GetValue(logLevel));

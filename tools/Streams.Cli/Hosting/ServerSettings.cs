@@ -20,11 +20,40 @@ internal sealed record ServerSettings
     /// <summary>HTTP/1.1: /metrics (Prometheus) and /healthz.</summary>
     public int MetricsPort { get; init; } = 9092;
 
+    /// <summary>
+    /// A PKCS#12 (.pfx) or PEM certificate for TLS on the gRPC port. Unset: cleartext HTTP/2 (prior knowledge).
+    /// With TLS the port speaks HTTP/2 negotiated by ALPN, and clients use https:// addresses.
+    /// </summary>
+    public string? TlsCertificate { get; init; }
+
+    /// <summary>The PEM private key file for <see cref="TlsCertificate"/>, or the .pfx password.</summary>
+    public string? TlsKey { get; init; }
+
     public IPAddress BindAddress => IPAddress.Parse(Host);
 
     public string Advertised => AdvertisedHost ?? (Host is "0.0.0.0" or "::" ? "127.0.0.1" : Host);
 
-    public string GrpcUri => $"http://{Advertised}:{GrpcPort}";
+    public string GrpcUri => $"{(TlsCertificate is null ? "http" : "https")}://{Advertised}:{GrpcPort}";
+
+    /// <summary>Loads the TLS certificate, or null for cleartext. Throws with the file name if it cannot be read.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? LoadCertificate()
+    {
+        if (string.IsNullOrEmpty(TlsCertificate))
+        {
+            return null;
+        }
+
+        try
+        {
+            return TlsCertificate.EndsWith(".pfx", StringComparison.OrdinalIgnoreCase) || TlsCertificate.EndsWith(".p12", StringComparison.OrdinalIgnoreCase)
+                ? System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(TlsCertificate, TlsKey)
+                : System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(TlsCertificate, TlsKey);
+        }
+        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"Server:TlsCertificate '{TlsCertificate}' could not be loaded: {e.Message}", e);
+        }
+    }
 
     public void Validate()
     {

@@ -33,9 +33,11 @@ internal sealed class StandaloneHost : IAsyncDisposable
     private readonly SegmentStoreService _store;
     private readonly PrometheusMetrics _metrics;
     private readonly ControllerMetrics _controllerMetrics;
+    private readonly IDisposable? _otlp;
 
-    private StandaloneHost(WebApplication app, IMetadataStore metadata, SegmentStoreService store, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, ServerSettings settings, string dataDirectory)
+    private StandaloneHost(WebApplication app, IMetadataStore metadata, SegmentStoreService store, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, IDisposable? otlp, ServerSettings settings, string dataDirectory)
     {
+        _otlp = otlp;
         _app = app;
         _metadata = metadata;
         _store = store;
@@ -65,6 +67,14 @@ internal sealed class StandaloneHost : IAsyncDisposable
 
         var logger = loggerFactory.CreateLogger<StandaloneHost>();
         var metrics = new PrometheusMetrics();
+        var otlp = configuration["Telemetry:OtlpEndpoint"] is { Length: > 0 } otlpEndpoint
+            ? OtlpMetrics.Start(
+                new Uri(otlpEndpoint),
+                configuration["Telemetry:OtlpProtocol"] == "grpc" ? OpenTelemetry.Exporter.OtlpExportProtocol.Grpc : OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf,
+                TimeSpan.FromSeconds(15),
+                SegmentStoreMetrics.MeterName,
+                ControllerMetrics.MeterName)
+            : null;
         var metadata = FileMetadataStore.Open(Path.Combine(dataDirectory, "metadata"));
         var store = new SegmentStoreService(
             storeOptions,
@@ -79,6 +89,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
             await store.DisposeAsync();
             await metadata.DisposeAsync();
             metrics.Dispose();
+            otlp?.Dispose();
             throw;
         }
 
@@ -99,8 +110,10 @@ internal sealed class StandaloneHost : IAsyncDisposable
         new GrpcSegmentStoreService(requests).Register(grpc);
         new ExternalScalerService(controller).Register(grpc);
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
+        // The empty builder: configuration is already bound above, and no default source (or its file watcher) is wanted.
+        var certificate = settings.LoadCertificate();
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseKestrelCore().UseKestrelHttpsConfiguration();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(requests);
         builder.Services.AddTunedMemoryPool();
@@ -108,7 +121,18 @@ internal sealed class StandaloneHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             KestrelTuning.ApplyLimits(kestrel);
-            kestrel.Listen(settings.BindAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(settings.BindAddress, settings.GrpcPort, listen =>
+            {
+                if (certificate is null)
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                }
+                else
+                {
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(certificate);
+                }
+            });
             kestrel.Listen(settings.BindAddress, settings.DataPort, listen => listen.UseConnectionHandler<DataConnectionHandler>());
             kestrel.Listen(settings.BindAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
         });
@@ -119,7 +143,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
             ? ServeHttpAsync(context, metrics, store)
             : grpc.HandleAsync(context));
 
-        var host = new StandaloneHost(app, metadata, store, metrics, controllerMetrics, settings, dataDirectory);
+        var host = new StandaloneHost(app, metadata, store, metrics, controllerMetrics, otlp, settings, dataDirectory);
         try
         {
             await app.StartAsync(cancellationToken);
@@ -154,6 +178,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
         await _store.DisposeAsync();
         await _metadata.DisposeAsync();
         _controllerMetrics.Dispose();
+        _otlp?.Dispose();
         _metrics.Dispose();
     }
 

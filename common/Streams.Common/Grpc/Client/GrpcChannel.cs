@@ -47,7 +47,11 @@ internal sealed class GrpcChannel : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             UseProxy = false,
             UseCookies = false,
-            SslOptions = new SslClientAuthenticationOptions { ApplicationProtocols = [SslApplicationProtocol.Http2] },
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                ApplicationProtocols = [SslApplicationProtocol.Http2],
+                RemoteCertificateValidationCallback = options.ServerCertificateValidation,
+            },
         };
         return new GrpcChannel(address, options, new HttpMessageInvoker(handler, disposeHandler: true));
     }

@@ -20,4 +20,10 @@ internal sealed record GrpcChannelOptions
 
     /// <summary>Interval of HTTP/2 keep-alive pings on idle connections.</summary>
     public TimeSpan KeepAlivePingDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// For https:// addresses: decides whether to trust the server's certificate (e.g. a private CA). Null uses the
+    /// system's trust store.
+    /// </summary>
+    public System.Net.Security.RemoteCertificateValidationCallback? ServerCertificateValidation { get; init; }
 }
