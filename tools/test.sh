@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs what the tests need, runs every test, and prints "N passed, N failed" as its last line.
-#   Needs: the .NET 10 SDK. Installs: Node.js (from Debian, if missing) and the interop packages (npm ci).
+#   Needs: the .NET 10 SDK. Installs (if missing): Debian's zookeeper and nodejs packages, then the interop npm packages.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Node.js runs the real third-party stacks the tests talk to (grpc-js, xxHash's reference implementation).
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "== Installing Node.js (Debian packages)"
-  as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm >/dev/null || { echo "could not install Node.js"; echo "0 passed, 1 failed"; exit 1; }
+# Debian packages: ZooKeeper (a real server for the coordination tests) and Node.js (grpc-js, xxHash's reference
+# implementation) when missing.
+packages=""
+[ -f /usr/share/java/zookeeper.jar ] || packages="$packages zookeeper"
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
+if [ -n "$packages" ]; then
+  echo "== Installing Debian packages:$packages"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null \
+    || { echo "could not install:$packages"; echo "0 passed, 1 failed"; exit 1; }
 fi
 echo "== Installing test packages (npm ci in tests/interop)"
 npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
