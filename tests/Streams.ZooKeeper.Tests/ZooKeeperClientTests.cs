@@ -132,26 +132,37 @@ public sealed class ZooKeeperClientTests : IAsyncLifetime
     [Fact]
     public async Task Session_expiry_is_surfaced_and_ephemerals_are_gone()
     {
-        var victim = await ConnectAsync(timeout: TimeSpan.FromSeconds(2));
+        // The client reaches ZooKeeper through a proxy; cutting it longer than the session timeout partitions the
+        // client away until the server expires its session.
+        await using var proxy = new TcpProxy(_server.Port);
+        var victim = await ZooKeeperClient.ConnectAsync(new ZooKeeperOptions
+        {
+            ConnectionString = $"127.0.0.1:{proxy.Port}",
+            SessionTimeout = TimeSpan.FromSeconds(2),
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+        });
         await victim.CreateAsync("/owned", Bytes("x"), CreateMode.Ephemeral);
         var states = new List<ZooKeeperState>();
         victim.StateChanged += s => { lock (states) { states.Add(s); } };
 
-        // Take the session over from another connection and close it: the session ends on the server.
-        await using (var thief = await ConnectAsync(timeout: TimeSpan.FromSeconds(2), sessionId: victim.SessionId, password: victim.SessionPassword))
+        proxy.Block();
+        await using (var observer = await ConnectAsync())
         {
-            Assert.Equal(victim.SessionId, thief.SessionId);
+            var gone = new TaskCompletionSource<WatchedEvent>();
+            if (await observer.ExistsAsync("/owned", e => gone.TrySetResult(e)) is not null)
+            {
+                Assert.Equal(WatchEventType.NodeDeleted, (await WithinAsync(gone.Task)).Type);
+            }
         }
 
+        proxy.Unblock();
         await victim.Expired.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(ZooKeeperState.Expired, victim.State);
         Assert.Equal(ZooKeeperError.SessionExpired, (await Assert.ThrowsAsync<ZooKeeperException>(() => victim.ExistsAsync("/owned"))).Error);
         await victim.DisposeAsync();
-
-        await using var fresh = await ConnectAsync();
-        Assert.Null(await fresh.ExistsAsync("/owned"));
         lock (states)
         {
+            Assert.Contains(ZooKeeperState.Disconnected, states);
             Assert.Contains(ZooKeeperState.Expired, states);
         }
     }

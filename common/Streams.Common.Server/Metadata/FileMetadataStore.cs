@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text;
 using Streams.Common.Server.Storage;
 
@@ -6,20 +7,27 @@ namespace Streams.Common.Server.Metadata;
 
 /// <summary>
 /// The embedded metadata store of <c>streams standalone</c>: an in-memory map made durable by an append-only
-/// journal in one file. Each mutation appends one record and fsyncs before it completes. A record is
-/// <c>length u32 | crc32c u32 | op u8 | version i64 | pathLength u16 | path | data</c>; on open the journal is
-/// replayed up to the first record that is torn or fails its checksum (a write cut short by a crash, which was
-/// never acknowledged) and the file is cut there. When the journal grows past four times the live data it is
-/// rewritten as a snapshot (write, fsync, rename, fsync the directory).
+/// journal in one file. Each mutation (or atomic commit) appends one record and fsyncs before it completes:
+/// <c>length u32 | crc32c u32 | count u16 | (op u8, version i64, pathLength u16, path, dataLength i32, data) * count</c>.
+/// On open the journal is replayed; a torn last record (a write cut short by a crash, never acknowledged) is dropped,
+/// a bad record followed by others is corruption and stops the open. When the journal grows past four times the live
+/// data it is rewritten as a snapshot (write, fsync, rename, fsync the directory).
+/// Ephemeral nodes live in memory only: the "session" is this process, and they vanish when it ends.
 /// </summary>
 internal sealed class FileMetadataStore : IMetadataStore
 {
     private const byte OpPut = 1;
     private const byte OpDelete = 2;
+    private const byte OpSequence = 3;
     private const int RecordHeaderSize = 8;
 
     private readonly string _path;
     private readonly SortedDictionary<string, VersionedValue> _values = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, VersionedValue> _ephemeral = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _sequences = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskCompletionSource> _nodeWatches = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskCompletionSource> _childWatches = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _sessionLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _lock = new(1, 1);
     private FileStream _journal;
     private long _liveBytes;
@@ -29,6 +37,9 @@ internal sealed class FileMetadataStore : IMetadataStore
         _path = path;
         _journal = journal;
     }
+
+    /// <summary>The session is the process: it is lost only when the store is disposed.</summary>
+    public Task SessionLost => _sessionLost.Task;
 
     /// <summary>
     /// Opens (or creates) the store in <paramref name="directory"/>. Throws <see cref="InvalidDataException"/> if the
@@ -59,74 +70,53 @@ internal sealed class FileMetadataStore : IMetadataStore
         return store;
     }
 
-    public async ValueTask<VersionedValue?> GetAsync(string path, CancellationToken cancellationToken = default)
+    public async ValueTask<VersionedValue?> GetAsync(string path, CancellationToken cancellationToken = default) =>
+        (await GetAndMaybeWatchAsync(path, watch: false, cancellationToken)).Value;
+
+    public async ValueTask<(VersionedValue? Value, Task Changed)> GetAndWatchAsync(string path, CancellationToken cancellationToken = default)
     {
-        MetadataPaths.Validate(path);
-        await _lock.WaitAsync(cancellationToken);
-        try
-        {
-            return _values.TryGetValue(path, out var value) ? value with { Data = value.Data.ToArray() } : null;
-        }
-        finally
-        {
-            _lock.Release();
-        }
+        var (value, changed) = await GetAndMaybeWatchAsync(path, watch: true, cancellationToken);
+        return (value, changed!);
     }
 
-    public async ValueTask<bool> TryCreateAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
-    {
-        MetadataPaths.Validate(path);
-        await _lock.WaitAsync(cancellationToken);
-        try
-        {
-            if (_values.ContainsKey(path))
-            {
-                return false;
-            }
-
-            Put(path, data.ToArray(), 0);
-            return true;
-        }
-        finally
-        {
-            _lock.Release();
-        }
-    }
+    public ValueTask<bool> TryCreateAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+        TryCommitAsync([new MetadataOp.Create(path, data.ToArray())], cancellationToken);
 
     public async ValueTask<long?> TrySetAsync(string path, ReadOnlyMemory<byte> data, long expectedVersion, CancellationToken cancellationToken = default)
     {
-        MetadataPaths.Validate(path);
-        await _lock.WaitAsync(cancellationToken);
-        try
+        if (!await TryCommitAsync([new MetadataOp.Set(path, data.ToArray(), expectedVersion)], cancellationToken))
         {
-            if (!_values.TryGetValue(path, out var current) || (expectedVersion != -1 && current.Version != expectedVersion))
-            {
-                return null;
-            }
+            return null;
+        }
 
-            Put(path, data.ToArray(), current.Version + 1);
-            return current.Version + 1;
-        }
-        finally
-        {
-            _lock.Release();
-        }
+        return (await GetAsync(path, cancellationToken))?.Version;
     }
 
-    public async ValueTask<bool> TryDeleteAsync(string path, long expectedVersion = -1, CancellationToken cancellationToken = default)
+    public ValueTask<bool> TryDeleteAsync(string path, long expectedVersion = -1, CancellationToken cancellationToken = default) =>
+        TryCommitAsync([new MetadataOp.Delete(path, expectedVersion)], cancellationToken);
+
+    public async ValueTask<IReadOnlyList<string>> GetChildrenAsync(string path, CancellationToken cancellationToken = default) =>
+        (await ChildrenAsync(path, watch: false, cancellationToken)).Children;
+
+    public async ValueTask<(IReadOnlyList<string> Children, Task Changed)> GetChildrenAndWatchAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var (children, changed) = await ChildrenAsync(path, watch: true, cancellationToken);
+        return (children, changed!);
+    }
+
+    public async ValueTask<bool> TryCreateEphemeralAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         MetadataPaths.Validate(path);
         await _lock.WaitAsync(cancellationToken);
         try
         {
-            if (!_values.TryGetValue(path, out var current) || (expectedVersion != -1 && current.Version != expectedVersion))
+            if (Exists(path))
             {
                 return false;
             }
 
-            Append(OpDelete, path, current.Version, ReadOnlySpan<byte>.Empty);
-            _values.Remove(path);
-            _liveBytes -= RecordSize(path, current.Data.Length);
+            _ephemeral[path] = new VersionedValue(data.ToArray(), 0);
+            Changed(path);
             return true;
         }
         finally
@@ -135,25 +125,111 @@ internal sealed class FileMetadataStore : IMetadataStore
         }
     }
 
-    public async ValueTask<IReadOnlyList<string>> GetChildrenAsync(string path, CancellationToken cancellationToken = default)
+    public async ValueTask<string> CreateSequentialAsync(string prefix, ReadOnlyMemory<byte> data, bool ephemeral = false, CancellationToken cancellationToken = default)
     {
-        MetadataPaths.Validate(path);
-        var prefix = path == "/" ? "/" : path + "/";
+        MetadataPaths.Validate(prefix);
+        var parent = MetadataPaths.Parent(prefix);
         await _lock.WaitAsync(cancellationToken);
         try
         {
-            var children = new SortedSet<string>(StringComparer.Ordinal);
-            foreach (var key in _values.Keys)
+            var next = _sequences.GetValueOrDefault(parent) + 1;
+            var path = prefix + (next - 1).ToString("D10", CultureInfo.InvariantCulture);
+            var value = data.ToArray();
+            if (ephemeral)
             {
-                if (key.Length > prefix.Length && key.StartsWith(prefix, StringComparison.Ordinal))
+                Append([(OpSequence, parent, next, [])]);
+                _ephemeral[path] = new VersionedValue(value, 0);
+            }
+            else
+            {
+                Append([(OpSequence, parent, next, []), (OpPut, path, 0, value)]);
+                Put(path, value, 0);
+            }
+
+            _sequences[parent] = next;
+            Changed(path);
+            return path;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    public async ValueTask<bool> TryCommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default)
+    {
+        foreach (var op in operations)
+        {
+            MetadataPaths.Validate(op.Path);
+        }
+
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            // Check every condition against the state as the earlier operations of the commit leave it.
+            var pending = new Dictionary<string, VersionedValue?>(StringComparer.Ordinal);
+            VersionedValue? Current(string p) => pending.TryGetValue(p, out var v) ? v : _values.TryGetValue(p, out var stored) ? stored : _ephemeral.TryGetValue(p, out var e) ? e : null;
+            var records = new List<(byte Op, string Path, long Version, byte[] Data)>();
+            foreach (var op in operations)
+            {
+                var current = Current(op.Path);
+                switch (op)
                 {
-                    var rest = key.AsSpan(prefix.Length);
-                    var slash = rest.IndexOf('/');
-                    children.Add((slash < 0 ? rest : rest[..slash]).ToString());
+                    case MetadataOp.Create create when current is null:
+                        pending[op.Path] = new VersionedValue(create.Data, 0);
+                        records.Add((OpPut, op.Path, 0, create.Data));
+                        break;
+                    case MetadataOp.Set set when current is { } c && (set.ExpectedVersion == -1 || c.Version == set.ExpectedVersion):
+                        pending[op.Path] = new VersionedValue(set.Data, c.Version + 1);
+                        if (!_ephemeral.ContainsKey(op.Path))
+                        {
+                            records.Add((OpPut, op.Path, c.Version + 1, set.Data));
+                        }
+
+                        break;
+                    case MetadataOp.Delete delete when current is { } c && (delete.ExpectedVersion == -1 || c.Version == delete.ExpectedVersion):
+                        pending[op.Path] = null;
+                        if (!_ephemeral.ContainsKey(op.Path))
+                        {
+                            records.Add((OpDelete, op.Path, c.Version, []));
+                        }
+
+                        break;
+                    case MetadataOp.Check check when current is { } c && c.Version == check.ExpectedVersion:
+                        break;
+                    default:
+                        return false;
                 }
             }
 
-            return [.. children];
+            if (records.Count > 0)
+            {
+                Append(records);
+            }
+
+            foreach (var (path, value) in pending)
+            {
+                if (value is { } v)
+                {
+                    if (_ephemeral.ContainsKey(path))
+                    {
+                        _ephemeral[path] = v;
+                    }
+                    else
+                    {
+                        Put(path, v.Data, v.Version);
+                    }
+                }
+                else if (!_ephemeral.Remove(path))
+                {
+                    Remove(path);
+                }
+
+                Changed(path);
+            }
+
+            CompactIfLarge();
+            return true;
         }
         finally
         {
@@ -164,13 +240,63 @@ internal sealed class FileMetadataStore : IMetadataStore
     public async ValueTask DisposeAsync()
     {
         await _lock.WaitAsync();
+        _sessionLost.TrySetResult();
+        foreach (var watch in _nodeWatches.Values.Concat(_childWatches.Values))
+        {
+            watch.TrySetResult();
+        }
+
         await _journal.DisposeAsync();
         _lock.Dispose();
     }
 
+    // ---- State ---------------------------------------------------------------------------------------
+
+    private async ValueTask<(VersionedValue? Value, Task? Changed)> GetAndMaybeWatchAsync(string path, bool watch, CancellationToken cancellationToken)
+    {
+        MetadataPaths.Validate(path);
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            var value = _values.TryGetValue(path, out var stored) ? stored : _ephemeral.TryGetValue(path, out var e) ? e : (VersionedValue?)null;
+            return (value is { } v ? v with { Data = v.Data.ToArray() } : null, watch ? WatchOf(_nodeWatches, path) : null);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private async ValueTask<(IReadOnlyList<string> Children, Task? Changed)> ChildrenAsync(string path, bool watch, CancellationToken cancellationToken)
+    {
+        MetadataPaths.Validate(path);
+        var prefix = path == "/" ? "/" : path + "/";
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            var children = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var key in _values.Keys.Concat(_ephemeral.Keys))
+            {
+                if (key.Length > prefix.Length && key.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    var rest = key.AsSpan(prefix.Length);
+                    var slash = rest.IndexOf('/');
+                    children.Add((slash < 0 ? rest : rest[..slash]).ToString());
+                }
+            }
+
+            return ([.. children], watch ? WatchOf(_childWatches, path) : null);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private bool Exists(string path) => _values.ContainsKey(path) || _ephemeral.ContainsKey(path);
+
     private void Put(string path, byte[] data, long version)
     {
-        Append(OpPut, path, version, data);
         if (_values.TryGetValue(path, out var old))
         {
             _liveBytes -= RecordSize(path, old.Data.Length);
@@ -178,35 +304,75 @@ internal sealed class FileMetadataStore : IMetadataStore
 
         _values[path] = new VersionedValue(data, version);
         _liveBytes += RecordSize(path, data.Length);
-        if (_journal.Length > (4 * _liveBytes) + (1024 * 1024))
+    }
+
+    private void Remove(string path)
+    {
+        if (_values.Remove(path, out var old))
         {
-            Compact();
+            _liveBytes -= RecordSize(path, old.Data.Length);
         }
     }
 
-    private static int RecordSize(string path, int dataLength) => RecordHeaderSize + 1 + 8 + 2 + Encoding.UTF8.GetByteCount(path) + dataLength;
-
-    private void Append(byte op, string path, long version, ReadOnlySpan<byte> data)
+    private static Task WatchOf(Dictionary<string, TaskCompletionSource> watches, string path)
     {
-        var record = Encode(op, path, version, data);
+        if (!watches.TryGetValue(path, out var watch))
+        {
+            watches[path] = watch = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        return watch.Task;
+    }
+
+    /// <summary>Fires the node's watch and its parent's child watch (lock held).</summary>
+    private void Changed(string path)
+    {
+        if (_nodeWatches.Remove(path, out var node))
+        {
+            node.TrySetResult();
+        }
+
+        if (_childWatches.Remove(MetadataPaths.Parent(path), out var children))
+        {
+            children.TrySetResult();
+        }
+    }
+
+    // ---- Journal -------------------------------------------------------------------------------------
+
+    private static int RecordSize(string path, int dataLength) => RecordHeaderSize + 2 + 1 + 8 + 2 + Encoding.UTF8.GetByteCount(path) + 4 + dataLength;
+
+    private void Append(IReadOnlyList<(byte Op, string Path, long Version, byte[] Data)> operations)
+    {
         _journal.Seek(0, SeekOrigin.End);
-        _journal.Write(record);
+        _journal.Write(Encode(operations));
         _journal.Flush(flushToDisk: true);
     }
 
-    private static byte[] Encode(byte op, string path, long version, ReadOnlySpan<byte> data)
+    private static byte[] Encode(IReadOnlyList<(byte Op, string Path, long Version, byte[] Data)> operations)
     {
-        var pathBytes = Encoding.UTF8.GetBytes(path);
-        var bodyLength = 1 + 8 + 2 + pathBytes.Length + data.Length;
-        var record = new byte[RecordHeaderSize + bodyLength];
-        var body = record.AsSpan(RecordHeaderSize);
-        body[0] = op;
-        BinaryPrimitives.WriteInt64LittleEndian(body[1..], version);
-        BinaryPrimitives.WriteUInt16LittleEndian(body[9..], (ushort)pathBytes.Length);
-        pathBytes.CopyTo(body[11..]);
-        data.CopyTo(body[(11 + pathBytes.Length)..]);
-        BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)bodyLength);
-        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), Crc32C.Compute(body));
+        var body = new List<byte>(64);
+        Span<byte> scratch = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)operations.Count);
+        body.AddRange(scratch[..2]);
+        foreach (var (op, path, version, data) in operations)
+        {
+            var pathBytes = Encoding.UTF8.GetBytes(path);
+            body.Add(op);
+            BinaryPrimitives.WriteInt64LittleEndian(scratch, version);
+            body.AddRange(scratch[..8]);
+            BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)pathBytes.Length);
+            body.AddRange(scratch[..2]);
+            body.AddRange(pathBytes);
+            BinaryPrimitives.WriteInt32LittleEndian(scratch, data.Length);
+            body.AddRange(scratch[..4]);
+            body.AddRange(data);
+        }
+
+        var record = new byte[RecordHeaderSize + body.Count];
+        body.CopyTo(record, RecordHeaderSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)body.Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), Crc32C.Compute(record.AsSpan(RecordHeaderSize)));
         return record;
     }
 
@@ -219,7 +385,7 @@ internal sealed class FileMetadataStore : IMetadataStore
         while (position + RecordHeaderSize <= bytes.Length)
         {
             var bodyLength = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(position));
-            if (bodyLength < 11 || position + RecordHeaderSize + bodyLength > bytes.Length)
+            if (bodyLength < 2 || position + RecordHeaderSize + bodyLength > bytes.Length)
             {
                 break;
             }
@@ -238,19 +404,7 @@ internal sealed class FileMetadataStore : IMetadataStore
                     "Refusing to start rather than lose the records that follow; restore the file from a backup.");
             }
 
-            var version = BinaryPrimitives.ReadInt64LittleEndian(body[1..]);
-            var pathLength = BinaryPrimitives.ReadUInt16LittleEndian(body[9..]);
-            var path = Encoding.UTF8.GetString(body.Slice(11, pathLength));
-            var data = body[(11 + pathLength)..].ToArray();
-            if (body[0] == OpPut)
-            {
-                _values[path] = new VersionedValue(data, version);
-            }
-            else
-            {
-                _values.Remove(path);
-            }
-
+            ApplyRecord(body);
             position += RecordHeaderSize + (int)bodyLength;
         }
 
@@ -260,18 +414,54 @@ internal sealed class FileMetadataStore : IMetadataStore
             _journal.SetLength(position);
             _journal.Flush(flushToDisk: true);
         }
-
-        _liveBytes = _values.Sum(p => (long)RecordSize(p.Key, p.Value.Data.Length));
     }
 
-    private void Compact()
+    private void ApplyRecord(ReadOnlySpan<byte> body)
     {
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(body);
+        var at = 2;
+        for (var i = 0; i < count; i++)
+        {
+            var op = body[at];
+            var version = BinaryPrimitives.ReadInt64LittleEndian(body[(at + 1)..]);
+            var pathLength = BinaryPrimitives.ReadUInt16LittleEndian(body[(at + 9)..]);
+            var path = Encoding.UTF8.GetString(body.Slice(at + 11, pathLength));
+            var dataLength = BinaryPrimitives.ReadInt32LittleEndian(body[(at + 11 + pathLength)..]);
+            var data = body.Slice(at + 15 + pathLength, dataLength).ToArray();
+            at += 15 + pathLength + dataLength;
+            switch (op)
+            {
+                case OpPut:
+                    Put(path, data, version);
+                    break;
+                case OpDelete:
+                    Remove(path);
+                    break;
+                case OpSequence:
+                    _sequences[path] = version;
+                    break;
+            }
+        }
+    }
+
+    private void CompactIfLarge()
+    {
+        if (_journal.Length <= (4 * _liveBytes) + (1024 * 1024))
+        {
+            return;
+        }
+
         var temp = _path + ".compact";
         using (var snapshot = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
+            foreach (var (parent, counter) in _sequences)
+            {
+                snapshot.Write(Encode([(OpSequence, parent, counter, [])]));
+            }
+
             foreach (var (path, value) in _values)
             {
-                snapshot.Write(Encode(OpPut, path, value.Version, value.Data));
+                snapshot.Write(Encode([(OpPut, path, value.Version, value.Data)]));
             }
 
             snapshot.Flush(flushToDisk: true);

@@ -4,6 +4,28 @@ using Streams.Testing;
 
 namespace Streams.Common.Server.Tests.Metadata;
 
+public sealed class FileMetadataStoreContractTests : MetadataStoreContractTests
+{
+    private readonly TempDirectory _dir = new("metadata-contract");
+    private FileMetadataStore? _open;
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    /// <summary>One process, one store: reopening after the previous one was disposed.</summary>
+    private protected override Task<IMetadataStore> OpenAsync()
+    {
+        _open = FileMetadataStore.Open(_dir.Path);
+        return Task.FromResult<IMetadataStore>(_open);
+    }
+
+    private protected override Task<IMetadataStore?> OpenSecondSessionAsync() => Task.FromResult<IMetadataStore?>(null);
+}
+
+/// <summary>What only the file-backed store does: its journal.</summary>
 public sealed class FileMetadataStoreTests : IDisposable
 {
     private readonly TempDirectory _dir = new("metadata");
@@ -11,50 +33,6 @@ public sealed class FileMetadataStoreTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
-
-    [Fact]
-    public async Task Create_get_set_delete_with_versions()
-    {
-        await using var store = FileMetadataStore.Open(_dir.Path);
-        Assert.True(await store.TryCreateAsync("/a/b", Bytes("one")));
-        Assert.False(await store.TryCreateAsync("/a/b", Bytes("again")));
-
-        var value = await store.GetAsync("/a/b");
-        Assert.Equal("one", Encoding.UTF8.GetString(value!.Value.Data));
-        Assert.Equal(0, value.Value.Version);
-
-        Assert.Equal(1, await store.TrySetAsync("/a/b", Bytes("two"), expectedVersion: 0));
-        Assert.Null(await store.TrySetAsync("/a/b", Bytes("stale"), expectedVersion: 0));
-        Assert.Equal(2, await store.TrySetAsync("/a/b", Bytes("any"), expectedVersion: -1));
-        Assert.Null(await store.TrySetAsync("/missing", Bytes("x"), -1));
-
-        Assert.False(await store.TryDeleteAsync("/a/b", expectedVersion: 1));
-        Assert.True(await store.TryDeleteAsync("/a/b", expectedVersion: 2));
-        Assert.Null(await store.GetAsync("/a/b"));
-    }
-
-    [Fact]
-    public async Task Children_are_direct_names_sorted()
-    {
-        await using var store = FileMetadataStore.Open(_dir.Path);
-        foreach (var path in new[] { "/s/b", "/s/a", "/s/a/deep", "/s/c/x", "/t" })
-        {
-            await store.TryCreateAsync(path, Bytes(path));
-        }
-
-        Assert.Equal(["a", "b", "c"], await store.GetChildrenAsync("/s"));
-        Assert.Equal(["s", "t"], await store.GetChildrenAsync("/"));
-        Assert.Empty(await store.GetChildrenAsync("/nothing"));
-    }
-
-    [Fact]
-    public async Task Invalid_paths_are_refused()
-    {
-        await using var store = FileMetadataStore.Open(_dir.Path);
-        await Assert.ThrowsAsync<ArgumentException>(() => store.GetAsync("relative").AsTask());
-        await Assert.ThrowsAsync<ArgumentException>(() => store.TryCreateAsync("/a//b", Bytes("x")).AsTask());
-        await Assert.ThrowsAsync<ArgumentException>(() => store.TryCreateAsync("/a/", Bytes("x")).AsTask());
-    }
 
     [Fact]
     public async Task Everything_survives_reopening()
