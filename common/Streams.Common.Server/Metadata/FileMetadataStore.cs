@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using Streams.Common.Hashing;
 using Streams.Common.Server.Storage;
 
 namespace Streams.Common.Server.Metadata;

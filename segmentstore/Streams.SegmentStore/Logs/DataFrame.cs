@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using Streams.Common.Server.Storage;
+using Streams.Common.Hashing;
 
 namespace Streams.SegmentStore.Logs;
 

@@ -1,14 +1,12 @@
 using System.Buffers;
-using System.IO.Pipelines;
-using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Framing;
 using Streams.Common.Grpc;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
-using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Server;
 
@@ -39,10 +37,9 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         // The connection ends when the client goes away or the server begins to stop (clients then reconnect elsewhere).
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
         var aborted = lifetime.Token;
-        var outgoing = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
-        var session = new AppendSession(_requests.Store, reply => outgoing.Writer.TryWrite(new Outgoing(reply, null, 0)));
-        var reads = new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection);
-        var sender = SendAsync(outgoing.Reader, connection.Transport.Output);
+        var replies = new FramedReplyChannel(connection.Transport.Output);
+        var session = new AppendSession(_requests.Store, replies.Send);
+        using var reads = new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection);
         var reader = new FramedMessageReader(connection.Transport.Input, FrameFormat.Raw, RawFraming.DefaultMaxFrameSize);
         try
         {
@@ -70,10 +67,10 @@ internal sealed class DataConnectionHandler : ConnectionHandler
                         break;
                     case DataRequest.KindOneofCase.Read:
                         await reads.WaitAsync(aborted);
-                        _ = ReadAsync(request.Read, outgoing.Writer, reads, aborted);
+                        _ = ReadAsync(request.Read, replies, reads, aborted);
                         break;
                     case DataRequest.KindOneofCase.Info:
-                        outgoing.Writer.TryWrite(Info(request.Info));
+                        replies.Send(Info(request.Info));
                         break;
                     case DataRequest.KindOneofCase.Hello:
                         if (request.Hello.ProtocolVersion != RawFraming.ProtocolVersion)
@@ -82,10 +79,10 @@ internal sealed class DataConnectionHandler : ConnectionHandler
                                 $"Protocol version {request.Hello.ProtocolVersion} is not supported; this server speaks version {RawFraming.ProtocolVersion}.");
                         }
 
-                        outgoing.Writer.TryWrite(new Outgoing(new DataReply
+                        replies.Send(new DataReply
                         {
                             Hello = new HelloReply { ProtocolVersion = RawFraming.ProtocolVersion, Server = "streams-segmentstore" },
-                        }, null, 0));
+                        });
                         break;
                     default:
                         throw new RpcException(StatusCode.InvalidArgument, "Empty or unknown DataRequest.");
@@ -97,15 +94,15 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         }
         catch (RpcException e)
         {
-            SendFatal(outgoing.Writer, e.StatusCode, e.Status.Detail);
+            replies.Send(Error(0, e.StatusCode, e.Status.Detail));
         }
         catch (Exception e) when (e is InvalidProtocolBufferException or InvalidDataException)
         {
-            SendFatal(outgoing.Writer, StatusCode.InvalidArgument, $"Malformed frame: {e.Message}");
+            replies.Send(Error(0, StatusCode.InvalidArgument, $"Malformed frame: {e.Message}"));
         }
         catch (OperationCanceledException) when (_lifetime.ApplicationStopping.IsCancellationRequested && !connection.ConnectionClosed.IsCancellationRequested)
         {
-            SendFatal(outgoing.Writer, StatusCode.Unavailable, "The segment store is shutting down; reconnect.");
+            replies.Send(Error(0, StatusCode.Unavailable, "The segment store is shutting down; reconnect."));
         }
         catch (Exception e) when (e is OperationCanceledException or ConnectionResetException or IOException or TimeoutException)
         {
@@ -113,18 +110,17 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         }
         finally
         {
-            outgoing.Writer.TryComplete();
-            await sender;
+            await replies.CompleteAsync();
             reader.Release();
             await connection.Transport.Input.CompleteAsync();
         }
     }
 
-    private Outgoing Info(SegmentRequest request)
+    private DataReply Info(SegmentRequest request)
     {
         try
         {
-            return new Outgoing(new DataReply { Info = new SegmentInfoReply { RequestId = request.RequestId, Info = _requests.GetInfo(request) } }, null, 0);
+            return new DataReply { Info = new SegmentInfoReply { RequestId = request.RequestId, Info = _requests.GetInfo(request) } };
         }
         catch (RpcException e)
         {
@@ -132,19 +128,15 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         }
     }
 
-    private async Task ReadAsync(ReadSegmentRequest request, ChannelWriter<Outgoing> outgoing, SemaphoreSlim reads, CancellationToken cancellationToken)
+    private async Task ReadAsync(ReadSegmentRequest request, FramedReplyChannel replies, SemaphoreSlim reads, CancellationToken cancellationToken)
     {
         try
         {
-            var result = await _requests.ReadAsync(request, cancellationToken);
-            if (!outgoing.TryWrite(new Outgoing(null, result, request.RequestId)))
-            {
-                result.Dispose();
-            }
+            replies.Send(new ReadReplyFrame(request.RequestId, await _requests.ReadAsync(request, cancellationToken)));
         }
         catch (RpcException e)
         {
-            outgoing.TryWrite(Error(request.RequestId, e.StatusCode, e.Status.Detail));
+            replies.Send(Error(request.RequestId, e.StatusCode, e.Status.Detail));
         }
         catch (OperationCanceledException)
         {
@@ -153,7 +145,7 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         catch (Exception e)
         {
             _logger.LogError(e, "Read of {Segment} at {Offset} failed.", request.Segment, request.Offset);
-            outgoing.TryWrite(Error(request.RequestId, StatusCode.Internal, $"Internal error: {e.Message}"));
+            replies.Send(Error(request.RequestId, StatusCode.Internal, $"Internal error: {e.Message}"));
         }
         finally
         {
@@ -161,58 +153,6 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         }
     }
 
-    private static Outgoing Error(long requestId, StatusCode code, string message) =>
-        new(new DataReply { Error = new ErrorReply { RequestId = requestId, Code = (int)code, Message = message } }, null, 0);
-
-    private static void SendFatal(ChannelWriter<Outgoing> outgoing, StatusCode code, string message) =>
-        outgoing.TryWrite(Error(0, code, message));
-
-    /// <summary>Writes replies until the channel completes. Replies still go out while the server stops.</summary>
-    private async Task SendAsync(ChannelReader<Outgoing> outgoing, PipeWriter output)
-    {
-        try
-        {
-            while (await outgoing.WaitToReadAsync(CancellationToken.None))
-            {
-                while (outgoing.TryRead(out var item))
-                {
-                    if (item.Read is { } read)
-                    {
-                        using (read)
-                        {
-                            var header = new ReadReplyHeader(item.RequestId, read.Status, read.Offset, read.SegmentLength, read.StartOffset, read.IsSealed);
-                            RawFraming.WriteHeader(output, ReadReplyCodec.EnvelopeSize(header, read.Data.Length));
-                            ReadReplyCodec.WriteEnvelope(output, header, read.Data);
-                        }
-                    }
-                    else
-                    {
-                        // AppendReply and DataReply share field numbers 1-3, so an AppendReply is a valid DataReply frame.
-                        RawFraming.WriteMessage(output, item.Message!);
-                    }
-
-                    if (output.UnflushedBytes >= 256 * 1024)
-                    {
-                        await output.FlushAsync();
-                    }
-                }
-
-                await output.FlushAsync();
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException or InvalidOperationException)
-        {
-            // The peer went away: release what was queued for it.
-            while (outgoing.TryRead(out var item))
-            {
-                item.Read?.Dispose();
-            }
-        }
-        finally
-        {
-            await output.CompleteAsync();
-        }
-    }
-
-    private readonly record struct Outgoing(IMessage? Message, SegmentRead? Read, long RequestId);
+    private static DataReply Error(long requestId, StatusCode code, string message) =>
+        new() { Error = new ErrorReply { RequestId = requestId, Code = (int)code, Message = message } };
 }

@@ -1,11 +1,15 @@
 using Streams.Common.Grpc;
+using Streams.Common.Server.Framing;
 using Streams.Common.Wire;
 using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Server;
 
-/// <summary>A ReadSegmentReply whose data is written straight from cached frames; disposing releases them.</summary>
-internal sealed class ReadReplyFrame(long requestId, SegmentRead result) : IDisposable
+/// <summary>
+/// A ReadSegmentReply whose data is written straight from cached frames; disposing releases them. On the gRPC
+/// carrier it is the message (<see cref="Marshaller"/>); on the raw carrier a DataReply frame body.
+/// </summary>
+internal sealed class ReadReplyFrame(long requestId, SegmentRead result) : IFrameBody
 {
     public static readonly Marshaller<ReadReplyFrame> Marshaller = new(
         static f => ReadReplyCodec.Size(f.Header, f.Result.Data.Length),
@@ -15,6 +19,10 @@ internal sealed class ReadReplyFrame(long requestId, SegmentRead result) : IDisp
     public SegmentRead Result { get; } = result;
 
     public ReadReplyHeader Header => new(requestId, Result.Status, Result.Offset, Result.SegmentLength, Result.StartOffset, Result.IsSealed);
+
+    public int Size => ReadReplyCodec.EnvelopeSize(Header, Result.Data.Length);
+
+    public void Write(System.Buffers.IBufferWriter<byte> writer) => ReadReplyCodec.WriteEnvelope(writer, Header, Result.Data);
 
     public void Dispose() => Result.Dispose();
 }

@@ -1,12 +1,23 @@
 using System.Buffers.Binary;
 using System.Numerics;
 
-namespace Streams.Common.Server.Storage;
+namespace Streams.Common.Hashing;
 
 /// <summary>CRC-32C (Castagnoli), hardware-accelerated through <see cref="BitOperations.Crc32C(uint, ulong)"/>.</summary>
 internal static class Crc32C
 {
     public static uint Compute(ReadOnlySpan<byte> data) => ~Append(0xFFFFFFFF, data);
+
+    public static uint Compute(in System.Buffers.ReadOnlySequence<byte> data)
+    {
+        var crc = 0xFFFFFFFF;
+        foreach (var segment in data)
+        {
+            crc = Append(crc, segment.Span);
+        }
+
+        return ~crc;
+    }
 
     /// <summary>Continues a running (not yet inverted) CRC over more data.</summary>
     public static uint Append(uint crc, ReadOnlySpan<byte> data)

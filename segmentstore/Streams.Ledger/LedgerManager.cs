@@ -1,0 +1,241 @@
+using Microsoft.Extensions.Logging;
+using Streams.Common.Hashing;
+using Streams.Common.Server.Metadata;
+using Streams.Contracts.Bookie;
+using Streams.Ledger.Bookies;
+
+namespace Streams.Ledger;
+
+/// <summary>An entry read from a ledger.</summary>
+internal readonly record struct LedgerEntry(long EntryId, BookieEntry Data) : IDisposable
+{
+    public void Dispose() => Data.Dispose();
+}
+
+/// <summary>
+/// Creates, reads, recovers and deletes ledgers; hands out writers. Ledger ids come from sequential nodes, so they
+/// are never reused.
+/// <para>
+/// Recovery (opening a ledger someone else was writing): mark it in recovery (a compare-and-set that also stops the
+/// old writer from changing its ensemble), fence it on the bookies of its last fragment (they refuse the old writer's
+/// adds from then on), take the highest last-add-confirmed they report, then read forward: every entry still found
+/// is re-replicated to its write set, and the first entry that enough bookies positively lack ends the ledger.
+/// Finally the ledger is closed at that entry. Every acknowledged entry survives: it was on Qa bookies of its write
+/// set, so at least one of any Qw - Qa + 1 of them has it.
+/// </para>
+/// </summary>
+internal sealed class LedgerManager
+{
+    private readonly LedgerOptions _options;
+    private readonly ILogger _logger;
+
+    public LedgerManager(IMetadataStore store, BookieDirectory bookies, LedgerOptions options, ILogger logger)
+    {
+        options.Validate();
+        Store = store;
+        Bookies = bookies;
+        _options = options;
+        _logger = logger;
+    }
+
+    public IMetadataStore Store { get; }
+
+    public BookieDirectory Bookies { get; }
+
+    public LedgerOptions Options => _options;
+
+    /// <summary>Creates a ledger on a random ensemble of available bookies and returns its writer.</summary>
+    public async Task<LedgerWriter> CreateAsync(CancellationToken cancellationToken = default)
+    {
+        var available = (await Bookies.AvailableAsync(cancellationToken)).ToList();
+        if (available.Count < _options.EnsembleSize)
+        {
+            throw new NotEnoughBookiesException($"A ledger needs {_options.EnsembleSize} bookies; {available.Count} are available ({string.Join(", ", available)}).");
+        }
+
+        var ensemble = available.OrderBy(_ => Random.Shared.Next()).Take(_options.EnsembleSize).ToList();
+        var metadata = new LedgerMetadata(_options.EnsembleSize, _options.WriteQuorum, _options.AckQuorum, LedgerState.Open, -1, 0,
+            [new LedgerFragment(0, ensemble)], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        var path = await Store.CreateSequentialAsync(LedgerMetadata.Prefix, metadata.ToJson(), cancellationToken: cancellationToken);
+        var id = LedgerMetadata.IdOf(path);
+        _logger.LogDebug("Created ledger {Ledger} on {Ensemble}.", id, string.Join(", ", ensemble));
+        return new LedgerWriter(this, id, metadata, 0, _logger);
+    }
+
+    public async Task<(LedgerMetadata Metadata, long Version)> ReadMetadataAsync(long ledgerId, CancellationToken cancellationToken = default)
+    {
+        var stored = await Store.GetAsync(LedgerMetadata.PathOf(ledgerId), cancellationToken)
+            ?? throw new LedgerException($"Ledger {ledgerId} does not exist.");
+        return (LedgerMetadata.FromJson(stored.Data), stored.Version);
+    }
+
+    /// <summary>Reads one entry from any bookie of its write set; the payload's CRC is checked end to end.</summary>
+    public async Task<LedgerEntry> ReadAsync(LedgerMetadata metadata, long ledgerId, long entryId, CancellationToken cancellationToken = default)
+    {
+        var (entry, _) = await TryReadAsync(metadata, ledgerId, entryId, cancellationToken);
+        return entry ?? throw new LedgerException($"Entry {entryId} of ledger {ledgerId} could not be read from any of {string.Join(", ", metadata.WriteSetOf(entryId))}.");
+    }
+
+    /// <summary>Closes a ledger someone else may still be writing: fence, recover the tail, close. Idempotent.</summary>
+    public async Task<LedgerMetadata> RecoverAsync(long ledgerId, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var (metadata, version) = await ReadMetadataAsync(ledgerId, cancellationToken);
+            if (metadata.State == LedgerState.Closed)
+            {
+                return metadata;
+            }
+
+            if (metadata.State == LedgerState.Open)
+            {
+                var inRecovery = metadata with { State = LedgerState.InRecovery };
+                if (await Store.TrySetAsync(LedgerMetadata.PathOf(ledgerId), inRecovery.ToJson(), version, cancellationToken) is not { } next)
+                {
+                    continue;
+                }
+
+                (metadata, version) = (inRecovery, next);
+            }
+
+            var last = await RecoverTailAsync(metadata, ledgerId, cancellationToken);
+            var closed = metadata with { State = LedgerState.Closed, LastEntryId = last, Length = -1 };
+            if (await Store.TrySetAsync(LedgerMetadata.PathOf(ledgerId), closed.ToJson(), version, cancellationToken) is not null)
+            {
+                _logger.LogInformation("Recovered ledger {Ledger}: closed at entry {Last}.", ledgerId, last);
+                return closed;
+            }
+        }
+    }
+
+    /// <summary>Deletes a ledger's entries on every bookie that may hold some, then its metadata.</summary>
+    public async Task DeleteAsync(long ledgerId, CancellationToken cancellationToken = default)
+    {
+        if (await Store.GetAsync(LedgerMetadata.PathOf(ledgerId), cancellationToken) is not { } stored)
+        {
+            return;
+        }
+
+        var metadata = LedgerMetadata.FromJson(stored.Data);
+        foreach (var bookie in metadata.Fragments.SelectMany(f => f.Bookies).Distinct(StringComparer.Ordinal))
+        {
+            try
+            {
+                var client = await Bookies.GetAsync(bookie, cancellationToken);
+                await client.DeleteAsync(ledgerId, cancellationToken);
+            }
+            catch (BookieUnavailableException e)
+            {
+                // Its copy stays until that bookie is cleaned up; the ledger is gone for every reader.
+                _logger.LogWarning("Ledger {Ledger}: bookie {Bookie} could not delete its entries: {Error}", ledgerId, bookie, e.Message);
+            }
+        }
+
+        await Store.TryDeleteAsync(LedgerMetadata.PathOf(ledgerId), -1, cancellationToken);
+    }
+
+    private async Task<long> RecoverTailAsync(LedgerMetadata metadata, long ledgerId, CancellationToken cancellationToken)
+    {
+        var last = metadata.Fragments[^1];
+        var fenced = await Task.WhenAll(last.Bookies.Select(async bookie =>
+        {
+            try
+            {
+                var client = await Bookies.GetAsync(bookie, cancellationToken);
+                return (BookieLedgerState?)await client.FenceAsync(ledgerId, cancellationToken);
+            }
+            catch (BookieUnavailableException)
+            {
+                return null;
+            }
+        }));
+
+        var answered = fenced.Where(f => f is { Status: BookieStatus.Ok or BookieStatus.NoSuchLedger }).Select(f => f!.Value).ToList();
+        var needed = metadata.EnsembleSize - metadata.AckQuorum + 1;
+        if (answered.Count < needed)
+        {
+            throw new LedgerException($"Cannot recover ledger {ledgerId}: {answered.Count} of its bookies answered the fence, {needed} are needed.");
+        }
+
+        var entryId = Math.Max(answered.Max(f => f.LastAddConfirmed), last.FirstEntryId - 1) + 1;
+        while (true)
+        {
+            var (entry, absent) = await TryReadAsync(metadata, ledgerId, entryId, cancellationToken);
+            if (entry is null)
+            {
+                if (absent)
+                {
+                    return entryId - 1;
+                }
+
+                throw new LedgerException($"Cannot recover ledger {ledgerId}: entry {entryId} is neither readable nor known to be absent.");
+            }
+
+            using (entry)
+            {
+                await ReplicateAsync(metadata, ledgerId, entryId, entry.Value.Data, cancellationToken);
+            }
+
+            entryId++;
+        }
+    }
+
+    /// <summary>Writes a recovered entry to its whole write set (recovery adds pass the fence); needs Qa copies.</summary>
+    private async Task ReplicateAsync(LedgerMetadata metadata, long ledgerId, long entryId, BookieEntry entry, CancellationToken cancellationToken)
+    {
+        var written = await Task.WhenAll(metadata.WriteSetOf(entryId).Select(async bookie =>
+        {
+            try
+            {
+                var client = await Bookies.GetAsync(bookie, cancellationToken);
+                return await client.AddAsync(ledgerId, entryId, entry.LastAddConfirmed, entry.Crc, recovery: true, entry.Payload, cancellationToken) == BookieStatus.Ok;
+            }
+            catch (BookieUnavailableException)
+            {
+                return false;
+            }
+        }));
+
+        if (written.Count(ok => ok) < metadata.AckQuorum)
+        {
+            throw new LedgerException($"Cannot recover ledger {ledgerId}: entry {entryId} reached only {written.Count(ok => ok)} bookies.");
+        }
+    }
+
+    /// <summary>
+    /// Reads an entry from its write set. Returns it, or null with <c>absent</c> true when enough bookies
+    /// (Qw - Qa + 1) positively lack it, so it was never acknowledged.
+    /// </summary>
+    private async Task<(LedgerEntry? Entry, bool Absent)> TryReadAsync(LedgerMetadata metadata, long ledgerId, long entryId, CancellationToken cancellationToken)
+    {
+        var lacking = 0;
+        foreach (var bookie in metadata.WriteSetOf(entryId))
+        {
+            try
+            {
+                var client = await Bookies.GetAsync(bookie, cancellationToken);
+                var entry = await client.ReadAsync(ledgerId, entryId, cancellationToken);
+                if (entry.Status == BookieStatus.Ok && Crc32C.Compute(entry.Payload.Span) == entry.Crc)
+                {
+                    return (new LedgerEntry(entryId, entry), false);
+                }
+
+                if (entry.Status is BookieStatus.NoSuchEntry or BookieStatus.NoSuchLedger)
+                {
+                    lacking++;
+                }
+                else
+                {
+                    _logger.LogWarning("Ledger {Ledger} entry {Entry}: bookie {Bookie} answered {Status}; trying another copy.", ledgerId, entryId, bookie, entry.Status == BookieStatus.Ok ? "a payload failing its checksum" : entry.Status.ToString());
+                }
+
+                entry.Dispose();
+            }
+            catch (BookieUnavailableException)
+            {
+            }
+        }
+
+        return (null, lacking >= metadata.WriteQuorum - metadata.AckQuorum + 1);
+    }
+}
