@@ -29,6 +29,12 @@ internal sealed record SegmentStoreOptions
     /// <summary>Concurrent reads a single client connection may have outstanding.</summary>
     public int MaxReadsPerConnection { get; init; } = 64;
 
+    /// <summary>
+    /// A container's log moves to a new ledger after this many MiB. Truncation frees whole ledgers, so smaller ledgers
+    /// free space sooner; each rollover costs a metadata update.
+    /// </summary>
+    public int LedgerRolloverMb { get; init; } = 256;
+
     internal ContainerOptions ToContainerOptions() => new()
     {
         MaxFrameSize = MaxFrameSizeKb * 1024,
@@ -53,6 +59,11 @@ internal sealed record SegmentStoreOptions
         if (CacheSizeMb < 16)
         {
             throw new ArgumentException($"SegmentStore:CacheSizeMb must be at least 16 (is {CacheSizeMb}).");
+        }
+
+        if (LedgerRolloverMb < 1)
+        {
+            throw new ArgumentException($"SegmentStore:LedgerRolloverMb must be at least 1 (is {LedgerRolloverMb}).");
         }
 
         if (MaxReadsPerConnection < 1)

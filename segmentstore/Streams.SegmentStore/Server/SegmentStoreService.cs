@@ -13,6 +13,9 @@ namespace Streams.SegmentStore.Server;
 /// </summary>
 internal sealed class SegmentStoreService : IAsyncDisposable
 {
+    /// <summary>Version of the on-disk layout: 2 = container logs on ledgers.</summary>
+    private const int LayoutFormat = 2;
+
     private readonly SegmentStoreOptions _options;
     private readonly Func<int, IDurableDataLog> _logFactory;
     private readonly ILoggerFactory _loggerFactory;
@@ -150,8 +153,8 @@ internal sealed class SegmentStoreService : IAsyncDisposable
     }
 
     /// <summary>
-    /// The container count decides where every segment lives, so it must never change under existing data.
-    /// It is recorded next to the data on first start and checked on every start after.
+    /// The container count decides where every segment lives, so it must never change under existing data. It is
+    /// recorded next to the data (with the layout's format version) on first start and checked on every start after.
     /// </summary>
     private void CheckContainerCount()
     {
@@ -159,19 +162,26 @@ internal sealed class SegmentStoreService : IAsyncDisposable
         var path = Path.Combine(_options.DataDirectory, "layout.json");
         if (File.Exists(path))
         {
-            var recorded = JsonSerializer.Deserialize<int>(File.ReadAllText(path));
-            if (recorded != _options.ContainerCount)
+            var recorded = JsonSerializer.Deserialize<JsonElement>(File.ReadAllText(path));
+            if (recorded.ValueKind != JsonValueKind.Object || !recorded.TryGetProperty("format", out var format) || format.GetInt32() != LayoutFormat)
             {
                 throw new InvalidOperationException(
-                    $"The data in {_options.DataDirectory} was written with {recorded} containers; this store is configured with {_options.ContainerCount}. " +
-                    $"Set SegmentStore:ContainerCount to {recorded}.");
+                    $"The data in {_options.DataDirectory} was written by an older version of Streams (per-container FASTER logs), which this version cannot read. " +
+                    "Start with an empty data directory.");
+            }
+
+            var count = recorded.GetProperty("containerCount").GetInt32();
+            if (count != _options.ContainerCount)
+            {
+                throw new InvalidOperationException(
+                    $"The data in {_options.DataDirectory} was written with {count} containers; this store is configured with {_options.ContainerCount}. " +
+                    $"Set SegmentStore:ContainerCount to {count}.");
             }
 
             return;
         }
 
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(_options.ContainerCount));
-        File.Move(temp, path, overwrite: true);
+        Common.Server.Storage.DurableFiles.WriteAtomically(path, JsonSerializer.SerializeToUtf8Bytes(new { format = LayoutFormat, containerCount = _options.ContainerCount }));
     }
+
 }

@@ -4,7 +4,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
-using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 using Streams.Testing;
 
@@ -186,8 +185,8 @@ public sealed class SegmentContainerTests : IDisposable
     [Fact]
     public async Task Everything_survives_a_restart_on_the_same_log()
     {
-        var path = _dir.Sub("log");
-        await using (var container = await StartWithSegmentAsync(new FasterDurableDataLog(path)))
+        await using (var logs = await LocalLedgerLogs.OpenAsync(_dir.Path))
+        await using (var container = await StartWithSegmentAsync(logs.Log(0, rolloverSize: 64)))
         {
             await container.CreateSegmentAsync("scope/stream/1.#epoch.0");
             await container.CreateSegmentAsync("scope/stream/2.#epoch.0");
@@ -201,7 +200,8 @@ public sealed class SegmentContainerTests : IDisposable
             await container.TruncateSegmentAsync(Segment, 6 * 10); // e0..e9 are 6 bytes each: e10 starts at 60
         }
 
-        await using var recovered = Create(new FasterDurableDataLog(path));
+        await using var reopened = await LocalLedgerLogs.OpenAsync(_dir.Path);
+        await using var recovered = Create(reopened.Log(0));
         await recovered.StartAsync();
         Assert.Equal(Enumerable.Range(10, 40).Select(i => "e" + i), await ReadAllEventsAsync(recovered));
         Assert.True(recovered.GetInfo("scope/stream/1.#epoch.0")!.Sealed);
@@ -235,8 +235,8 @@ public sealed class SegmentContainerTests : IDisposable
     [Fact]
     public async Task Reads_load_evicted_frames_back_from_the_log()
     {
-        var log = new FasterDurableDataLog(_dir.Sub("log"));
-        await using var container = await StartWithSegmentAsync(log, cacheBytes: 200 * 1024, options: new ContainerOptions { MaxFrameSize = 64 * 1024 });
+        await using var logs = await LocalLedgerLogs.OpenAsync(_dir.Path);
+        await using var container = await StartWithSegmentAsync(logs.Log(0), cacheBytes: 200 * 1024, options: new ContainerOptions { MaxFrameSize = 64 * 1024 });
         var expected = new List<string>();
         for (var i = 0; i < 100; i++)
         {

@@ -16,6 +16,10 @@ using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
 using Streams.SegmentStore;
+using Streams.Bookie;
+using Streams.Bookie.Storage;
+using Streams.Ledger;
+using Streams.Ledger.Bookies;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
 
@@ -23,7 +27,7 @@ namespace Streams.Cli.Hosting;
 
 /// <summary>
 /// <c>streams standalone</c>: the controller and a segment store in one process, durable under one data directory:
-/// <c>metadata/</c> (streams and scopes), <c>segmentstore/containers/N/</c> (each container's log).
+/// <c>metadata/</c> (streams, scopes, ledgers, container logs) and <c>bookie/</c> (the journal of the in-process bookie).
 /// It serves gRPC (every API), the raw data carrier, and HTTP /metrics and /healthz.
 /// </summary>
 internal sealed class StandaloneHost : IAsyncDisposable
@@ -31,13 +35,15 @@ internal sealed class StandaloneHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly IMetadataStore _metadata;
     private readonly SegmentStoreService _store;
+    private readonly BookieStore _bookie;
     private readonly PrometheusMetrics _metrics;
     private readonly ControllerMetrics _controllerMetrics;
     private readonly IDisposable? _otlp;
 
-    private StandaloneHost(WebApplication app, IMetadataStore metadata, SegmentStoreService store, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, IDisposable? otlp, ServerSettings settings, string dataDirectory)
+    private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, IDisposable? otlp, ServerSettings settings, string dataDirectory)
     {
         _otlp = otlp;
+        _bookie = bookie;
         _app = app;
         _metadata = metadata;
         _store = store;
@@ -76,9 +82,15 @@ internal sealed class StandaloneHost : IAsyncDisposable
                 ControllerMetrics.MeterName)
             : null;
         var metadata = FileMetadataStore.Open(Path.Combine(dataDirectory, "metadata"));
+
+        // One bookie in this process; containers log to ledgers on it (E = Qw = Qa = 1) through the cluster's code path.
+        var bookie = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = Path.Combine(dataDirectory, "bookie") }, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
+        var bookies = new BookieDirectory(metadata, TimeSpan.FromSeconds(10));
+        bookies.AddLocal(new LocalBookieClient("standalone", bookie));
+        var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, loggerFactory.CreateLogger<LedgerManager>());
         var store = new SegmentStoreService(
             storeOptions,
-            id => new FasterDurableDataLog(Path.Combine(storeOptions.DataDirectory, "containers", id.ToString(System.Globalization.CultureInfo.InvariantCulture))),
+            id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverMb * 1024L * 1024, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
             loggerFactory);
         try
         {
@@ -87,6 +99,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
         catch
         {
             await store.DisposeAsync();
+            await bookie.DisposeAsync();
             await metadata.DisposeAsync();
             metrics.Dispose();
             otlp?.Dispose();
@@ -143,7 +156,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
             ? ServeHttpAsync(context, metrics, store)
             : grpc.HandleAsync(context));
 
-        var host = new StandaloneHost(app, metadata, store, metrics, controllerMetrics, otlp, settings, dataDirectory);
+        var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, otlp, settings, dataDirectory);
         try
         {
             await app.StartAsync(cancellationToken);
@@ -176,6 +189,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
 
         await _app.DisposeAsync();
         await _store.DisposeAsync();
+        await _bookie.DisposeAsync();
         await _metadata.DisposeAsync();
         _controllerMetrics.Dispose();
         _otlp?.Dispose();

@@ -1,0 +1,300 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Metadata;
+using Streams.Ledger;
+
+namespace Streams.SegmentStore.Logs;
+
+/// <summary>
+/// A container's durable log on replicated ledgers (Tier 1): a chain of ledgers, each written by one owner.
+/// <para>
+/// Taking ownership (<see cref="OpenAsync"/>): recover every ledger of the chain — which fences it on its bookies,
+/// so the previous owner, alive or not, can add nothing more — then start a new ledger and record it in the chain by
+/// compare-and-set. A previous owner that tries to extend or truncate the chain afterwards fails its compare-and-set;
+/// one that keeps adding to its ledger is refused by the bookies. Either way its log fails and its container stops.
+/// </para>
+/// <para>
+/// Rollover: when the current ledger passes the rollover size, appends queue while the ledger's pending entries
+/// finish, it is closed, and a new ledger joins the chain; the queued appends then go to it, in order. A record is
+/// never in a later ledger while an earlier record is still unacknowledged, so recovery never sees a gap.
+/// </para>
+/// </summary>
+internal sealed class LedgerDurableDataLog : IDurableDataLog
+{
+    private const int OpenAttempts = 5;
+
+    private readonly int _containerId;
+    private readonly LedgerManager _ledgers;
+    private readonly IMetadataStore _store;
+    private readonly long _rolloverSize;
+    private readonly ILogger _logger;
+    private readonly object _lock = new();
+    private readonly Queue<(ReadOnlyMemory<byte> Record, TaskCompletionSource<LogAddress> Done)> _queued = new();
+    private readonly Dictionary<long, LedgerMetadata> _closed = [];
+    private LogMetadata _metadata = LogMetadata.Empty;
+    private long _version;
+    private LedgerWriter? _current;
+    private bool _rolling;
+    private Exception? _failure;
+
+    public LedgerDurableDataLog(int containerId, LedgerManager ledgers, long rolloverSize, ILogger logger)
+    {
+        _containerId = containerId;
+        _ledgers = ledgers;
+        _store = ledgers.Store;
+        _rolloverSize = rolloverSize;
+        _logger = logger;
+    }
+
+    /// <summary>A frame of up to the largest event plus framing; bookies accept entries of 10 MiB.</summary>
+    public int MaxRecordSize => 10 * 1024 * 1024;
+
+    public string Path => LogMetadata.PathOf(_containerId);
+
+    public async ValueTask OpenAsync(CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var stored = await _store.GetAsync(Path, cancellationToken);
+            if (stored is null)
+            {
+                await _store.TryCreateAsync(Path, LogMetadata.Empty.ToJson(), cancellationToken);
+                continue;
+            }
+
+            var metadata = LogMetadata.FromJson(stored.Value.Data);
+            foreach (var ledger in metadata.Ledgers)
+            {
+                _closed[ledger] = await _ledgers.RecoverAsync(ledger, cancellationToken);
+            }
+
+            var writer = await _ledgers.CreateAsync(cancellationToken);
+            var owned = metadata with { Epoch = metadata.Epoch + 1, Ledgers = [.. metadata.Ledgers, writer.LedgerId] };
+            if (await _store.TrySetAsync(Path, owned.ToJson(), stored.Value.Version, cancellationToken) is { } version)
+            {
+                lock (_lock)
+                {
+                    (_metadata, _version, _current) = (owned, version, writer);
+                }
+
+                _logger.LogInformation("Container {Container} owns its log at epoch {Epoch}: {Ledgers} ledgers, writing ledger {Ledger}.",
+                    _containerId, owned.Epoch, owned.Ledgers.Count, writer.LedgerId);
+                return;
+            }
+
+            // Someone else changed the chain meanwhile (another owner, or our predecessor rolling over): start again.
+            await _ledgers.DeleteAsync(writer.LedgerId, cancellationToken);
+            if (attempt == OpenAttempts)
+            {
+                throw new InvalidOperationException($"Container {_containerId}: the log's metadata kept changing while taking ownership; another owner is active.");
+            }
+        }
+    }
+
+    public ValueTask<LogAddress> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            if (_failure is { } failure)
+            {
+                return ValueTask.FromException<LogAddress>(failure);
+            }
+
+            var writer = _current ?? throw new InvalidOperationException("The log is not open.");
+            if (!_rolling && writer.Length >= _rolloverSize)
+            {
+                // Off this thread: the rollover takes this lock again when it switches ledgers.
+                _rolling = true;
+                _ = Task.Run(() => RolloverAsync(writer), CancellationToken.None);
+            }
+
+            if (_rolling)
+            {
+                var done = new TaskCompletionSource<LogAddress>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _queued.Enqueue((record, done));
+                return new ValueTask<LogAddress>(done.Task);
+            }
+
+            return new ValueTask<LogAddress>(AddressOf(writer, writer.AddAsync(record)));
+        }
+    }
+
+    public async IAsyncEnumerable<LogRecord> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        LogMetadata metadata;
+        lock (_lock)
+        {
+            metadata = _metadata;
+        }
+
+        foreach (var ledger in metadata.Ledgers)
+        {
+            if (!_closed.TryGetValue(ledger, out var closed))
+            {
+                continue; // our own, new ledger: empty when the log is opened
+            }
+
+            var first = ledger == metadata.TruncatedLedger ? metadata.TruncatedEntry : 0;
+            for (var entry = Math.Max(0, first); entry <= closed.LastEntryId; entry++)
+            {
+                var read = await _ledgers.ReadAsync(closed, ledger, entry, cancellationToken);
+                yield return Record(new LogAddress(ledger, entry), read);
+            }
+        }
+    }
+
+    public async ValueTask<LogRecord> ReadAsync(LogAddress address, CancellationToken cancellationToken = default)
+    {
+        LedgerMetadata? metadata;
+        lock (_lock)
+        {
+            metadata = _current?.LedgerId == address.LedgerId ? _current.Metadata : _closed.GetValueOrDefault(address.LedgerId);
+        }
+
+        metadata ??= (await _ledgers.ReadMetadataAsync(address.LedgerId, cancellationToken)).Metadata;
+        try
+        {
+            return Record(address, await _ledgers.ReadAsync(metadata, address.LedgerId, address.EntryId, cancellationToken));
+        }
+        catch (LedgerException e)
+        {
+            throw new DataCorruptionException($"Container {_containerId} log record {address}: {e.Message}");
+        }
+    }
+
+    /// <summary>Drops every ledger wholly before <paramref name="upTo"/> from the chain (compare-and-set), then deletes them.</summary>
+    public async ValueTask TruncateAsync(LogAddress upTo, CancellationToken cancellationToken = default)
+    {
+        LogMetadata metadata, truncated;
+        long version;
+        lock (_lock)
+        {
+            (metadata, version) = (_metadata, _version);
+        }
+
+        var dropped = metadata.Ledgers.Where(l => l < upTo.LedgerId).ToList();
+        truncated = metadata with { Ledgers = [.. metadata.Ledgers.Where(l => l >= upTo.LedgerId)], TruncatedLedger = upTo.LedgerId, TruncatedEntry = upTo.EntryId };
+        var next = await _store.TrySetAsync(Path, truncated.ToJson(), version, cancellationToken)
+            ?? throw Fail(new InvalidOperationException($"Container {_containerId} lost ownership of its log (truncation refused)."));
+        lock (_lock)
+        {
+            (_metadata, _version) = (truncated, next);
+            foreach (var ledger in dropped)
+            {
+                _closed.Remove(ledger);
+            }
+        }
+
+        foreach (var ledger in dropped)
+        {
+            await _ledgers.DeleteAsync(ledger, cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        LedgerWriter? writer;
+        lock (_lock)
+        {
+            writer = _current;
+            _failure ??= new ObjectDisposedException($"log of container {_containerId}");
+        }
+
+        if (writer is not null)
+        {
+            try
+            {
+                // A clean close spares the next owner a recovery.
+                await writer.CloseAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (Exception e) when (e is LedgerException or TimeoutException or InvalidOperationException)
+            {
+                _logger.LogDebug("Container {Container}: ledger {Ledger} not closed cleanly: {Error}", _containerId, writer.LedgerId, e.Message);
+            }
+        }
+    }
+
+    private async Task RolloverAsync(LedgerWriter old)
+    {
+        try
+        {
+            await old.CloseAsync();
+            var writer = await _ledgers.CreateAsync();
+            LogMetadata extended;
+            long version;
+            lock (_lock)
+            {
+                extended = _metadata with { Ledgers = [.. _metadata.Ledgers, writer.LedgerId] };
+                version = _version;
+            }
+
+            var next = await _store.TrySetAsync(Path, extended.ToJson(), version);
+            if (next is null)
+            {
+                await _ledgers.DeleteAsync(writer.LedgerId);
+                throw new InvalidOperationException($"Container {_containerId} lost ownership of its log (rollover refused).");
+            }
+
+            lock (_lock)
+            {
+                (_metadata, _version, _current) = (extended, next.Value, writer);
+                _closed[old.LedgerId] = old.Metadata;
+                _rolling = false;
+                while (_queued.TryDequeue(out var queued))
+                {
+                    var address = AddressOf(writer, writer.AddAsync(queued.Record));
+                    _ = address.ContinueWith(t => Complete(queued.Done, t), TaskScheduler.Default);
+                }
+            }
+
+            _logger.LogDebug("Container {Container} rolled its log over to ledger {Ledger}.", _containerId, writer.LedgerId);
+        }
+        catch (Exception e)
+        {
+            var failure = Fail(e);
+            lock (_lock)
+            {
+                while (_queued.TryDequeue(out var queued))
+                {
+                    queued.Done.TrySetException(failure);
+                }
+            }
+        }
+    }
+
+    private static void Complete(TaskCompletionSource<LogAddress> done, Task<LogAddress> result)
+    {
+        if (result.IsCompletedSuccessfully)
+        {
+            done.TrySetResult(result.Result);
+        }
+        else
+        {
+            done.TrySetException(result.Exception?.InnerException ?? new LedgerException("The append failed."));
+        }
+    }
+
+    private static async Task<LogAddress> AddressOf(LedgerWriter writer, Task<long> add) => new(writer.LedgerId, await add);
+
+    private Exception Fail(Exception failure)
+    {
+        lock (_lock)
+        {
+            _failure ??= failure;
+            return _failure;
+        }
+    }
+
+    private static LogRecord Record(LogAddress address, LedgerEntry entry) =>
+        new(address, new EntryMemory(entry.Data), entry.Data.Payload.Length);
+
+    /// <summary>Presents a ledger entry's payload as the memory of a log record; disposing releases the entry.</summary>
+    private sealed class EntryMemory(BookieEntry entry) : IMemoryOwner<byte>
+    {
+        public Memory<byte> Memory { get; } = MemoryMarshal.AsMemory(entry.Payload);
+
+        public void Dispose() => entry.Dispose();
+    }
+}
