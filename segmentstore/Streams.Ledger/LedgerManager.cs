@@ -44,17 +44,29 @@ internal sealed class LedgerManager
 
     public LedgerOptions Options => _options;
 
-    /// <summary>Creates a ledger on a random ensemble of available bookies and returns its writer.</summary>
+    /// <summary>
+    /// Creates a ledger on a random ensemble of available bookies and returns its writer. With fewer than E bookies
+    /// available but at least Qa, the ledger is striped over the bookies there are (E and Qw shrink, Qa stays, so an
+    /// acknowledgement still means Qa durable copies): a cluster keeps taking writes while a bookie is down.
+    /// </summary>
     public async Task<LedgerWriter> CreateAsync(CancellationToken cancellationToken = default)
     {
         var available = (await Bookies.AvailableAsync(cancellationToken)).ToList();
-        if (available.Count < _options.EnsembleSize)
+        if (available.Count < _options.AckQuorum)
         {
-            throw new NotEnoughBookiesException($"A ledger needs {_options.EnsembleSize} bookies; {available.Count} are available ({string.Join(", ", available)}).");
+            throw new NotEnoughBookiesException($"A ledger needs at least {_options.AckQuorum} bookies (Qa); {available.Count} are available ({string.Join(", ", available)}).");
         }
 
-        var ensemble = available.OrderBy(_ => Random.Shared.Next()).Take(_options.EnsembleSize).ToList();
-        var metadata = new LedgerMetadata(_options.EnsembleSize, _options.WriteQuorum, _options.AckQuorum, LedgerState.Open, -1, 0,
+        var ensembleSize = Math.Min(_options.EnsembleSize, available.Count);
+        var writeQuorum = Math.Min(_options.WriteQuorum, ensembleSize);
+        if (ensembleSize < _options.EnsembleSize)
+        {
+            _logger.LogWarning("Only {Available} bookies are available: the new ledger uses E={E}, Qw={Qw}, Qa={Qa} instead of E={WantedE}.",
+                available.Count, ensembleSize, writeQuorum, _options.AckQuorum, _options.EnsembleSize);
+        }
+
+        var ensemble = available.OrderBy(_ => Random.Shared.Next()).Take(ensembleSize).ToList();
+        var metadata = new LedgerMetadata(ensembleSize, writeQuorum, _options.AckQuorum, LedgerState.Open, -1, 0,
             [new LedgerFragment(0, ensemble)], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var path = await Store.CreateSequentialAsync(LedgerMetadata.Prefix, metadata.ToJson(), cancellationToken: cancellationToken);
         var id = LedgerMetadata.IdOf(path);

@@ -178,10 +178,31 @@ public sealed class LedgerTests
     }
 
     [Fact]
-    public async Task Creating_needs_enough_bookies()
+    public async Task Creating_needs_at_least_an_ack_quorum_of_bookies()
     {
         await using var cluster = await LocalBookies.StartAsync(2);
-        var error = await Assert.ThrowsAsync<NotEnoughBookiesException>(() => cluster.Manager(3, 3, 2).CreateAsync());
-        Assert.Contains("needs 3 bookies; 2 are available", error.Message);
+        var error = await Assert.ThrowsAsync<NotEnoughBookiesException>(() => cluster.Manager(3, 3, 3).CreateAsync());
+        Assert.Contains("needs at least 3 bookies (Qa); 2 are available", error.Message);
+    }
+
+    [Fact]
+    public async Task With_fewer_bookies_than_the_ensemble_a_ledger_shrinks_its_ensemble_but_keeps_the_ack_quorum()
+    {
+        await using var cluster = await LocalBookies.StartAsync(2);
+        var manager = cluster.Manager(3, 3, 2);
+        var writer = await manager.CreateAsync();
+
+        var (metadata, _) = await manager.ReadMetadataAsync(writer.LedgerId);
+        Assert.Equal((2, 2, 2), (metadata.EnsembleSize, metadata.WriteQuorum, metadata.AckQuorum));
+        for (var i = 0; i < 10; i++)
+        {
+            await writer.AddAsync(Payload(i));
+        }
+
+        foreach (var bookie in cluster.Bookies)
+        {
+            using var read = await cluster.StoreOf(bookie.BookieId).ReadAsync(writer.LedgerId, 9);
+            Assert.Equal(BookieStatus.Ok, read.Status);
+        }
     }
 }

@@ -4,6 +4,10 @@ using Streams.Cli.Commands;
 var root = new RootCommand("Streams: a tiered segment stream store. Run `streams standalone` to start a server.")
 {
     StandaloneCommand.Create(),
+    RoleCommands.Controller(),
+    RoleCommands.SegmentStore(),
+    RoleCommands.Bookie(),
+    DevClusterCommand.Create(),
     AdminCommands.Scope(),
     AdminCommands.Stream(),
     WriteCommand.Create(),

@@ -28,7 +28,8 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
     private readonly int _containerId;
     private readonly LedgerManager _ledgers;
     private readonly IMetadataStore _store;
-    private readonly long _rolloverSize;
+    private readonly long _configuredRolloverSize;
+    private long _rolloverSize;
     private readonly ILogger _logger;
     private readonly object _lock = new();
     private readonly Queue<(ReadOnlyMemory<byte> Record, TaskCompletionSource<LogAddress> Done)> _queued = new();
@@ -44,7 +45,7 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
         _containerId = containerId;
         _ledgers = ledgers;
         _store = ledgers.Store;
-        _rolloverSize = rolloverSize;
+        _configuredRolloverSize = _rolloverSize = rolloverSize;
         _logger = logger;
     }
 
@@ -218,10 +219,32 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
 
     private async Task RolloverAsync(LedgerWriter old)
     {
+        // The next ledger first: if it cannot be made (too few bookies), the log stays on the current one.
+        LedgerWriter writer;
+        try
+        {
+            writer = await _ledgers.CreateAsync();
+        }
+        catch (NotEnoughBookiesException e)
+        {
+            _logger.LogWarning("Container {Container}: rollover postponed, staying on ledger {Ledger}: {Reason}", _containerId, old.LedgerId, e.Message);
+            lock (_lock)
+            {
+                _rolloverSize = old.Length + _rolloverSize;
+                _rolling = false;
+                while (_queued.TryDequeue(out var queued))
+                {
+                    var address = AddressOf(old, old.AddAsync(queued.Record));
+                    _ = address.ContinueWith(t => Complete(queued.Done, t), TaskScheduler.Default);
+                }
+            }
+
+            return;
+        }
+
         try
         {
             await old.CloseAsync();
-            var writer = await _ledgers.CreateAsync();
             LogMetadata extended;
             long version;
             lock (_lock)
@@ -241,6 +264,7 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
             {
                 (_metadata, _version, _current) = (extended, next.Value, writer);
                 _closed[old.LedgerId] = old.Metadata;
+                _rolloverSize = _configuredRolloverSize;
                 _rolling = false;
                 while (_queued.TryDequeue(out var queued))
                 {

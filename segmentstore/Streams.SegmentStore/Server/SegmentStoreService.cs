@@ -24,6 +24,8 @@ internal sealed class SegmentStoreService : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _supervisors = [];
 
+    private Func<int, bool> _owns = _ => true;
+
     public SegmentStoreService(SegmentStoreOptions options, Func<int, IDurableDataLog> logFactory, ILoggerFactory loggerFactory)
     {
         options.Validate();
@@ -41,17 +43,43 @@ internal sealed class SegmentStoreService : IAsyncDisposable
 
     public SegmentStoreOptions Options => _options;
 
+    /// <summary>
+    /// Decides whether a failed container is restarted: only while this store still owns it (cluster: per the
+    /// controller's assignment). Otherwise a store that lost a container would take it back from its new owner.
+    /// </summary>
+    public Func<int, bool> Owns
+    {
+        get => _owns;
+        set => _owns = value;
+    }
+
     /// <summary>Starts every container (standalone: this store owns them all) and recovers them in parallel.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         CheckContainerCount();
-        var starts = new List<Task>();
-        for (var id = 0; id < _containers.Length; id++)
-        {
-            starts.Add(StartContainerAsync(id, cancellationToken));
-        }
+        await Task.WhenAll(Enumerable.Range(0, _containers.Length).Select(id => StartContainerAsync(id, cancellationToken)));
+    }
 
-        await Task.WhenAll(starts);
+    /// <summary>Whether a container runs here now.</summary>
+    public bool IsRunning(int id) => Volatile.Read(ref _containers[id]) is { State: ContainerState.Running or ContainerState.Recovering };
+
+    /// <summary>Starts a container this store now owns: it recovers the log, fencing the previous owner.</summary>
+    public async Task StartOwnedAsync(int id, CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _containers[id]) is null)
+        {
+            await StartContainerAsync(id, cancellationToken);
+        }
+    }
+
+    /// <summary>Stops a container this store no longer owns; its clients are told to retry (elsewhere).</summary>
+    public async Task StopAsync(int id)
+    {
+        if (Interlocked.Exchange(ref _containers[id], null) is { } container)
+        {
+            _logger.LogInformation("Stopping container {Container}: no longer owned by this store.", id);
+            await container.DisposeAsync();
+        }
     }
 
     /// <summary>The running container that owns <paramref name="segmentName"/>, or an outcome saying why there is none.</summary>
@@ -89,6 +117,7 @@ internal sealed class SegmentStoreService : IAsyncDisposable
 
     private async Task StartContainerAsync(int id, CancellationToken cancellationToken)
     {
+        _logger.LogInformation("Starting container {Container}.", id);
         var container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"));
         try
         {
@@ -120,10 +149,14 @@ internal sealed class SegmentStoreService : IAsyncDisposable
         }
 
         var id = container.Id;
-        Interlocked.CompareExchange(ref _containers[id], null, container);
+        if (Interlocked.CompareExchange(ref _containers[id], null, container) != container)
+        {
+            return; // already stopped by its owner
+        }
+
         await container.DisposeAsync();
         var delay = TimeSpan.FromMilliseconds(100);
-        while (!_stop.IsCancellationRequested)
+        while (!_stop.IsCancellationRequested && _owns(id))
         {
             try
             {

@@ -3,15 +3,16 @@ using Microsoft.Extensions.Configuration;
 namespace Streams.Cli.Hosting;
 
 /// <summary>
-/// Server configuration, later sources winning: built-in defaults (appsettings.json next to the binary),
+/// Server configuration, later sources winning: the role's defaults (its ports), appsettings.json next to the binary,
 /// an optional --config file, environment variables (STREAMS__SECTION__KEY, e.g. STREAMS__SEGMENTSTORE__CACHESIZEMB),
 /// then command-line flags.
 /// </summary>
 internal static class ServerConfiguration
 {
-    public static IConfiguration Build(string? configFile, IEnumerable<KeyValuePair<string, string?>> flags)
+    public static IConfiguration Build(string? configFile, IEnumerable<KeyValuePair<string, string?>> flags, IEnumerable<KeyValuePair<string, string?>>? defaults = null)
     {
         var builder = new ConfigurationBuilder()
+            .AddInMemoryCollection(defaults ?? [])
             .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true);
         if (!string.IsNullOrEmpty(configFile))
         {

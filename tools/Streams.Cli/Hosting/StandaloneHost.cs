@@ -1,25 +1,22 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Streams.Bookie;
+using Streams.Bookie.Storage;
 using Streams.Common.Server.Grpc;
-using Streams.Common.Server.Hosting;
 using Streams.Common.Server.Metadata;
 using Streams.Common.Server.Metrics;
 using Streams.Controller;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
-using Streams.SegmentStore;
-using Streams.Bookie;
-using Streams.Bookie.Storage;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
+using Streams.SegmentStore;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
 
@@ -124,49 +121,26 @@ internal sealed class StandaloneHost : IAsyncDisposable
         new ExternalScalerService(controller).Register(grpc);
 
         // The empty builder: configuration is already bound above, and no default source (or its file watcher) is wanted.
-        var certificate = settings.LoadCertificate();
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
-        builder.WebHost.UseKestrelCore().UseKestrelHttpsConfiguration();
-        builder.Services.AddSingleton(loggerFactory);
-        builder.Services.AddSingleton(requests);
-        builder.Services.AddTunedMemoryPool();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            KestrelTuning.ApplyLimits(kestrel);
-            kestrel.Listen(settings.BindAddress, settings.GrpcPort, listen =>
-            {
-                if (certificate is null)
-                {
-                    listen.Protocols = HttpProtocols.Http2;
-                }
-                else
-                {
-                    listen.Protocols = HttpProtocols.Http1AndHttp2;
-                    listen.UseHttps(certificate);
-                }
-            });
-            kestrel.Listen(settings.BindAddress, settings.DataPort, listen => listen.UseConnectionHandler<DataConnectionHandler>());
-            kestrel.Listen(settings.BindAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
-        });
-
-        var app = builder.Build();
-        grpc.StoppingToken = app.Lifetime.ApplicationStopping;
-        app.Run(context => context.Connection.LocalPort == settings.MetricsPort
-            ? ServeHttpAsync(context, metrics, store)
-            : grpc.HandleAsync(context));
+        var app = RoleServer.Build(
+            settings,
+            loggerFactory,
+            grpc,
+            metrics,
+            () => store.RunningContainers.Count() is var running && running == store.ContainerCount
+                ? (true, $"{running}/{store.ContainerCount} containers running")
+                : (false, $"{store.RunningContainers.Count()}/{store.ContainerCount} containers running"),
+            services => services.AddSingleton(requests),
+            listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
         var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, otlp, settings, dataDirectory);
         try
         {
-            await app.StartAsync(cancellationToken);
+            await RoleServer.StartAsync(app, settings, cancellationToken);
         }
-        catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        catch
         {
             await host.DisposeAsync();
-            throw new InvalidOperationException(
-                $"A port is already in use ({settings.Host}: gRPC {settings.GrpcPort}, data {settings.DataPort}, metrics {settings.MetricsPort}). " +
-                "Is another streams server running? Choose other ports with --port, --data-port and --metrics-port.", e);
+            throw;
         }
 
         logger.LogInformation("Data directory: {DataDirectory}", dataDirectory);
@@ -178,41 +152,12 @@ internal sealed class StandaloneHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        try
-        {
-            await _app.StopAsync(CancellationToken.None);
-        }
-        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
-        {
-            // Never started.
-        }
-
-        await _app.DisposeAsync();
+        await RoleServer.StopAsync(_app);
         await _store.DisposeAsync();
         await _bookie.DisposeAsync();
         await _metadata.DisposeAsync();
         _controllerMetrics.Dispose();
         _otlp?.Dispose();
         _metrics.Dispose();
-    }
-
-    private static async Task ServeHttpAsync(HttpContext context, PrometheusMetrics metrics, SegmentStoreService store)
-    {
-        switch (context.Request.Path.Value)
-        {
-            case "/metrics":
-                context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-                await context.Response.WriteAsync(metrics.Render());
-                break;
-            case "/healthz":
-                var running = store.RunningContainers.Count();
-                context.Response.StatusCode = running == store.ContainerCount ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-                await context.Response.WriteAsync($"{running}/{store.ContainerCount} containers running\n");
-                break;
-            default:
-                context.Response.StatusCode = StatusCodes.Status404NotFound;
-                await context.Response.WriteAsync("Try /metrics or /healthz.\n");
-                break;
-        }
     }
 }

@@ -1,0 +1,39 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Streams.Common.Server.Cluster;
+
+/// <summary>Settings every member must agree on, at <see cref="ClusterPaths.Config"/>, written once by the first controller.</summary>
+internal sealed record ClusterConfig(int ContainerCount);
+
+/// <summary>A live segment store, at /cluster/segmentstores/{id} (ephemeral): where clients and the controller reach it.</summary>
+internal sealed record SegmentStoreRegistration(string Id, string Host, int DataPort, string GrpcUri);
+
+/// <summary>Which segment store owns each container, at <see cref="ClusterPaths.Assignment"/>; written by the leading controller.</summary>
+internal sealed record ContainerAssignment(long Generation, IReadOnlyDictionary<int, string> Owners)
+{
+    public static ContainerAssignment Empty { get; } = new(0, new Dictionary<int, string>());
+
+    public IEnumerable<int> OwnedBy(string store) => Owners.Where(o => o.Value == store).Select(o => o.Key);
+}
+
+/// <summary>Where cluster coordination lives in the metadata store.</summary>
+internal static class ClusterPaths
+{
+    public const string Config = "/cluster/config";
+    public const string SegmentStores = "/cluster/segmentstores";
+    public const string Assignment = "/cluster/assignment";
+    public const string ControllerLeader = "/cluster/controller-leader";
+
+    public static string SegmentStore(string id) => SegmentStores + "/" + id;
+
+    public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, typeof(T), ClusterJsonContext.Default);
+
+    public static T Deserialize<T>(byte[] json) =>
+        (T)(JsonSerializer.Deserialize(json, typeof(T), ClusterJsonContext.Default) ?? throw new InvalidDataException($"Empty {typeof(T).Name}."));
+}
+
+[JsonSerializable(typeof(ClusterConfig))]
+[JsonSerializable(typeof(SegmentStoreRegistration))]
+[JsonSerializable(typeof(ContainerAssignment))]
+internal sealed partial class ClusterJsonContext : JsonSerializerContext;

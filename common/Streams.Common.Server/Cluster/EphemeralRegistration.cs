@@ -1,0 +1,91 @@
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Metadata;
+
+namespace Streams.Common.Server.Cluster;
+
+/// <summary>
+/// Keeps an ephemeral node in place for as long as it runs: created at start, created again after every session
+/// loss (the old one vanished with the session). A node left by this member's previous, crashed process is waited
+/// out: it disappears when that session times out.
+/// </summary>
+internal sealed class EphemeralRegistration : IAsyncDisposable
+{
+    private readonly IMetadataStore _store;
+    private readonly string _path;
+    private readonly byte[] _data;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop;
+
+    public EphemeralRegistration(IMetadataStore store, string path, byte[] data, ILogger logger)
+    {
+        _store = store;
+        _path = path;
+        _data = data;
+        _logger = logger;
+    }
+
+    /// <summary>Registers (waiting out a stale node of a previous process) and keeps the registration alive.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await RegisterAsync(cancellationToken);
+        _loop = Task.Run(KeepAliveAsync, CancellationToken.None);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+
+        try
+        {
+            await _store.TryDeleteAsync(_path);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The session ends with the process anyway, and the node with it.
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task RegisterAsync(CancellationToken cancellationToken)
+    {
+        while (!await _store.TryCreateEphemeralAsync(_path, _data, cancellationToken))
+        {
+            var (existing, changed) = await _store.GetAndWatchAsync(_path, cancellationToken);
+            if (existing is { } value && value.Data.AsSpan().SequenceEqual(_data))
+            {
+                // Most likely our own previous process; it goes when its session expires.
+                _logger.LogInformation("{Path} is still held by a previous session; waiting for it to expire.", _path);
+            }
+
+            await changed.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task KeepAliveAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await _store.SessionLost.WaitAsync(_stop.Token);
+                _logger.LogWarning("Session lost: registering {Path} again.", _path);
+                await RegisterAsync(_stop.Token);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Registering {Path} failed; retrying.", _path);
+                await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+}

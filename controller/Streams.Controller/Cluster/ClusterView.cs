@@ -1,0 +1,94 @@
+using Microsoft.Extensions.Logging;
+using Streams.Common.Naming;
+using Streams.Common.Server.Cluster;
+using Streams.Common.Server.Metadata;
+using Streams.Contracts.Controller;
+
+namespace Streams.Controller.Cluster;
+
+/// <summary>
+/// The controller's live picture of the cluster: the container assignment and the registered segment stores, kept
+/// current by watches. It answers "which segment store serves this segment" without a round trip.
+/// </summary>
+internal sealed class ClusterView : ISegmentLocator, IAsyncDisposable
+{
+    private readonly IMetadataStore _store;
+    private readonly int _containerCount;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private volatile ContainerAssignment _assignment = ContainerAssignment.Empty;
+    private volatile IReadOnlyDictionary<string, SegmentStoreRegistration> _stores = new Dictionary<string, SegmentStoreRegistration>();
+    private Task? _loop;
+
+    public ClusterView(IMetadataStore store, int containerCount, ILogger logger)
+    {
+        _store = store;
+        _containerCount = containerCount;
+        _logger = logger;
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await RefreshAsync(cancellationToken);
+        _loop = Task.Run(FollowAsync, CancellationToken.None);
+    }
+
+    public SegmentEndpoint? Locate(string segment) => OwnerOf(ContainerMapper.ContainerOf(segment, _containerCount)) is { } store
+        ? new SegmentEndpoint { Segment = segment, Host = store.Host, DataPort = store.DataPort, GrpcUri = store.GrpcUri }
+        : null;
+
+    /// <summary>The live segment store that owns a container, or null while it has none.</summary>
+    public SegmentStoreRegistration? OwnerOf(int container) =>
+        _assignment.Owners.TryGetValue(container, out var id) && _stores.TryGetValue(id, out var store) ? store : null;
+
+    /// <summary>Reads the assignment and registrations again now (after an operation found them stale).</summary>
+    public async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        var assignment = await _store.GetAsync(ClusterPaths.Assignment, cancellationToken);
+        _assignment = assignment is { } a ? ClusterPaths.Deserialize<ContainerAssignment>(a.Data) : ContainerAssignment.Empty;
+        var stores = new Dictionary<string, SegmentStoreRegistration>(StringComparer.Ordinal);
+        foreach (var id in await _store.GetChildrenAsync(ClusterPaths.SegmentStores, cancellationToken))
+        {
+            if (await _store.GetAsync(ClusterPaths.SegmentStore(id), cancellationToken) is { } registration)
+            {
+                stores[id] = ClusterPaths.Deserialize<SegmentStoreRegistration>(registration.Data);
+            }
+        }
+
+        _stores = stores;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task FollowAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                var (_, assignmentChanged) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, _stop.Token);
+                var (_, storesChanged) = await _store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, _stop.Token);
+                await RefreshAsync(_stop.Token);
+                await Task.WhenAny(assignmentChanged, storesChanged, Task.Delay(TimeSpan.FromSeconds(10), _stop.Token));
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _logger.LogWarning("Refreshing the cluster view failed: {Error}", e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+}

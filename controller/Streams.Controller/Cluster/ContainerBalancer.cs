@@ -1,0 +1,100 @@
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Cluster;
+using Streams.Common.Server.Metadata;
+
+namespace Streams.Controller.Cluster;
+
+/// <summary>
+/// The leading controller's job: keep every container assigned to a live segment store, evenly. It watches the
+/// segment store registrations; when a store vanishes (its session expired: crashed, or cut off) its containers go to
+/// the least loaded live stores within moments, and when a store joins, containers move to it until loads differ by at
+/// most one. The assignment is replaced by compare-and-set, so a deposed leader cannot overwrite a newer one.
+/// </summary>
+internal sealed class ContainerBalancer(IMetadataStore store, int containerCount, ILogger logger)
+{
+    private static readonly TimeSpan RecheckInterval = TimeSpan.FromSeconds(30);
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var (live, storesChanged) = await store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, cancellationToken);
+            var stored = await store.GetAsync(ClusterPaths.Assignment, cancellationToken);
+            var current = stored is { } s ? ClusterPaths.Deserialize<ContainerAssignment>(s.Data) : ContainerAssignment.Empty;
+            var next = Balance(current, live, containerCount);
+            if (!ReferenceEquals(next, current))
+            {
+                var written = stored is { } existing
+                    ? await store.TrySetAsync(ClusterPaths.Assignment, ClusterPaths.Serialize(next), existing.Version, cancellationToken) is not null
+                    : await store.TryCreateAsync(ClusterPaths.Assignment, ClusterPaths.Serialize(next), cancellationToken);
+                if (written)
+                {
+                    logger.LogInformation("Container assignment {Generation}: {Summary}", next.Generation,
+                        string.Join(", ", next.Owners.GroupBy(o => o.Value).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} owns {g.Count()}")));
+                }
+
+                continue;
+            }
+
+            await Task.WhenAny(storesChanged, Task.Delay(RecheckInterval, cancellationToken));
+        }
+    }
+
+    /// <summary>
+    /// The assignment to use for <paramref name="live"/> stores: containers stay where they are while their store lives
+    /// and loads stay within one of each other; the rest go to the least loaded stores. Returns <paramref name="current"/>
+    /// itself when nothing needs to move.
+    /// </summary>
+    internal static ContainerAssignment Balance(ContainerAssignment current, IReadOnlyList<string> live, int containerCount)
+    {
+        if (live.Count == 0)
+        {
+            return current;
+        }
+
+        var load = live.ToDictionary(s => s, _ => new List<int>(), StringComparer.Ordinal);
+        var unassigned = new List<int>();
+        for (var id = 0; id < containerCount; id++)
+        {
+            if (current.Owners.TryGetValue(id, out var owner) && load.TryGetValue(owner, out var owned))
+            {
+                owned.Add(id);
+            }
+            else
+            {
+                unassigned.Add(id);
+            }
+        }
+
+        var most = (containerCount + live.Count - 1) / live.Count;
+        foreach (var owned in load.Values.Where(o => o.Count > most))
+        {
+            unassigned.AddRange(owned.Skip(most));
+            owned.RemoveRange(most, owned.Count - most);
+        }
+
+        foreach (var id in unassigned.Order())
+        {
+            load.OrderBy(l => l.Value.Count).ThenBy(l => l.Key, StringComparer.Ordinal).First().Value.Add(id);
+        }
+
+        // Even out: move from the most to the least loaded store while they differ by more than one.
+        while (true)
+        {
+            var heaviest = load.OrderByDescending(l => l.Value.Count).ThenBy(l => l.Key, StringComparer.Ordinal).First();
+            var lightest = load.OrderBy(l => l.Value.Count).ThenBy(l => l.Key, StringComparer.Ordinal).First();
+            if (heaviest.Value.Count - lightest.Value.Count <= 1)
+            {
+                break;
+            }
+
+            var moved = heaviest.Value[^1];
+            heaviest.Value.RemoveAt(heaviest.Value.Count - 1);
+            lightest.Value.Add(moved);
+        }
+
+        var owners = load.SelectMany(l => l.Value.Select(id => (id, l.Key))).ToDictionary(p => p.id, p => p.Key);
+        var unchanged = owners.Count == current.Owners.Count && owners.All(o => current.Owners.TryGetValue(o.Key, out var was) && was == o.Value);
+        return unchanged ? current : new ContainerAssignment(current.Generation + 1, owners);
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Cluster;
+using Streams.Common.Server.Metadata;
+
+namespace Streams.SegmentStore.Server;
+
+/// <summary>
+/// Runs exactly the containers the controller assigned to this segment store. It watches the assignment, starts
+/// newly assigned containers (their recovery fences the previous owner) and stops the ones moved away.
+/// <para>
+/// When the metadata store's session is lost, this store's registration is gone and the controller may already have
+/// given its containers to others: every container stops at once, and only the assignment read with the new session
+/// decides what runs again. Even if that came too late, fencing guarantees an old owner can write nothing.
+/// </para>
+/// </summary>
+internal sealed class ContainerOwnership
+{
+    private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(5);
+
+    private readonly SegmentStoreService _service;
+    private readonly IMetadataStore _store;
+    private readonly string _storeId;
+    private readonly ILogger _logger;
+    private volatile HashSet<int> _owned = [];
+
+    public ContainerOwnership(SegmentStoreService service, IMetadataStore store, string storeId, ILogger logger)
+    {
+        _service = service;
+        _store = store;
+        _storeId = storeId;
+        _logger = logger;
+        service.Owns = id => _owned.Contains(id);
+    }
+
+    /// <summary>Containers this store is assigned now.</summary>
+    public IReadOnlyCollection<int> Owned => _owned;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var session = _store.SessionLost;
+                var (value, changed) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, cancellationToken);
+                var assignment = value is { } v ? ClusterPaths.Deserialize<ContainerAssignment>(v.Data) : ContainerAssignment.Empty;
+                var desired = assignment.OwnedBy(_storeId).ToHashSet();
+                _owned = desired;
+                await ApplyAsync(desired, cancellationToken);
+
+                await Task.WhenAny(changed, session, Task.Delay(RetryInterval, cancellationToken));
+                if (session.IsCompleted)
+                {
+                    _logger.LogWarning("Session lost: stopping every container until the assignment is read again.");
+                    _owned = [];
+                    await ApplyAsync([], cancellationToken);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Following the container assignment failed; retrying.");
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    private async Task ApplyAsync(HashSet<int> desired, CancellationToken cancellationToken)
+    {
+        var stops = Enumerable.Range(0, _service.ContainerCount).Where(id => !desired.Contains(id) && _service.IsRunning(id)).Select(_service.StopAsync);
+        await Task.WhenAll(stops);
+        var starts = desired.Where(id => !_service.IsRunning(id)).Select(async id =>
+        {
+            try
+            {
+                await _service.StartOwnedAsync(id, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Retried at the next pass (every few seconds), e.g. once enough bookies are back.
+                _logger.LogError("Container {Container} could not start: {Error}", id, e.Message);
+            }
+        });
+        await Task.WhenAll(starts);
+    }
+}

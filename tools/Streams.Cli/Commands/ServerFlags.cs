@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace Streams.Cli.Commands;
+
+/// <summary>The flags every server role takes, mapped onto configuration keys (flags win over files and environment).</summary>
+internal sealed class ServerFlags
+{
+    private readonly List<(Option Option, string Key)> _mapped = [];
+
+    public ServerFlags(int grpcPort, int? dataPort, int metricsPort)
+    {
+        Config = new Option<string?>("--config") { Description = "A JSON settings file (same shape as appsettings.json)." };
+        LogLevel = new Option<LogLevel>("--log-level") { Description = "Minimum log level.", DefaultValueFactory = _ => Microsoft.Extensions.Logging.LogLevel.Information };
+        Map(new Option<string?>("--host") { Description = "Address to listen on (default 127.0.0.1)." }, "Server:Host");
+        Map(new Option<string?>("--advertised-host") { Description = "Address others use to reach this server (default: --host)." }, "Server:AdvertisedHost");
+        Map(new Option<int?>("--port") { Description = $"gRPC port (default {grpcPort})." }, "Server:GrpcPort", grpcPort);
+        if (dataPort is { } data)
+        {
+            Map(new Option<int?>("--data-port") { Description = $"Raw data carrier port (default {data})." }, "Server:DataPort", data);
+        }
+
+        Map(new Option<int?>("--metrics-port") { Description = $"HTTP port of /metrics and /healthz (default {metricsPort})." }, "Server:MetricsPort", metricsPort);
+        Map(new Option<string?>("--tls-cert") { Description = "Certificate (.pfx or PEM) for TLS on the gRPC port." }, "Server:TlsCertificate");
+        Map(new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert, or the .pfx password." }, "Server:TlsKey");
+        Map(new Option<string?>("--otlp-endpoint") { Description = "Also push metrics to this OpenTelemetry collector (OTLP/HTTP)." }, "Telemetry:OtlpEndpoint");
+    }
+
+    public Option<string?> Config { get; }
+
+    public Option<LogLevel> LogLevel { get; }
+
+    /// <summary>Adds a role-specific flag that sets <paramref name="key"/>.</summary>
+    public ServerFlags Map(Option option, string key, object? defaultValue = null)
+    {
+        _mapped.Add((option, key));
+        if (defaultValue is not null)
+        {
+            _defaults[key] = Convert.ToString(defaultValue, CultureInfo.InvariantCulture);
+        }
+
+        return this;
+    }
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Config);
+        command.Options.Add(LogLevel);
+        foreach (var (option, _) in _mapped)
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    /// <summary>The role's defaults (ports), below every other configuration source.</summary>
+    public IReadOnlyDictionary<string, string?> Defaults => _defaults;
+
+    /// <summary>Every flag given on the command line, as configuration keys.</summary>
+    public Dictionary<string, string?> Values(ParseResult parse)
+    {
+        var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (option, key) in _mapped)
+        {
+            var result = parse.GetResult(option);
+            if (result is { Implicit: false } && result.GetValueOrDefault<object?>() is { } value)
+            {
+                values[key] = Convert.ToString(value, CultureInfo.InvariantCulture);
+            }
+        }
+
+        return values;
+    }
+
+    private readonly Dictionary<string, string?> _defaults = new(StringComparer.OrdinalIgnoreCase);
+}

@@ -1,0 +1,80 @@
+using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Streams.Bookie;
+using Streams.Bookie.Server;
+using Streams.Bookie.Storage;
+using Streams.Common.Server.Cluster;
+using Streams.Common.Server.Grpc;
+using Streams.Common.Server.Metadata;
+using Streams.Common.Server.Metrics;
+using Streams.Ledger.Bookies;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>
+/// <c>streams bookie</c>: a storage node. Its journal lives in the data directory; it serves the raw carrier (for
+/// ledger clients) and gRPC, and registers at /bookies/available/{host:data-port} while it runs.
+/// </summary>
+internal sealed class BookieHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly BookieStore _store;
+    private readonly ZooKeeperMetadataStore _zookeeper;
+    private readonly EphemeralRegistration _registration;
+    private readonly PrometheusMetrics _metrics;
+    private readonly Meter _meter;
+
+    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, PrometheusMetrics metrics, Meter meter, string bookieId)
+    {
+        (_app, _store, _zookeeper, _registration, _metrics, _meter, BookieId) = (app, store, zookeeper, registration, metrics, meter, bookieId);
+    }
+
+    public string BookieId { get; }
+
+    public static async Task<BookieHost> StartAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var settings = ServerConfiguration.Bind<ServerSettings>(configuration, "Server");
+        settings.Validate();
+        var options = ServerConfiguration.Bind<BookieOptions>(configuration, "Bookie");
+        options.Validate();
+        var logger = loggerFactory.CreateLogger<BookieHost>();
+        var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
+        var store = await BookieStore.OpenAsync(options, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
+        var metrics = new PrometheusMetrics();
+        var meter = new Meter("Streams.Bookie");
+        meter.CreateObservableGauge("streams.bookie.journal_bytes", () => store.JournalBytes, "By", "Bytes in the bookie's journal (live and not yet reclaimed).");
+        meter.CreateObservableGauge("streams.bookie.ledgers", () => store.LedgerCount, "{ledger}", "Ledgers with entries on this bookie.");
+
+        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
+        new HealthService().Register(grpc);
+        new GrpcBookieService(store).Register(grpc);
+        var bookieId = $"{settings.Advertised}:{settings.DataPort}";
+        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics,
+            () => (true, $"bookie {bookieId}: {store.LedgerCount} ledgers, {store.JournalBytes} journal bytes"),
+            services => services.AddSingleton(store),
+            listen => listen.UseConnectionHandler<BookieConnectionHandler>());
+        await RoleServer.StartAsync(app, settings, cancellationToken);
+
+        // Registered only once it serves: ledger clients pick bookies from this list.
+        var registration = new EphemeralRegistration(zookeeper, $"{BookieDirectory.AvailablePath}/{bookieId}", System.Text.Encoding.UTF8.GetBytes(bookieId), logger);
+        await registration.StartAsync(cancellationToken);
+        return new BookieHost(app, store, zookeeper, registration, metrics, meter, bookieId);
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _registration.DisposeAsync();
+        await RoleServer.StopAsync(_app);
+        await _store.DisposeAsync();
+        await _zookeeper.DisposeAsync();
+        _meter.Dispose();
+        _metrics.Dispose();
+    }
+}

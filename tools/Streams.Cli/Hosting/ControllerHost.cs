@@ -1,0 +1,119 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Cluster;
+using Streams.Common.Server.Grpc;
+using Streams.Common.Server.Metadata;
+using Streams.Common.Server.Metrics;
+using Streams.Controller;
+using Streams.Controller.Cluster;
+using Streams.Controller.Scaling;
+using Streams.Controller.Server;
+using Streams.Controller.Streams;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>
+/// <c>streams controller</c>: the stream API, the KEDA scaler and metrics. Several may run; all serve requests (stream
+/// metadata changes are compare-and-set in ZooKeeper) and one, elected, assigns containers to segment stores and
+/// finishes operations a crashed controller left half done.
+/// </summary>
+internal sealed class ControllerHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ZooKeeperMetadataStore _zookeeper;
+    private readonly ClusterView _view;
+    private readonly GrpcSegmentStoreAdmin _admin;
+    private readonly PrometheusMetrics _metrics;
+    private readonly ControllerMetrics _controllerMetrics;
+    private readonly CancellationTokenSource _stop;
+    private readonly Task _election;
+
+    private ControllerHost(WebApplication app, ZooKeeperMetadataStore zookeeper, ClusterView view, GrpcSegmentStoreAdmin admin, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, CancellationTokenSource stop, Task election)
+    {
+        (_app, _zookeeper, _view, _admin, _metrics, _controllerMetrics, _stop, _election) = (app, zookeeper, view, admin, metrics, controllerMetrics, stop, election);
+    }
+
+    public static async Task<ControllerHost> StartAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var settings = ServerConfiguration.Bind<ServerSettings>(configuration, "Server");
+        settings.Validate();
+        var controllerOptions = ServerConfiguration.Bind<ControllerOptions>(configuration, "Controller");
+        controllerOptions.Validate();
+        var containerCount = configuration.GetValue("Cluster:ContainerCount", 8);
+        if (containerCount is < 1 or > 4096)
+        {
+            throw new ArgumentException($"Cluster:ContainerCount must be between 1 and 4096 (is {containerCount}).");
+        }
+
+        var logger = loggerFactory.CreateLogger<ControllerHost>();
+        var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
+        var config = await EnsureClusterConfigAsync(zookeeper, containerCount, cancellationToken);
+        var view = new ClusterView(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ClusterView>());
+        await view.StartAsync(cancellationToken);
+        var admin = new GrpcSegmentStoreAdmin(view, config.ContainerCount, controllerOptions.SegmentOperationTimeout);
+        var controller = new ControllerService(new StreamMetadataStore(zookeeper), admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>());
+        var controllerMetrics = new ControllerMetrics(controller);
+
+        var stop = new CancellationTokenSource();
+        var election = new LeaderElection(zookeeper, ClusterPaths.ControllerLeader, settings.GrpcUri, logger);
+        var balancer = new ContainerBalancer(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ContainerBalancer>());
+        var leading = Task.Run(() => election.RunAsync(async leadership =>
+        {
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await controller.RecoverAsync(leadership);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogWarning("Finishing half-done stream operations failed ({Error}); the next leader retries.", e.Message);
+                }
+            }, CancellationToken.None);
+            await balancer.RunAsync(leadership);
+        }, stop.Token), CancellationToken.None);
+
+        var metrics = new PrometheusMetrics();
+        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
+        new HealthService().Register(grpc);
+        new GrpcControllerService(controller).Register(grpc);
+        new ExternalScalerService(controller).Register(grpc);
+        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics,
+            () => (true, election.IsLeader ? "controller (leader)" : "controller"),
+            _ => { },
+            data: null);
+        await RoleServer.StartAsync(app, settings, cancellationToken);
+        return new ControllerHost(app, zookeeper, view, admin, metrics, controllerMetrics, stop, leading);
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _election;
+        await RoleServer.StopAsync(_app);
+        await _view.DisposeAsync();
+        _admin.Dispose();
+        await _zookeeper.DisposeAsync();
+        _controllerMetrics.Dispose();
+        _metrics.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>The first controller records the container count; later ones (and segment stores) must agree with it.</summary>
+    private static async Task<ClusterConfig> EnsureClusterConfigAsync(IMetadataStore store, int containerCount, CancellationToken cancellationToken)
+    {
+        await store.TryCreateAsync(ClusterPaths.Config, ClusterPaths.Serialize(new ClusterConfig(containerCount)), cancellationToken);
+        var config = ClusterPaths.Deserialize<ClusterConfig>((await store.GetAsync(ClusterPaths.Config, cancellationToken))!.Value.Data);
+        if (config.ContainerCount != containerCount)
+        {
+            throw new InvalidOperationException(
+                $"This cluster was created with {config.ContainerCount} containers; this controller is configured with {containerCount}. Set Cluster:ContainerCount (--containers) to {config.ContainerCount}.");
+        }
+
+        return config;
+    }
+}

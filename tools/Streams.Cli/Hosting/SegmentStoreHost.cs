@@ -1,0 +1,118 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Cluster;
+using Streams.Common.Server.Grpc;
+using Streams.Common.Server.Metadata;
+using Streams.Common.Server.Metrics;
+using Streams.Ledger;
+using Streams.Ledger.Bookies;
+using Streams.SegmentStore;
+using Streams.SegmentStore.Logs;
+using Streams.SegmentStore.Server;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>
+/// <c>streams segmentstore</c>: serves the segments of the containers the controller assigns it. Container logs are
+/// ledgers on the cluster's bookies; the store registers at /cluster/segmentstores/{host:grpc-port} while it runs.
+/// </summary>
+internal sealed class SegmentStoreHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly SegmentStoreService _service;
+    private readonly BookieDirectory _bookies;
+    private readonly ZooKeeperMetadataStore _zookeeper;
+    private readonly EphemeralRegistration _registration;
+    private readonly PrometheusMetrics _metrics;
+    private readonly CancellationTokenSource _stop;
+    private readonly Task _ownership;
+
+    private SegmentStoreHost(WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, PrometheusMetrics metrics, CancellationTokenSource stop, Task ownership, string storeId)
+    {
+        (_app, _service, _bookies, _zookeeper, _registration, _metrics, _stop, _ownership, StoreId) = (app, service, bookies, zookeeper, registration, metrics, stop, ownership, storeId);
+    }
+
+    public string StoreId { get; }
+
+    public static async Task<SegmentStoreHost> StartAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var settings = ServerConfiguration.Bind<ServerSettings>(configuration, "Server");
+        settings.Validate();
+        var logger = loggerFactory.CreateLogger<SegmentStoreHost>();
+        var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
+        var cluster = await WaitForClusterConfigAsync(zookeeper, logger, cancellationToken);
+        var storeOptions = ServerConfiguration.Bind<SegmentStoreOptions>(configuration, "SegmentStore") with { ContainerCount = cluster.ContainerCount };
+        storeOptions.Validate();
+        var ledgerOptions = ServerConfiguration.Bind<LedgerOptions>(configuration, "Ledger");
+        ledgerOptions.Validate();
+
+        var bookies = new BookieDirectory(zookeeper, ledgerOptions.RequestTimeout);
+        var ledgers = new LedgerManager(zookeeper, bookies, ledgerOptions, loggerFactory.CreateLogger<LedgerManager>());
+        var service = new SegmentStoreService(
+            storeOptions,
+            id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverMb * 1024L * 1024, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
+            loggerFactory);
+        SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count());
+        var requests = new SegmentRequests(service);
+        var storeId = $"{settings.Advertised}:{settings.GrpcPort}";
+        var ownership = new ContainerOwnership(service, zookeeper, storeId, loggerFactory.CreateLogger<ContainerOwnership>());
+
+        var metrics = new PrometheusMetrics();
+        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
+        new HealthService().Register(grpc);
+        new GrpcSegmentStoreService(requests).Register(grpc);
+        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics,
+            () => (ownership.Owned.All(service.IsRunning), $"segment store {storeId}: owns containers [{string.Join(", ", ownership.Owned.Order())}], running {service.RunningContainers.Count()}"),
+            services => services.AddSingleton(requests),
+            listen => listen.UseConnectionHandler<DataConnectionHandler>());
+        await RoleServer.StartAsync(app, settings, cancellationToken);
+
+        // Registered once it serves; the controller then assigns it containers.
+        var registration = new EphemeralRegistration(zookeeper, ClusterPaths.SegmentStore(storeId),
+            ClusterPaths.Serialize(new SegmentStoreRegistration(storeId, settings.Advertised, settings.DataPort, settings.GrpcUri)), logger);
+        await registration.StartAsync(cancellationToken);
+        var stop = new CancellationTokenSource();
+        var following = Task.Run(() => ownership.RunAsync(stop.Token), CancellationToken.None);
+        return new SegmentStoreHost(app, service, bookies, zookeeper, registration, metrics, stop, following, storeId);
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _ownership;
+        await _registration.DisposeAsync();
+        await RoleServer.StopAsync(_app);
+        await _service.DisposeAsync();
+        await _bookies.DisposeAsync();
+        await _zookeeper.DisposeAsync();
+        _metrics.Dispose();
+        _stop.Dispose();
+    }
+
+    private static async Task<ClusterConfig> WaitForClusterConfigAsync(IMetadataStore store, ILogger logger, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (true)
+        {
+            var (value, changed) = await store.GetAndWatchAsync(ClusterPaths.Config, cancellationToken);
+            if (value is { } config)
+            {
+                return ClusterPaths.Deserialize<ClusterConfig>(config.Data);
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new InvalidOperationException("No cluster configuration appeared in ZooKeeper within 2 minutes: start a controller (`streams controller`) first.");
+            }
+
+            logger.LogInformation("Waiting for a controller to write the cluster configuration ({Path}).", ClusterPaths.Config);
+            await Task.WhenAny(changed, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Metadata;
+
+namespace Streams.Cli.Hosting;
+
+/// <summary>How cluster roles reach ZooKeeper (configuration section "ZooKeeper").</summary>
+internal sealed record ZooKeeperSettings
+{
+    /// <summary>"host:port[,host:port][/root]"; everything of the cluster lives under the root (default /streams).</summary>
+    public string? Connect { get; init; }
+
+    /// <summary>
+    /// ZooKeeper session timeout. A crashed segment store's containers move after about this long: shorter means
+    /// faster failover, too short and a GC pause or a slow disk expires a healthy member.
+    /// </summary>
+    public int SessionTimeoutMs { get; init; } = 10_000;
+
+    public async Task<ZooKeeperMetadataStore> ConnectAsync(ILogger logger, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(Connect))
+        {
+            throw new ArgumentException("ZooKeeper:Connect is required in cluster mode: pass --zookeeper host:port.");
+        }
+
+        if (SessionTimeoutMs is < 1000 or > 120_000)
+        {
+            throw new ArgumentException($"ZooKeeper:SessionTimeoutMs must be between 1000 and 120000 (is {SessionTimeoutMs}).");
+        }
+
+        var slash = Connect.IndexOf('/', StringComparison.Ordinal);
+        var hosts = slash < 0 ? Connect : Connect[..slash];
+        var root = slash < 0 ? "/streams" : Connect[slash..].TrimEnd('/');
+        return await ZooKeeperMetadataStore.ConnectAsync(hosts, root.Length == 0 ? "/streams" : root, TimeSpan.FromMilliseconds(SessionTimeoutMs), logger, cancellationToken);
+    }
+}
