@@ -28,7 +28,7 @@ public sealed class StreamsClient : IAsyncDisposable
     {
         _options = options;
         _controller = new ControllerClient(options.ControllerUri, options.ControlTimeout);
-        _pool = new ConnectionPool(options.Transport);
+        _pool = new ConnectionPool(options.Transport, new KeepAliveSettings(options.KeepAliveInterval, options.KeepAliveTimeout));
         Streams = new StreamManager(_controller);
     }
 
@@ -46,6 +46,12 @@ public sealed class StreamsClient : IAsyncDisposable
         if (!Uri.TryCreate(options.ControllerUri, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
             throw new ArgumentException($"ControllerUri '{options.ControllerUri}' must be an http:// or https:// address.", nameof(options));
+        }
+
+        if (options.KeepAliveInterval <= TimeSpan.Zero || options.KeepAliveTimeout <= options.KeepAliveInterval)
+        {
+            throw new ArgumentException(
+                $"KeepAliveInterval ({options.KeepAliveInterval}) must be positive and below KeepAliveTimeout ({options.KeepAliveTimeout}).", nameof(options));
         }
 
         return new StreamsClient(options);

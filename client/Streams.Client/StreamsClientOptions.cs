@@ -25,6 +25,18 @@ public sealed record StreamsClientOptions
     /// <summary>Timeout of each control call (create, describe, ...).</summary>
     public TimeSpan ControlTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How often a connection to a segment store is probed while it is quiet (raw carrier: a keep-alive frame; gRPC:
+    /// an HTTP/2 ping).
+    /// </summary>
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A connection that answers nothing for this long is dropped and its writers and readers reconnect: this is how
+    /// a frozen or cut-off segment store is left behind once its containers have moved elsewhere.
+    /// </summary>
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>How long to keep retrying a connection to a segment store before failing the writes that wait on it.</summary>
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using Google.Protobuf;
 using Streams.Client;
 using Streams.Client.Serialization;
@@ -91,7 +90,7 @@ public sealed class BadInputTests(StandaloneProcessFixture fixture) : IClassFixt
         await raw.SendAsync(new DataRequest { Setup = new SetupAppend { RequestId = 1, WriterId = writer, Segment = "bad/input/7.#epoch.0" } });
         await raw.SendAsync(new DataRequest { Setup = new SetupAppend { RequestId = 2, WriterId = writer, Segment = "not a segment" } });
         await raw.SendAsync(new DataRequest { Setup = new SetupAppend { RequestId = 3, WriterId = ByteString.CopyFromUtf8("short"), Segment = Segment } });
-        await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 4, LastEventNumber = 0, EventCount = 1, Data = ByteString.CopyFrom(Event("x")) } });
+        await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 4, LastEventNumber = 0, EventCount = 1, Data = ByteString.CopyFrom(RawProtocolClient.Event("x")) } });
 
         var replies = new Dictionary<long, AppendRejected>();
         for (var i = 0; i < 4; i++)
@@ -117,8 +116,8 @@ public sealed class BadInputTests(StandaloneProcessFixture fixture) : IClassFixt
         Assert.Equal(-1, setup.LastEventNumber);
         var lengthBefore = await LengthAsync();
 
-        await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 1, LastEventNumber = 0, EventCount = 2, Data = ByteString.CopyFrom(Event("one")) } });
-        await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 1, LastEventNumber = 1, EventCount = 1, Data = ByteString.CopyFrom(Event("half")[..5]) } });
+        await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 1, LastEventNumber = 0, EventCount = 2, Data = ByteString.CopyFrom(RawProtocolClient.Event("one")) } });
+        await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 1, LastEventNumber = 1, EventCount = 1, Data = ByteString.CopyFrom(RawProtocolClient.Event("half")[..5]) } });
         await raw.SendAsync(new DataRequest { Block = new AppendBlock { RequestId = 1, LastEventNumber = 2, EventCount = 1, Data = ByteString.CopyFrom([0x7F, 0, 0, 0, 1]) } });
         for (var i = 0; i < 3; i++)
         {
@@ -174,14 +173,6 @@ public sealed class BadInputTests(StandaloneProcessFixture fixture) : IClassFixt
     {
         using var channel = GrpcChannel.ForAddress(fixture.Server.ControllerUri);
         return (await channel.UnaryAsync(SegmentStoreApi.GetSegmentInfo, new SegmentRequest { Segment = Segment })).Length;
-    }
-
-    private static byte[] Event(string payload)
-    {
-        var body = Encoding.UTF8.GetBytes(payload);
-        var frame = new byte[Common.Wire.EventFraming.FrameSize(body.Length)];
-        Common.Wire.EventFraming.Write(frame, body, default, storeKey: false);
-        return frame;
     }
 
     private static async Task AssertStatus<T>(StatusCode code, Func<Task<T>> call) =>

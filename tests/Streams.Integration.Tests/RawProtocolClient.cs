@@ -19,6 +19,15 @@ internal sealed class RawProtocolClient : IDisposable
         return client;
     }
 
+    /// <summary>One event framed as writers send it (no routing key).</summary>
+    public static byte[] Event(string payload)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes(payload);
+        var frame = new byte[Common.Wire.EventFraming.FrameSize(body.Length)];
+        Common.Wire.EventFraming.Write(frame, body, default, storeKey: false);
+        return frame;
+    }
+
     public Task SendRawAsync(byte[] bytes) => _stream.WriteAsync(bytes).AsTask();
 
     public Task SendAsync(DataRequest request)

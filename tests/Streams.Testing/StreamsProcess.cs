@@ -47,28 +47,35 @@ public sealed class StreamsProcess : IAsyncDisposable
     }
 
     /// <summary>Starts <c>streams standalone</c> and waits until it is ready. Fails loudly (with its output) if it is not.</summary>
-    public static async Task<StreamsProcess> StartStandaloneAsync(string dataDirectory, int? grpcPort = null, int? dataPort = null, int? metricsPort = null, params string[] extra)
+    public static Task<StreamsProcess> StartStandaloneAsync(string dataDirectory, int? grpcPort = null, int? dataPort = null, int? metricsPort = null, params string[] extra) =>
+        StartServerAsync(["standalone", "--data-dir", dataDirectory, .. extra], grpcPort ?? Ports.Free(), dataPort ?? Ports.Free(), metricsPort ?? Ports.Free());
+
+    /// <summary>
+    /// Starts a server role (<c>standalone</c>, <c>bookie</c>, <c>controller</c>, <c>segmentstore</c>, <c>dev-cluster</c>)
+    /// on the given ports and waits until it prints its ready line. Fails loudly (with its output) if it does not.
+    /// </summary>
+    public static async Task<StreamsProcess> StartServerAsync(
+        IEnumerable<string> args, int grpcPort, int? dataPort, int metricsPort, IReadOnlyDictionary<string, string>? environment = null, string readyMarker = "is ready")
     {
-        var grpc = grpcPort ?? Ports.Free();
-        var data = dataPort ?? Ports.Free();
-        var metrics = metricsPort ?? Ports.Free();
-        var args = new List<string>
+        var all = new List<string>(args)
         {
-            "standalone", "--data-dir", dataDirectory,
-            "--port", grpc.ToString(CultureInfo.InvariantCulture),
-            "--data-port", data.ToString(CultureInfo.InvariantCulture),
-            "--metrics-port", metrics.ToString(CultureInfo.InvariantCulture),
+            "--port", grpcPort.ToString(CultureInfo.InvariantCulture),
+            "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture),
         };
-        args.AddRange(extra);
-        var process = Start(args, redirectInput: false);
-        var server = new StreamsProcess(process) { GrpcPort = grpc, DataPort = data, MetricsPort = metrics };
-        server.Capture("is ready");
-        var ready = await Task.WhenAny(server._ready.Task, process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
+        if (dataPort is { } data)
+        {
+            all.AddRange(["--data-port", data.ToString(CultureInfo.InvariantCulture)]);
+        }
+
+        var process = Start(all, redirectInput: false, environment);
+        var server = new StreamsProcess(process) { GrpcPort = grpcPort, DataPort = dataPort ?? 0, MetricsPort = metricsPort };
+        server.Capture(readyMarker);
+        var ready = await Task.WhenAny(server._ready.Task, process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(90)));
         if (ready != server._ready.Task)
         {
             var output = server.Output;
             await server.DisposeAsync();
-            throw new InvalidOperationException($"streams standalone did not become ready:\n{output}");
+            throw new InvalidOperationException($"streams {all[0]} did not become ready:\n{output}");
         }
 
         return server;
@@ -110,14 +117,48 @@ public sealed class StreamsProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGSTOP: the process freezes (a long GC pause, a hung VM) without closing anything.</summary>
+    public void Suspend() => Signal(19);
+
+    /// <summary>SIGCONT: a suspended process carries on where it stopped.</summary>
+    public void Resume() => Signal(18);
+
+    /// <summary>SIGTERM: the process shuts down cleanly; returns its exit code, or null if it did not exit in time.</summary>
+    public async Task<int?> TerminateAsync(TimeSpan timeout)
+    {
+        Signal(15);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        Resume();
         Kill();
         await Task.Yield();
         _process.Dispose();
     }
 
-    private static Process Start(IEnumerable<string> args, bool redirectInput)
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
+    private void Signal(int signal)
+    {
+        if (!_process.HasExited)
+        {
+            _ = SendSignal(_process.Id, signal);
+        }
+    }
+
+    private static Process Start(IEnumerable<string> args, bool redirectInput, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -133,6 +174,11 @@ public sealed class StreamsProcess : IAsyncDisposable
         }
 
         info.Environment["DOTNET_gcServer"] = "0";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         return Process.Start(info) ?? throw new InvalidOperationException("Could not start the streams process.");
     }
 

@@ -3,17 +3,22 @@ using Streams.Contracts.Controller;
 
 namespace Streams.Client.Internal;
 
+/// <summary>How connections to segment stores notice a server that went silent.</summary>
+internal readonly record struct KeepAliveSettings(TimeSpan Interval, TimeSpan Timeout);
+
 /// <summary>One shared connection per segment store; a closed or failed one is replaced on the next request.</summary>
 internal sealed class ConnectionPool : IAsyncDisposable
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
 
     private readonly DataTransport _transport;
+    private readonly KeepAliveSettings _keepAlive;
     private readonly ConcurrentDictionary<string, Lazy<Task<SegmentStoreConnection>>> _connections = new(StringComparer.Ordinal);
 
-    public ConnectionPool(DataTransport transport)
+    public ConnectionPool(DataTransport transport, KeepAliveSettings keepAlive)
     {
         _transport = transport;
+        _keepAlive = keepAlive;
     }
 
     public async Task<SegmentStoreConnection> GetAsync(SegmentEndpoint endpoint, CancellationToken cancellationToken)
@@ -64,6 +69,6 @@ internal sealed class ConnectionPool : IAsyncDisposable
 
     private async Task<SegmentStoreConnection> ConnectAsync(SegmentEndpoint endpoint) =>
         _transport == DataTransport.Raw
-            ? await RawSegmentStoreConnection.ConnectAsync(endpoint.Host, endpoint.DataPort, ConnectTimeout)
-            : new GrpcSegmentStoreConnection(endpoint.GrpcUri);
+            ? await RawSegmentStoreConnection.ConnectAsync(endpoint.Host, endpoint.DataPort, ConnectTimeout, _keepAlive)
+            : new GrpcSegmentStoreConnection(endpoint.GrpcUri, _keepAlive);
 }

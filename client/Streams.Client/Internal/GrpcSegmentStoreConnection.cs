@@ -19,9 +19,9 @@ internal sealed class GrpcSegmentStoreConnection : SegmentStoreConnection
     private GrpcCall<AppendRequestFrame, AppendReply>? _append;
     private Task? _appendReader;
 
-    public GrpcSegmentStoreConnection(string uri)
+    public GrpcSegmentStoreConnection(string uri, KeepAliveSettings keepAlive)
     {
-        _channel = GrpcChannel.ForAddress(uri);
+        _channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions { KeepAlivePingDelay = keepAlive.Interval, KeepAlivePingTimeout = keepAlive.Timeout });
     }
 
     public override ValueTask SendSetupAsync(long requestId, Guid writerId, string segment, CancellationToken cancellationToken) =>

@@ -23,17 +23,22 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ConcurrentDictionary<long, TaskCompletionSource<object>> _requests = new();
     private readonly TaskCompletionSource<HelloReply> _hello = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _closing = new();
+    private readonly KeepAliveSettings _keepAlive;
+    private long _lastReceived = Environment.TickCount64;
     private Task? _receiveLoop;
+    private Task? _keepAliveLoop;
 
-    private RawSegmentStoreConnection(Socket socket)
+    private RawSegmentStoreConnection(Socket socket, KeepAliveSettings keepAlive)
     {
         _socket = socket;
+        _keepAlive = keepAlive;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
         _output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
     }
 
-    public static async Task<RawSegmentStoreConnection> ConnectAsync(string host, int port, TimeSpan timeout)
+    public static async Task<RawSegmentStoreConnection> ConnectAsync(string host, int port, TimeSpan timeout, KeepAliveSettings keepAlive)
     {
         using var cts = new CancellationTokenSource(timeout);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -47,8 +52,9 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
             throw new RpcException(new Status(StatusCode.Unavailable, $"Cannot connect to the segment store at {host}:{port}: {e.Message}"), e);
         }
 
-        var connection = new RawSegmentStoreConnection(socket);
+        var connection = new RawSegmentStoreConnection(socket, keepAlive);
         connection._receiveLoop = Task.Run(connection.ReceiveLoopAsync);
+        connection._keepAliveLoop = Task.Run(connection.KeepAliveLoopAsync);
         try
         {
             await connection.WriteAsync(new DataRequest { Hello = new Hello { ProtocolVersion = RawFraming.ProtocolVersion, Client = "streams-dotnet" } }, cts.Token);
@@ -114,6 +120,13 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
             await _receiveLoop;
         }
 
+        if (_keepAliveLoop is not null)
+        {
+            await _keepAliveLoop;
+        }
+
+        _closing.Dispose();
+
         await _writeLock.WaitAsync();
         try
         {
@@ -129,6 +142,7 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
 
     protected override void OnClosed(Exception reason)
     {
+        _closing.Cancel();
         _hello.TrySetException(reason);
         foreach (var id in _requests.Keys)
         {
@@ -204,6 +218,7 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
         {
             while (await reader.MoveNextAsync())
             {
+                Volatile.Write(ref _lastReceived, Environment.TickCount64);
                 Handle(reader.Current);
             }
 
@@ -217,6 +232,39 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
         {
             reader.Release();
             await _input.CompleteAsync();
+        }
+    }
+
+    /// <summary>
+    /// Probes a quiet connection and drops one that stays silent for the keep-alive timeout: a frozen or cut-off
+    /// segment store keeps its TCP connections open, so only silence tells that it is gone.
+    /// </summary>
+    private async Task KeepAliveLoopAsync()
+    {
+        var tick = TimeSpan.FromTicks(Math.Min(_keepAlive.Interval.Ticks, _keepAlive.Timeout.Ticks / 3));
+        using var timer = new PeriodicTimer(tick);
+        long nonce = 0;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_closing.Token))
+            {
+                var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastReceived));
+                if (quiet >= _keepAlive.Timeout)
+                {
+                    Close(new RpcException(new Status(StatusCode.Unavailable,
+                        $"The segment store answered nothing for {quiet.TotalSeconds:F0} s (keep-alive timeout); reconnecting.")));
+                    return;
+                }
+
+                if (quiet >= _keepAlive.Interval)
+                {
+                    await WriteAsync(new DataRequest { KeepAlive = new KeepAlive { Nonce = ++nonce } }, _closing.Token);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // Closed meanwhile.
         }
     }
 
@@ -249,6 +297,8 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
                 break;
             case DataReply.KindOneofCase.Hello:
                 _hello.TrySetResult(reply.Hello);
+                break;
+            case DataReply.KindOneofCase.KeepAlive:
                 break;
             case DataReply.KindOneofCase.Error:
                 var error = new RpcException((StatusCode)reply.Error.Code, reply.Error.Message);

@@ -84,6 +84,9 @@ internal sealed class DataConnectionHandler : ConnectionHandler
                             Hello = new HelloReply { ProtocolVersion = RawFraming.ProtocolVersion, Server = "streams-segmentstore" },
                         });
                         break;
+                    case DataRequest.KindOneofCase.KeepAlive:
+                        replies.Send(new DataReply { KeepAlive = request.KeepAlive });
+                        break;
                     default:
                         throw new RpcException(StatusCode.InvalidArgument, "Empty or unknown DataRequest.");
                 }

@@ -41,7 +41,7 @@ internal sealed class GrpcChannel : IDisposable
             InitialHttp2StreamWindowSize = options.InitialStreamWindowSize,
             ConnectTimeout = options.ConnectTimeout,
             KeepAlivePingDelay = options.KeepAlivePingDelay,
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+            KeepAlivePingTimeout = options.KeepAlivePingTimeout,
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
             AutomaticDecompression = DecompressionMethods.None,

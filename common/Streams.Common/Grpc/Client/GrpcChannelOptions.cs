@@ -21,6 +21,9 @@ internal sealed record GrpcChannelOptions
     /// <summary>Interval of HTTP/2 keep-alive pings on idle connections.</summary>
     public TimeSpan KeepAlivePingDelay { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>A connection whose keep-alive ping is not answered within this time is closed, failing its calls.</summary>
+    public TimeSpan KeepAlivePingTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
     /// <summary>
     /// For https:// addresses: decides whether to trust the server's certificate (e.g. a private CA). Null uses the
     /// system's trust store.

@@ -1,0 +1,98 @@
+using FsCheck;
+using FsCheck.Fluent;
+using Streams.Common.Server.Cluster;
+using Streams.Controller.Cluster;
+
+namespace Streams.Controller.Tests.Cluster;
+
+/// <summary>The pure balancing rule: every container on a live store, loads within one, and as few moves as that allows.</summary>
+public sealed class ContainerBalancerTests
+{
+    [Fact]
+    public void A_fresh_cluster_spreads_containers_evenly()
+    {
+        var next = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a", "b", "c"], 8);
+
+        Assert.Equal(1, next.Generation);
+        Assert.Equal(8, next.Owners.Count);
+        Assert.Equal([3, 3, 2], next.Owners.GroupBy(o => o.Value).Select(g => g.Count()).OrderDescending());
+    }
+
+    [Fact]
+    public void A_dead_stores_containers_move_and_nothing_else_does()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a", "b", "c"], 9);
+
+        var next = ContainerBalancer.Balance(current, ["a", "c"], 9);
+
+        Assert.Equal(current.Generation + 1, next.Generation);
+        Assert.DoesNotContain("b", next.Owners.Values);
+        foreach (var (id, owner) in current.Owners.Where(o => o.Value != "b"))
+        {
+            Assert.Equal(owner, next.Owners[id]);
+        }
+    }
+
+    [Fact]
+    public void A_joining_store_takes_a_fair_share()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a"], 8);
+
+        var next = ContainerBalancer.Balance(current, ["a", "b"], 8);
+
+        Assert.Equal(4, next.Owners.Values.Count(o => o == "b"));
+        Assert.Equal(4, next.Owners.Values.Count(o => o == "a"));
+    }
+
+    [Fact]
+    public void A_balanced_assignment_is_returned_unchanged()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a", "b"], 5);
+
+        Assert.Same(current, ContainerBalancer.Balance(current, ["b", "a"], 5));
+    }
+
+    [Fact]
+    public void With_no_live_store_the_assignment_stays()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a", "b"], 4);
+
+        Assert.Same(current, ContainerBalancer.Balance(current, [], 4));
+    }
+
+    [Fact]
+    public void Any_assignment_and_membership_balance_into_a_complete_even_assignment_with_minimal_moves() =>
+        Prop.ForAll<byte, byte[], byte>((containersSeed, ownerSeeds, liveSeed) =>
+        {
+            var containers = 1 + (containersSeed % 32);
+            var stores = Enumerable.Range(0, 6).Select(i => $"store-{i}").ToArray();
+            var owners = new Dictionary<int, string>();
+            for (var id = 0; id < containers && ownerSeeds is not null && id < ownerSeeds.Length; id++)
+            {
+                if (ownerSeeds[id] % 7 != 6)
+                {
+                    owners[id] = stores[ownerSeeds[id] % 7 % stores.Length];
+                }
+            }
+
+            var live = stores.Where((_, i) => (liveSeed & (1 << i)) != 0).ToList();
+            if (live.Count == 0)
+            {
+                live.Add(stores[0]);
+            }
+
+            var current = new ContainerAssignment(7, owners);
+            var next = ContainerBalancer.Balance(current, live, containers);
+
+            var loads = live.Select(s => next.Owners.Values.Count(o => o == s)).ToList();
+            var complete = Enumerable.Range(0, containers).All(id => next.Owners.TryGetValue(id, out var o) && live.Contains(o));
+            var even = loads.Max() - loads.Min() <= 1;
+
+            // Minimal: a container only moves if its owner is dead or its owner holds more than the fair ceiling.
+            var ceiling = (containers + live.Count - 1) / live.Count;
+            var keptLoads = live.ToDictionary(s => s, s => Math.Min(ceiling, owners.Count(o => o.Value == s && o.Key < containers)));
+            var stayed = next.Owners.Count(o => owners.TryGetValue(o.Key, out var was) && was == o.Value);
+            var minimal = stayed >= keptLoads.Values.Sum() - live.Count;
+            return complete && even && minimal && (next.Generation == 7 || next.Generation == 8);
+        }).QuickCheckThrowOnFailure();
+}

@@ -1,0 +1,165 @@
+using Google.Protobuf;
+using Streams.Client;
+using Streams.Client.Serialization;
+using Streams.Client.Writing;
+using Streams.Contracts.SegmentStore;
+using Streams.Testing;
+using Xunit.Sdk;
+
+namespace Streams.Integration.Tests;
+
+/// <summary>
+/// Faults in a real cluster: ZooKeeper, bookies, a controller and segment stores as separate processes on loopback,
+/// killed with SIGKILL or frozen with SIGSTOP while writers are busy. Whatever happens, every acknowledged event is
+/// readable afterwards, exactly once, in per-key order.
+/// </summary>
+public sealed class ClusterFaultTests
+{
+    private const int Containers = 4;
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public Task Writes_continue_when_a_bookie_dies_and_every_acknowledged_event_is_on_the_others() =>
+        WithClusterAsync(bookies: 3, async cluster =>
+        {
+            await using var client = Client(cluster);
+            var writer = await CreateStreamAndWriterAsync(client, "bookiefault");
+            var load = AckedLoad.Start(writer, maxDuration: Bound);
+            Assert.True(await load.WaitForAcknowledgedAsync(5_000, Bound), $"No write load before the fault: {load}");
+
+            cluster.KillBookie(1);
+            var atKill = load.Acknowledged;
+            Assert.True(await load.WaitForAcknowledgedAsync(atKill + 10_000, Bound), $"Writes stopped after one of three bookies died: {load}");
+            await load.StopAsync(Bound);
+            await writer.DisposeAsync();
+            Assert.Equal(0, load.Failed);
+
+            // The segment store restarts too, so its containers recover from the two remaining bookies alone.
+            await cluster.RestartSegmentStoreAsync(0);
+            await cluster.WaitForContainersAsync(Containers, Bound);
+            await using var reader = Client(cluster);
+            var read = await AckedLoad.ReadAllAsync(reader, "bookiefault", "events");
+            load.Verify(read);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{load}; {load.Acknowledged - atKill} acknowledged after the kill; read back {read.Count}");
+        });
+
+    [Fact]
+    public Task A_segment_store_killed_under_load_restarts_with_every_acknowledged_event_and_no_duplicates() =>
+        WithClusterAsync(bookies: 3, async cluster =>
+        {
+            await using var client = Client(cluster);
+            var writer = await CreateStreamAndWriterAsync(client, "storefault");
+            var load = AckedLoad.Start(writer, maxDuration: Bound * 2);
+            Assert.True(await load.WaitForAcknowledgedAsync(5_000, Bound), $"No write load before the fault: {load}");
+
+            cluster.SegmentStores[0].Kill();
+            var atKill = load.Acknowledged;
+            await cluster.RestartSegmentStoreAsync(0);
+            await cluster.WaitForContainersAsync(Containers, Bound);
+
+            // The writer reconnects and resends what was not acknowledged; deduplication keeps it exactly once.
+            Assert.True(await load.WaitForAcknowledgedAsync(atKill + 5_000, Bound), $"Writes did not resume after the restart: {load}");
+            await load.StopAsync(Bound);
+            await writer.DisposeAsync();
+
+            await using var reader = Client(cluster);
+            var read = await AckedLoad.ReadAllAsync(reader, "storefault", "events");
+            load.Verify(read);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{load}; read back {read.Count}");
+        });
+
+    [Fact]
+    public Task A_frozen_owner_that_wakes_up_after_takeover_can_append_nothing() =>
+        WithClusterAsync(bookies: 3, async cluster =>
+        {
+            await using var client = Client(cluster);
+            var writer = await CreateStreamAndWriterAsync(client, "zombie");
+            for (var i = 0; i < 100; i++)
+            {
+                await writer.WriteEventAsync("k", $"before-{i}");
+            }
+
+            // The zombie-to-be accepts an append session while it still owns every container.
+            var zombie = cluster.SegmentStores[0];
+            using var raw = await RawProtocolClient.ConnectAsync(zombie.DataPort);
+            const string Segment = "zombie/events/0.#epoch.0";
+            await raw.SendAsync(new DataRequest { Setup = new SetupAppend { RequestId = 1, WriterId = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()), Segment = Segment } });
+            Assert.Equal(DataReply.KindOneofCase.Setup, (await raw.ReceiveAsync())!.KindCase);
+
+            // Frozen: its session expires and a new store takes every container, fencing the zombie's ledgers.
+            zombie.Suspend();
+            var successor = await cluster.AddSegmentStoreAsync();
+            await cluster.WaitForContainersAsync(Containers, Bound, among: [successor]);
+            for (var i = 0; i < 100; i++)
+            {
+                await writer.WriteEventAsync("k", $"after-{i}");
+            }
+
+            // Appends queue in the zombie's socket and are the first thing it handles on waking.
+            const int ZombieBlocks = 20;
+            for (var i = 0; i < ZombieBlocks; i++)
+            {
+                await raw.SendAsync(new DataRequest
+                {
+                    Block = new AppendBlock { RequestId = 1, LastEventNumber = i, EventCount = 1, Data = ByteString.CopyFrom(RawProtocolClient.Event($"zombie-{i}")) },
+                });
+            }
+
+            zombie.Resume();
+            var replies = new List<DataReply?>();
+            for (var i = 0; i < ZombieBlocks; i++)
+            {
+                var reply = await raw.ReceiveAsync();
+                replies.Add(reply);
+                if (reply is null)
+                {
+                    break;
+                }
+            }
+
+            TestContext.Current.TestOutputHelper?.WriteLine("Zombie replies: " + string.Join(" | ", replies.Select(r => r?.ToString() ?? "closed").Distinct()));
+            Assert.DoesNotContain(replies, r => r?.KindCase == DataReply.KindOneofCase.Appended);
+            Assert.Contains(replies, r => r?.KindCase == DataReply.KindOneofCase.Rejected && r.Rejected.Error == AppendError.Retry);
+
+            await writer.DisposeAsync();
+            await using var reader = Client(cluster);
+            var read = (await AckedLoad.ReadAllAsync(reader, "zombie", "events")).Select(r => r.Value).ToList();
+            Assert.DoesNotContain(read, v => v.StartsWith("zombie-", StringComparison.Ordinal));
+            Assert.Equal(Enumerable.Range(0, 100).Select(i => $"before-{i}").Concat(Enumerable.Range(0, 100).Select(i => $"after-{i}")), read);
+        });
+
+    private static async Task WithClusterAsync(int bookies, Func<ClusterProcesses, Task> test)
+    {
+        await using var cluster = await ClusterProcesses.StartAsync(bookies, stores: 1, quorums: (3, 3, 2), containers: Containers);
+        try
+        {
+            await cluster.WaitForContainersAsync(Containers, Bound);
+            await test(cluster).WaitAsync(TimeSpan.FromMinutes(4));
+        }
+        catch (Exception e) when (e is not XunitException)
+        {
+            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
+        }
+        catch (XunitException e)
+        {
+            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
+        }
+    }
+
+    private static async Task<EventStreamWriter<string>> CreateStreamAndWriterAsync(StreamsClient client, string scope)
+    {
+        await client.Streams.CreateScopeAsync(scope);
+        await client.Streams.CreateStreamAsync(scope, "events", StreamConfig.Fixed(Containers));
+        return await client.CreateWriterAsync(scope, "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true });
+    }
+
+    private static StreamsClient Client(ClusterProcesses cluster) =>
+        StreamsClient.Create(new StreamsClientOptions
+        {
+            ControllerUri = cluster.ControllerUri,
+            ReconnectTimeout = TimeSpan.FromSeconds(30),
+            ControlTimeout = TimeSpan.FromSeconds(10),
+            KeepAliveInterval = TimeSpan.FromSeconds(1),
+            KeepAliveTimeout = TimeSpan.FromSeconds(3),
+        });
+}

@@ -1,0 +1,225 @@
+using System.Globalization;
+using System.Text;
+
+namespace Streams.Testing;
+
+/// <summary>
+/// A real cluster for fault tests: a ZooKeeper server, bookies, a controller and segment stores, each its own
+/// <c>streams</c> process on loopback. Members can be killed (SIGKILL), frozen (SIGSTOP) and started again on the same
+/// ports and data. Sessions time out quickly so that work moves within seconds.
+/// </summary>
+public sealed class ClusterProcesses : IAsyncDisposable
+{
+    private readonly TempDirectory _dir = new("cluster");
+    private readonly List<StreamsProcess> _retired = [];
+
+    private ClusterProcesses(ZooKeeperServer zooKeeper, int sessionTimeoutMs, (int E, int Qw, int Qa) quorums)
+    {
+        ZooKeeper = zooKeeper;
+        SessionTimeoutMs = sessionTimeoutMs;
+        Quorums = quorums;
+    }
+
+    public ZooKeeperServer ZooKeeper { get; }
+
+    public int SessionTimeoutMs { get; }
+
+    public (int E, int Qw, int Qa) Quorums { get; }
+
+    /// <summary>Bookie processes by index; a killed one stays in its slot until restarted.</summary>
+    public List<StreamsProcess> Bookies { get; } = [];
+
+    public StreamsProcess Controller { get; private set; } = null!;
+
+    public List<StreamsProcess> SegmentStores { get; } = [];
+
+    public string ControllerUri => Controller.ControllerUri;
+
+    /// <summary>Extra environment for every member (configuration as STREAMS__Section__Key).</summary>
+    public Dictionary<string, string> Environment { get; } = new()
+    {
+        // Small journal files keep the test's disk use low; GC runs often.
+        ["STREAMS__Bookie__JournalSegmentSizeBits"] = "24",
+        ["STREAMS__Bookie__GcInterval"] = "00:00:02",
+    };
+
+    /// <summary>Starts ZooKeeper, <paramref name="bookies"/> bookies, a controller and <paramref name="stores"/> segment stores.</summary>
+    public static async Task<ClusterProcesses> StartAsync(int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000)
+    {
+        var zooKeeper = await ZooKeeperServer.StartAsync();
+        var cluster = new ClusterProcesses(zooKeeper, sessionTimeoutMs, quorums);
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, bookies).Select(_ => cluster.AddBookieAsync()));
+            cluster.Controller = await StreamsProcess.StartServerAsync(
+                ["controller", .. cluster.Common(), "--containers", containers.ToString(CultureInfo.InvariantCulture)],
+                Ports.Free(), null, Ports.Free(), cluster.Environment);
+            for (var i = 0; i < stores; i++)
+            {
+                await cluster.AddSegmentStoreAsync();
+            }
+
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Starts one more bookie with its own data directory.</summary>
+    public async Task<StreamsProcess> AddBookieAsync()
+    {
+        int index;
+        lock (Bookies)
+        {
+            index = Bookies.Count;
+            Bookies.Add(null!);
+        }
+
+        var bookie = await StartBookieProcessAsync(index, Ports.Free(), Ports.Free(), Ports.Free());
+        lock (Bookies)
+        {
+            Bookies[index] = bookie;
+        }
+
+        return bookie;
+    }
+
+    /// <summary>The journal directory of bookie <paramref name="index"/>.</summary>
+    public string BookieDirectory(int index) => _dir.Sub($"bookie-{index}");
+
+    /// <summary>Kills bookie <paramref name="index"/> with SIGKILL.</summary>
+    public void KillBookie(int index) => Bookies[index].Kill();
+
+    /// <summary>Starts bookie <paramref name="index"/> again on its ports and journal.</summary>
+    public async Task<StreamsProcess> RestartBookieAsync(int index)
+    {
+        var old = Bookies[index];
+        old.Kill();
+        _retired.Add(old);
+        var bookie = await StartBookieProcessAsync(index, old.GrpcPort, old.DataPort, old.MetricsPort);
+        Bookies[index] = bookie;
+        return bookie;
+    }
+
+    /// <summary>Starts a segment store; it registers and the controller assigns it containers.</summary>
+    public async Task<StreamsProcess> AddSegmentStoreAsync()
+    {
+        var store = await StartSegmentStoreProcessAsync(Ports.Free(), Ports.Free(), Ports.Free());
+        SegmentStores.Add(store);
+        return store;
+    }
+
+    /// <summary>Starts segment store <paramref name="index"/> again on the same ports (so the same store id).</summary>
+    public async Task<StreamsProcess> RestartSegmentStoreAsync(int index)
+    {
+        var old = SegmentStores[index];
+        old.Kill();
+        _retired.Add(old);
+        var store = await StartSegmentStoreProcessAsync(old.GrpcPort, old.DataPort, old.MetricsPort);
+        SegmentStores[index] = store;
+        return store;
+    }
+
+    /// <summary>
+    /// Waits until the live segment stores together run <paramref name="containers"/> containers and each runs all it
+    /// is assigned (their /healthz says so); with <paramref name="among"/>, only those stores count. Fails with every
+    /// member's output if that does not happen in time.
+    /// </summary>
+    public async Task WaitForContainersAsync(int containers, TimeSpan timeout, IReadOnlyList<StreamsProcess>? among = null)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + timeout;
+        var last = string.Empty;
+        while (DateTime.UtcNow < deadline)
+        {
+            var running = 0;
+            var healthy = true;
+            var details = new List<string>();
+            foreach (var store in (among ?? SegmentStores).Where(s => !s.HasExited))
+            {
+                try
+                {
+                    using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{store.MetricsPort}/healthz"));
+                    var detail = (await response.Content.ReadAsStringAsync()).Trim();
+                    details.Add(detail);
+                    healthy &= response.IsSuccessStatusCode;
+                    var at = detail.LastIndexOf("running ", StringComparison.Ordinal);
+                    running += at >= 0 ? int.Parse(detail[(at + 8)..], CultureInfo.InvariantCulture) : 0;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    healthy = false;
+                    details.Add($"{store.GrpcPort}: {e.Message}");
+                }
+            }
+
+            last = string.Join(" | ", details);
+            if (healthy && running == containers)
+            {
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"The segment stores did not run {containers} containers within {timeout}: {last}\n{Output()}");
+    }
+
+    /// <summary>Every member's output so far, for a failing test's message.</summary>
+    public string Output()
+    {
+        var text = new StringBuilder();
+        void Add(string name, StreamsProcess? process)
+        {
+            if (process is not null)
+            {
+                text.AppendLine($"===== {name} (pid {process.Pid}{(process.HasExited ? ", exited" : string.Empty)})").AppendLine(process.Output);
+            }
+        }
+
+        for (var i = 0; i < _retired.Count; i++)
+        {
+            Add($"retired process {i}", _retired[i]);
+        }
+
+        for (var i = 0; i < Bookies.Count; i++)
+        {
+            Add($"bookie-{i}", Bookies[i]);
+        }
+
+        Add("controller", Controller);
+        for (var i = 0; i < SegmentStores.Count; i++)
+        {
+            Add($"segmentstore-{i}", SegmentStores[i]);
+        }
+
+        return text.ToString();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var all = SegmentStores.Concat([Controller]).Concat(Bookies).Concat(_retired).Where(p => p is not null);
+        foreach (var process in all)
+        {
+            await process.DisposeAsync();
+        }
+
+        await ZooKeeper.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private string[] Common() => ["--zookeeper", ZooKeeper.ConnectionString, "--session-timeout-ms", SessionTimeoutMs.ToString(CultureInfo.InvariantCulture)];
+
+    private Task<StreamsProcess> StartBookieProcessAsync(int index, int grpc, int data, int metrics) =>
+        StreamsProcess.StartServerAsync(["bookie", .. Common(), "--data-dir", BookieDirectory(index)], grpc, data, metrics, Environment);
+
+    private Task<StreamsProcess> StartSegmentStoreProcessAsync(int grpc, int data, int metrics) =>
+        StreamsProcess.StartServerAsync(
+            ["segmentstore", .. Common(), "--ensemble", Quorum(Quorums.E), "--write-quorum", Quorum(Quorums.Qw), "--ack-quorum", Quorum(Quorums.Qa)],
+            grpc, data, metrics, Environment);
+
+    private static string Quorum(int value) => value.ToString(CultureInfo.InvariantCulture);
+}
