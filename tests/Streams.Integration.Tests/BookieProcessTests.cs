@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Common.Server.Metadata;
@@ -48,6 +49,11 @@ public sealed class BookieProcessTests
             // The ledger as a whole still has the entry: its reader skips the damaged copy.
             using var entry = await manager.ReadAsync(metadata, writer.LedgerId, Damaged, TestContext.Current.CancellationToken);
             Assert.Equal(Payload(Damaged), entry.Data.Payload.ToArray());
+
+            using var http = new HttpClient();
+            var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{cluster.Bookies[0].MetricsPort}/metrics"), TestContext.Current.CancellationToken);
+            Assert.InRange(Metric(metrics, "streams_bookie_corrupt_entries_total"), 1, 2);
+            Assert.Equal(Entries - 1, Metric(metrics, "streams_bookie_read_entries_total"));
         }
         catch (Exception e) when (e is not XunitException)
         {
@@ -88,6 +94,9 @@ public sealed class BookieProcessTests
             }
         }
     }
+
+    private static double Metric(string text, string name) =>
+        text.Split('\n').Where(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Select(l => double.Parse(l[(name.Length + 1)..], CultureInfo.InvariantCulture)).Single();
 
     private static string Marker(int i) => $"entry-{i:D5}-marker-";
 

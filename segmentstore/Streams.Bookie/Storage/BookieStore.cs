@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
@@ -212,6 +213,7 @@ internal sealed class BookieStore : IAsyncDisposable
         catch (Exception e) when (e is InvalidDataException or FASTER.core.FasterException)
         {
             _logger.LogError("Entry {Ledger}:{Entry} could not be read at journal address {Address}: {Error}", ledger, entry, address, e.Message);
+            BookieMetrics.CorruptEntries.Add(1);
             return EntryRead.Failed(BookieStatus.Corrupt, $"Entry {entry} of ledger {ledger} could not be read: {e.Message}");
         }
 
@@ -219,9 +221,11 @@ internal sealed class BookieStore : IAsyncDisposable
         {
             owner.Dispose();
             _logger.LogError("Entry {Ledger}:{Entry} at journal address {Address} failed its checksum; not serving it.", ledger, entry, address);
+            BookieMetrics.CorruptEntries.Add(1);
             return EntryRead.Failed(BookieStatus.Corrupt, $"Entry {entry} of ledger {ledger} failed its checksum on this bookie.");
         }
 
+        BookieMetrics.ReadEntries.Add(1);
         return new EntryRead(BookieStatus.Ok, record.LastAddConfirmed, record.PayloadCrc, owner, record.Payload);
     }
 
@@ -345,7 +349,10 @@ internal sealed class BookieStore : IAsyncDisposable
                     await _commitSignal.WaitAsync(_stop.Token);
                 }
 
+                var started = Stopwatch.GetTimestamp();
                 var committed = await _journal.CommitAsync(_stop.Token);
+                BookieMetrics.CommitLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                BookieMetrics.Commits.Add(1);
                 lock (_lock)
                 {
                     while (_pending.TryPeek(out var next) && next.Address < committed)
@@ -355,10 +362,20 @@ internal sealed class BookieStore : IAsyncDisposable
                     }
                 }
 
+                long entries = 0, bytes = 0;
                 foreach (var (pending, outcome) in done)
                 {
+                    if (pending.Type == JournalRecordType.Entry && pending.RelocatedFrom is null)
+                    {
+                        entries++;
+                        bytes += pending.Size - JournalRecord.HeaderSize;
+                    }
+
                     pending.Completion.TrySetResult(outcome);
                 }
+
+                BookieMetrics.AddedEntries.Add(entries);
+                BookieMetrics.AddedBytes.Add(bytes);
 
                 done.Clear();
             }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
@@ -11,7 +10,6 @@ using Streams.Bookie.Storage;
 using Streams.Common.Server.Cluster;
 using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Metadata;
-using Streams.Common.Server.Metrics;
 using Streams.Ledger.Bookies;
 
 namespace Streams.Cli.Hosting;
@@ -26,12 +24,11 @@ internal sealed class BookieHost : IAsyncDisposable
     private readonly BookieStore _store;
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly EphemeralRegistration _registration;
-    private readonly PrometheusMetrics _metrics;
-    private readonly Meter _meter;
+    private readonly RoleTelemetry _metrics;
 
-    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, PrometheusMetrics metrics, Meter meter, string bookieId)
+    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry metrics, string bookieId)
     {
-        (_app, _store, _zookeeper, _registration, _metrics, _meter, BookieId) = (app, store, zookeeper, registration, metrics, meter, bookieId);
+        (_app, _store, _zookeeper, _registration, _metrics, BookieId) = (app, store, zookeeper, registration, metrics, bookieId);
     }
 
     public string BookieId { get; }
@@ -45,16 +42,14 @@ internal sealed class BookieHost : IAsyncDisposable
         var logger = loggerFactory.CreateLogger<BookieHost>();
         var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
         var store = await BookieStore.OpenAsync(options, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
-        var metrics = new PrometheusMetrics();
-        var meter = new Meter("Streams.Bookie");
-        meter.CreateObservableGauge("streams.bookie.journal_bytes", () => store.JournalBytes, "By", "Bytes in the bookie's journal (live and not yet reclaimed).");
-        meter.CreateObservableGauge("streams.bookie.ledgers", () => store.LedgerCount, "{ledger}", "Ledgers with entries on this bookie.");
+        var metrics = RoleTelemetry.Start(configuration, BookieMetrics.MeterName);
+        BookieMetrics.Observe(() => store.JournalBytes, () => store.LedgerCount);
 
         var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
         new HealthService().Register(grpc);
         new GrpcBookieService(store).Register(grpc);
         var bookieId = $"{settings.Advertised}:{settings.DataPort}";
-        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics,
+        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics.Prometheus,
             () => (true, $"bookie {bookieId}: {store.LedgerCount} ledgers, {store.JournalBytes} journal bytes"),
             services => services.AddSingleton(store),
             listen => listen.UseConnectionHandler<BookieConnectionHandler>());
@@ -63,7 +58,7 @@ internal sealed class BookieHost : IAsyncDisposable
         // Registered only once it serves: ledger clients pick bookies from this list.
         var registration = new EphemeralRegistration(zookeeper, $"{BookieDirectory.AvailablePath}/{bookieId}", System.Text.Encoding.UTF8.GetBytes(bookieId), logger);
         await registration.StartAsync(cancellationToken);
-        return new BookieHost(app, store, zookeeper, registration, metrics, meter, bookieId);
+        return new BookieHost(app, store, zookeeper, registration, metrics, bookieId);
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
@@ -74,7 +69,6 @@ internal sealed class BookieHost : IAsyncDisposable
         await RoleServer.StopAsync(_app);
         await _store.DisposeAsync();
         await _zookeeper.DisposeAsync();
-        _meter.Dispose();
         _metrics.Dispose();
     }
 }

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Cluster;
 using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Metadata;
-using Streams.Common.Server.Metrics;
 using Streams.Controller;
 using Streams.Controller.Cluster;
 using Streams.Controller.Scaling;
@@ -25,12 +24,12 @@ internal sealed class ControllerHost : IAsyncDisposable
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly ClusterView _view;
     private readonly GrpcSegmentStoreAdmin _admin;
-    private readonly PrometheusMetrics _metrics;
+    private readonly RoleTelemetry _metrics;
     private readonly ControllerMetrics _controllerMetrics;
     private readonly CancellationTokenSource _stop;
     private readonly Task _election;
 
-    private ControllerHost(WebApplication app, ZooKeeperMetadataStore zookeeper, ClusterView view, GrpcSegmentStoreAdmin admin, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, CancellationTokenSource stop, Task election)
+    private ControllerHost(WebApplication app, ZooKeeperMetadataStore zookeeper, ClusterView view, GrpcSegmentStoreAdmin admin, RoleTelemetry metrics, ControllerMetrics controllerMetrics, CancellationTokenSource stop, Task election)
     {
         (_app, _zookeeper, _view, _admin, _metrics, _controllerMetrics, _stop, _election) = (app, zookeeper, view, admin, metrics, controllerMetrics, stop, election);
     }
@@ -75,12 +74,12 @@ internal sealed class ControllerHost : IAsyncDisposable
             await balancer.RunAsync(leadership);
         }, stop.Token), CancellationToken.None);
 
-        var metrics = new PrometheusMetrics();
+        var metrics = RoleTelemetry.Start(configuration, ControllerMetrics.MeterName);
         var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
         new HealthService().Register(grpc);
         new GrpcControllerService(controller).Register(grpc);
         new ExternalScalerService(controller).Register(grpc);
-        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics,
+        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics.Prometheus,
             () => (true, election.IsLeader ? "controller (leader)" : "controller"),
             _ => { },
             data: null);

@@ -7,7 +7,6 @@ using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Cluster;
 using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Metadata;
-using Streams.Common.Server.Metrics;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
 using Streams.SegmentStore;
@@ -27,11 +26,11 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
     private readonly BookieDirectory _bookies;
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly EphemeralRegistration _registration;
-    private readonly PrometheusMetrics _metrics;
+    private readonly RoleTelemetry _metrics;
     private readonly CancellationTokenSource _stop;
     private readonly Task _ownership;
 
-    private SegmentStoreHost(WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, PrometheusMetrics metrics, CancellationTokenSource stop, Task ownership, string storeId)
+    private SegmentStoreHost(WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry metrics, CancellationTokenSource stop, Task ownership, string storeId)
     {
         (_app, _service, _bookies, _zookeeper, _registration, _metrics, _stop, _ownership, StoreId) = (app, service, bookies, zookeeper, registration, metrics, stop, ownership, storeId);
     }
@@ -61,11 +60,11 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
         var storeId = $"{settings.Advertised}:{settings.GrpcPort}";
         var ownership = new ContainerOwnership(service, zookeeper, storeId, loggerFactory.CreateLogger<ContainerOwnership>());
 
-        var metrics = new PrometheusMetrics();
+        var metrics = RoleTelemetry.Start(configuration, SegmentStoreMetrics.MeterName);
         var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
         new HealthService().Register(grpc);
         new GrpcSegmentStoreService(requests).Register(grpc);
-        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics,
+        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics.Prometheus,
             () => (ownership.Owned.All(service.IsRunning), $"segment store {storeId}: owns containers [{string.Join(", ", ownership.Owned.Order())}], running {service.RunningContainers.Count()}"),
             services => services.AddSingleton(requests),
             listen => listen.UseConnectionHandler<DataConnectionHandler>());

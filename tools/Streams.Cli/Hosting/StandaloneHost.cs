@@ -9,7 +9,6 @@ using Streams.Bookie;
 using Streams.Bookie.Storage;
 using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Metadata;
-using Streams.Common.Server.Metrics;
 using Streams.Controller;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
@@ -33,13 +32,11 @@ internal sealed class StandaloneHost : IAsyncDisposable
     private readonly IMetadataStore _metadata;
     private readonly SegmentStoreService _store;
     private readonly BookieStore _bookie;
-    private readonly PrometheusMetrics _metrics;
+    private readonly RoleTelemetry _metrics;
     private readonly ControllerMetrics _controllerMetrics;
-    private readonly IDisposable? _otlp;
 
-    private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, PrometheusMetrics metrics, ControllerMetrics controllerMetrics, IDisposable? otlp, ServerSettings settings, string dataDirectory)
+    private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, RoleTelemetry metrics, ControllerMetrics controllerMetrics, ServerSettings settings, string dataDirectory)
     {
-        _otlp = otlp;
         _bookie = bookie;
         _app = app;
         _metadata = metadata;
@@ -69,15 +66,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
         controllerOptions.Validate();
 
         var logger = loggerFactory.CreateLogger<StandaloneHost>();
-        var metrics = new PrometheusMetrics();
-        var otlp = configuration["Telemetry:OtlpEndpoint"] is { Length: > 0 } otlpEndpoint
-            ? OtlpMetrics.Start(
-                new Uri(otlpEndpoint),
-                configuration["Telemetry:OtlpProtocol"] == "grpc" ? OpenTelemetry.Exporter.OtlpExportProtocol.Grpc : OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf,
-                TimeSpan.FromSeconds(15),
-                SegmentStoreMetrics.MeterName,
-                ControllerMetrics.MeterName)
-            : null;
+        var metrics = RoleTelemetry.Start(configuration, SegmentStoreMetrics.MeterName, ControllerMetrics.MeterName, BookieMetrics.MeterName);
         var metadata = FileMetadataStore.Open(Path.Combine(dataDirectory, "metadata"));
 
         // One bookie in this process; containers log to ledgers on it (E = Qw = Qa = 1) through the cluster's code path.
@@ -99,7 +88,6 @@ internal sealed class StandaloneHost : IAsyncDisposable
             await bookie.DisposeAsync();
             await metadata.DisposeAsync();
             metrics.Dispose();
-            otlp?.Dispose();
             throw;
         }
 
@@ -125,14 +113,14 @@ internal sealed class StandaloneHost : IAsyncDisposable
             settings,
             loggerFactory,
             grpc,
-            metrics,
+            metrics.Prometheus,
             () => store.RunningContainers.Count() is var running && running == store.ContainerCount
                 ? (true, $"{running}/{store.ContainerCount} containers running")
                 : (false, $"{store.RunningContainers.Count()}/{store.ContainerCount} containers running"),
             services => services.AddSingleton(requests),
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
-        var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, otlp, settings, dataDirectory);
+        var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, settings, dataDirectory);
         try
         {
             await RoleServer.StartAsync(app, settings, cancellationToken);
@@ -157,7 +145,6 @@ internal sealed class StandaloneHost : IAsyncDisposable
         await _bookie.DisposeAsync();
         await _metadata.DisposeAsync();
         _controllerMetrics.Dispose();
-        _otlp?.Dispose();
         _metrics.Dispose();
     }
 }
