@@ -16,4 +16,7 @@ var root = new RootCommand("Streams: a tiered segment stream store. Run `streams
 };
 root.Options.Add(CliSupport.Controller);
 root.Options.Add(CliSupport.Transport);
-return await root.Parse(args).InvokeAsync();
+
+// Ctrl-C and SIGTERM cancel the command's token; servers then shut down cleanly (a dev cluster stops its children),
+// each step bounded by its own timeout. Only if all that hangs is the process ended.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });

@@ -18,7 +18,8 @@ internal sealed record BenchResult(
     double EventsPerSecond,
     double MegabytesPerSecond,
     LatencySummary AckLatencyMs,
-    long Errors);
+    long Errors,
+    bool Interrupted);
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(BenchResult))]
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]

@@ -24,6 +24,9 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
 
     public long Errors => Interlocked.Read(ref _errors);
 
+    /// <summary>True if the run was cut short (Ctrl-C, SIGTERM): the figures cover the time until then.</summary>
+    public bool Interrupted { get; private set; }
+
     /// <summary>
     /// Creates the stream, runs the writers (first for the warm-up, unmeasured: connections, JIT, caches), then for
     /// the measured duration, reporting progress once a second.
@@ -41,23 +44,32 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
         stop.CancelAfter(settings.Warmup + settings.Duration);
         var writers = Enumerable.Range(0, settings.Writers).Select(w => RunWriterAsync(stream, payload, keys, w, stop.Token)).ToArray();
         var all = Task.WhenAll(writers);
-        await Task.WhenAny(all, Task.Delay(settings.Warmup, CancellationToken.None));
+        var interrupted = Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        await Task.WhenAny(all, interrupted, Task.Delay(settings.Warmup, CancellationToken.None));
         _measuring = true;
         var started = Stopwatch.StartNew();
-        while (!all.IsCompleted)
+        while (!all.IsCompleted && !cancellationToken.IsCancellationRequested)
         {
-            await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
+            await Task.WhenAny(all, interrupted, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
             progress(started.Elapsed.TotalSeconds, Events, _latency);
         }
 
-        await all;
+        // Interrupted: report what was measured until now, without waiting for the writes still in flight.
+        Interrupted = cancellationToken.IsCancellationRequested;
         var seconds = started.Elapsed.TotalSeconds;
+        if (!Interrupted)
+        {
+            await all;
+            seconds = started.Elapsed.TotalSeconds;
+        }
+
         try
         {
-            await client.Streams.SealStreamAsync("bench", stream, CancellationToken.None);
-            await client.Streams.DeleteStreamAsync("bench", stream, CancellationToken.None);
+            using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(Interrupted ? 2 : 30));
+            await client.Streams.SealStreamAsync("bench", stream, cleanup.Token);
+            await client.Streams.DeleteStreamAsync("bench", stream, cleanup.Token);
         }
-        catch (StreamsException)
+        catch (Exception e) when (e is StreamsException or OperationCanceledException)
         {
             // Clean-up is best effort; the numbers stand.
         }

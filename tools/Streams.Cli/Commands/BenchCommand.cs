@@ -77,7 +77,7 @@ internal static class BenchCommand
                 var (seconds, events) = asJson || Console.IsOutputRedirected
                     ? await bench.RunAsync(PrintProgressLine, ct)
                     : await RunWithLiveTableAsync(bench, settings, ct);
-                var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors);
+                var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors, bench.Interrupted);
                 if (asJson)
                 {
                     Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.BenchResult));
@@ -85,6 +85,12 @@ internal static class BenchCommand
                 else
                 {
                     PrintResult(result);
+                }
+
+                if (bench.Interrupted)
+                {
+                    Console.Error.WriteLine("Interrupted: the figures cover the time until then.");
+                    return 130;
                 }
 
                 return result.Errors == 0 ? 0 : 1;
@@ -132,7 +138,7 @@ internal static class BenchCommand
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{elapsed,6:F1} s  {events,12:N0} events  {events / elapsed,10:N0} ev/s  p50 {latency.ValueAtPercentile(50) / 1000.0:F2} ms  p99 {latency.ValueAtPercentile(99) / 1000.0:F2} ms"));
 
-    private static BenchResult Summarize(string mode, string transport, BenchSettings s, double seconds, long events, LatencyHistogram latency, long errors)
+    private static BenchResult Summarize(string mode, string transport, BenchSettings s, double seconds, long events, LatencyHistogram latency, long errors, bool interrupted)
     {
         static double Ms(long micros) => Math.Round(micros / 1000.0, 3);
         var bytes = events * s.EventSize;
@@ -140,7 +146,7 @@ internal static class BenchCommand
             Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2),
             new LatencySummary(Ms(latency.ValueAtPercentile(50)), Ms(latency.ValueAtPercentile(95)), Ms(latency.ValueAtPercentile(99)),
                 Ms(latency.ValueAtPercentile(99.9)), Ms(latency.Max), Math.Round(latency.Mean / 1000.0, 3)),
-            errors);
+            errors, interrupted);
     }
 
     private static void PrintResult(BenchResult r)

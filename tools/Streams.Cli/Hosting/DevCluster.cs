@@ -56,15 +56,26 @@ internal sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : I
     public async ValueTask DisposeAsync()
     {
         _stopping = true;
-        // Segment stores and the controller first (they close ledgers cleanly), bookies and ZooKeeper last.
-        foreach (var (name, process) in Enumerable.Reverse(_children))
-        {
-            if (process.HasExited)
-            {
-                continue;
-            }
 
-            try
+        // Segment stores and the controller first (they close ledgers cleanly), then the bookies, ZooKeeper last;
+        // each tier in parallel, each member given 15 s before SIGKILL.
+        var tiers = _children.GroupBy(c => c.Name switch
+        {
+            "zookeeper" => 2,
+            _ when c.Name.StartsWith("bookie", StringComparison.Ordinal) => 1,
+            _ => 0,
+        }).OrderBy(g => g.Key);
+        foreach (var tier in tiers)
+        {
+            await Task.WhenAll(tier.Select(c => StopAsync(c.Name, c.Process)));
+        }
+    }
+
+    private static async Task StopAsync(string name, Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
             {
                 if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
                 {
@@ -78,15 +89,17 @@ internal sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : I
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
                 await process.WaitForExitAsync(timeout.Token);
             }
-            catch (OperationCanceledException)
-            {
-                Console.Error.WriteLine($"[dev-cluster] {name} did not stop in time; killing it.");
-                process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-            }
-
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine($"[dev-cluster] {name} did not stop in time; killing it.");
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        finally
+        {
             process.Dispose();
         }
     }
