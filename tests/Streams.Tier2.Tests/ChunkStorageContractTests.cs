@@ -1,0 +1,216 @@
+using System.Security.Cryptography;
+using Streams.Testing;
+using Streams.Tier2.FileSystem;
+using Streams.Tier2.S3;
+
+namespace Streams.Tier2.Tests;
+
+/// <summary>
+/// The contract every Tier 2 implementation meets, run against the filesystem and against a real S3-protocol server
+/// (s3rver). Every read is compared byte for byte with what was written.
+/// </summary>
+public abstract class ChunkStorageContractTests
+{
+    private protected abstract IChunkStorage Storage { get; }
+
+    private static byte[] Random(int length) => RandomNumberGenerator.GetBytes(length);
+
+    private static string Unique(string name) => $"t{Guid.NewGuid():N}/{name}";
+
+    [Fact]
+    public async Task A_written_chunk_reads_back_byte_for_byte_whole_and_by_range()
+    {
+        var name = Unique("seg/0000000000000000000.a");
+        var data = Random(300_001);
+        await Storage.WriteAsync(name, data, TestContext.Current.CancellationToken);
+
+        Assert.True(await Storage.ExistsAsync(name, TestContext.Current.CancellationToken));
+        Assert.Equal(data.Length, await Storage.GetLengthAsync(name, TestContext.Current.CancellationToken));
+
+        var whole = new byte[data.Length];
+        Assert.Equal(data.Length, await Storage.ReadAsync(name, 0, whole, TestContext.Current.CancellationToken));
+        Assert.Equal(data, whole);
+
+        var range = new byte[1000];
+        Assert.Equal(1000, await Storage.ReadAsync(name, 12_345, range, TestContext.Current.CancellationToken));
+        Assert.Equal(data.AsSpan(12_345, 1000).ToArray(), range);
+    }
+
+    [Fact]
+    public async Task A_read_past_the_end_returns_what_is_there()
+    {
+        var name = Unique("short");
+        var data = Random(100);
+        await Storage.WriteAsync(name, data, TestContext.Current.CancellationToken);
+
+        var buffer = new byte[64];
+        Assert.Equal(40, await Storage.ReadAsync(name, 60, buffer, TestContext.Current.CancellationToken));
+        Assert.Equal(data.AsSpan(60).ToArray(), buffer.AsSpan(0, 40).ToArray());
+        Assert.Equal(0, await Storage.ReadAsync(name, 100, buffer, TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task Writing_again_replaces_the_chunk_whole()
+    {
+        var name = Unique("replaced");
+        await Storage.WriteAsync(name, Random(5000), TestContext.Current.CancellationToken);
+        var second = Random(1234);
+        await Storage.WriteAsync(name, second, TestContext.Current.CancellationToken);
+
+        Assert.Equal(second.Length, await Storage.GetLengthAsync(name, TestContext.Current.CancellationToken));
+        var buffer = new byte[5000];
+        var read = await Storage.ReadAsync(name, 0, buffer, TestContext.Current.CancellationToken);
+        Assert.Equal(second, buffer.AsSpan(0, read).ToArray());
+    }
+
+    [Fact]
+    public async Task An_empty_chunk_exists_with_length_zero()
+    {
+        var name = Unique("empty");
+        await Storage.WriteAsync(name, ReadOnlyMemory<byte>.Empty, TestContext.Current.CancellationToken);
+        Assert.True(await Storage.ExistsAsync(name, TestContext.Current.CancellationToken));
+        Assert.Equal(0, await Storage.GetLengthAsync(name, TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task A_missing_chunk_is_reported_as_missing()
+    {
+        var name = Unique("missing");
+        Assert.False(await Storage.ExistsAsync(name, TestContext.Current.CancellationToken));
+        await Assert.ThrowsAsync<ChunkNotFoundException>(() => Storage.GetLengthAsync(name, TestContext.Current.CancellationToken));
+        await Assert.ThrowsAsync<ChunkNotFoundException>(() => Storage.ReadAsync(name, 0, new byte[10], TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task Delete_removes_a_chunk_and_is_idempotent()
+    {
+        var name = Unique("deleted");
+        await Storage.WriteAsync(name, Random(10), TestContext.Current.CancellationToken);
+        await Storage.DeleteAsync(name, TestContext.Current.CancellationToken);
+        Assert.False(await Storage.ExistsAsync(name, TestContext.Current.CancellationToken));
+        await Storage.DeleteAsync(name, TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task List_returns_the_chunks_under_a_prefix_in_order()
+    {
+        var root = $"t{Guid.NewGuid():N}";
+        string[] names = [$"{root}/a/0000000000000000200.x", $"{root}/a/0000000000000000000.x", $"{root}/a/0000000000000000100.y", $"{root}/b/0000000000000000000.x"];
+        foreach (var name in names)
+        {
+            await Storage.WriteAsync(name, Random(3), TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal([names[1], names[2], names[0]], await Storage.ListAsync($"{root}/a/", TestContext.Current.CancellationToken));
+        Assert.Equal(4, (await Storage.ListAsync(root, TestContext.Current.CancellationToken)).Count);
+        Assert.Empty(await Storage.ListAsync($"{root}/c/", TestContext.Current.CancellationToken));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("../escape")]
+    [InlineData("a//b")]
+    [InlineData("/absolute")]
+    [InlineData("a/./b")]
+    [InlineData("sp ace")]
+    public async Task Bad_names_are_refused_with_a_clear_error(string name)
+    {
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => Storage.WriteAsync(name, new byte[1], TestContext.Current.CancellationToken));
+        Assert.Contains("hunk name", error.Message, StringComparison.Ordinal);
+    }
+}
+
+public sealed class FileChunkStorageTests : ChunkStorageContractTests, IDisposable
+{
+    private readonly TempDirectory _dir = new("tier2");
+    private readonly FileChunkStorage _storage;
+
+    public FileChunkStorageTests()
+    {
+        _storage = new FileChunkStorage(_dir.Path);
+    }
+
+    private protected override IChunkStorage Storage => _storage;
+
+    [Fact]
+    public async Task Leftover_temporary_files_of_a_crashed_write_are_not_listed()
+    {
+        await _storage.WriteAsync("seg/1", new byte[] { 1 }, TestContext.Current.CancellationToken);
+        await File.WriteAllBytesAsync(Path.Combine(_dir.Path, "seg", "2.tmp-0123"), [2], TestContext.Current.CancellationToken);
+        Assert.Equal(["seg/1"], await _storage.ListAsync("seg/", TestContext.Current.CancellationToken));
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
+
+/// <summary>s3rver, started once for the class.</summary>
+public sealed class S3ServerFixture : IAsyncLifetime
+{
+    public S3Server Server { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync() => Server = await S3Server.StartAsync();
+
+    public async ValueTask DisposeAsync() => await Server.DisposeAsync();
+
+    internal S3ChunkStorage Open(string prefix, int partSize = 8 * 1024 * 1024) => new(new S3ChunkStorageOptions
+    {
+        Bucket = Server.Bucket,
+        Prefix = prefix,
+        Endpoint = Server.Endpoint,
+        AccessKey = S3Server.AccessKey,
+        SecretKey = S3Server.SecretKey,
+        MultipartPartSize = partSize,
+        RequestTimeout = TimeSpan.FromSeconds(5),
+    });
+}
+
+public sealed class S3ChunkStorageTests : ChunkStorageContractTests, IClassFixture<S3ServerFixture>, IAsyncDisposable
+{
+    private readonly S3ServerFixture _s3;
+    private readonly S3ChunkStorage _storage;
+
+    public S3ChunkStorageTests(S3ServerFixture s3)
+    {
+        _s3 = s3;
+        _storage = s3.Open("tests/prefix");
+    }
+
+    private protected override IChunkStorage Storage => _storage;
+
+    [Fact]
+    public async Task A_chunk_larger_than_a_part_goes_up_in_parts_and_reads_back_whole()
+    {
+        await using var storage = _s3.Open("multipart", partSize: 5 * 1024 * 1024);
+        var data = RandomNumberGenerator.GetBytes((12 * 1024 * 1024) + 17);
+        await storage.WriteAsync("big/chunk", data, TestContext.Current.CancellationToken);
+
+        var back = new byte[data.Length];
+        Assert.Equal(data.Length, await storage.ReadAsync("big/chunk", 0, back, TestContext.Current.CancellationToken));
+        Assert.Equal(data, back);
+    }
+
+    [Fact]
+    public async Task The_prefix_keeps_chunks_apart()
+    {
+        await using var other = _s3.Open("another/prefix");
+        await other.WriteAsync("same/name", new byte[] { 1, 2, 3 }, TestContext.Current.CancellationToken);
+        Assert.False(await _storage.ExistsAsync("same/name", TestContext.Current.CancellationToken));
+        Assert.Equal(["same/name"], await other.ListAsync("same/", TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task An_unreachable_server_is_reported_as_unavailable()
+    {
+        await using var storage = new S3ChunkStorage(new S3ChunkStorageOptions
+        {
+            Bucket = "streams",
+            Endpoint = $"http://127.0.0.1:{Ports.Free()}",
+            AccessKey = S3Server.AccessKey,
+            SecretKey = S3Server.SecretKey,
+            RequestTimeout = TimeSpan.FromSeconds(2),
+        });
+        await Assert.ThrowsAsync<ChunkStorageUnavailableException>(() => storage.WriteAsync("x/y", new byte[] { 1 }, TestContext.Current.CancellationToken));
+    }
+
+    public async ValueTask DisposeAsync() => await _storage.DisposeAsync();
+}

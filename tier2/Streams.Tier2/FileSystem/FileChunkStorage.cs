@@ -1,0 +1,157 @@
+using Streams.Common.Server.Storage;
+
+namespace Streams.Tier2.FileSystem;
+
+/// <summary>
+/// Chunks as files under a root directory (a local disk, or an NFS mount shared by every segment store).
+/// A chunk is written to a temporary file, fsynced, renamed into place and its directory fsynced, so a chunk name
+/// that exists always holds the whole chunk, even after a crash. Temporary files left by a crash are named
+/// "*.tmp-*" and never listed.
+/// </summary>
+internal sealed class FileChunkStorage : IChunkStorage
+{
+    private const string TempMarker = ".tmp-";
+    private readonly string _root;
+
+    public FileChunkStorage(string root)
+    {
+        _root = Path.GetFullPath(root);
+        Directory.CreateDirectory(_root);
+    }
+
+    public string Location => _root;
+
+    public async Task WriteAsync(string name, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(name);
+        var directory = Path.GetDirectoryName(path)!;
+        await Io(name, async () =>
+        {
+            CreateDirectoryDurably(directory);
+            var temp = path + TempMarker + Guid.NewGuid().ToString("N");
+            try
+            {
+                await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+                {
+                    await file.WriteAsync(data, cancellationToken);
+                    file.Flush(flushToDisk: true);
+                }
+
+                File.Move(temp, path, overwrite: true);
+                DurableFiles.FsyncDirectory(directory);
+            }
+            catch
+            {
+                File.Delete(temp);
+                throw;
+            }
+
+            return 0;
+        });
+    }
+
+    public Task<int> ReadAsync(string name, long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        var path = PathOf(name);
+        return Io(name, async () =>
+        {
+            await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous);
+            var total = 0;
+            while (total < buffer.Length)
+            {
+                var read = await RandomAccess.ReadAsync(file.SafeFileHandle, buffer[total..], offset + total, cancellationToken);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                total += read;
+            }
+
+            return total;
+        });
+    }
+
+    public Task<long> GetLengthAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(name);
+        return Io(name, () => Task.FromResult(new FileInfo(path) is { Exists: true } info
+            ? info.Length
+            : throw new ChunkNotFoundException($"Chunk {name} does not exist in {_root}.")));
+    }
+
+    public Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default) =>
+        Task.FromResult(File.Exists(PathOf(name)));
+
+    public Task DeleteAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(name);
+        return Io(name, () =>
+        {
+            File.Delete(path);
+            return Task.FromResult(0);
+        });
+    }
+
+    public Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        var names = new List<string>();
+        if (Directory.Exists(_root))
+        {
+            foreach (var file in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
+            {
+                var name = Path.GetRelativePath(_root, file).Replace(Path.DirectorySeparatorChar, '/');
+                if (name.StartsWith(prefix, StringComparison.Ordinal) && !name.Contains(TempMarker, StringComparison.Ordinal))
+                {
+                    names.Add(name);
+                }
+            }
+        }
+
+        names.Sort(StringComparer.Ordinal);
+        return Task.FromResult<IReadOnlyList<string>>(names);
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private string PathOf(string name)
+    {
+        ChunkNames.Validate(name);
+        return Path.Combine(_root, name.Replace('/', Path.DirectorySeparatorChar));
+    }
+
+    /// <summary>Creates missing directories and fsyncs each new one's parent, so the new entries survive a crash.</summary>
+    private void CreateDirectoryDurably(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            return;
+        }
+
+        var parent = Path.GetDirectoryName(directory)!;
+        CreateDirectoryDurably(parent);
+        Directory.CreateDirectory(directory);
+        DurableFiles.FsyncDirectory(parent);
+    }
+
+    private static async Task<T> Io<T>(string name, Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new ChunkNotFoundException($"Chunk {name} does not exist ({e.Message}).");
+        }
+        catch (DirectoryNotFoundException e)
+        {
+            throw new ChunkNotFoundException($"Chunk {name} does not exist ({e.Message}).");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ChunkStorageUnavailableException($"Tier 2 I/O on chunk {name} failed: {e.Message}", e);
+        }
+    }
+}
