@@ -21,9 +21,19 @@ internal static class SegmentStoreMetrics
 
     public static readonly Counter<long> CacheMisses = Meter.CreateCounter<long>("streams.segmentstore.cache_misses", "{frame}", "Reads that had to load a frame from the durable log.");
 
+    public static readonly Counter<long> Tier2WrittenBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2_written_bytes", "By", "Segment bytes written to Tier 2 as chunks.");
+
+    public static readonly Counter<long> Tier2FlushedBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2_flushed_bytes", "By", "Segment bytes whose move to Tier 2 is durably recorded.");
+
+    public static readonly Counter<long> Tier2ReadBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2_read_bytes", "By", "Chunk bytes read back from Tier 2.");
+
+    public static readonly Counter<long> Tier2Errors = Meter.CreateCounter<long>("streams.segmentstore.tier2_errors", "{error}", "Failed rounds of the storage writer (retried with back-off).");
+
     /// <summary>Registers gauges that observe a running segment store.</summary>
-    public static void Observe(Func<long> cacheBytes, Func<int> runningContainers)
+    public static void Observe(Func<long> cacheBytes, Func<int> runningContainers, Func<long> unflushedBytes, Func<long> chunkCacheBytes)
     {
+        Meter.CreateObservableGauge("streams.segmentstore.tier2_unflushed_bytes", unflushedBytes, "By", "Accepted segment bytes not yet in Tier 2 (held by Tier 1).");
+        Meter.CreateObservableGauge("streams.segmentstore.tier2_cache_bytes", chunkCacheBytes, "By", "Bytes of Tier 2 chunks held by the chunk cache.");
         Meter.CreateObservableGauge("streams.segmentstore.cache_bytes", cacheBytes, "By", "Bytes held by the read cache.");
         Meter.CreateObservableGauge("streams.segmentstore.containers_running", runningContainers, "{container}", "Containers running in this segment store.");
     }

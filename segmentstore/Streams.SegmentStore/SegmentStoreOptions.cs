@@ -35,8 +35,44 @@ internal sealed record SegmentStoreOptions
     /// </summary>
     public int LedgerRolloverMb { get; init; } = 256;
 
+    /// <summary>
+    /// Tier 2: file://PATH, a plain path, or s3://BUCKET/PREFIX?endpoint=URL. Null or empty keeps every byte in Tier 1
+    /// (no storage writer, the log is never truncated).
+    /// </summary>
+    public string? Tier2 { get; init; }
+
+    /// <summary>A segment is flushed to Tier 2 once it has this many KiB not there yet.</summary>
+    public int Tier2FlushSizeKb { get; init; } = 4096;
+
+    /// <summary>A segment is flushed to Tier 2 once its oldest byte not there is this many milliseconds old.</summary>
+    public int Tier2FlushAgeMs { get; init; } = 30_000;
+
+    /// <summary>Largest Tier 2 chunk in MiB.</summary>
+    public int Tier2MaxChunkMb { get; init; } = 16;
+
+    /// <summary>MiB of Tier 2 chunks kept in memory for reads (separate from the read cache of recent frames).</summary>
+    public int Tier2CacheMb { get; init; } = 128;
+
+    /// <summary>MiB a container may hold that are not yet in Tier 2; beyond it appends wait for Tier 2.</summary>
+    public int Tier1BudgetMb { get; init; } = 1024;
+
+    /// <summary>Seconds appends wait for room in a full Tier 1 budget before they are refused (retry).</summary>
+    public int Tier1BudgetTimeoutSeconds { get; init; } = 120;
+
+    /// <summary>A container checkpoints its metadata after this many KiB of log; its log is truncated at checkpoints.</summary>
+    public int CheckpointEveryKb { get; init; } = 16 * 1024;
+
     internal ContainerOptions ToContainerOptions() => new()
     {
+        Storage = new StorageWriterOptions
+        {
+            FlushSize = Tier2FlushSizeKb * 1024,
+            FlushAge = TimeSpan.FromMilliseconds(Tier2FlushAgeMs),
+            MaxChunkSize = Math.Max(Tier2MaxChunkMb * 1024 * 1024, Tier2FlushSizeKb * 1024),
+            Tier1Budget = (long)Tier1BudgetMb * 1024 * 1024,
+            BudgetTimeout = TimeSpan.FromSeconds(Tier1BudgetTimeoutSeconds),
+            CheckpointEvery = (long)CheckpointEveryKb * 1024,
+        },
         MaxFrameSize = MaxFrameSizeKb * 1024,
         MaxPendingFrames = MaxPendingFrames,
         MaxConcurrentWrites = Math.Min(4, MaxPendingFrames),
@@ -69,6 +105,16 @@ internal sealed record SegmentStoreOptions
         if (MaxReadsPerConnection < 1)
         {
             throw new ArgumentException($"SegmentStore:MaxReadsPerConnection must be at least 1 (is {MaxReadsPerConnection}).");
+        }
+
+        if (Tier2FlushSizeKb < 1 || Tier2FlushAgeMs < 1 || Tier2MaxChunkMb < 1 || Tier2CacheMb < 1 || Tier1BudgetTimeoutSeconds < 1 || CheckpointEveryKb < 1)
+        {
+            throw new ArgumentException("SegmentStore:Tier2FlushSizeKb, Tier2FlushAgeMs, Tier2MaxChunkMb, Tier2CacheMb, Tier1BudgetTimeoutSeconds and CheckpointEveryKb must be at least 1.");
+        }
+
+        if ((long)Tier1BudgetMb * 1024 * 1024 < (long)Tier2MaxChunkMb * 1024 * 1024 * 2)
+        {
+            throw new ArgumentException($"SegmentStore:Tier1BudgetMb ({Tier1BudgetMb}) must be at least twice Tier2MaxChunkMb ({Tier2MaxChunkMb}).");
         }
 
         ToContainerOptions().Validate();

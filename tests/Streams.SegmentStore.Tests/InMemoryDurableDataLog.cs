@@ -15,6 +15,9 @@ internal sealed class InMemoryDurableDataLog(List<byte[]>? records = null) : IDu
 
     public List<byte[]> Records { get; } = records ?? [];
 
+    /// <summary>Index of the first record not truncated away (carry it over to a "restarted" log).</summary>
+    public long Begin { get => Interlocked.Read(ref _begin); set => Interlocked.Exchange(ref _begin, value); }
+
     public TimeSpan AppendDelay { get; set; }
 
     public bool FailAppends { get; set; }

@@ -11,6 +11,10 @@ namespace Streams.Tier2;
 /// </summary>
 internal static class ChunkStorageFactory
 {
+    /// <summary>Like <see cref="Open"/>, but null, empty or "none" mean no Tier 2.</summary>
+    public static IChunkStorage? OpenOrNone(string? uri) =>
+        string.IsNullOrWhiteSpace(uri) || uri.Equals("none", StringComparison.OrdinalIgnoreCase) ? null : Open(uri);
+
     public static IChunkStorage Open(string uri)
     {
         if (string.IsNullOrWhiteSpace(uri))

@@ -22,6 +22,9 @@ internal sealed record ContainerOptions
     /// <summary>Largest read answer.</summary>
     public int MaxReadBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>How data moves to Tier 2 (used when the container has a Tier 2).</summary>
+    public StorageWriterOptions Storage { get; init; } = new();
+
     public void Validate()
     {
         if (MaxFrameSize < 64 * 1024)
@@ -37,6 +40,61 @@ internal sealed record ContainerOptions
         if (MaxReadBytes < 1024)
         {
             throw new ArgumentException($"MaxReadBytes must be at least 1 KiB (is {MaxReadBytes}).");
+        }
+
+        Storage.Validate();
+    }
+}
+
+/// <summary>Settings of a container's storage writer, which moves durable data from Tier 1 to Tier 2.</summary>
+internal sealed record StorageWriterOptions
+{
+    /// <summary>A segment is flushed once it has this many bytes not in Tier 2 (one chunk per flush).</summary>
+    public int FlushSize { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>A segment is flushed once its oldest byte not in Tier 2 is this old, however little there is.</summary>
+    public TimeSpan FlushAge { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Largest chunk: one flush writes at most this much of a segment.</summary>
+    public int MaxChunkSize { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>
+    /// Bytes the container may hold that are not yet in Tier 2 (Tier 1 budget). Beyond it appends wait (slow acks)
+    /// until the storage writer catches up, or fail after <see cref="BudgetTimeout"/>.
+    /// </summary>
+    public long Tier1Budget { get; init; } = 1024L * 1024 * 1024;
+
+    /// <summary>How long appends wait for Tier 2 to make room in a full Tier 1 budget before they are refused (retry).</summary>
+    public TimeSpan BudgetTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>A checkpoint of the container's metadata is written after this many log bytes; the log is truncated only at checkpoints.</summary>
+    public long CheckpointEvery { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>First delay after a failed Tier 2 request; doubles up to <see cref="MaxRetryDelay"/>.</summary>
+    public TimeSpan MinRetryDelay { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(10);
+
+    public void Validate()
+    {
+        if (FlushSize < 1 || MaxChunkSize < FlushSize)
+        {
+            throw new ArgumentException($"The flush size must be positive and at most the largest chunk ({FlushSize} > {MaxChunkSize}).");
+        }
+
+        if (FlushAge <= TimeSpan.Zero || BudgetTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("The flush age and the budget timeout must be positive.");
+        }
+
+        if (Tier1Budget < MaxChunkSize)
+        {
+            throw new ArgumentException($"The Tier 1 budget ({Tier1Budget} bytes) must hold at least one chunk ({MaxChunkSize} bytes).");
+        }
+
+        if (CheckpointEvery < 1)
+        {
+            throw new ArgumentException("CheckpointEvery must be positive.");
         }
     }
 }

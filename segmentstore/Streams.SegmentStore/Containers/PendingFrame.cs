@@ -10,6 +10,12 @@ internal enum PendingKind : byte
     Truncate,
     Delete,
 
+    /// <summary>A chunk was written to Tier 2 (Offset: the segment's new storage length; Length: the chunk's).</summary>
+    StorageFlushed,
+
+    /// <summary>A checkpoint of the container's metadata (Segment: <see cref="SegmentMetadata.Container"/>).</summary>
+    Checkpoint,
+
     /// <summary>No log bytes: answers an append setup once everything before it is durable.</summary>
     SetupBarrier,
 

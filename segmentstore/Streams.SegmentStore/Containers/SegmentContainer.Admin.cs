@@ -119,6 +119,7 @@ internal sealed partial class SegmentContainer
                 default:
                     frame.Builder.AddDelete(segment.Id);
                     segment.PendingDeleted = true;
+                    _unflushedBytes -= segment.PendingLength - segment.StorageLength;
                     _byName.Remove(name);
                     break;
             }

@@ -80,6 +80,18 @@ internal sealed partial class SegmentContainer
                 return AppendAcceptance.Completed;
             }
 
+            if (CheckBudget(out var waitForTier2) is { } refused)
+            {
+                outcome = refused;
+                return AppendAcceptance.Completed;
+            }
+
+            if (waitForTier2)
+            {
+                outcome = default;
+                return AppendAcceptance.NoCapacity;
+            }
+
             var fits = _current is { } current && current.Builder.HasRoomFor(bodyLength);
             if (!fits && _pending.Count >= _options.MaxPendingFrames)
             {
@@ -98,6 +110,7 @@ internal sealed partial class SegmentContainer
             frame.HasAppends = true;
             segment.PendingLength = offset + data.Length;
             segment.Accept(writer, lastEventNumber);
+            _unflushedBytes += data.Length;
         }
 
         _writeSignal.Release();

@@ -1,4 +1,5 @@
 using Streams.Contracts.SegmentStore;
+using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Containers;
@@ -48,7 +49,7 @@ internal sealed partial class SegmentContainer
 
             if (offset < length)
             {
-                return await ReadDataAsync(segment, offset, (int)Math.Min(maxBytes, length - offset), length, start, isSealed, cancellationToken);
+                return await ReadDataAsync(segment, offset, (int)Math.Min(maxBytes, length - offset), length, start, isSealed, tier1Only: false, cancellationToken);
             }
 
             if (isSealed)
@@ -78,37 +79,82 @@ internal sealed partial class SegmentContainer
         }
     }
 
-    private async ValueTask<SegmentRead> ReadDataAsync(SegmentMetadata segment, long offset, int count, long length, long start, bool isSealed, CancellationToken cancellationToken)
+    /// <summary>
+    /// Collects up to <paramref name="count"/> bytes from <paramref name="offset"/>: from cached frames, from chunks in
+    /// Tier 2 (bytes already there whose frame is not cached, or no longer in the log), else from the log. One
+    /// answer may stitch Tier 2 and Tier 1 parts. Reading a chunk never touches the frame cache, so a reader catching
+    /// up from the start does not evict the tail that live readers use. <paramref name="tier1Only"/> is for the
+    /// storage writer, which reads what is not in Tier 2 yet.
+    /// </summary>
+    private async ValueTask<SegmentRead> ReadDataAsync(SegmentMetadata segment, long offset, int count, long length, long start, bool isSealed, bool tier1Only, CancellationToken cancellationToken)
     {
-        var entries = new List<IndexEntry>();
-        segment.Index.Find(offset, count, entries);
-        if (entries.Count == 0 || entries[0].Offset > offset)
-        {
-            // Truncated between the length check and the lookup.
-            return new SegmentRead(ReadStatus.Truncated, offset, segment.Length, segment.StartOffset, segment.IsSealed);
-        }
-
         var result = new SegmentRead(ReadStatus.Ok, offset, length, start, isSealed);
-        var leases = new List<CachedFrame>(entries.Count);
-        var parts = new List<ReadOnlyMemory<byte>>(entries.Count);
+        var leases = new List<CachedFrame>(4);
+        var parts = new List<ReadOnlyMemory<byte>>(4);
+        var found = new List<IndexEntry>(1);
         try
         {
             var position = offset;
             long remaining = count;
-            foreach (var entry in entries)
+            while (remaining > 0)
             {
-                var key = new FrameKey(Id, entry.Address);
-                var frame = _cache.TryAcquire(key) ?? await LoadFrameAsync(key, cancellationToken);
-                leases.Add(frame);
-                var skip = position - entry.Offset;
-                var take = (int)Math.Min(entry.Length - skip, remaining);
-                parts.Add(frame.Memory.Slice(entry.FrameOffset + (int)skip, take));
-                position += take;
-                remaining -= take;
-                if (remaining == 0)
+                found.Clear();
+                segment.Index.Find(position, 1, found);
+                IndexEntry? entry = found.Count > 0 && found[0].Offset <= position && position < found[0].End ? found[0] : null;
+                var frame = entry is { } e ? _cache.TryAcquire(new FrameKey(Id, e.Address)) : null;
+                if (frame is null && !tier1Only && _tier2 is not null && position < segment.DurableStorageLength)
+                {
+                    ChunkInfo? chunk;
+                    lock (_sync)
+                    {
+                        chunk = segment.FindChunk(position);
+                    }
+
+                    if (chunk is { Name.Length: > 0 })
+                    {
+                        var lease = await AcquireChunkAsync(segment.Id, chunk, cancellationToken);
+                        leases.Add(lease);
+                        var skip = (int)(position - chunk.Start);
+                        var fromChunk = (int)Math.Min(chunk.Length - skip, remaining);
+                        parts.Add(lease.Memory.Slice(skip, fromChunk));
+                        position += fromChunk;
+                        remaining -= fromChunk;
+                        continue;
+                    }
+                }
+
+                if (entry is not { } at)
                 {
                     break;
                 }
+
+                if (frame is null)
+                {
+                    if (at.Address < TruncatedAt)
+                    {
+                        break; // Left the log meanwhile; the next read finds it in Tier 2.
+                    }
+
+                    frame = await LoadFrameAsync(new FrameKey(Id, at.Address), cancellationToken);
+                }
+
+                leases.Add(frame);
+                var within = position - at.Offset;
+                var take = (int)Math.Min(at.Length - within, remaining);
+                parts.Add(frame.Memory.Slice(at.FrameOffset + (int)within, take));
+                position += take;
+                remaining -= take;
+            }
+
+            if (parts.Count == 0)
+            {
+                // Truncated between the length check and the lookup.
+                foreach (var lease in leases)
+                {
+                    lease.Release();
+                }
+
+                return new SegmentRead(ReadStatus.Truncated, offset, segment.Length, segment.StartOffset, segment.IsSealed);
             }
 
             result.SetData(MemoryChunk.Sequence(parts), leases);

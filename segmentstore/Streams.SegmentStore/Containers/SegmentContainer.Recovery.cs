@@ -33,7 +33,7 @@ internal sealed partial class SegmentContainer
                 var hasAppends = false;
                 foreach (var op in DataFrame.Operations(record.Memory))
                 {
-                    hasAppends |= Replay(op, record.Address, where);
+                    hasAppends |= Replay(op, record.Memory, record.Address, where);
                 }
 
                 if (hasAppends)
@@ -54,12 +54,19 @@ internal sealed partial class SegmentContainer
             }
         }
 
+        ResetStorageState();
         _logger.LogInformation("Container {Container} replayed {Frames} frames in {Elapsed:F0} ms.", Id, frames, (DateTime.UtcNow - started).TotalMilliseconds);
     }
 
     /// <summary>Applies one logged operation to both views. Returns true for appends.</summary>
-    private bool Replay(in DataFrame.Operation op, LogAddress address, string where)
+    private bool Replay(in DataFrame.Operation op, ReadOnlyMemory<byte> frame, LogAddress address, string where)
     {
+        if (op.Type == OperationType.Checkpoint)
+        {
+            ApplyCheckpoint(ContainerCheckpoint.Deserialize(frame.Slice(op.DataOffset, op.DataLength), where), address);
+            return false;
+        }
+
         if (op.Type == OperationType.CreateSegment)
         {
             var created = new SegmentMetadata(op.SegmentId, op.Name!, op.Value) { IsDurable = true };
@@ -93,7 +100,22 @@ internal sealed partial class SegmentContainer
                 segment.StartOffset = segment.PendingStartOffset = op.Value;
                 segment.Index.TruncateBefore(op.Value);
                 break;
+            case OperationType.StorageFlushed:
+                var (_, chunk) = StorageRecords.ReadFlushed(frame.Slice(op.DataOffset, op.DataLength), where);
+                if (chunk.Start != segment.StorageLength)
+                {
+                    throw new DataCorruptionException($"{where}: chunk {chunk.Name} of {segment.Name} starts at {chunk.Start}, but {segment.StorageLength} bytes were in Tier 2.");
+                }
+
+                segment.StorageLength = segment.DurableStorageLength = chunk.End;
+                if (chunk.Name.Length > 0)
+                {
+                    segment.Chunks.Add(chunk);
+                }
+
+                break;
             case OperationType.Delete:
+                OnSegmentDeleted(segment);
                 segment.IsDeleted = segment.PendingDeleted = true;
                 _byId.Remove(segment.Id);
                 if (_byName.TryGetValue(segment.Name, out var named) && named == segment)

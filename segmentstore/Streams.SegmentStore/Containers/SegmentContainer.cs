@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
+using Streams.Tier2;
 
 namespace Streams.SegmentStore.Containers;
 
@@ -54,7 +55,14 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
     private Task? _writerLoop;
     private Task? _commitLoop;
 
-    public SegmentContainer(int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger)
+    /// <param name="id">The container's number.</param>
+    /// <param name="log">Its durable log (Tier 1).</param>
+    /// <param name="cache">The read cache of log frames, shared by the store's containers.</param>
+    /// <param name="options">Pipeline and storage-writer settings.</param>
+    /// <param name="logger">Where the container logs.</param>
+    /// <param name="tier2">Long-term storage; null keeps every byte in the log (no storage writer, no log truncation).</param>
+    /// <param name="chunkCache">Cache of chunks read back from Tier 2 (separate from <paramref name="cache"/>, so readers catching up never evict the tail).</param>
+    public SegmentContainer(int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger, IChunkStorage? tier2 = null, FrameCache? chunkCache = null)
     {
         options.Validate();
         Id = id;
@@ -62,6 +70,8 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
         _cache = cache;
         _options = options;
         _logger = logger;
+        _tier2 = tier2;
+        _chunkCache = tier2 is null ? null : chunkCache ?? new FrameCache(4L * options.Storage.MaxChunkSize);
     }
 
     public int Id { get; }
@@ -90,6 +100,11 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
         _writerLoop = Task.Run(WriterLoopAsync, CancellationToken.None);
         _commitLoop = Task.Run(CommitLoopAsync, CancellationToken.None);
         _state = ContainerState.Running;
+        if (_tier2 is not null)
+        {
+            _storageLoop = Task.Run(StorageLoopAsync, CancellationToken.None);
+        }
+
         _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _byId.Count);
     }
 
@@ -116,21 +131,56 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
             await _commitLoop;
         }
 
+        if (_storageLoop is not null)
+        {
+            await _storageLoop;
+        }
+
         FailPending(new ObjectDisposedException($"container {Id}"), "The container is shutting down.");
         await _log.DisposeAsync();
         _cache.RemoveContainer(Id);
         _stop.Dispose();
         _writeSignal.Dispose();
+        _storageSignal.Dispose();
     }
 
-    /// <summary>Waits until the pipeline has room for more frames (back-pressure for appends).</summary>
-    public Task WaitForCapacityAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the pipeline has room for more frames, or the Tier 1 budget room for more data (back-pressure for
+    /// appends). While the budget is full this returns at least once a second, so the caller re-checks its timeout.
+    /// </summary>
+    public async Task WaitForCapacityAsync(CancellationToken cancellationToken)
     {
+        Task capacity;
+        bool budget;
         lock (_sync)
         {
-            return _state != ContainerState.Running || _pending.Count < _options.MaxPendingFrames
-                ? Task.CompletedTask
-                : _capacity.Task.WaitAsync(cancellationToken);
+            if (_state != ContainerState.Running)
+            {
+                return;
+            }
+
+            budget = _pending.Count < _options.MaxPendingFrames;
+            if (budget && !OverBudget)
+            {
+                return;
+            }
+
+            capacity = _capacity.Task;
+        }
+
+        if (!budget)
+        {
+            await capacity.WaitAsync(cancellationToken);
+            return;
+        }
+
+        try
+        {
+            await capacity.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            // Re-check: the caller's append either fits now, waits again, or times out.
         }
     }
 
@@ -168,6 +218,7 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
                         frame = _unwritten.Dequeue();
                         frame.Record = frame.Builder.Seal(_nextSequence++);
                         _writing++;
+                        _logBytes += frame.Record.Length;
                     }
 
                     frame.WriteStarted = Stopwatch.GetTimestamp();
@@ -271,18 +322,32 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
                 segment.Index.Add(new IndexEntry(op.Offset, op.Length, address, op.FrameOffset));
                 segment.Length = op.Offset + op.Length;
                 segment.MakeDurable(op.Writer, op.EventNumber);
+                if (segment.UnflushedSince == 0)
+                {
+                    segment.UnflushedSince = Stopwatch.GetTimestamp();
+                }
+
                 return new OperationOutcome(OutcomeStatus.Success, segment.Length, op.EventNumber);
             case PendingKind.Seal:
                 segment.IsSealed = true;
+                SignalStorage();
                 break;
             case PendingKind.Truncate:
                 segment.StartOffset = op.Offset;
                 segment.Index.TruncateBefore(op.Offset);
+                SignalStorage();
                 break;
             case PendingKind.Delete:
                 segment.IsDeleted = true;
                 segment.Index.Clear();
                 _byId.Remove(segment.Id);
+                OnSegmentDeleted(segment);
+                break;
+            case PendingKind.StorageFlushed:
+                OnFlushDurable(segment, op.Offset, op.Length);
+                break;
+            case PendingKind.Checkpoint:
+                _checkpoints.Add(address);
                 break;
             case PendingKind.SetupBarrier:
                 return new OperationOutcome(OutcomeStatus.Success, segment.Length, segment.DurableEventNumber(op.Writer));

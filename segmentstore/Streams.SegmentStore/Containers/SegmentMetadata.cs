@@ -1,3 +1,4 @@
+using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Containers;
@@ -16,6 +17,7 @@ internal sealed class SegmentMetadata
     private TaskCompletionSource? _changed;
     private long _length;
     private long _startOffset;
+    private long _durableStorageLength;
     private volatile bool _sealed;
     private volatile bool _durable;
 
@@ -25,6 +27,9 @@ internal sealed class SegmentMetadata
         Name = name;
         CreatedAtUnixMs = createdAtUnixMs;
     }
+
+    /// <summary>Stands for the whole container in operations that belong to no segment (checkpoints).</summary>
+    public static SegmentMetadata Container { get; } = new(-1, "", 0);
 
     public long Id { get; }
 
@@ -47,7 +52,62 @@ internal sealed class SegmentMetadata
 
     public bool IsDeleted { get; set; }
 
+    /// <summary>Bytes [0, DurableStorageLength) are in Tier 2 (or truncated), durably recorded in the log.</summary>
+    public long DurableStorageLength { get => Volatile.Read(ref _durableStorageLength); set => Volatile.Write(ref _durableStorageLength, value); }
+
     // ---- Accepted view (container lock) ----
+
+    /// <summary>Bytes [0, StorageLength) are in Tier 2, or below the start offset, counting flushes not yet durable in the log.</summary>
+    public long StorageLength { get; set; }
+
+    /// <summary>
+    /// The segment's chunks in Tier 2, in offset order. A chunk joins when its flush is accepted (its bytes are already
+    /// whole in Tier 2) and leaves once deleted after a truncation. A chunk with an empty name stands for truncated
+    /// bytes that were never written.
+    /// </summary>
+    public List<ChunkInfo> Chunks { get; } = [];
+
+    /// <summary>Stopwatch timestamp since when the segment has durable bytes not in Tier 2; 0 when it has none.</summary>
+    public long UnflushedSince { get; set; }
+
+    /// <summary>Writers and their highest accepted event numbers (for checkpoints).</summary>
+    public List<KeyValuePair<Guid, long>> AcceptedWriters() => [.. _writers.Select(w => new KeyValuePair<Guid, long>(w.Key, w.Value.Accepted))];
+
+    /// <summary>Replaces the writers' event numbers (replaying a checkpoint).</summary>
+    public void RestoreWriters(IEnumerable<KeyValuePair<Guid, long>> writers)
+    {
+        _writers.Clear();
+        foreach (var (writer, eventNumber) in writers)
+        {
+            _writers[writer] = new WriterState(eventNumber, eventNumber);
+        }
+    }
+
+    /// <summary>The chunk holding <paramref name="offset"/>, or null.</summary>
+    public ChunkInfo? FindChunk(long offset)
+    {
+        var chunks = Chunks;
+        int lo = 0, hi = chunks.Count - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var chunk = chunks[mid];
+            if (offset < chunk.Start)
+            {
+                hi = mid - 1;
+            }
+            else if (offset >= chunk.End)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                return chunk;
+            }
+        }
+
+        return null;
+    }
 
     public long PendingLength { get; set; }
 

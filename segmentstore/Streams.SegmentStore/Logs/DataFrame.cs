@@ -139,6 +139,13 @@ internal static class DataFrame
                     case OperationType.Delete:
                         Current = new Operation(type, ReadId(body), 0, Guid.Empty, 0, 0, 0, null);
                         return true;
+                    case OperationType.StorageFlushed:
+                        Current = new Operation(type, ReadId(body), 0, Guid.Empty, 0, start, length, null);
+                        return true;
+                    case OperationType.Checkpoint:
+                        // The body (at DataOffset, DataLength) is a ContainerCheckpoint.
+                        Current = new Operation(type, 0, 0, Guid.Empty, 0, start, length, null);
+                        return true;
                     default:
                         continue; // written by a newer version: skip it by its length
                 }

@@ -62,6 +62,9 @@ internal sealed class DataFrameBuilder : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(body[8..], value);
     }
 
+    /// <summary>Adds an operation whose body is already serialized (storage records, checkpoints).</summary>
+    public void AddBody(OperationType type, ReadOnlySpan<byte> body) => body.CopyTo(Begin(type, body.Length));
+
     public void AddDelete(long segmentId)
     {
         var body = Begin(OperationType.Delete, 8);

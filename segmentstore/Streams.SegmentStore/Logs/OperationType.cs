@@ -8,4 +8,10 @@ internal enum OperationType : byte
     Seal = 3,
     Truncate = 4,
     Delete = 5,
+
+    /// <summary>A chunk of a segment was written to Tier 2: the segment id, then a <see cref="ChunkInfo"/>.</summary>
+    StorageFlushed = 6,
+
+    /// <summary>The container's whole metadata (<see cref="ContainerCheckpoint"/>); always the first operation of its frame.</summary>
+    Checkpoint = 7,
 }

@@ -129,6 +129,18 @@ internal sealed class FrameCache
         }
     }
 
+    /// <summary>Drops a container's frames before <paramref name="address"/>: its log was truncated there, their data is in Tier 2.</summary>
+    public void RemoveBefore(int containerId, LogAddress address)
+    {
+        lock (_sync)
+        {
+            foreach (var frame in _frames.Values.Where(f => f.Key.ContainerId == containerId && f.Key.Address < address).ToList())
+            {
+                Evict(frame);
+            }
+        }
+    }
+
     private CachedFrame? Add(FrameKey key, IMemoryOwner<byte> owner, int length, bool acquire)
     {
         CachedFrame result;

@@ -48,6 +48,26 @@ internal sealed class SegmentIndex
         }
     }
 
+    /// <summary>Drops entries in frames before <paramref name="address"/> (the log was truncated there).</summary>
+    public void TruncateBeforeAddress(LogAddress address)
+    {
+        lock (_entries)
+        {
+            var keep = _entries.FindIndex(e => e.Address >= address);
+            _entries.RemoveRange(0, keep < 0 ? _entries.Count : keep);
+        }
+    }
+
+    /// <summary>The frame address of the first entry holding bytes at or after <paramref name="offset"/>, or null.</summary>
+    public LogAddress? AddressAtOrAfter(long offset)
+    {
+        lock (_entries)
+        {
+            var i = _entries.FindIndex(e => e.End > offset);
+            return i < 0 ? null : _entries[i].Address;
+        }
+    }
+
     public void Clear()
     {
         lock (_entries)

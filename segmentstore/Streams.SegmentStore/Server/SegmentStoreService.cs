@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Streams.Common.Naming;
 using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Reading;
+using Streams.Tier2;
 
 namespace Streams.SegmentStore.Server;
 
@@ -23,11 +24,17 @@ internal sealed class SegmentStoreService : IAsyncDisposable
     private readonly SegmentContainer?[] _containers;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _supervisors = [];
+    private readonly IChunkStorage? _tier2;
 
     private Func<int, bool> _owns = _ => true;
 
-    public SegmentStoreService(SegmentStoreOptions options, Func<int, IDurableDataLog> logFactory, ILoggerFactory loggerFactory)
+    /// <param name="options">Settings.</param>
+    /// <param name="logFactory">Opens a container's durable log (Tier 1).</param>
+    /// <param name="loggerFactory">Logging.</param>
+    /// <param name="tier2">Long-term storage shared by every segment store of the cluster; null keeps all data in Tier 1.</param>
+    public SegmentStoreService(SegmentStoreOptions options, Func<int, IDurableDataLog> logFactory, ILoggerFactory loggerFactory, IChunkStorage? tier2 = null)
     {
+        _tier2 = tier2;
         options.Validate();
         _options = options;
         _logFactory = logFactory;
@@ -35,9 +42,19 @@ internal sealed class SegmentStoreService : IAsyncDisposable
         _logger = loggerFactory.CreateLogger<SegmentStoreService>();
         _containers = new SegmentContainer?[options.ContainerCount];
         Cache = new FrameCache((long)options.CacheSizeMb * 1024 * 1024);
+        ChunkCache = new FrameCache((long)options.Tier2CacheMb * 1024 * 1024);
     }
 
     public FrameCache Cache { get; }
+
+    /// <summary>Chunks read back from Tier 2.</summary>
+    public FrameCache ChunkCache { get; }
+
+    /// <summary>Tier 2, if the store has one.</summary>
+    public IChunkStorage? Tier2 => _tier2;
+
+    /// <summary>Bytes accepted by this store's containers and not yet in Tier 2.</summary>
+    public long UnflushedBytes => RunningContainers.Sum(c => c.UnflushedBytes);
 
     public int ContainerCount => _containers.Length;
 
@@ -113,12 +130,16 @@ internal sealed class SegmentStoreService : IAsyncDisposable
         }
 
         _stop.Dispose();
+        if (_tier2 is not null)
+        {
+            await _tier2.DisposeAsync();
+        }
     }
 
     private async Task StartContainerAsync(int id, CancellationToken cancellationToken)
     {
         _logger.LogInformation("Starting container {Container}.", id);
-        var container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"));
+        var container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"), _tier2, ChunkCache);
         try
         {
             await container.StartAsync(cancellationToken);

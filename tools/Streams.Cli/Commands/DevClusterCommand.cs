@@ -22,9 +22,10 @@ internal static class DevClusterCommand
         var writeQuorum = new Option<int?>("--write-quorum") { Description = "Qw (default: E)." };
         var ackQuorum = new Option<int?>("--ack-quorum") { Description = "Qa (default: Qw - 1, at least 1)." };
         var sessionTimeout = new Option<int>("--session-timeout-ms") { Description = "ZooKeeper session timeout of the members.", DefaultValueFactory = _ => 4000 };
+        var tier2 = StandaloneCommand.Tier2Option("default: file://DATA-DIR/tier2, shared by the segment stores");
         var command = new Command("dev-cluster", "Run ZooKeeper, bookies, a controller and segment stores as separate local processes; Ctrl-C stops them all.")
         {
-            bookies, stores, dataDir, port, metricsPort, containers, ensemble, writeQuorum, ackQuorum, sessionTimeout,
+            bookies, stores, dataDir, port, metricsPort, containers, ensemble, writeQuorum, ackQuorum, sessionTimeout, tier2,
         };
         command.SetAction((parse, cancellationToken) => CliSupport.RunAsync(parse, async () =>
         {
@@ -38,7 +39,7 @@ internal static class DevClusterCommand
             }
 
             await using var cluster = new DevCluster(Path.GetFullPath(parse.GetValue(dataDir)!), parse.GetValue(sessionTimeout));
-            await cluster.StartAsync(bookieCount, parse.GetValue(stores), parse.GetValue(port), parse.GetValue(metricsPort), parse.GetValue(containers), (e, qw, qa), cancellationToken);
+            await cluster.StartAsync(bookieCount, parse.GetValue(stores), parse.GetValue(port), parse.GetValue(metricsPort), parse.GetValue(containers), (e, qw, qa), parse.GetValue(tier2), cancellationToken);
             Console.WriteLine($"Streams dev cluster is ready: controller http://127.0.0.1:{parse.GetValue(port)}, ZooKeeper {cluster.ZooKeeper}, " +
                 $"{bookieCount} bookies (E={e}, Qw={qw}, Qa={qa}), {parse.GetValue(stores)} segment store(s). Ctrl-C stops everything.");
             await cluster.WaitAsync(cancellationToken);

@@ -28,6 +28,7 @@ internal static class RoleCommands
             .Map(ZooKeeperOption(), "ZooKeeper:Connect")
             .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeoutMs")
             .Map(new Option<int?>("--cache-mb") { Description = "Read cache size in MiB (default 256)." }, "SegmentStore:CacheSizeMb")
+            .Map(StandaloneCommand.Tier2Option("default: none; every segment store of a cluster must name the same one"), "SegmentStore:Tier2")
             .Map(new Option<int?>("--ensemble") { Description = "Bookies each ledger is striped over, E (default 3)." }, "Ledger:EnsembleSize")
             .Map(new Option<int?>("--write-quorum") { Description = "Copies of each entry, Qw (default 3)." }, "Ledger:WriteQuorum")
             .Map(new Option<int?>("--ack-quorum") { Description = "Durable copies before an ack, Qa (default 2)." }, "Ledger:AckQuorum");

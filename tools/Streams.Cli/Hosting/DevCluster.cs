@@ -20,9 +20,10 @@ internal sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : I
 
     public string ZooKeeper { get; private set; } = string.Empty;
 
-    public async Task StartAsync(int bookies, int stores, int controllerPort, int controllerMetricsPort, int containers, (int E, int Qw, int Qa) quorums, CancellationToken cancellationToken)
+    public async Task StartAsync(int bookies, int stores, int controllerPort, int controllerMetricsPort, int containers, (int E, int Qw, int Qa) quorums, string? tier2, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(dataDirectory);
+        tier2 ??= "file://" + Path.Combine(Path.GetFullPath(dataDirectory), "tier2");
         var zkPort = FreePort();
         ZooKeeper = $"127.0.0.1:{zkPort}";
         await StartZooKeeperAsync(zkPort, cancellationToken);
@@ -37,7 +38,7 @@ internal sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : I
         ready.Add(StartRoleAsync("controller", "is ready", ["controller", .. common, "--port", Port(controllerPort), "--metrics-port", Port(controllerMetricsPort), "--containers", Port(containers)], cancellationToken));
         await Task.WhenAll(ready);
         var storesReady = Enumerable.Range(0, stores).Select(i => StartRoleAsync($"segmentstore-{i}", "is ready",
-            ["segmentstore", .. common, .. Ports(), "--ensemble", Port(quorums.E), "--write-quorum", Port(quorums.Qw), "--ack-quorum", Port(quorums.Qa)], cancellationToken));
+            ["segmentstore", .. common, .. Ports(), "--ensemble", Port(quorums.E), "--write-quorum", Port(quorums.Qw), "--ack-quorum", Port(quorums.Qa), "--tier2", tier2], cancellationToken));
         await Task.WhenAll(storesReady);
     }
 

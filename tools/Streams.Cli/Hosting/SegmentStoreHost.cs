@@ -12,6 +12,7 @@ using Streams.Ledger.Bookies;
 using Streams.SegmentStore;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
+using Streams.Tier2;
 
 namespace Streams.Cli.Hosting;
 
@@ -51,11 +52,23 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
 
         var bookies = new BookieDirectory(zookeeper, ledgerOptions.RequestTimeout);
         var ledgers = new LedgerManager(zookeeper, bookies, ledgerOptions, loggerFactory.CreateLogger<LedgerManager>());
+        // Every segment store of a cluster must use the same Tier 2: a container's new owner reads its chunks.
+        var tier2 = ChunkStorageFactory.OpenOrNone(storeOptions.Tier2);
+        if (tier2 is null)
+        {
+            logger.LogWarning("No Tier 2 (--tier2): containers keep all their data in Tier 1, and their logs are never truncated.");
+        }
+        else
+        {
+            logger.LogInformation("Tier 2: {Tier2}", tier2.Location);
+        }
+
         var service = new SegmentStoreService(
             storeOptions,
             id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverMb * 1024L * 1024, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
-            loggerFactory);
-        SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count());
+            loggerFactory,
+            tier2);
+        SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count(), () => service.UnflushedBytes, () => service.ChunkCache.Size);
         var requests = new SegmentRequests(service);
         var storeId = $"{settings.Advertised}:{settings.GrpcPort}";
         var ownership = new ContainerOwnership(service, zookeeper, storeId, loggerFactory.CreateLogger<ContainerOwnership>());

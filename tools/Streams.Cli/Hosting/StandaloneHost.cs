@@ -18,6 +18,7 @@ using Streams.Ledger.Bookies;
 using Streams.SegmentStore;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
+using Streams.Tier2;
 
 namespace Streams.Cli.Hosting;
 
@@ -74,10 +75,14 @@ internal sealed class StandaloneHost : IAsyncDisposable
         var bookies = new BookieDirectory(metadata, TimeSpan.FromSeconds(10));
         bookies.AddLocal(new LocalBookieClient("standalone", bookie));
         var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, loggerFactory.CreateLogger<LedgerManager>());
+        // Tier 2 defaults to a directory next to the rest of the data; "none" keeps everything in Tier 1.
+        var tier2 = ChunkStorageFactory.OpenOrNone(string.IsNullOrWhiteSpace(storeOptions.Tier2) ? "file://" + Path.Combine(dataDirectory, "tier2") : storeOptions.Tier2);
+        logger.LogInformation("Tier 2: {Tier2}", tier2?.Location ?? "none (all data stays in Tier 1)");
         var store = new SegmentStoreService(
             storeOptions,
             id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverMb * 1024L * 1024, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
-            loggerFactory);
+            loggerFactory,
+            tier2);
         try
         {
             await store.StartAsync(cancellationToken);
@@ -91,7 +96,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
             throw;
         }
 
-        SegmentStoreMetrics.Observe(() => store.Cache.Size, () => store.RunningContainers.Count());
+        SegmentStoreMetrics.Observe(() => store.Cache.Size, () => store.RunningContainers.Count(), () => store.UnflushedBytes, () => store.ChunkCache.Size);
         var requests = new SegmentRequests(store);
         var controller = new ControllerService(
             new StreamMetadataStore(metadata),

@@ -1,0 +1,149 @@
+using System.Text;
+
+namespace Streams.SegmentStore.Logs;
+
+/// <summary>One chunk of a segment in Tier 2: the segment's bytes [Start, Start + Length), with their CRC-32C.</summary>
+internal sealed record ChunkInfo(string Name, long Start, int Length, uint Crc)
+{
+    public long End => Start + Length;
+}
+
+/// <summary>A segment's state in a <see cref="ContainerCheckpoint"/>.</summary>
+internal sealed record CheckpointSegment(
+    long Id,
+    string Name,
+    long CreatedAtUnixMs,
+    long Length,
+    long StartOffset,
+    bool Sealed,
+    long StorageLength,
+    IReadOnlyList<ChunkInfo> Chunks,
+    IReadOnlyList<KeyValuePair<Guid, long>> Writers);
+
+/// <summary>
+/// A container's whole metadata at one point of its log: every segment (lengths, start offsets, sealing, writers'
+/// event numbers for deduplication, Tier 2 chunk lists) and the next segment id. Replaying a checkpoint replaces the
+/// state built so far, so the log can be truncated at a checkpoint once every byte before it is in Tier 2.
+/// </summary>
+internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<CheckpointSegment> Segments)
+{
+    private const byte FormatVersion = 1;
+
+    public byte[] Serialize()
+    {
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(FormatVersion);
+            w.Write(NextSegmentId);
+            w.Write(Segments.Count);
+            foreach (var s in Segments)
+            {
+                w.Write(s.Id);
+                w.Write(s.Name);
+                w.Write(s.CreatedAtUnixMs);
+                w.Write(s.Length);
+                w.Write(s.StartOffset);
+                w.Write(s.Sealed);
+                w.Write(s.StorageLength);
+                w.Write(s.Chunks.Count);
+                foreach (var c in s.Chunks)
+                {
+                    StorageRecords.WriteChunk(w, c);
+                }
+
+                w.Write(s.Writers.Count);
+                foreach (var (writer, eventNumber) in s.Writers)
+                {
+                    w.Write(writer.ToByteArray());
+                    w.Write(eventNumber);
+                }
+            }
+        }
+
+        return stream.ToArray();
+    }
+
+    public static ContainerCheckpoint Deserialize(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r =>
+    {
+        var version = r.ReadByte();
+        if (version != FormatVersion)
+        {
+            throw new DataCorruptionException($"{where}: checkpoint format {version} is unknown (this version reads {FormatVersion}).");
+        }
+
+        var next = r.ReadInt64();
+        var count = r.ReadInt32();
+        var segments = new List<CheckpointSegment>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var id = r.ReadInt64();
+            var name = r.ReadString();
+            var created = r.ReadInt64();
+            var length = r.ReadInt64();
+            var start = r.ReadInt64();
+            var isSealed = r.ReadBoolean();
+            var storageLength = r.ReadInt64();
+            var chunkCount = r.ReadInt32();
+            var chunks = new List<ChunkInfo>(chunkCount);
+            for (var c = 0; c < chunkCount; c++)
+            {
+                chunks.Add(StorageRecords.ReadChunk(r));
+            }
+
+            var writerCount = r.ReadInt32();
+            var writers = new List<KeyValuePair<Guid, long>>(writerCount);
+            for (var c = 0; c < writerCount; c++)
+            {
+                writers.Add(new(new Guid(r.ReadBytes(16)), r.ReadInt64()));
+            }
+
+            segments.Add(new CheckpointSegment(id, name, created, length, start, isSealed, storageLength, chunks, writers));
+        }
+
+        return new ContainerCheckpoint(next, segments);
+    });
+}
+
+/// <summary>Bodies of the Tier 2 operations of the log (<see cref="OperationType.StorageFlushed"/>).</summary>
+internal static class StorageRecords
+{
+    public static byte[] Flushed(long segmentId, ChunkInfo chunk)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(segmentId);
+            WriteChunk(w, chunk);
+        }
+
+        return stream.ToArray();
+    }
+
+    public static (long SegmentId, ChunkInfo Chunk) ReadFlushed(ReadOnlyMemory<byte> body, string where) =>
+        Parse(body, where, r => (r.ReadInt64(), ReadChunk(r)));
+
+    internal static void WriteChunk(BinaryWriter w, ChunkInfo chunk)
+    {
+        w.Write(chunk.Name);
+        w.Write(chunk.Start);
+        w.Write(chunk.Length);
+        w.Write(chunk.Crc);
+    }
+
+    internal static ChunkInfo ReadChunk(BinaryReader r) => new(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt32());
+
+    internal static T Parse<T>(ReadOnlyMemory<byte> body, string where, Func<BinaryReader, T> read)
+    {
+        try
+        {
+            using var stream = new MemoryStream(body.ToArray(), writable: false);
+            using var reader = new BinaryReader(stream, Encoding.UTF8);
+            return read(reader);
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException)
+        {
+            throw new DataCorruptionException($"{where}: a storage record is malformed ({e.Message}).");
+        }
+    }
+}

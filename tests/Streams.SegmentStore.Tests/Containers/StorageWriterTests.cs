@@ -1,0 +1,257 @@
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Streams.Common.Wire;
+using Streams.Contracts.SegmentStore;
+using Streams.SegmentStore.Containers;
+using Streams.SegmentStore.Reading;
+using Streams.Testing;
+using Streams.Tier2;
+using Streams.Tier2.FileSystem;
+
+namespace Streams.SegmentStore.Tests.Containers;
+
+/// <summary>The storage writer on a real filesystem Tier 2, over an in-memory log.</summary>
+public sealed class StorageWriterTests : IDisposable
+{
+    private const string Segment = "scope/stream/0.#epoch.0";
+    private static readonly Guid Writer = Guid.Parse("aaaaaaaa-0000-0000-0000-000000000001");
+    private readonly TempDirectory _dir = new("storage-writer");
+    private readonly ToggledChunkStorage _tier2;
+
+    public StorageWriterTests()
+    {
+        _tier2 = new ToggledChunkStorage(new FileChunkStorage(_dir.Sub("tier2")));
+    }
+
+    public void Dispose() => _dir.Dispose();
+
+    private static ContainerOptions Options(long budget = 4 << 20, TimeSpan? flushAge = null, TimeSpan? budgetTimeout = null) => new()
+    {
+        MaxFrameSize = 64 * 1024,
+        Storage = new StorageWriterOptions
+        {
+            FlushSize = 64 * 1024,
+            MaxChunkSize = 64 * 1024,
+            FlushAge = flushAge ?? TimeSpan.FromMilliseconds(200),
+            CheckpointEvery = 128 * 1024,
+            Tier1Budget = budget,
+            BudgetTimeout = budgetTimeout ?? TimeSpan.FromMinutes(1),
+            MinRetryDelay = TimeSpan.FromMilliseconds(20),
+            MaxRetryDelay = TimeSpan.FromMilliseconds(100),
+        },
+    };
+
+    private SegmentContainer Create(InMemoryDurableDataLog log, ContainerOptions options, long cacheBytes = 128 * 1024) =>
+        new(0, log, new FrameCache(cacheBytes), options, NullLogger.Instance, _tier2, new FrameCache(256 * 1024));
+
+    /// <summary>An event whose payload says its number, padded to about 1 KiB.</summary>
+    private static byte[] Event(long number)
+    {
+        var body = Encoding.UTF8.GetBytes(number.ToString("D8", System.Globalization.CultureInfo.InvariantCulture) + new string('x', 1000));
+        var frame = new byte[EventFraming.FrameSize(body.Length)];
+        EventFraming.Write(frame, body, default, storeKey: false);
+        return frame;
+    }
+
+    private static async Task AppendEventsAsync(SegmentContainer container, long from, long count)
+    {
+        for (var n = from; n < from + count; n++)
+        {
+            var outcome = await container.AppendAsync(Segment, Writer, n, 1, null, Event(n));
+            Assert.True(outcome.IsSuccess, outcome.Message);
+        }
+    }
+
+    private static async Task<List<long>> ReadEventNumbersAsync(SegmentContainer container, long offset = 0, int maxBytes = 0)
+    {
+        var numbers = new List<long>();
+        while (true)
+        {
+            using var read = await container.ReadAsync(Segment, offset, maxBytes, TimeSpan.Zero);
+            Assert.Null(read.Error);
+            if (read.Status != ReadStatus.Ok)
+            {
+                return numbers;
+            }
+
+            var data = read.Data;
+            while (EventFraming.TryReadEvent(ref data, out var e))
+            {
+                numbers.Add(long.Parse(Encoding.UTF8.GetString(e.Payload.Slice(0, 8)), System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            offset += read.Data.Length;
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        for (var i = 0; i < 300 && !condition(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(condition(), $"Timed out waiting until {what}.");
+    }
+
+    [Fact]
+    public async Task Data_moves_to_tier2_the_log_is_truncated_and_reads_come_back_from_chunks()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options());
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 1000);
+
+        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+        var chunks = await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken);
+        Assert.True(chunks.Count >= 15, $"~1 MiB in 64 KiB chunks, found {chunks.Count}");
+
+        // The frame cache holds 128 KiB, the log lost its head: most of the segment comes back from Tier 2.
+        Assert.Equal(Enumerable.Range(0, 1000).Select(n => (long)n), await ReadEventNumbersAsync(container));
+        Assert.True(_tier2.Reads > 0);
+    }
+
+    [Fact]
+    public async Task A_new_owner_recovers_from_the_checkpoint_after_truncation_and_keeps_deduplicating()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using (var first = Create(log, Options()))
+        {
+            await first.StartAsync();
+            Assert.True((await first.CreateSegmentAsync(Segment)).IsSuccess);
+            await AppendEventsAsync(first, 0, 600);
+            await WaitUntilAsync(() => first.UnflushedBytes == 0 && log.Begin > 0, "the log is truncated");
+            await AppendEventsAsync(first, 600, 20); // a tail that is only in Tier 1
+        }
+
+        var restarted = new InMemoryDurableDataLog(log.Records) { Begin = log.Begin };
+        await using var second = Create(restarted, Options(flushAge: TimeSpan.FromMinutes(5)));
+        await second.StartAsync();
+        Assert.Equal(Enumerable.Range(0, 620).Select(n => (long)n), await ReadEventNumbersAsync(second));
+
+        var duplicate = await second.AppendAsync(Segment, Writer, 5, 1, null, Event(5));
+        Assert.True(duplicate.IsSuccess);
+        Assert.Equal(second.GetInfo(Segment)!.Length, duplicate.SegmentLength);
+        await AppendEventsAsync(second, 620, 5);
+        Assert.Equal(Enumerable.Range(0, 625).Select(n => (long)n), await ReadEventNumbersAsync(second));
+    }
+
+    [Fact]
+    public async Task A_read_may_span_tier2_and_tier1_and_returns_the_same_bytes()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options(flushAge: TimeSpan.FromMinutes(5)), cacheBytes: 1 << 20);
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 200);
+        await WaitUntilAsync(() => container.GetInfo(Segment) is { } info && container.UnflushedBytes < 64 * 1024 && container.UnflushedBytes > 0, "whole chunks are flushed");
+
+        var expected = new List<byte>();
+        for (var n = 0; n < 200; n++)
+        {
+            expected.AddRange(Event(n));
+        }
+
+        var length = container.GetInfo(Segment)!.Length;
+        var from = length - container.UnflushedBytes - 5000; // 5000 bytes in Tier 2, the rest only in Tier 1
+        using var read = await container.ReadAsync(Segment, from, (int)(length - from), TimeSpan.Zero);
+        Assert.Equal(ReadStatus.Ok, read.Status);
+        Assert.Equal(expected.Skip((int)from).ToArray(), System.Buffers.BuffersExtensions.ToArray(read.Data));
+    }
+
+    [Fact]
+    public async Task Sealing_flushes_at_once_and_truncation_and_deletion_remove_chunks()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options(flushAge: TimeSpan.FromMinutes(5)));
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 100); // ~100 KiB: one whole chunk, the rest waits for its age
+        await WaitUntilAsync(() => container.UnflushedBytes < 64 * 1024, "a whole chunk is flushed");
+        Assert.True(container.UnflushedBytes > 0);
+
+        Assert.True((await container.SealSegmentAsync(Segment)).IsSuccess);
+        await WaitUntilAsync(() => container.UnflushedBytes == 0, "the sealed segment is flushed");
+        Assert.Equal(2, (await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken)).Count);
+
+        var length = container.GetInfo(Segment)!.Length;
+        Assert.True((await container.TruncateSegmentAsync(Segment, length - 10)).IsSuccess);
+        await WaitUntilAsync(() => _tier2.ListAsync("containers/0/").Result.Count == 1, "the first chunk is deleted");
+
+        Assert.True((await container.DeleteSegmentAsync(Segment)).IsSuccess);
+        await WaitUntilAsync(() => _tier2.ListAsync("containers/0/").Result.Count == 0, "every chunk is deleted");
+    }
+
+    [Fact]
+    public async Task While_tier2_is_down_appends_fill_the_budget_then_wait_and_finish_when_it_returns()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options(budget: 256 * 1024));
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        _tier2.Down = true;
+
+        await AppendEventsAsync(container, 0, 240); // under the 256 KiB budget: acknowledged
+        var waiting = AppendEventsAsync(container, 240, 60);
+        await Task.Delay(1000);
+        Assert.False(waiting.IsCompleted, "appends beyond the budget wait for Tier 2");
+        Assert.True(container.Tier2Failing);
+
+        _tier2.Down = false;
+        await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+        await WaitUntilAsync(() => container.UnflushedBytes == 0, "Tier 2 caught up");
+        Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
+    }
+
+    [Fact]
+    public async Task Appends_are_refused_with_retry_when_the_budget_stays_full_past_its_timeout()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options(budget: 128 * 1024, budgetTimeout: TimeSpan.FromMilliseconds(500)));
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        _tier2.Down = true;
+        await AppendEventsAsync(container, 0, 126);
+
+        OperationOutcome outcome = default;
+        for (var n = 126; n < 200 && (outcome = await container.AppendAsync(Segment, Writer, n, 1, null, Event(n))).IsSuccess; n++)
+        {
+        }
+
+        Assert.Equal(OutcomeStatus.ContainerUnavailable, outcome.Status);
+        Assert.Contains("Tier 2", outcome.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A Tier 2 that can be switched off (as a server going down) and counts reads.</summary>
+    private sealed class ToggledChunkStorage(IChunkStorage inner) : IChunkStorage
+    {
+        private int _reads;
+
+        public volatile bool Down;
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public string Location => inner.Location;
+
+        public Task WriteAsync(string name, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+            Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : inner.WriteAsync(name, data, cancellationToken);
+
+        public Task<int> ReadAsync(string name, long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _reads);
+            return Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : inner.ReadAsync(name, offset, buffer, cancellationToken);
+        }
+
+        public Task<long> GetLengthAsync(string name, CancellationToken cancellationToken = default) => inner.GetLengthAsync(name, cancellationToken);
+
+        public Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default) => inner.ExistsAsync(name, cancellationToken);
+
+        public Task DeleteAsync(string name, CancellationToken cancellationToken = default) =>
+            Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : inner.DeleteAsync(name, cancellationToken);
+
+        public Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
