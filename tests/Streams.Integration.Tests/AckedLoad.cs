@@ -20,8 +20,11 @@ internal sealed class AckedLoad
     private readonly Task[] _writers;
     private int _failed;
 
-    private AckedLoad(EventStreamWriter<string> writer, int writers, int keysPerWriter, TimeSpan maxDuration)
+    private readonly string _padding;
+
+    private AckedLoad(EventStreamWriter<string> writer, int writers, int keysPerWriter, TimeSpan maxDuration, int padding)
     {
+        _padding = padding > 0 ? ":" + new string('p', padding) : "";
         _stop = new CancellationTokenSource(maxDuration);
         _writers = Enumerable.Range(0, writers).Select(w => Task.Run(() => WriteAsync(writer, w, keysPerWriter))).ToArray();
     }
@@ -35,8 +38,13 @@ internal sealed class AckedLoad
 
     public IReadOnlySet<string> AcknowledgedEvents => _acknowledged.Keys.ToHashSet();
 
-    public static AckedLoad Start(EventStreamWriter<string> writer, int writers = 4, int keysPerWriter = 4, TimeSpan? maxDuration = null) =>
-        new(writer, writers, keysPerWriter, maxDuration ?? TimeSpan.FromSeconds(60));
+    /// <param name="writer">The writer the load goes through.</param>
+    /// <param name="writers">Concurrent writing tasks.</param>
+    /// <param name="keysPerWriter">Routing keys per task.</param>
+    /// <param name="maxDuration">The load stops by itself after this long.</param>
+    /// <param name="padding">Characters appended to every event (to move more bytes).</param>
+    public static AckedLoad Start(EventStreamWriter<string> writer, int writers = 4, int keysPerWriter = 4, TimeSpan? maxDuration = null, int padding = 0) =>
+        new(writer, writers, keysPerWriter, maxDuration ?? TimeSpan.FromSeconds(60), padding);
 
     /// <summary>Waits until at least <paramref name="count"/> events are acknowledged; false if that did not happen in time.</summary>
     public async Task<bool> WaitForAcknowledgedAsync(int count, TimeSpan timeout)
@@ -99,7 +107,7 @@ internal sealed class AckedLoad
         for (var seq = 0; seq < 1_000_000 && !_stop.IsCancellationRequested; seq++)
         {
             var key = "key-" + ((w * keysPerWriter) + (seq % keysPerWriter)).ToString(CultureInfo.InvariantCulture);
-            var value = $"{key}:{w}:{seq}";
+            var value = $"{key}:{w}:{seq}{_padding}";
             _attempted[value] = true;
             var write = writer.WriteEventAsync(key, value);
             pending.Add(write.ContinueWith(

@@ -71,7 +71,9 @@ internal sealed class StandaloneHost : IAsyncDisposable
         var metadata = FileMetadataStore.Open(Path.Combine(dataDirectory, "metadata"));
 
         // One bookie in this process; containers log to ledgers on it (E = Qw = Qa = 1) through the cluster's code path.
-        var bookie = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = Path.Combine(dataDirectory, "bookie") }, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
+        var bookieOptions = ServerConfiguration.Bind<BookieOptions>(configuration, "Bookie") with { DataDirectory = Path.Combine(dataDirectory, "bookie") };
+        bookieOptions.Validate();
+        var bookie = await BookieStore.OpenAsync(bookieOptions, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
         var bookies = new BookieDirectory(metadata, TimeSpan.FromSeconds(10));
         bookies.AddLocal(new LocalBookieClient("standalone", bookie));
         var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, loggerFactory.CreateLogger<LedgerManager>());
