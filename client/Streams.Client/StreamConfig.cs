@@ -6,9 +6,42 @@ public sealed record StreamConfig
     /// <summary>Number of segments (fixed scaling): the parallelism of writers and readers.</summary>
     public int SegmentCount { get; init; } = 1;
 
+    /// <summary>How much data the stream keeps; null keeps everything.</summary>
+    public RetentionPolicy? Retention { get; init; }
+
     /// <summary>A stream with a fixed number of segments.</summary>
     public static StreamConfig Fixed(int segmentCount) => new() { SegmentCount = segmentCount };
 }
+
+/// <summary>
+/// How much data a stream keeps. The controller truncates the stream at cuts it records periodically, so at least
+/// the configured time or size stays readable.
+/// </summary>
+public sealed record RetentionPolicy
+{
+    private RetentionPolicy(TimeSpan? time, long? sizeBytes)
+    {
+        Time = time;
+        SizeBytes = sizeBytes;
+    }
+
+    /// <summary>Keep what was written in the last <see cref="Time"/>.</summary>
+    public TimeSpan? Time { get; }
+
+    /// <summary>Keep at least the last <see cref="SizeBytes"/> bytes.</summary>
+    public long? SizeBytes { get; }
+
+    /// <summary>Keep at least what was written in the last <paramref name="time"/>.</summary>
+    public static RetentionPolicy ByTime(TimeSpan time) =>
+        time > TimeSpan.Zero ? new(time, null) : throw new ArgumentOutOfRangeException(nameof(time), "Retention time must be positive.");
+
+    /// <summary>Keep at least the last <paramref name="bytes"/> bytes.</summary>
+    public static RetentionPolicy BySize(long bytes) =>
+        bytes > 0 ? new(null, bytes) : throw new ArgumentOutOfRangeException(nameof(bytes), "Retention size must be positive.");
+}
+
+/// <summary>A position in a stream: an offset in each of its segments (by segment id). Truncating at it drops what came before.</summary>
+public sealed record StreamCut(string Scope, string Stream, IReadOnlyDictionary<long, long> Positions);
 
 /// <summary>A segment of a stream and the routing-key range [KeyStart, KeyEnd) it owns.</summary>
 public sealed record SegmentDescription(string Name, long Id, double KeyStart, double KeyEnd);

@@ -34,7 +34,16 @@ public sealed class StreamManager
         {
             Scope = scope,
             Stream = stream,
-            Config = new StreamConfiguration { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = config.SegmentCount } } },
+            Config = new StreamConfiguration
+            {
+                Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = config.SegmentCount } },
+                Retention = config.Retention switch
+                {
+                    { Time: { } time } => new Contracts.Controller.RetentionPolicy { TimeMs = (long)time.TotalMilliseconds },
+                    { SizeBytes: { } size } => new Contracts.Controller.RetentionPolicy { SizeBytes = size },
+                    _ => null,
+                },
+            },
         };
         return (await _controller.CallAsync(ControllerApi.CreateStream, request, cancellationToken)).Created;
     }
@@ -54,6 +63,28 @@ public sealed class StreamManager
     /// <summary>Deletes a sealed stream and its data; returns false if it did not exist.</summary>
     public async Task<bool> DeleteStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
         (await _controller.CallAsync(ControllerApi.DeleteStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken)).Deleted;
+
+    /// <summary>The stream's current tail: where every active segment ends now.</summary>
+    public async Task<StreamCut> GetStreamCutAsync(string scope, string stream, CancellationToken cancellationToken = default)
+    {
+        var cut = await _controller.CallAsync(ControllerApi.GetStreamCut, new StreamRef { Scope = scope, Stream = stream }, cancellationToken);
+        return new StreamCut(cut.Scope, cut.Stream, cut.Positions.ToDictionary(p => p.Key, p => p.Value));
+    }
+
+    /// <summary>
+    /// Truncates a stream at a cut: data before it becomes unreadable and is deleted from Tier 2; readers starting
+    /// from the beginning start at the cut. Truncation never moves back, so repeating it is harmless.
+    /// </summary>
+    public async Task TruncateStreamAsync(StreamCut cut, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cut);
+        var request = new Contracts.Controller.StreamCut { Scope = cut.Scope, Stream = cut.Stream };
+        foreach (var (segment, offset) in cut.Positions)
+        {
+            request.Positions[segment] = offset;
+        }
+        await _controller.CallAsync(ControllerApi.TruncateStream, request, cancellationToken);
+    }
 
     private static StreamDescription Describe(StreamInfo info) => new(
         info.Scope,

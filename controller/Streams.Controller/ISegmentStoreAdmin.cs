@@ -14,4 +14,9 @@ internal interface ISegmentStoreAdmin
     Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken);
 
     Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken);
+
+    /// <summary>Makes bytes below <paramref name="offset"/> unreadable (and deletes them from Tier 2).</summary>
+    Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken);
+
+    Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken);
 }

@@ -18,6 +18,8 @@ internal static class ControllerApi
     public static readonly Method<StreamRef, DeleteStreamReply> DeleteStream = Unary<StreamRef, DeleteStreamReply>("DeleteStream");
     public static readonly Method<StreamRef, ActiveSegments> GetActiveSegments = Unary<StreamRef, ActiveSegments>("GetActiveSegments");
     public static readonly Method<SegmentRef, SegmentEndpoint> GetSegmentEndpoint = Unary<SegmentRef, SegmentEndpoint>("GetSegmentEndpoint");
+    public static readonly Method<StreamRef, StreamCut> GetStreamCut = Unary<StreamRef, StreamCut>("GetStreamCut");
+    public static readonly Method<StreamCut, StreamInfo> TruncateStream = Unary<StreamCut, StreamInfo>("TruncateStream");
 
     private static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name)
         where TRequest : Google.Protobuf.IMessage<TRequest>, new()

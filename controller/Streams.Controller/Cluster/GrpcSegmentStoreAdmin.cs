@@ -35,6 +35,12 @@ internal sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCo
     public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken) =>
         CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.DeleteSegment, new SegmentRequest { Segment = segment }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
 
+    public Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken) =>
+        CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.TruncateSegment, new TruncateSegmentRequest { Segment = segment, Offset = offset }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
+
+    public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
+        CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.GetSegmentInfo, new SegmentRequest { Segment = segment }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
+
     public void Dispose()
     {
         foreach (var channel in _channels.Values)

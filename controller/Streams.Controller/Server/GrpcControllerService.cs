@@ -34,5 +34,7 @@ internal sealed class GrpcControllerService(ControllerService controller)
         server.AddUnary(ControllerApi.DeleteStream, async (r, c) => new DeleteStreamReply { Deleted = await controller.DeleteStreamAsync(r.Scope, r.Stream, c.CancellationToken) });
         server.AddUnary(ControllerApi.GetActiveSegments, async (r, c) => await controller.GetActiveSegmentsAsync(r.Scope, r.Stream, c.CancellationToken));
         server.AddUnary(ControllerApi.GetSegmentEndpoint, async (r, c) => await controller.GetSegmentEndpointAsync(r.Segment, c.CancellationToken));
+        server.AddUnary(ControllerApi.GetStreamCut, async (r, c) => await controller.GetStreamCutAsync(r.Scope, r.Stream, c.CancellationToken));
+        server.AddUnary(ControllerApi.TruncateStream, async (r, c) => await controller.TruncateStreamAsync(r, c.CancellationToken));
     }
 }

@@ -66,6 +66,7 @@ internal sealed class ControllerService
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
         var segmentCount = SegmentCountOf(config);
+        var (retentionTime, retentionSize) = RetentionOf(config);
         using var _ = await LockAsync(scope, stream, cancellationToken);
         if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
         {
@@ -80,7 +81,7 @@ internal sealed class ControllerService
             return (false, ToInfo(finished));
         }
 
-        var record = new StreamRecord(scope, stream, segmentCount, StreamRecordState.Creating, 0, EvenSegments(segmentCount), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        var record = new StreamRecord(scope, stream, segmentCount, StreamRecordState.Creating, 0, EvenSegments(segmentCount), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), retentionTime, retentionSize);
         if (!await _metadata.CreateStreamAsync(record, cancellationToken))
         {
             var raced = await _metadata.GetStreamAsync(scope, stream, cancellationToken);
@@ -160,6 +161,62 @@ internal sealed class ControllerService
 
         await GetRequiredAsync(name.Value.Scope, name.Value.Stream, cancellationToken);
         return _locator.Locate(segment) ?? throw new RpcException(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry.");
+    }
+
+    /// <summary>The stream's current tail: each active segment at its length.</summary>
+    public async Task<StreamCut> GetStreamCutAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var (record, _) = await GetRequiredAsync(scope, stream, cancellationToken);
+        var infos = await Task.WhenAll(record.ActiveSegments.Select(s => _segments.GetSegmentInfoAsync(NameOf(record, s), cancellationToken)));
+        var cut = new StreamCut { Scope = scope, Stream = stream };
+        for (var i = 0; i < infos.Length; i++)
+        {
+            cut.Positions[SegmentName.ComposeId(record.ActiveSegments[i].Epoch, record.ActiveSegments[i].Number)] = infos[i].Length;
+        }
+
+        return cut;
+    }
+
+    /// <summary>
+    /// Truncates the stream at a cut: each named segment loses the bytes below its position (readers skip to it, Tier 2
+    /// deletes them). Positions at or below a segment's start are no-ops, so retrying is safe.
+    /// </summary>
+    public async Task<StreamInfo> TruncateStreamAsync(StreamCut cut, CancellationToken cancellationToken)
+    {
+        var (record, _) = await GetRequiredAsync(cut.Scope, cut.Stream, cancellationToken);
+        if (record.State is StreamRecordState.Deleting)
+        {
+            throw new RpcException(StatusCode.FailedPrecondition, $"Stream {cut.Scope}/{cut.Stream} is being deleted.");
+        }
+
+        var segments = new List<(string Name, long Offset)>();
+        foreach (var (id, offset) in cut.Positions)
+        {
+            var segment = record.ActiveSegments.FirstOrDefault(s => SegmentName.ComposeId(s.Epoch, s.Number) == id)
+                ?? throw new RpcException(StatusCode.InvalidArgument, $"Segment id {id} is not a segment of {cut.Scope}/{cut.Stream}.");
+            if (offset < 0)
+            {
+                throw new RpcException(StatusCode.InvalidArgument, $"The cut's offset {offset} for segment id {id} is negative.");
+            }
+
+            segments.Add((NameOf(record, segment), offset));
+        }
+
+        await Task.WhenAll(segments.Select(async s =>
+        {
+            var info = await _segments.GetSegmentInfoAsync(s.Name, cancellationToken);
+            if (s.Offset > info.Length)
+            {
+                throw new RpcException(StatusCode.InvalidArgument, $"The cut puts {s.Name} at {s.Offset}, beyond its length {info.Length}.");
+            }
+
+            if (s.Offset > info.StartOffset)
+            {
+                await _segments.TruncateSegmentAsync(s.Name, s.Offset, cancellationToken);
+            }
+        }));
+        _logger.LogInformation("Truncated stream {Scope}/{Stream} at {Cut}.", cut.Scope, cut.Stream, string.Join(", ", segments.Select(s => $"{s.Name}@{s.Offset}")));
+        return ToInfo(record);
     }
 
     /// <summary>Finishes every create, seal and delete that an earlier controller left half done.</summary>
@@ -274,6 +331,22 @@ internal sealed class ControllerService
         return count;
     }
 
+    private static (long? TimeMs, long? SizeBytes) RetentionOf(StreamConfiguration? config)
+    {
+        var retention = config?.Retention;
+        switch (retention?.KindCase)
+        {
+            case null or RetentionPolicy.KindOneofCase.None:
+                return (null, null);
+            case RetentionPolicy.KindOneofCase.TimeMs when retention.TimeMs > 0:
+                return (retention.TimeMs, null);
+            case RetentionPolicy.KindOneofCase.SizeBytes when retention.SizeBytes > 0:
+                return (null, retention.SizeBytes);
+            default:
+                throw new RpcException(StatusCode.InvalidArgument, "A retention policy needs a positive time or size.");
+        }
+    }
+
     /// <summary>Splits the key space [0, 1) into <paramref name="count"/> equal ranges; the last ends exactly at 1.</summary>
     internal static IReadOnlyList<SegmentRecord> EvenSegments(int count) =>
         [.. Enumerable.Range(0, count).Select(i => new SegmentRecord(i, 0, (double)i / count, i == count - 1 ? 1.0 : (double)(i + 1) / count))];
@@ -298,7 +371,12 @@ internal sealed class ControllerService
         {
             Scope = record.Scope,
             Stream = record.Stream,
-            Config = new StreamConfiguration { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = record.FixedSegmentCount } } },
+            Config = new StreamConfiguration
+            {
+                Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = record.FixedSegmentCount } },
+                Retention = record.RetentionTimeMs is { } time ? new RetentionPolicy { TimeMs = time }
+                    : record.RetentionSizeBytes is { } size ? new RetentionPolicy { SizeBytes = size } : null,
+            },
             State = StateOf(record.State),
             Epoch = record.Epoch,
             CreatedAtUnixMs = record.CreatedAtUnixMs,

@@ -23,7 +23,12 @@ internal sealed record StreamRecord(
     StreamRecordState State,
     int Epoch,
     IReadOnlyList<SegmentRecord> ActiveSegments,
-    long CreatedAtUnixMs);
+    long CreatedAtUnixMs,
+    long? RetentionTimeMs = null,
+    long? RetentionSizeBytes = null)
+{
+    public bool HasRetention => RetentionTimeMs is not null || RetentionSizeBytes is not null;
+}
 
 /// <summary>A scope as stored at /scopes/{scope}.</summary>
 internal sealed record ScopeRecord(long CreatedAtUnixMs);

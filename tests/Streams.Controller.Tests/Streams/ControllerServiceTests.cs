@@ -161,6 +161,18 @@ public sealed class ControllerServiceTests : IAsyncLifetime
             return Task.CompletedTask;
         }
 
+        public ConcurrentDictionary<string, SegmentInfo> Infos { get; } = new();
+
+        public Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken)
+        {
+            var info = Infos.GetOrAdd(segment, s => new SegmentInfo { Segment = s });
+            info.StartOffset = offset;
+            return Task.FromResult(info);
+        }
+
+        public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
+            Task.FromResult(Infos.GetOrAdd(segment, s => new SegmentInfo { Segment = s }));
+
         public Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken)
         {
             Sealed.Add(segment);

@@ -51,7 +51,9 @@ internal static class AdminCommands
         var createName = new Argument<string>("stream") { Description = "scope/stream" };
         var segments = new Option<int>("--segments") { Description = "Number of segments (fixed).", DefaultValueFactory = _ => 1 };
         var createScope = new Option<bool>("--create-scope") { Description = "Create the scope too if it does not exist." };
-        var create = new Command("create", "Create a stream.") { createName, segments, createScope };
+        var retentionTime = new Option<string?>("--retention-time") { Description = "Keep at least this much history, e.g. 90s, 30m, 12h, 7d (default: keep everything)." };
+        var retentionSize = new Option<string?>("--retention-size") { Description = "Keep at least this many bytes, e.g. 500MiB, 10GiB (default: keep everything)." };
+        var create = new Command("create", "Create a stream.") { createName, segments, createScope, retentionTime, retentionSize };
         create.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var (scope, stream) = CliSupport.ParseStream(parse.GetValue(createName)!);
@@ -61,7 +63,18 @@ internal static class AdminCommands
                 await client.Streams.CreateScopeAsync(scope, ct);
             }
 
-            var created = await client.Streams.CreateStreamAsync(scope, stream, StreamConfig.Fixed(parse.GetValue(segments)), ct);
+            var config = StreamConfig.Fixed(parse.GetValue(segments));
+            if (parse.GetValue(retentionTime) is not null && parse.GetValue(retentionSize) is not null)
+            {
+                throw new ArgumentException("Give --retention-time or --retention-size, not both.");
+            }
+
+            config = config with
+            {
+                Retention = parse.GetValue(retentionTime) is { } t ? RetentionPolicy.ByTime(ParseDuration(t))
+                    : parse.GetValue(retentionSize) is { } s ? RetentionPolicy.BySize(ParseSize(s)) : null,
+            };
+            var created = await client.Streams.CreateStreamAsync(scope, stream, config, ct);
             Console.WriteLine(created ? $"Created stream {scope}/{stream} with {parse.GetValue(segments)} segments." : $"Stream {scope}/{stream} already exists.");
             return 0;
         }));
@@ -111,7 +124,98 @@ internal static class AdminCommands
             return 0;
         }));
 
-        return new Command("stream", "Manage streams.") { create, list, describe, seal, delete };
+        var cutName = new Argument<string>("stream") { Description = "scope/stream" };
+        var cut = new Command("cut", "Print the stream's current tail as a stream cut (segment-id=offset,...), for `stream truncate --at`.") { cutName };
+        cut.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
+        {
+            var (scope, stream) = CliSupport.ParseStream(parse.GetValue(cutName)!);
+            await using var client = CliSupport.CreateClient(parse);
+            Console.WriteLine(FormatCut(await client.Streams.GetStreamCutAsync(scope, stream, ct)));
+            return 0;
+        }));
+
+        var truncateName = new Argument<string>("stream") { Description = "scope/stream" };
+        var at = new Option<string?>("--at") { Description = "The cut to truncate at, segment-id=offset[,...] (from `stream cut`); default: the current tail (drops everything written so far)." };
+        var truncate = new Command("truncate", "Drop the data before a stream cut: it becomes unreadable and is deleted from Tier 2.") { truncateName, at };
+        truncate.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
+        {
+            var (scope, stream) = CliSupport.ParseStream(parse.GetValue(truncateName)!);
+            await using var client = CliSupport.CreateClient(parse);
+            var target = parse.GetValue(at) is { } text ? ParseCut(scope, stream, text) : await client.Streams.GetStreamCutAsync(scope, stream, ct);
+            await client.Streams.TruncateStreamAsync(target, ct);
+            Console.WriteLine($"Truncated stream {scope}/{stream} at {FormatCut(target)}.");
+            return 0;
+        }));
+
+        return new Command("stream", "Manage streams.") { create, list, describe, seal, delete, cut, truncate };
+    }
+
+    private static string FormatCut(StreamCut cut) =>
+        string.Join(',', cut.Positions.OrderBy(p => p.Key).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}={p.Value}")));
+
+    private static StreamCut ParseCut(string scope, string stream, string text)
+    {
+        var positions = new Dictionary<long, long>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var pair = part.Split('=');
+            if (pair.Length != 2 || !long.TryParse(pair[0], CultureInfo.InvariantCulture, out var id) || !long.TryParse(pair[1], CultureInfo.InvariantCulture, out var offset))
+            {
+                throw new ArgumentException($"'{part}' is not segment-id=offset (as `stream cut` prints).");
+            }
+
+            positions[id] = offset;
+        }
+
+        return new StreamCut(scope, stream, positions);
+    }
+
+    /// <summary>90s, 30m, 12h, 7d, or a plain number of seconds.</summary>
+    internal static TimeSpan ParseDuration(string text)
+    {
+        var (number, unit) = SplitUnit(text);
+        return unit switch
+        {
+            "" or "s" => TimeSpan.FromSeconds(number),
+            "ms" => TimeSpan.FromMilliseconds(number),
+            "m" => TimeSpan.FromMinutes(number),
+            "h" => TimeSpan.FromHours(number),
+            "d" => TimeSpan.FromDays(number),
+            _ => throw new ArgumentException($"'{text}' is not a duration such as 90s, 30m, 12h or 7d."),
+        };
+    }
+
+    /// <summary>A byte count with an optional unit: B, KB/KiB, MB/MiB, GB/GiB, TB/TiB (powers of 1024).</summary>
+    internal static long ParseSize(string text)
+    {
+        var (number, unit) = SplitUnit(text);
+        var multiplier = unit.ToUpperInvariant() switch
+        {
+            "" or "B" => 1L,
+            "K" or "KB" or "KIB" => 1L << 10,
+            "M" or "MB" or "MIB" => 1L << 20,
+            "G" or "GB" or "GIB" => 1L << 30,
+            "T" or "TB" or "TIB" => 1L << 40,
+            _ => throw new ArgumentException($"'{text}' is not a size such as 500MiB or 10GiB."),
+        };
+        return checked((long)(number * multiplier));
+    }
+
+    private static (double Number, string Unit) SplitUnit(string text)
+    {
+        var trimmed = text.Trim();
+        var split = 0;
+        while (split < trimmed.Length && (char.IsAsciiDigit(trimmed[split]) || trimmed[split] == '.'))
+        {
+            split++;
+        }
+
+        if (split == 0 || !double.TryParse(trimmed[..split], CultureInfo.InvariantCulture, out var number) || number <= 0)
+        {
+            throw new ArgumentException($"'{text}' does not start with a positive number.");
+        }
+
+        return (number, trimmed[split..].Trim());
     }
 
     private static void Print(StreamDescription d)

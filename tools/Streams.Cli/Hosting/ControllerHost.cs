@@ -56,6 +56,7 @@ internal sealed class ControllerHost : IAsyncDisposable
         var controllerMetrics = new ControllerMetrics(controller);
 
         var stop = new CancellationTokenSource();
+        var retention = new RetentionService(controller, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         var election = new LeaderElection(zookeeper, ClusterPaths.ControllerLeader, settings.GrpcUri, logger);
         var balancer = new ContainerBalancer(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ContainerBalancer>());
         var leading = Task.Run(() => election.RunAsync(async leadership =>
@@ -71,7 +72,7 @@ internal sealed class ControllerHost : IAsyncDisposable
                     logger.LogWarning("Finishing half-done stream operations failed ({Error}); the next leader retries.", e.Message);
                 }
             }, CancellationToken.None);
-            await balancer.RunAsync(leadership);
+            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership));
         }, stop.Token), CancellationToken.None);
 
         var metrics = RoleTelemetry.Start(configuration, ControllerMetrics.MeterName);

@@ -31,6 +31,12 @@ internal sealed class LocalSegmentStoreAdmin(SegmentRequests requests, TimeSpan 
     public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken) =>
         RetryAsync(ct => requests.DeleteAsync(new SegmentRequest { Segment = segment }, ct), cancellationToken);
 
+    public Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken) =>
+        RetryAsync(ct => requests.TruncateAsync(new TruncateSegmentRequest { Segment = segment, Offset = offset }, ct), cancellationToken);
+
+    public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
+        RetryAsync(_ => Task.FromResult(requests.GetInfo(new SegmentRequest { Segment = segment })), cancellationToken);
+
     private async Task<T> RetryAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;

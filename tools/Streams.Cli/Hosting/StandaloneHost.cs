@@ -35,6 +35,8 @@ internal sealed class StandaloneHost : IAsyncDisposable
     private readonly BookieStore _bookie;
     private readonly RoleTelemetry _metrics;
     private readonly ControllerMetrics _controllerMetrics;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _retention = Task.CompletedTask;
 
     private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, RoleTelemetry metrics, ControllerMetrics controllerMetrics, ServerSettings settings, string dataDirectory)
     {
@@ -128,6 +130,8 @@ internal sealed class StandaloneHost : IAsyncDisposable
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
         var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, settings, dataDirectory);
+        var retention = new RetentionService(controller, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
+        host._retention = Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None);
         try
         {
             await RoleServer.StartAsync(app, settings, cancellationToken);
@@ -147,11 +151,14 @@ internal sealed class StandaloneHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stop.CancelAsync();
+        await _retention;
         await RoleServer.StopAsync(_app);
         await _store.DisposeAsync();
         await _bookie.DisposeAsync();
         await _metadata.DisposeAsync();
         _controllerMetrics.Dispose();
         _metrics.Dispose();
+        _stop.Dispose();
     }
 }

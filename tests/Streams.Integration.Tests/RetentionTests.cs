@@ -1,0 +1,127 @@
+using System.Globalization;
+using Streams.Client;
+using Streams.Client.Serialization;
+using Streams.Client.Writing;
+using Streams.Testing;
+using Xunit.Sdk;
+
+namespace Streams.Integration.Tests;
+
+/// <summary>Truncation at stream cuts and retention policies on the real `streams standalone`, with a filesystem Tier 2.</summary>
+public sealed class RetentionTests
+{
+    private static readonly Dictionary<string, string> Settings = new()
+    {
+        ["STREAMS__SEGMENTSTORE__TIER2FLUSHSIZEKB"] = "64",
+        ["STREAMS__SEGMENTSTORE__TIER2MAXCHUNKMB"] = "1",
+        ["STREAMS__SEGMENTSTORE__TIER2FLUSHAGEMS"] = "200",
+        ["STREAMS__SEGMENTSTORE__CHECKPOINTEVERYKB"] = "256",
+        ["STREAMS__CONTROLLER__RETENTIONINTERVAL"] = "00:00:00.300",
+    };
+
+    private static long Tier2Bytes(string directory) =>
+        Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+
+    private static async Task WriteAsync(EventStreamWriter<string> writer, int from, int count)
+    {
+        var pending = new List<Task>();
+        for (var i = from; i < from + count; i++)
+        {
+            pending.Add(writer.WriteEventAsync("key-" + (i % 4).ToString(CultureInfo.InvariantCulture), i.ToString("D6", CultureInfo.InvariantCulture) + new string('r', 1000)));
+        }
+
+        await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    private static async Task<List<int>> ReadNumbersAsync(StreamsClient client, string scope, string stream)
+    {
+        var numbers = new List<int>();
+        await foreach (var e in client.CreateReader(scope, stream, Serializers.Utf8).ReadAllAsync())
+        {
+            numbers.Add(int.Parse(e.Value.AsSpan(0, 6), CultureInfo.InvariantCulture));
+        }
+
+        return numbers;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
+    public async Task Truncating_at_a_stream_cut_hides_earlier_data_and_deletes_it_from_tier2()
+    {
+        using var dir = new TempDirectory("truncate");
+        var tier2 = dir.Sub("tier2");
+        await using var server = await StreamsProcess.StartServerAsync(["standalone", "--data-dir", dir.Sub("data"), "--tier2", "file://" + tier2], Ports.Free(), Ports.Free(), Ports.Free(), Settings);
+        try
+        {
+            await using var client = StreamsClient.Create(server.ControllerUri);
+            await client.Streams.CreateScopeAsync("retention");
+            await client.Streams.CreateStreamAsync("retention", "cut", StreamConfig.Fixed(2));
+            await using (var writer = await client.CreateWriterAsync("retention", "cut", Serializers.Utf8))
+            {
+                await WriteAsync(writer, 0, 2000);
+                var cut = await client.Streams.GetStreamCutAsync("retention", "cut");
+                Assert.Equal(2, cut.Positions.Count);
+                Assert.Equal(2000L * 1000, cut.Positions.Values.Sum(), 2000L * 1000 / 10.0);
+                await WriteAsync(writer, 2000, 500);
+                await WaitUntilAsync(() => Task.FromResult(Tier2Bytes(tier2) >= 2_400_000), "the data is in Tier 2");
+                var before = Tier2Bytes(tier2);
+
+                await client.Streams.TruncateStreamAsync(cut);
+                await client.Streams.TruncateStreamAsync(cut); // again: a no-op
+                Assert.Equal(Enumerable.Range(2000, 500).Order(), (await ReadNumbersAsync(client, "retention", "cut")).Order());
+                await WaitUntilAsync(() => Task.FromResult(Tier2Bytes(tier2) < before - 1_500_000), "the truncated chunks are deleted from Tier 2");
+            }
+
+            var error = await Assert.ThrowsAnyAsync<Exception>(() => client.Streams.TruncateStreamAsync(new StreamCut("retention", "cut", new Dictionary<long, long> { [99] = 0 })));
+            Assert.Contains("not a segment of", error.Message, StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is not XunitException)
+        {
+            throw new InvalidOperationException("Server output:\n" + server.Output, e);
+        }
+    }
+
+    [Fact]
+    public async Task A_size_retention_policy_truncates_old_data_automatically_and_keeps_at_least_the_limit()
+    {
+        using var dir = new TempDirectory("retention");
+        await using var server = await StreamsProcess.StartServerAsync(["standalone", "--data-dir", dir.Sub("data")], Ports.Free(), Ports.Free(), Ports.Free(), Settings);
+        try
+        {
+            await using var client = StreamsClient.Create(server.ControllerUri);
+            await client.Streams.CreateScopeAsync("retention");
+            const long limit = 500_000;
+            await client.Streams.CreateStreamAsync("retention", "sized", StreamConfig.Fixed(2) with { Retention = RetentionPolicy.BySize(limit) });
+            await using var writer = await client.CreateWriterAsync("retention", "sized", Serializers.Utf8);
+            for (var round = 0; round < 8; round++)
+            {
+                await WriteAsync(writer, round * 500, 500); // ~500 KB a round
+                await Task.Delay(400); // lets the controller record a cut between rounds
+            }
+
+            List<int> numbers = [];
+            await WaitUntilAsync(async () => (numbers = await ReadNumbersAsync(client, "retention", "sized")).Count < 4000, "old data is dropped");
+            var kept = numbers.Order().ToList();
+            Assert.True(kept.Count * 1000L >= limit, $"Only {kept.Count} events ({kept.Count * 1000L} bytes) are kept; the policy keeps at least {limit}.");
+            foreach (var key in kept.GroupBy(n => n % 4))
+            {
+                // Each key lost a prefix, never a piece in the middle or the end.
+                var first = key.Min();
+                Assert.Equal(Enumerable.Range(0, 4000).Where(n => n % 4 == key.Key && n >= first), key.Order());
+            }
+        }
+        catch (Exception e) when (e is not XunitException)
+        {
+            throw new InvalidOperationException("Server output:\n" + server.Output, e);
+        }
+    }
+}
