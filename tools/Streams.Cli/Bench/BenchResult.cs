@@ -19,7 +19,11 @@ internal sealed record BenchResult(
     double MegabytesPerSecond,
     LatencySummary AckLatencyMs,
     long Errors,
-    bool Interrupted);
+    bool Interrupted,
+    CatchUpResult? CatchUp = null);
+
+/// <summary>Reading the written stream from the start as fast as possible (<c>--catch-up</c>).</summary>
+internal sealed record CatchUpResult(long Events, long Bytes, double Seconds, double EventsPerSecond, double MegabytesPerSecond, double SettleSeconds);
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(BenchResult))]
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]

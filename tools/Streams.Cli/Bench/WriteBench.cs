@@ -22,6 +22,9 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
 
     public LatencyHistogram Latency => _latency;
 
+    /// <summary>The stream written (scope "bench"), once <see cref="RunAsync"/> has created it.</summary>
+    public string? Stream { get; private set; }
+
     public long Errors => Interlocked.Read(ref _errors);
 
     /// <summary>True if the run was cut short (Ctrl-C, SIGTERM): the figures cover the time until then.</summary>
@@ -34,6 +37,7 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
     public async Task<(double Seconds, long Events)> RunAsync(Action<double, long, LatencyHistogram> progress, CancellationToken cancellationToken)
     {
         var stream = "bench-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999).ToString(CultureInfo.InvariantCulture);
+        Stream = stream;
         await client.Streams.CreateScopeAsync("bench", cancellationToken);
         await client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(settings.Segments), cancellationToken);
 
@@ -63,6 +67,17 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
             seconds = started.Elapsed.TotalSeconds;
         }
 
+        return (seconds, Events);
+    }
+
+    /// <summary>Seals and deletes the bench stream (best effort: the numbers stand either way).</summary>
+    public async Task CleanUpAsync()
+    {
+        if (Stream is not { } stream)
+        {
+            return;
+        }
+
         try
         {
             using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(Interrupted ? 2 : 30));
@@ -71,10 +86,7 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
         }
         catch (Exception e) when (e is StreamsException or OperationCanceledException)
         {
-            // Clean-up is best effort; the numbers stand.
         }
-
-        return (seconds, Events);
     }
 
     private async Task RunWriterAsync(string stream, byte[] payload, string[] keys, int index, CancellationToken stop)

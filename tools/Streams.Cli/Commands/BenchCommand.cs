@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -8,6 +9,7 @@ using Spectre.Console;
 using Streams.Cli.Bench;
 using Streams.Cli.Hosting;
 using Streams.Client;
+using Streams.Client.Serialization;
 using Streams.Common.Diagnostics;
 
 namespace Streams.Cli.Commands;
@@ -28,9 +30,11 @@ internal static class BenchCommand
         var standalone = new Option<bool>("--standalone") { Description = "Start a standalone server in this process (fresh data directory, free ports)." };
         var dataDir = new Option<string?>("--data-dir") { Description = "With --standalone: the data directory (default: a temporary one, deleted after)." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
+        var catchUp = new Option<bool>("--catch-up") { Description = "After writing, read the stream from the start as fast as possible (with --standalone: once all of it is in Tier 2)." };
+        var tier2 = new Option<string?>("--tier2") { Description = "With --standalone: Tier 2 (file://PATH or s3://BUCKET/PREFIX?endpoint=URL; default under the data directory)." };
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
-            duration, warmup, size, writers, keys, segments, inflight, linger, standalone, dataDir, json,
+            duration, warmup, size, writers, keys, segments, inflight, linger, standalone, dataDir, json, catchUp, tier2,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -63,6 +67,9 @@ internal static class BenchCommand
                         ["Server:GrpcPort"] = FreePort(),
                         ["Server:DataPort"] = FreePort(),
                         ["Server:MetricsPort"] = FreePort(),
+                        ["SegmentStore:Tier2"] = parse.GetValue(tier2),
+                        // A catch-up read should find the data in Tier 2 soon after the writes stop.
+                        ["SegmentStore:Tier2FlushAgeMs"] = parse.GetValue(catchUp) ? "1000" : null,
                     };
                     var configuration = ServerConfiguration.Build(null, flags);
                     loggerFactory = ServerLogging.Create(configuration, LogLevel.Warning);
@@ -78,6 +85,13 @@ internal static class BenchCommand
                     ? await bench.RunAsync(PrintProgressLine, ct)
                     : await RunWithLiveTableAsync(bench, settings, ct);
                 var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors, bench.Interrupted);
+                if (parse.GetValue(catchUp) && !bench.Interrupted && bench.Stream is { } written)
+                {
+                    result = result with { CatchUp = await CatchUpAsync(client, written, server, asJson, ct) };
+                }
+
+                await bench.CleanUpAsync();
+
                 if (asJson)
                 {
                     Console.WriteLine(JsonSerializer.Serialize(result, BenchJsonContext.Default.BenchResult));
@@ -110,6 +124,39 @@ internal static class BenchCommand
             }
         }));
         return command;
+    }
+
+    /// <summary>Reads the bench stream from the start as fast as possible; with an in-process server, first waits until it is all in Tier 2.</summary>
+    private static async Task<CatchUpResult> CatchUpAsync(StreamsClient client, string stream, StandaloneHost? server, bool quiet, CancellationToken ct)
+    {
+        var settle = Stopwatch.StartNew();
+        if (server is not null)
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(5);
+            while (server.UnflushedBytes > 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, ct);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2), ct); // a checkpoint and the log truncation that drops the frames from the cache
+        }
+
+        var settled = settle.Elapsed.TotalSeconds;
+        if (!quiet)
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {stream} from the start (settled for {settled:F1} s)..."));
+        }
+
+        long events = 0, bytes = 0;
+        var timer = Stopwatch.StartNew();
+        await foreach (var e in client.CreateReader("bench", stream, Serializers.Bytes).ReadAllAsync(ct))
+        {
+            events++;
+            bytes += e.Value.Length;
+        }
+
+        var seconds = timer.Elapsed.TotalSeconds;
+        return new CatchUpResult(events, bytes, Math.Round(seconds, 2), Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2), Math.Round(settled, 1));
     }
 
     private static async Task<(double, long)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
@@ -158,6 +205,11 @@ internal static class BenchCommand
         var l = r.AckLatencyMs;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  ack latency ms: p50 {l.P50:F2}  p95 {l.P95:F2}  p99 {l.P99:F2}  p99.9 {l.P999:F2}  max {l.Max:F2}  mean {l.Mean:F2}"));
+        if (r.CatchUp is { } c)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  catch-up read from the start: {c.Events:N0} events, {c.Bytes / 1e6:F1} MB in {c.Seconds:F1} s: {c.EventsPerSecond:N0} events/s, {c.MegabytesPerSecond:F1} MB/s"));
+        }
     }
 
     private static string FreePort()

@@ -54,6 +54,9 @@ internal sealed class StandaloneHost : IAsyncDisposable
 
     public string DataDirectory { get; }
 
+    /// <summary>Bytes the segment store holds that are not in Tier 2 yet.</summary>
+    public long UnflushedBytes => _store.UnflushedBytes;
+
     /// <summary>Recovers the data directory and starts serving. Throws with a clear message on bad settings or busy ports.</summary>
     public static async Task<StandaloneHost> StartAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
