@@ -19,8 +19,7 @@ public sealed class RetentionTests
         ["STREAMS__CONTROLLER__RETENTIONINTERVAL"] = "00:00:00.300",
     };
 
-    private static long Tier2Bytes(string directory) =>
-        Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+    private static long Tier2Bytes(string directory) => DirectorySize.Of(directory);
 
     private static async Task WriteAsync(EventStreamWriter<string> writer, int from, int count)
     {

@@ -43,6 +43,7 @@ internal sealed partial class SegmentContainer
     private long _logBytes;
     private long _logBytesAtCheckpoint;
     private long _budgetFullSince;
+    private long _budgetWarnedAt;
     private LogAddress _truncatedAt = new(-1, -1);
     private volatile bool _tier2Failing;
 
@@ -93,6 +94,11 @@ internal sealed partial class SegmentContainer
         if (_budgetFullSince == 0)
         {
             _budgetFullSince = now;
+        }
+
+        if (_budgetWarnedAt == 0 || Stopwatch.GetElapsedTime(_budgetWarnedAt, now) >= TimeSpan.FromSeconds(30))
+        {
+            _budgetWarnedAt = now;
             _logger.LogWarning("Container {Container}: {Bytes} bytes are not in Tier 2 yet, the Tier 1 budget; appends wait for Tier 2 ({Tier2}).",
                 Id, _unflushedBytes, _tier2!.Location);
         }
