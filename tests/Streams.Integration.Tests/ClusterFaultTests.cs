@@ -128,6 +128,38 @@ public sealed class ClusterFaultTests
             Assert.Equal(Enumerable.Range(0, 100).Select(i => $"before-{i}").Concat(Enumerable.Range(0, 100).Select(i => $"after-{i}")), read);
         });
 
+    [Fact]
+    public Task A_new_owner_serves_data_its_predecessor_moved_to_tier2_and_truncated_from_the_log() =>
+        WithClusterAsync(bookies: 3, async cluster =>
+        {
+            await using var client = Client(cluster);
+            var writer = await CreateStreamAndWriterAsync(client, "tier2failover");
+            var load = AckedLoad.Start(writer, maxDuration: Bound * 2, padding: 2048);
+            Assert.True(await load.WaitForAcknowledgedAsync(8_000, Bound), $"No write load before the fault: {load}"); // ~16 MiB
+            var moved = 0L;
+            for (var i = 0; i < 300 && (moved = DirectorySize.Of(cluster.Tier2Directory)) < 8L << 20; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.True(moved >= 8L << 20, $"Only {moved} bytes reached Tier 2 under load ({load}).");
+
+            // The owner dies; a new segment store takes every container over: it recovers each log from its last
+            // checkpoint and reads what came before from the chunks its predecessor wrote.
+            cluster.SegmentStores[0].Kill();
+            var successor = await cluster.AddSegmentStoreAsync();
+            await cluster.WaitForContainersAsync(Containers, Bound, among: [successor]);
+            var atKill = load.Acknowledged;
+            Assert.True(await load.WaitForAcknowledgedAsync(atKill + 2_000, Bound), $"Writes did not resume on the new owner: {load}");
+            await load.StopAsync(Bound);
+            await writer.DisposeAsync();
+
+            await using var reader = Client(cluster);
+            var read = await AckedLoad.ReadAllAsync(reader, "tier2failover", "events");
+            load.Verify(read);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{load}; {moved >> 20} MiB in Tier 2 before the kill; read back {read.Count}");
+        });
+
     private static async Task WithClusterAsync(int bookies, Func<ClusterProcesses, Task> test)
     {
         await using var cluster = await ClusterProcesses.StartAsync(bookies, stores: 1, quorums: (3, 3, 2), containers: Containers);

@@ -64,10 +64,18 @@ internal sealed class InMemoryDurableDataLog(List<byte[]>? records = null) : IDu
         }
     }
 
-    public ValueTask<LogRecord> ReadAsync(LogAddress address, CancellationToken cancellationToken = default) =>
-        address.EntryId < _begin || address.EntryId >= Records.Count
+    /// <summary>Records read back one by one (read-cache misses).</summary>
+    public int Reads => Volatile.Read(ref _reads);
+
+    private int _reads;
+
+    public ValueTask<LogRecord> ReadAsync(LogAddress address, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref _reads);
+        return address.EntryId < _begin || address.EntryId >= Records.Count
             ? throw new DataCorruptionException($"No record at {address}.")
             : ValueTask.FromResult(Copy((int)address.EntryId));
+    }
 
     public ValueTask TruncateAsync(LogAddress upTo, CancellationToken cancellationToken = default)
     {

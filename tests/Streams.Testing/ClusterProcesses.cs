@@ -41,7 +41,17 @@ public sealed class ClusterProcesses : IAsyncDisposable
         // Small journal files keep the test's disk use low; GC runs often.
         ["STREAMS__Bookie__JournalSegmentSizeBits"] = "24",
         ["STREAMS__Bookie__GcInterval"] = "00:00:02",
+        // Data moves to Tier 2 and logs are truncated within the test's load, so failovers recover from checkpoints and
+        // read their predecessors' chunks.
+        ["STREAMS__SegmentStore__Tier2FlushSizeKb"] = "256",
+        ["STREAMS__SegmentStore__Tier2FlushAgeMs"] = "500",
+        ["STREAMS__SegmentStore__Tier2MaxChunkMb"] = "1",
+        ["STREAMS__SegmentStore__CheckpointEveryKb"] = "512",
+        ["STREAMS__SegmentStore__LedgerRolloverMb"] = "1",
     };
+
+    /// <summary>The Tier 2 every segment store shares: a directory of the cluster's.</summary>
+    public string Tier2Directory => _dir.Sub("tier2");
 
     /// <summary>Starts ZooKeeper, <paramref name="bookies"/> bookies, a controller and <paramref name="stores"/> segment stores.</summary>
     public static async Task<ClusterProcesses> StartAsync(int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000)
@@ -218,7 +228,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
 
     private Task<StreamsProcess> StartSegmentStoreProcessAsync(int grpc, int data, int metrics) =>
         StreamsProcess.StartServerAsync(
-            ["segmentstore", .. Common(), "--ensemble", Quorum(Quorums.E), "--write-quorum", Quorum(Quorums.Qw), "--ack-quorum", Quorum(Quorums.Qa)],
+            ["segmentstore", .. Common(), "--ensemble", Quorum(Quorums.E), "--write-quorum", Quorum(Quorums.Qw), "--ack-quorum", Quorum(Quorums.Qa), "--tier2", "file://" + Tier2Directory],
             grpc, data, metrics, Environment);
 
     private static string Quorum(int value) => value.ToString(CultureInfo.InvariantCulture);

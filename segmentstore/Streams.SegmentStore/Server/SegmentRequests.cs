@@ -42,6 +42,10 @@ internal sealed class SegmentRequests
         {
             throw new RpcException(StatusCode.DataLoss, $"Segment {request.Segment} at offset {request.Offset}: {e.Message}");
         }
+        catch (Tier2.ChunkStorageUnavailableException e)
+        {
+            throw new RpcException(StatusCode.Unavailable, $"Segment {request.Segment} at offset {request.Offset} is in Tier 2, which cannot be read now ({e.Message}); retry.");
+        }
 
         if (result.Error is { } error)
         {

@@ -113,6 +113,60 @@ public sealed class StorageWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reader_catching_up_from_tier2_does_not_evict_the_tail_that_live_readers_use()
+    {
+        var log = new InMemoryDurableDataLog();
+        var frames = new FrameCache(256 * 1024);
+        await using var container = new SegmentContainer(0, log, frames, Options(), NullLogger.Instance, _tier2, new FrameCache(256 * 1024));
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 1000);
+        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+
+        // A live reader at the tail: served from cached frames.
+        var tail = container.GetInfo(Segment)!.Length - (16 * 1024);
+        using (var read = await container.ReadAsync(Segment, tail, 16 * 1024, TimeSpan.Zero))
+        {
+            Assert.Equal(16 * 1024, read.Data.Length);
+        }
+
+        var logReads = log.Reads;
+        var tierReads = _tier2.Reads;
+        Assert.Equal(Enumerable.Range(0, 1000).Select(n => (long)n), await ReadEventNumbersAsync(container)); // ~1 MiB through a 256 KiB cache
+        Assert.True(_tier2.Reads > tierReads, "the catch-up read came from Tier 2");
+
+        using (var again = await container.ReadAsync(Segment, tail, 16 * 1024, TimeSpan.Zero))
+        {
+            Assert.Equal(16 * 1024, again.Data.Length);
+        }
+
+        Assert.Equal(logReads, log.Reads); // neither the catch-up nor the tail read missed the frame cache
+    }
+
+    [Fact]
+    public async Task A_damaged_chunk_is_detected_and_never_served()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options());
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 500);
+        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+
+        var first = (await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken))[0];
+        var path = Path.Combine(_dir.Sub("tier2"), first);
+        var bytes = await File.ReadAllBytesAsync(path, TestContext.Current.CancellationToken);
+        bytes[1234] ^= 0x40;
+        await File.WriteAllBytesAsync(path, bytes, TestContext.Current.CancellationToken);
+
+        var error = await Assert.ThrowsAsync<DataCorruptionException>(async () =>
+        {
+            using var read = await container.ReadAsync(Segment, 0, 4096, TimeSpan.Zero);
+        });
+        Assert.Contains("CRC-32C", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_new_owner_recovers_from_the_checkpoint_after_truncation_and_keeps_deduplicating()
     {
         var log = new InMemoryDurableDataLog();
