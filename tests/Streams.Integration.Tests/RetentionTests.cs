@@ -90,6 +90,45 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public async Task A_time_retention_policy_drops_data_older_than_the_retention_and_the_cli_truncates_at_the_tail()
+    {
+        using var dir = new TempDirectory("retention-time");
+        await using var server = await StreamsProcess.StartServerAsync(["standalone", "--data-dir", dir.Sub("data")], Ports.Free(), Ports.Free(), Ports.Free(), Settings);
+        try
+        {
+            string[] cli = ["--controller", server.ControllerUri];
+            var created = await StreamsProcess.RunAsync(["stream", "create", "timed/events", "--create-scope", "--segments", "2", "--retention-time", "2s", .. cli]);
+            Assert.True(created.ExitCode == 0, created.Stderr);
+            await using var client = StreamsClient.Create(server.ControllerUri);
+            await using (var writer = await client.CreateWriterAsync("timed", "events", Serializers.Utf8))
+            {
+                await WriteAsync(writer, 0, 500);
+                await Task.Delay(3000);
+                await WriteAsync(writer, 500, 500);
+            }
+
+            // Within a few retention rounds the first batch (older than 2 s) goes, the second stays.
+            await WaitUntilAsync(async () => (await ReadNumbersAsync(client, "timed", "events")).Min() >= 500, "the old batch is dropped");
+            Assert.Equal(Enumerable.Range(500, 500), (await ReadNumbersAsync(client, "timed", "events")).Order());
+
+            var cut = await StreamsProcess.RunAsync(["stream", "cut", "timed/events", .. cli]);
+            Assert.True(cut.ExitCode == 0, cut.Stderr);
+            Assert.Matches(@"^\d+=\d+,\d+=\d+$", cut.Stdout.Trim());
+            var truncated = await StreamsProcess.RunAsync(["stream", "truncate", "timed/events", .. cli]);
+            Assert.True(truncated.ExitCode == 0, truncated.Stderr);
+            Assert.Empty(await ReadNumbersAsync(client, "timed", "events"));
+
+            var bad = await StreamsProcess.RunAsync(["stream", "truncate", "timed/events", "--at", "garbage", .. cli]);
+            Assert.NotEqual(0, bad.ExitCode);
+            Assert.Contains("segment-id=offset", bad.Stderr, StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is not XunitException)
+        {
+            throw new InvalidOperationException("Server output:\n" + server.Output, e);
+        }
+    }
+
+    [Fact]
     public async Task A_size_retention_policy_truncates_old_data_automatically_and_keeps_at_least_the_limit()
     {
         using var dir = new TempDirectory("retention");
