@@ -222,7 +222,12 @@ internal sealed partial class SegmentContainer
         {
             while (!segment.IsDeleted && segment.Length - segment.StorageLength is var unflushed && unflushed > 0 && (all || unflushed >= storage.FlushSize))
             {
+                var before = segment.StorageLength;
                 await FlushChunkAsync(segment, all ? storage.MaxChunkSize : storage.FlushSize, cancellationToken);
+                if (segment.StorageLength == before)
+                {
+                    break; // No progress (truncated or deleted meanwhile): the next round looks again.
+                }
             }
         }
 
