@@ -18,7 +18,6 @@ public sealed class DurabilityTests
     {
         using var dir = new TempDirectory("durability");
         var server = await StreamsProcess.StartStandaloneAsync(dir.Path);
-        var (grpc, data, metrics) = (server.GrpcPort, server.DataPort, server.MetricsPort);
         try
         {
             AckedLoad load;
@@ -39,7 +38,7 @@ public sealed class DurabilityTests
             Assert.True(load.Acknowledged < load.Attempted, "The kill should have caught writes in flight.");
 
             await server.DisposeAsync();
-            server = await StreamsProcess.StartStandaloneAsync(dir.Path, grpc, data, metrics);
+            server = await StreamsProcess.StartStandaloneAsync(dir.Path); // fresh ports: the data directory is what matters
             await using var reader = Client(server.ControllerUri);
             var read = await AckedLoad.ReadAllAsync(reader, "durable", "events");
             load.Verify(read);

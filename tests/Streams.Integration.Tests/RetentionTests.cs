@@ -58,7 +58,7 @@ public sealed class RetentionTests
     {
         using var dir = new TempDirectory("truncate");
         var tier2 = dir.Sub("tier2");
-        await using var server = await StreamsProcess.StartServerAsync(["standalone", "--data-dir", dir.Sub("data"), "--tier2", "file://" + tier2], Ports.Free(), Ports.Free(), Ports.Free(), Settings);
+        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data"), "--tier2", "file://" + tier2], Settings);
         try
         {
             await using var client = StreamsClient.Create(server.ControllerUri);
@@ -93,7 +93,7 @@ public sealed class RetentionTests
     public async Task A_time_retention_policy_drops_data_older_than_the_retention_and_the_cli_truncates_at_the_tail()
     {
         using var dir = new TempDirectory("retention-time");
-        await using var server = await StreamsProcess.StartServerAsync(["standalone", "--data-dir", dir.Sub("data")], Ports.Free(), Ports.Free(), Ports.Free(), Settings);
+        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data")], Settings);
         try
         {
             string[] cli = ["--controller", server.ControllerUri];
@@ -132,7 +132,7 @@ public sealed class RetentionTests
     public async Task A_size_retention_policy_truncates_old_data_automatically_and_keeps_at_least_the_limit()
     {
         using var dir = new TempDirectory("retention");
-        await using var server = await StreamsProcess.StartServerAsync(["standalone", "--data-dir", dir.Sub("data")], Ports.Free(), Ports.Free(), Ports.Free(), Settings);
+        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data")], Settings);
         try
         {
             await using var client = StreamsClient.Create(server.ControllerUri);

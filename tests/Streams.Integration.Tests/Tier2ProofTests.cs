@@ -47,10 +47,9 @@ public sealed class Tier2ProofTests
         return settings;
     }
 
-    private static async Task<StreamsProcess> StartAsync(string dataDirectory, string tier2, IReadOnlyDictionary<string, string>? environment, int? grpc = null, int? data = null, int? metrics = null) =>
-        await StreamsProcess.StartServerAsync(
-            ["standalone", "--data-dir", dataDirectory, "--containers", Containers.ToString(CultureInfo.InvariantCulture), "--tier2", tier2],
-            grpc ?? Ports.Free(), data ?? Ports.Free(), metrics ?? Ports.Free(), Settings(environment));
+    private static Task<StreamsProcess> StartAsync(string dataDirectory, string tier2, IReadOnlyDictionary<string, string>? environment) =>
+        StreamsProcess.StartOnFreePortsAsync(
+            ["standalone", "--data-dir", dataDirectory, "--containers", Containers.ToString(CultureInfo.InvariantCulture), "--tier2", tier2], Settings(environment));
 
     /// <summary>The event a key writes at a sequence number: a header, then filler that differs by key and position.</summary>
     private static string Payload(int key, int seq)
@@ -88,7 +87,6 @@ public sealed class Tier2ProofTests
         using var cleanup = dir;
         var dataDirectory = dir.Sub("data");
         var server = await StartAsync(dataDirectory, tier2, environment);
-        var (grpc, data, metrics) = (server.GrpcPort, server.DataPort, server.MetricsPort);
         try
         {
             long maxJournal = 0;
@@ -144,7 +142,7 @@ public sealed class Tier2ProofTests
 
             server.Kill();
             await server.DisposeAsync();
-            server = await StartAsync(dataDirectory, tier2, environment, grpc, data, metrics);
+            server = await StartAsync(dataDirectory, tier2, environment); // fresh ports: nothing depends on the old ones
 
             await using var reader = Client(server.ControllerUri);
             var next = new int[Keys];

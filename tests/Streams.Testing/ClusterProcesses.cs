@@ -61,9 +61,8 @@ public sealed class ClusterProcesses : IAsyncDisposable
         try
         {
             await Task.WhenAll(Enumerable.Range(0, bookies).Select(_ => cluster.AddBookieAsync()));
-            cluster.Controller = await StreamsProcess.StartServerAsync(
-                ["controller", .. cluster.Common(), "--containers", containers.ToString(CultureInfo.InvariantCulture)],
-                Ports.Free(), null, Ports.Free(), cluster.Environment);
+            cluster.Controller = await StreamsProcess.StartOnFreePortsAsync(
+                ["controller", .. cluster.Common(), "--containers", containers.ToString(CultureInfo.InvariantCulture)], cluster.Environment, dataPort: false);
             for (var i = 0; i < stores; i++)
             {
                 await cluster.AddSegmentStoreAsync();
@@ -88,7 +87,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
             Bookies.Add(null!);
         }
 
-        var bookie = await StartBookieProcessAsync(index, Ports.Free(), Ports.Free(), Ports.Free());
+        var bookie = await StreamsProcess.RetryOnPortClashAsync(() => StartBookieProcessAsync(index, Ports.Free(), Ports.Free(), Ports.Free()));
         lock (Bookies)
         {
             Bookies[index] = bookie;
@@ -117,7 +116,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
     /// <summary>Starts a segment store; it registers and the controller assigns it containers.</summary>
     public async Task<StreamsProcess> AddSegmentStoreAsync()
     {
-        var store = await StartSegmentStoreProcessAsync(Ports.Free(), Ports.Free(), Ports.Free());
+        var store = await StreamsProcess.RetryOnPortClashAsync(() => StartSegmentStoreProcessAsync(Ports.Free(), Ports.Free(), Ports.Free()));
         SegmentStores.Add(store);
         return store;
     }

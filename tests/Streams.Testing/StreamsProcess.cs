@@ -48,7 +48,31 @@ public sealed class StreamsProcess : IAsyncDisposable
 
     /// <summary>Starts <c>streams standalone</c> and waits until it is ready. Fails loudly (with its output) if it is not.</summary>
     public static Task<StreamsProcess> StartStandaloneAsync(string dataDirectory, int? grpcPort = null, int? dataPort = null, int? metricsPort = null, params string[] extra) =>
-        StartServerAsync(["standalone", "--data-dir", dataDirectory, .. extra], grpcPort ?? Ports.Free(), dataPort ?? Ports.Free(), metricsPort ?? Ports.Free());
+        grpcPort is null && dataPort is null && metricsPort is null
+            ? RetryOnPortClashAsync(() => StartServerAsync(["standalone", "--data-dir", dataDirectory, .. extra], Ports.Free(), Ports.Free(), Ports.Free()))
+            : StartServerAsync(["standalone", "--data-dir", dataDirectory, .. extra], grpcPort ?? Ports.Free(), dataPort ?? Ports.Free(), metricsPort ?? Ports.Free());
+
+    /// <summary>Starts a server role on fresh ports (gRPC, metrics and, unless <paramref name="dataPort"/> is false, data).</summary>
+    public static Task<StreamsProcess> StartOnFreePortsAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, bool dataPort = true) =>
+        RetryOnPortClashAsync(() => StartServerAsync(args, Ports.Free(), dataPort ? Ports.Free() : null, Ports.Free(), environment));
+
+    /// <summary>
+    /// A port that was free when picked can be taken before the server binds it (by another process, or by an outgoing
+    /// connection's local port). A start on fresh ports that failed for that reason is tried again, at most 3 times.
+    /// </summary>
+    public static async Task<StreamsProcess> RetryOnPortClashAsync(Func<Task<StreamsProcess>> start)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await start();
+            }
+            catch (InvalidOperationException e) when (attempt < 3 && e.Message.Contains("already in use", StringComparison.OrdinalIgnoreCase))
+            {
+            }
+        }
+    }
 
     /// <summary>
     /// Starts a server role (<c>standalone</c>, <c>bookie</c>, <c>controller</c>, <c>segmentstore</c>, <c>dev-cluster</c>)

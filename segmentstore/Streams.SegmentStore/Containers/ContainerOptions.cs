@@ -75,6 +75,12 @@ internal sealed record StorageWriterOptions
 
     public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How often the container deletes chunks of its own that no segment references (left by a crash between writing
+    /// a chunk and recording it, or by a fenced previous owner). The first sweep runs right after the container starts.
+    /// </summary>
+    public TimeSpan OrphanSweepInterval { get; init; } = TimeSpan.FromHours(1);
+
     public void Validate()
     {
         if (FlushSize < 1 || MaxChunkSize < FlushSize)

@@ -46,6 +46,7 @@ internal sealed partial class SegmentContainer
     private long _budgetWarnedAt;
     private LogAddress _truncatedAt = new(-1, -1);
     private volatile bool _tier2Failing;
+    private long _nextSweep;
 
     /// <summary>Accepted bytes not yet durably in Tier 2.</summary>
     public long UnflushedBytes => Interlocked.Read(ref _unflushedBytes);
@@ -154,6 +155,12 @@ internal sealed partial class SegmentContainer
                 var progressed = await FlushAsync(_stop.Token);
                 progressed |= await DeleteChunksAsync(_stop.Token);
                 await CheckpointAndTruncateAsync(progressed, _stop.Token);
+                if (Stopwatch.GetTimestamp() >= _nextSweep)
+                {
+                    await SweepOrphansAsync(_stop.Token);
+                    _nextSweep = Stopwatch.GetTimestamp() + (long)(storage.OrphanSweepInterval.TotalSeconds * Stopwatch.Frequency);
+                }
+
                 if (_tier2Failing)
                 {
                     _tier2Failing = false;
@@ -197,7 +204,7 @@ internal sealed partial class SegmentContainer
     private async Task<bool> FlushAsync(CancellationToken cancellationToken)
     {
         var storage = _options.Storage;
-        List<(SegmentMetadata Segment, bool All)> due = [];
+        List<(SegmentMetadata Segment, bool All, long Target)> due = [];
         lock (_sync)
         {
             var pressure = _unflushedBytes >= storage.Tier1Budget / 2;
@@ -213,14 +220,15 @@ internal sealed partial class SegmentContainer
                 var all = segment.IsSealed || pressure || Stopwatch.GetElapsedTime(segment.UnflushedSince) >= storage.FlushAge;
                 if (all || unflushed >= storage.FlushSize)
                 {
-                    due.Add((segment, all));
+                    due.Add((segment, all, segment.Length));
                 }
             }
         }
 
-        foreach (var (segment, all) in due)
+        // Each segment up to its length at the start of the round: a busy segment does not hold the others back.
+        foreach (var (segment, all, target) in due)
         {
-            while (!segment.IsDeleted && segment.Length - segment.StorageLength is var unflushed && unflushed > 0 && (all || unflushed >= storage.FlushSize))
+            while (!segment.IsDeleted && target - segment.StorageLength is var unflushed && unflushed > 0 && (all || unflushed >= storage.FlushSize))
             {
                 var before = segment.StorageLength;
                 await FlushChunkAsync(segment, all ? storage.MaxChunkSize : storage.FlushSize, cancellationToken);
@@ -375,6 +383,38 @@ internal sealed partial class SegmentContainer
             }
 
             deleted = true;
+        }
+
+        return deleted;
+    }
+
+    /// <summary>
+    /// Deletes this container's chunks that no segment references: written by an owner that crashed (or was fenced)
+    /// before recording them. Chunks with this owner's tag are kept: only this loop writes them, and it is here.
+    /// Returns how many were deleted.
+    /// </summary>
+    internal async Task<int> SweepOrphansAsync(CancellationToken cancellationToken)
+    {
+        var names = await _tier2!.ListAsync(string.Create(CultureInfo.InvariantCulture, $"containers/{Id}/"), cancellationToken);
+        HashSet<string> referenced;
+        lock (_sync)
+        {
+            referenced = [.. _byId.Values.SelectMany(s => s.Chunks).Select(c => c.Name)];
+        }
+
+        var deleted = 0;
+        foreach (var name in names)
+        {
+            if (!referenced.Contains(name) && !name.EndsWith("." + _owner, StringComparison.Ordinal))
+            {
+                await _tier2.DeleteAsync(name, cancellationToken);
+                deleted++;
+            }
+        }
+
+        if (deleted > 0)
+        {
+            _logger.LogInformation("Container {Container} deleted {Count} unreferenced chunks from Tier 2.", Id, deleted);
         }
 
         return deleted;

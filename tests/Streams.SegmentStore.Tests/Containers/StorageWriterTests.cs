@@ -167,6 +167,28 @@ public sealed class StorageWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task Chunks_no_segment_references_are_swept_and_referenced_ones_stay()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options());
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 300);
+        await WaitUntilAsync(() => container.UnflushedBytes == 0, "everything is in Tier 2");
+
+        // What a crashed or fenced owner leaves behind: chunks under this container that no segment references.
+        await _tier2.WriteAsync("containers/0/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
+        await _tier2.WriteAsync("containers/0/segments/77/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
+        await _tier2.WriteAsync("containers/1/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
+        var referenced = await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken);
+
+        Assert.Equal(2, await container.SweepOrphansAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(referenced.Count - 2, (await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken)).Count);
+        Assert.Single(await _tier2.ListAsync("containers/1/", TestContext.Current.CancellationToken)); // another container's
+        Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
+    }
+
+    [Fact]
     public async Task A_new_owner_recovers_from_the_checkpoint_after_truncation_and_keeps_deduplicating()
     {
         var log = new InMemoryDurableDataLog();
