@@ -21,6 +21,21 @@ public sealed class RetentionTests
 
     private static long Tier2Bytes(string directory) => DirectorySize.Of(directory);
 
+    /// <summary>Runs a test against a fresh `streams standalone`; a failure that is not an assertion carries the server's output.</summary>
+    private static async Task WithStandaloneAsync(string name, Func<TempDirectory, string[]> args, Func<TempDirectory, StreamsProcess, Task> test)
+    {
+        using var dir = new TempDirectory(name);
+        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data"), .. args(dir)], Settings);
+        try
+        {
+            await test(dir, server);
+        }
+        catch (Exception e) when (e is not XunitException)
+        {
+            throw new InvalidOperationException("Server output:\n" + server.Output, e);
+        }
+    }
+
     private static async Task WriteAsync(EventStreamWriter<string> writer, int from, int count)
     {
         var pending = new List<Task>();
@@ -54,13 +69,10 @@ public sealed class RetentionTests
     }
 
     [Fact]
-    public async Task Truncating_at_a_stream_cut_hides_earlier_data_and_deletes_it_from_tier2()
-    {
-        using var dir = new TempDirectory("truncate");
-        var tier2 = dir.Sub("tier2");
-        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data"), "--tier2", "file://" + tier2], Settings);
-        try
+    public Task Truncating_at_a_stream_cut_hides_earlier_data_and_deletes_it_from_tier2() =>
+        WithStandaloneAsync("truncate", dir => ["--tier2", "file://" + dir.Sub("tier2")], async (dir, server) =>
         {
+            var tier2 = dir.Sub("tier2");
             await using var client = StreamsClient.Create(server.ControllerUri);
             await client.Streams.CreateScopeAsync("retention");
             await client.Streams.CreateStreamAsync("retention", "cut", StreamConfig.Fixed(2));
@@ -82,19 +94,11 @@ public sealed class RetentionTests
 
             var error = await Assert.ThrowsAnyAsync<Exception>(() => client.Streams.TruncateStreamAsync(new StreamCut("retention", "cut", new Dictionary<long, long> { [99] = 0 })));
             Assert.Contains("not a segment of", error.Message, StringComparison.Ordinal);
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Server output:\n" + server.Output, e);
-        }
-    }
+        });
 
     [Fact]
-    public async Task A_time_retention_policy_drops_data_older_than_the_retention_and_the_cli_truncates_at_the_tail()
-    {
-        using var dir = new TempDirectory("retention-time");
-        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data")], Settings);
-        try
+    public Task A_time_retention_policy_drops_data_older_than_the_retention_and_the_cli_truncates_at_the_tail() =>
+        WithStandaloneAsync("retention-time", _ => [], async (dir, server) =>
         {
             string[] cli = ["--controller", server.ControllerUri];
             var created = await StreamsProcess.RunAsync(["stream", "create", "timed/events", "--create-scope", "--segments", "2", "--retention-time", "2s", .. cli]);
@@ -121,19 +125,11 @@ public sealed class RetentionTests
             var bad = await StreamsProcess.RunAsync(["stream", "truncate", "timed/events", "--at", "garbage", .. cli]);
             Assert.NotEqual(0, bad.ExitCode);
             Assert.Contains("segment-id=offset", bad.Stderr, StringComparison.Ordinal);
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Server output:\n" + server.Output, e);
-        }
-    }
+        });
 
     [Fact]
-    public async Task A_size_retention_policy_truncates_old_data_automatically_and_keeps_at_least_the_limit()
-    {
-        using var dir = new TempDirectory("retention");
-        await using var server = await StreamsProcess.StartOnFreePortsAsync(["standalone", "--data-dir", dir.Sub("data")], Settings);
-        try
+    public Task A_size_retention_policy_truncates_old_data_automatically_and_keeps_at_least_the_limit() =>
+        WithStandaloneAsync("retention-size", _ => [], async (dir, server) =>
         {
             await using var client = StreamsClient.Create(server.ControllerUri);
             await client.Streams.CreateScopeAsync("retention");
@@ -156,10 +152,5 @@ public sealed class RetentionTests
                 var first = key.Min();
                 Assert.Equal(Enumerable.Range(0, 4000).Where(n => n % 4 == key.Key && n >= first), key.Order());
             }
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Server output:\n" + server.Output, e);
-        }
-    }
+        });
 }

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
-using System.Text;
 
 namespace Streams.Testing;
 
@@ -16,8 +14,7 @@ public sealed class S3Server : IAsyncDisposable
     public const string SecretKey = "S3RVER";
 
     private readonly TempDirectory _dir = new("s3rver");
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private ExternalProcess? _process;
 
     private S3Server(int port, string bucket)
     {
@@ -58,12 +55,9 @@ public sealed class S3Server : IAsyncDisposable
     /// <summary>Stops the server with SIGKILL, keeping its data.</summary>
     public async Task StopAsync()
     {
-        if (_process is { } process)
+        if (Interlocked.Exchange(ref _process, null) is { } process)
         {
-            _process = null;
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            process.Dispose();
+            await process.StopAsync();
         }
     }
 
@@ -78,59 +72,13 @@ public sealed class S3Server : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var info = new ProcessStartInfo("node")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _dir.Path,
-        };
+        var info = new ProcessStartInfo("node") { WorkingDirectory = _dir.Path };
         foreach (var arg in new[] { Script, "-d", _dir.Sub("data"), "-a", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "--configure-bucket", Bucket, "--silent" })
         {
             info.ArgumentList.Add(arg);
         }
 
         Directory.CreateDirectory(_dir.Sub("data"));
-        var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start node for s3rver (is Node.js installed?).");
-        process.OutputDataReceived += (_, e) => { lock (_output) { _output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (_output) { _output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
-
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && !process.HasExited)
-        {
-            if (await AcceptsAsync())
-            {
-                return;
-            }
-
-            await Task.Delay(100);
-        }
-
-        string log;
-        lock (_output)
-        {
-            log = _output.ToString();
-        }
-
-        await StopAsync();
-        throw new InvalidOperationException($"s3rver did not start on port {Port.ToString(CultureInfo.InvariantCulture)}:\n{log}");
-    }
-
-    private async Task<bool> AcceptsAsync()
-    {
-        try
-        {
-            using var tcp = new TcpClient();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await tcp.ConnectAsync("127.0.0.1", Port, timeout.Token);
-            return true;
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            return false;
-        }
+        _process = await ExternalProcess.StartAsync($"s3rver on port {Port.ToString(CultureInfo.InvariantCulture)}", info, () => ExternalProcess.AcceptsAsync(Port), TimeSpan.FromSeconds(30));
     }
 }

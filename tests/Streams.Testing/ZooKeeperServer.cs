@@ -15,7 +15,7 @@ public sealed class ZooKeeperServer : IAsyncDisposable
     public const string Jar = "/usr/share/java/zookeeper.jar";
 
     private readonly TempDirectory _dir = new("zookeeper");
-    private Process? _process;
+    private ExternalProcess? _process;
 
     private ZooKeeperServer(int port)
     {
@@ -52,12 +52,9 @@ public sealed class ZooKeeperServer : IAsyncDisposable
     /// <summary>Stops the server (SIGKILL: no clean shutdown), keeping its data.</summary>
     public async Task StopAsync()
     {
-        if (_process is { } process)
+        if (Interlocked.Exchange(ref _process, null) is { } process)
         {
-            _process = null;
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            process.Dispose();
+            await process.StopAsync();
         }
     }
 
@@ -72,50 +69,13 @@ public sealed class ZooKeeperServer : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var info = new ProcessStartInfo("java")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _dir.Path,
-        };
+        var info = new ProcessStartInfo("java") { WorkingDirectory = _dir.Path };
         foreach (var arg in new[] { "-Xmx256m", "-cp", Jar, "org.apache.zookeeper.server.ZooKeeperServerMain", Path.Combine(_dir.Path, "zoo.cfg") })
         {
             info.ArgumentList.Add(arg);
         }
 
-        var output = new StringBuilder();
-        var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start java for ZooKeeper.");
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
-
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (process.HasExited)
-            {
-                break;
-            }
-
-            if (await RespondsAsync())
-            {
-                return;
-            }
-
-            await Task.Delay(100);
-        }
-
-        string log;
-        lock (output)
-        {
-            log = output.ToString();
-        }
-
-        await StopAsync();
-        throw new InvalidOperationException($"ZooKeeper did not start on port {Port.ToString(CultureInfo.InvariantCulture)}:\n{log}");
+        _process = await ExternalProcess.StartAsync($"ZooKeeper on port {Port.ToString(CultureInfo.InvariantCulture)}", info, RespondsAsync, TimeSpan.FromSeconds(60));
     }
 
     /// <summary>The "srvr" four-letter command answers once the server serves clients.</summary>

@@ -132,6 +132,10 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
         {
             await _output.CompleteAsync();
         }
+        catch (Exception e) when (e is ObjectDisposedException or IOException or SocketException)
+        {
+            // Closing disposed the socket already: whatever was still buffered has nowhere to go.
+        }
         finally
         {
             _writeLock.Release();

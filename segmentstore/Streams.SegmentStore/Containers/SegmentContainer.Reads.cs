@@ -1,3 +1,5 @@
+using System.Buffers;
+using Streams.Common.Hashing;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
@@ -188,5 +190,40 @@ internal sealed partial class SegmentContainer
         }
 
         return _cache.AddAndAcquire(key, record.Data, record.Length);
+    }
+
+    /// <summary>Returns the chunk's bytes with one reference taken (release it), from the chunk cache or Tier 2.</summary>
+    private async ValueTask<CachedFrame> AcquireChunkAsync(long segmentId, ChunkInfo chunk, CancellationToken cancellationToken)
+    {
+        var key = new FrameKey(Id, new LogAddress(segmentId, chunk.Start));
+        if (_chunkCache!.TryAcquire(key) is { } cached)
+        {
+            return cached;
+        }
+
+        var owner = MemoryPool<byte>.Shared.Rent(Math.Max(chunk.Length, 1));
+        try
+        {
+            var read = await _tier2!.ReadAsync(chunk.Name, 0, owner.Memory[..chunk.Length], cancellationToken);
+            if (read != chunk.Length)
+            {
+                throw new DataCorruptionException($"Tier 2 chunk {chunk.Name} has {read} bytes; {chunk.Length} were written.");
+            }
+
+            var crc = Crc32C.Compute(owner.Memory.Span[..chunk.Length]);
+            if (crc != chunk.Crc)
+            {
+                throw new DataCorruptionException($"Tier 2 chunk {chunk.Name} failed its CRC-32C check (recorded {chunk.Crc:x8}, computed {crc:x8}).");
+            }
+
+            SegmentStoreMetrics.Tier2ReadBytes.Add(chunk.Length);
+        }
+        catch
+        {
+            owner.Dispose();
+            throw;
+        }
+
+        return _chunkCache.AddAndAcquire(key, owner, chunk.Length);
     }
 }
