@@ -54,7 +54,7 @@ public sealed class GrpcInteropTests
         await using var host = await GrpcTestHost.StartAsync();
         var result = await Node.RunJsonAsync("grpc-client.js", Port(host), "deadline");
         Assert.Equal((int)StatusCode.DeadlineExceeded, result.GetProperty("code").GetInt32());
-        Assert.InRange(result.GetProperty("elapsedMs").GetInt32(), 250, 5000);
+        Assert.InRange(result.GetProperty("elapsedMs").GetInt32(), 950, 6000); // a 1 s deadline: long enough to reach our handler on a busy machine
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (host.Echo.Cancellations == 0)
         {

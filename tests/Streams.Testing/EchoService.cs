@@ -24,6 +24,10 @@ public static class EchoApi
 public sealed class EchoService
 {
     private int _cancellations;
+    private int _sleeps;
+
+    /// <summary>Sleep handlers that started.</summary>
+    public int Sleeps => Volatile.Read(ref _sleeps);
 
     /// <summary>Handler invocations that ended because the call was cancelled or its deadline passed.</summary>
     public int Cancellations => Volatile.Read(ref _cancellations);
@@ -49,6 +53,7 @@ public sealed class EchoService
         server.AddUnary(EchoApi.Fail, (r, _) => throw new RpcException((StatusCode)r.Code, r.Text));
         server.AddUnary(EchoApi.Sleep, async (r, context) =>
         {
+            Interlocked.Increment(ref _sleeps);
             try
             {
                 await Task.Delay(r.DelayMs, context.CancellationToken);

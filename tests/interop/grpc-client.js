@@ -43,7 +43,7 @@ const scenarios = {
   },
   deadline() {
     const started = Date.now();
-    echo().Sleep({ delayMs: 10000 }, { deadline: new Date(Date.now() + 300) }, (e) =>
+    echo().Sleep({ delayMs: 10000 }, { deadline: new Date(Date.now() + 1000) }, (e) =>
       done({ ok: !e, code: e && e.code, elapsedMs: Date.now() - started }));
   },
   health() {

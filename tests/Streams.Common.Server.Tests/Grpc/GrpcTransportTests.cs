@@ -87,9 +87,12 @@ public sealed class GrpcTransportTests : IAsyncLifetime
     public async Task Deadline_expires_on_both_sides()
     {
         var before = _host.Echo.Cancellations;
+        var started = _host.Echo.Sleeps;
+        // Long enough for the call to reach the handler even on a busy machine, so the server side has something to cancel.
         var error = await Assert.ThrowsAsync<RpcException>(() =>
-            _channel.UnaryAsync(EchoApi.Sleep, new EchoRequest { DelayMs = 10_000 }, CallOptions.WithTimeout(TimeSpan.FromMilliseconds(200))));
+            _channel.UnaryAsync(EchoApi.Sleep, new EchoRequest { DelayMs = 10_000 }, CallOptions.WithTimeout(TimeSpan.FromSeconds(1))));
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.True(_host.Echo.Sleeps > started, "The call never reached the server handler.");
         await WaitUntilAsync(() => _host.Echo.Cancellations > before);
     }
 
@@ -105,9 +108,12 @@ public sealed class GrpcTransportTests : IAsyncLifetime
     public async Task Client_cancellation_reaches_the_server_handler()
     {
         var before = _host.Echo.Cancellations;
-        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
-            _channel.UnaryAsync(EchoApi.Sleep, new EchoRequest { DelayMs = 10_000 }, new CallOptions(CancellationToken: cts.Token)));
+        var started = _host.Echo.Sleeps;
+        using var cts = new CancellationTokenSource();
+        var call = _channel.UnaryAsync(EchoApi.Sleep, new EchoRequest { DelayMs = 10_000 }, new CallOptions(CancellationToken: cts.Token));
+        await WaitUntilAsync(() => _host.Echo.Sleeps > started); // cancel once the handler runs
+        await cts.CancelAsync();
+        var error = await Assert.ThrowsAsync<RpcException>(() => call);
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
         await WaitUntilAsync(() => _host.Echo.Cancellations > before);
     }
