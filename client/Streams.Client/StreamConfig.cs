@@ -54,4 +54,8 @@ public sealed record StreamDescription(
     bool IsSealed,
     int Epoch,
     IReadOnlyList<SegmentDescription> ActiveSegments,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>How much data the stream keeps; null keeps everything.</summary>
+    public RetentionPolicy? Retention { get; init; }
+}

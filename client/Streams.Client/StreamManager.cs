@@ -93,5 +93,13 @@ public sealed class StreamManager
         info.State == StreamState.Sealed,
         info.Epoch,
         [.. info.ActiveSegments.Select(s => new SegmentDescription(s.Segment, s.SegmentId, s.KeyStart, s.KeyEnd))],
-        DateTimeOffset.FromUnixTimeMilliseconds(info.CreatedAtUnixMs));
+        DateTimeOffset.FromUnixTimeMilliseconds(info.CreatedAtUnixMs))
+    {
+        Retention = info.Config?.Retention switch
+        {
+            { KindCase: Contracts.Controller.RetentionPolicy.KindOneofCase.TimeMs } r => RetentionPolicy.ByTime(TimeSpan.FromMilliseconds(r.TimeMs)),
+            { KindCase: Contracts.Controller.RetentionPolicy.KindOneofCase.SizeBytes } r => RetentionPolicy.BySize(r.SizeBytes),
+            _ => null,
+        },
+    };
 }

@@ -103,6 +103,8 @@ public sealed class RetentionTests
             string[] cli = ["--controller", server.ControllerUri];
             var created = await StreamsProcess.RunAsync(["stream", "create", "timed/events", "--create-scope", "--segments", "2", "--retention-time", "2s", .. cli]);
             Assert.True(created.ExitCode == 0, created.Stderr);
+            var described = await StreamsProcess.RunAsync(["stream", "describe", "timed/events", .. cli]);
+            Assert.Contains("retain:   2 s", described.Stdout, StringComparison.Ordinal);
             await using var client = StreamsClient.Create(server.ControllerUri);
             await using (var writer = await client.CreateWriterAsync("timed", "events", Serializers.Utf8))
             {

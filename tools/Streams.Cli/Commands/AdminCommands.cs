@@ -224,6 +224,12 @@ internal static class AdminCommands
         Console.WriteLine($"state:    {(d.IsSealed ? "sealed" : "active")}");
         Console.WriteLine($"created:  {d.CreatedAt:u}");
         Console.WriteLine($"epoch:    {d.Epoch}");
+        Console.WriteLine(d.Retention switch
+        {
+            { Time: { } time } => string.Create(CultureInfo.InvariantCulture, $"retain:   {time.TotalSeconds:0.###} s"),
+            { SizeBytes: { } size } => string.Create(CultureInfo.InvariantCulture, $"retain:   {size:N0} bytes"),
+            _ => "retain:   everything",
+        });
         Console.WriteLine($"segments: {d.ActiveSegments.Count}");
         foreach (var s in d.ActiveSegments)
         {
