@@ -310,8 +310,22 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         int type, Action<JuteWriter> body, string? path, Action<ZooKeeperReply>? onReply, CancellationToken cancellationToken,
         ZooKeeperError? allowed = null, bool anyError = false)
     {
-        var connection = await WaitConnectedAsync(cancellationToken);
-        var reply = await connection.SendAsync(NextXid(), type, body, onReply, cancellationToken);
+        ZooKeeperReply reply;
+        while (true)
+        {
+            var connection = await WaitConnectedAsync(cancellationToken);
+            try
+            {
+                reply = await connection.SendAsync(NextXid(), type, body, onReply, cancellationToken);
+                break;
+            }
+            catch (ZooKeeperException e) when (e.Error == ZooKeeperError.ConnectionLoss && type is OpCode.Exists or OpCode.GetData or OpCode.GetChildren)
+            {
+                // A read lost with its connection is safe to repeat on the next one (the session lives on until it
+                // expires, which WaitConnectedAsync reports). Writes surface the loss: whether they applied is unknown.
+            }
+        }
+
         if (reply.Error == ZooKeeperError.SessionExpired)
         {
             OnExpired();

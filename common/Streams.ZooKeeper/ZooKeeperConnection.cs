@@ -170,7 +170,9 @@ internal sealed class ZooKeeperConnection : IAsyncDisposable
     {
         Close(new ObjectDisposedException(nameof(ZooKeeperConnection)));
         await _stream.DisposeAsync();
-        _writeLock.Dispose();
+
+        // _writeLock is not disposed: a sender racing with the close may still wait on or release it, and must see
+        // the close reason (ConnectionLoss), not an ObjectDisposedException. It holds no wait handle, so nothing leaks.
     }
 
     private async Task ReceiveLoopAsync(Action<ZooKeeperReply> outOfBand, Action<long> zxidSeen)

@@ -8,21 +8,16 @@ namespace Streams.Testing;
 /// with its own data directory and one bucket. It can be stopped (SIGKILL) and started again on the same port and
 /// data, to test Tier 2 outages. If it cannot start, tests fail saying why.
 /// </summary>
-public sealed class S3Server : IAsyncDisposable
+public sealed class S3Server : RestartableServer
 {
     public const string AccessKey = "S3RVER";
     public const string SecretKey = "S3RVER";
 
-    private readonly TempDirectory _dir = new("s3rver");
-    private ExternalProcess? _process;
-
     private S3Server(int port, string bucket)
+        : base("s3rver", port)
     {
-        Port = port;
         Bucket = bucket;
     }
-
-    public int Port { get; }
 
     public string Bucket { get; }
 
@@ -52,33 +47,15 @@ public sealed class S3Server : IAsyncDisposable
         return server;
     }
 
-    /// <summary>Stops the server with SIGKILL, keeping its data.</summary>
-    public async Task StopAsync()
+    protected override ProcessStartInfo Command()
     {
-        if (Interlocked.Exchange(ref _process, null) is { } process)
-        {
-            await process.StopAsync();
-        }
-    }
-
-    /// <summary>Starts the server again on the same port and data.</summary>
-    public Task RestartAsync() => StartProcessAsync();
-
-    public async ValueTask DisposeAsync()
-    {
-        await StopAsync();
-        _dir.Dispose();
-    }
-
-    private async Task StartProcessAsync()
-    {
-        var info = new ProcessStartInfo("node") { WorkingDirectory = _dir.Path };
-        foreach (var arg in new[] { Script, "-d", _dir.Sub("data"), "-a", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "--configure-bucket", Bucket, "--silent" })
+        System.IO.Directory.CreateDirectory(Directory.Sub("data"));
+        var info = new ProcessStartInfo("node");
+        foreach (var arg in new[] { Script, "-d", Directory.Sub("data"), "-a", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "--configure-bucket", Bucket, "--silent" })
         {
             info.ArgumentList.Add(arg);
         }
 
-        Directory.CreateDirectory(_dir.Sub("data"));
-        _process = await ExternalProcess.StartAsync($"s3rver on port {Port.ToString(CultureInfo.InvariantCulture)}", info, () => ExternalProcess.AcceptsAsync(Port), TimeSpan.FromSeconds(30));
+        return info;
     }
 }

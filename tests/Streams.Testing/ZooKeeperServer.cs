@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 
@@ -10,19 +9,14 @@ namespace Streams.Testing;
 /// started as `java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain cfg`.
 /// It can be stopped and started again on the same port and data. If it cannot start, tests fail saying why.
 /// </summary>
-public sealed class ZooKeeperServer : IAsyncDisposable
+public sealed class ZooKeeperServer : RestartableServer
 {
     public const string Jar = "/usr/share/java/zookeeper.jar";
 
-    private readonly TempDirectory _dir = new("zookeeper");
-    private ExternalProcess? _process;
-
     private ZooKeeperServer(int port)
+        : base("zookeeper", port)
     {
-        Port = port;
     }
-
-    public int Port { get; }
 
     public string ConnectionString => $"127.0.0.1:{Port}";
 
@@ -34,9 +28,9 @@ public sealed class ZooKeeperServer : IAsyncDisposable
         }
 
         var server = new ZooKeeperServer(Ports.Free());
-        await File.WriteAllTextAsync(Path.Combine(server._dir.Path, "zoo.cfg"), string.Join('\n',
+        await File.WriteAllTextAsync(Path.Combine(server.Directory.Path, "zoo.cfg"), string.Join('\n',
             "tickTime=200",
-            $"dataDir={server._dir.Sub("data")}",
+            $"dataDir={server.Directory.Sub("data")}",
             $"clientPort={server.Port}",
             "clientPortAddress=127.0.0.1",
             "maxClientCnxns=0",
@@ -49,37 +43,21 @@ public sealed class ZooKeeperServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>Stops the server (SIGKILL: no clean shutdown), keeping its data.</summary>
-    public async Task StopAsync()
-    {
-        if (Interlocked.Exchange(ref _process, null) is { } process)
-        {
-            await process.StopAsync();
-        }
-    }
+    protected override TimeSpan StartTimeout => TimeSpan.FromSeconds(60);
 
-    /// <summary>Starts the server again on the same port and data.</summary>
-    public Task RestartAsync() => StartProcessAsync();
-
-    public async ValueTask DisposeAsync()
+    protected override ProcessStartInfo Command()
     {
-        await StopAsync();
-        _dir.Dispose();
-    }
-
-    private async Task StartProcessAsync()
-    {
-        var info = new ProcessStartInfo("java") { WorkingDirectory = _dir.Path };
-        foreach (var arg in new[] { "-Xmx256m", "-cp", Jar, "org.apache.zookeeper.server.ZooKeeperServerMain", Path.Combine(_dir.Path, "zoo.cfg") })
+        var info = new ProcessStartInfo("java");
+        foreach (var arg in new[] { "-Xmx256m", "-cp", Jar, "org.apache.zookeeper.server.ZooKeeperServerMain", Path.Combine(Directory.Path, "zoo.cfg") })
         {
             info.ArgumentList.Add(arg);
         }
 
-        _process = await ExternalProcess.StartAsync($"ZooKeeper on port {Port.ToString(CultureInfo.InvariantCulture)}", info, RespondsAsync, TimeSpan.FromSeconds(60));
+        return info;
     }
 
     /// <summary>The "srvr" four-letter command answers once the server serves clients.</summary>
-    private async Task<bool> RespondsAsync()
+    protected override async Task<bool> ReadyAsync()
     {
         try
         {
