@@ -219,6 +219,25 @@ internal sealed class ControllerService
         return ToInfo(record);
     }
 
+    /// <summary>Every stream as the metadata store has it now (streams created through other controllers included).</summary>
+    public async Task<IReadOnlyList<StreamRecord>> ListAllStreamsAsync(CancellationToken cancellationToken)
+    {
+        var records = new List<StreamRecord>();
+        foreach (var scope in await _metadata.ListScopesAsync(cancellationToken))
+        {
+            foreach (var stream in await _metadata.ListStreamsAsync(scope, cancellationToken))
+            {
+                if (await _metadata.GetStreamAsync(scope, stream, cancellationToken) is { } found)
+                {
+                    _known[(scope, stream)] = found.Record;
+                    records.Add(found.Record);
+                }
+            }
+        }
+
+        return records;
+    }
+
     /// <summary>Finishes every create, seal and delete that an earlier controller left half done.</summary>
     public async Task RecoverAsync(CancellationToken cancellationToken)
     {
@@ -286,6 +305,7 @@ internal sealed class ControllerService
         }
 
         await Task.WhenAll(record.ActiveSegments.Select(s => _segments.DeleteSegmentAsync(NameOf(record, s), cancellationToken)));
+        await _metadata.DeleteRetentionAsync(record.Scope, record.Stream, cancellationToken);
         if (!await _metadata.DeleteStreamAsync(record.Scope, record.Stream, version, cancellationToken))
         {
             throw new RpcException(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} changed during deletion; retry.");

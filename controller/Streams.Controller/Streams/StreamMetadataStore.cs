@@ -7,6 +7,7 @@ namespace Streams.Controller.Streams;
 internal sealed class StreamMetadataStore
 {
     private const string ScopesRoot = "/scopes";
+    private const string RetentionRoot = "/retention";
 
     private readonly IMetadataStore _store;
 
@@ -20,6 +21,8 @@ internal sealed class StreamMetadataStore
     public static string StreamsPath(string scope) => $"{ScopesRoot}/{scope}/streams";
 
     public static string StreamPath(string scope, string stream) => $"{ScopesRoot}/{scope}/streams/{stream}";
+
+    public static string RetentionPath(string scope, string stream) => $"{RetentionRoot}/{scope}/{stream}";
 
     public ValueTask<bool> CreateScopeAsync(string scope, CancellationToken cancellationToken) =>
         _store.TryCreateAsync(ScopePath(scope), JsonSerializer.SerializeToUtf8Bytes(new ScopeRecord(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), ControllerJsonContext.Default.ScopeRecord), cancellationToken);
@@ -51,6 +54,30 @@ internal sealed class StreamMetadataStore
 
     public ValueTask<bool> DeleteStreamAsync(string scope, string stream, long expectedVersion, CancellationToken cancellationToken) =>
         _store.TryDeleteAsync(StreamPath(scope, stream), expectedVersion, cancellationToken);
+
+    public async ValueTask<(RetentionRecord Record, long Version)?> GetRetentionAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var value = await _store.GetAsync(RetentionPath(scope, stream), cancellationToken);
+        return value is { } v ? (JsonSerializer.Deserialize(v.Data, ControllerJsonContext.Default.RetentionRecord)!, v.Version) : null;
+    }
+
+    /// <summary>
+    /// Stores the retention cuts: creates them when <paramref name="expectedVersion"/> is null, otherwise replaces them if
+    /// still at that version. Returns the new version, or null when someone else changed them first.
+    /// </summary>
+    public async ValueTask<long?> SaveRetentionAsync(string scope, string stream, RetentionRecord record, long? expectedVersion, CancellationToken cancellationToken)
+    {
+        var data = JsonSerializer.SerializeToUtf8Bytes(record, ControllerJsonContext.Default.RetentionRecord);
+        if (expectedVersion is { } version)
+        {
+            return await _store.TrySetAsync(RetentionPath(scope, stream), data, version, cancellationToken);
+        }
+
+        return await _store.TryCreateAsync(RetentionPath(scope, stream), data, cancellationToken) ? 0 : null;
+    }
+
+    public ValueTask<bool> DeleteRetentionAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        _store.TryDeleteAsync(RetentionPath(scope, stream), -1, cancellationToken);
 
     private static byte[] Serialize(StreamRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ControllerJsonContext.Default.StreamRecord);
 }

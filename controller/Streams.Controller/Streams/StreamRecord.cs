@@ -33,7 +33,18 @@ internal sealed record StreamRecord(
 /// <summary>A scope as stored at /scopes/{scope}.</summary>
 internal sealed record ScopeRecord(long CreatedAtUnixMs);
 
+/// <summary>A stream's tail at one moment: when, how many bytes the stream had taken in all, and each segment's length.</summary>
+internal sealed record RetentionSample(long TimeUnixMs, long Total, IReadOnlyDictionary<long, long> Positions);
+
+/// <summary>
+/// The cuts a retention policy may truncate at, oldest first, as stored at /retention/{scope}/{stream}, so a new
+/// leading controller carries on where the last one stopped. <see cref="StreamCreatedAtUnixMs"/> ties them to one
+/// incarnation of the stream: a stream deleted and created again under the same name never inherits old cuts.
+/// </summary>
+internal sealed record RetentionRecord(long StreamCreatedAtUnixMs, IReadOnlyList<RetentionSample> Samples);
+
 [JsonSerializable(typeof(StreamRecord))]
 [JsonSerializable(typeof(ScopeRecord))]
+[JsonSerializable(typeof(RetentionRecord))]
 [JsonSourceGenerationOptions(UseStringEnumConverter = true)]
 internal sealed partial class ControllerJsonContext : JsonSerializerContext;

@@ -1,9 +1,7 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Common.Grpc;
 using Streams.Common.Server.Metadata;
 using Streams.Contracts.Controller;
-using Streams.Contracts.SegmentStore;
 using Streams.Controller.Streams;
 using Streams.Testing;
 
@@ -134,60 +132,5 @@ public sealed class ControllerServiceTests : IAsyncLifetime
         var error = await Assert.ThrowsAsync<RpcException>(call);
         Assert.Equal(code, error.StatusCode);
         Assert.Contains(message, error.Status.Detail);
-    }
-
-    private sealed class RecordingSegmentStore : ISegmentStoreAdmin
-    {
-        public ConcurrentBag<string> Created { get; } = [];
-
-        public ConcurrentBag<string> Sealed { get; } = [];
-
-        public ConcurrentBag<string> Deleted { get; } = [];
-
-        public bool FailCreates { get; set; }
-
-        public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken)
-        {
-            if (FailCreates)
-            {
-                throw new RpcException(StatusCode.Unavailable, "segment store down");
-            }
-
-            if (!Created.Contains(segment))
-            {
-                Created.Add(segment);
-            }
-
-            return Task.CompletedTask;
-        }
-
-        public ConcurrentDictionary<string, SegmentInfo> Infos { get; } = new();
-
-        public Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken)
-        {
-            var info = Infos.GetOrAdd(segment, s => new SegmentInfo { Segment = s });
-            info.StartOffset = offset;
-            return Task.FromResult(info);
-        }
-
-        public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
-            Task.FromResult(Infos.GetOrAdd(segment, s => new SegmentInfo { Segment = s }));
-
-        public Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken)
-        {
-            Sealed.Add(segment);
-            return Task.FromResult(new SegmentInfo { Segment = segment, Sealed = true });
-        }
-
-        public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken)
-        {
-            Deleted.Add(segment);
-            return Task.CompletedTask;
-        }
-    }
-
-    private sealed class Locator : ISegmentLocator
-    {
-        public SegmentEndpoint? Locate(string segment) => new() { Segment = segment, Host = "127.0.0.1", DataPort = 1 };
     }
 }

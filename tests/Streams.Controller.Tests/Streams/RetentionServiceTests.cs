@@ -1,14 +1,60 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Streams.Common.Server.Metadata;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
+using Streams.Testing;
 
 namespace Streams.Controller.Tests.Streams;
 
-public sealed class RetentionServiceTests
+public sealed class RetentionServiceTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
-    private static List<RetentionService.Sample> Samples(params (int Seconds, long Total)[] points) =>
-        [.. points.Select(p => new RetentionService.Sample(Start.AddSeconds(p.Seconds), p.Total, new StreamCut()))];
+    private readonly TempDirectory _dir = new("retention");
+    private readonly RecordingSegmentStore _segments = new();
+    private FileMetadataStore _store = null!;
+
+    public ValueTask InitializeAsync()
+    {
+        _store = FileMetadataStore.Open(_dir.Path);
+        return ValueTask.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _store.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private static List<RetentionSample> Samples(params (int Seconds, long Total)[] points) =>
+        [.. points.Select(p => new RetentionSample(Start.AddSeconds(p.Seconds).ToUnixTimeMilliseconds(), p.Total, new Dictionary<long, long>()))];
+
+    /// <summary>A controller (and its retention service) over the shared metadata store, as a leader would run them.</summary>
+    private (ControllerService Controller, RetentionService Retention) Controller()
+    {
+        var streams = new StreamMetadataStore(_store);
+        var controller = new ControllerService(streams, _segments, new Locator(), new ControllerOptions(), NullLogger<ControllerService>.Instance);
+        return (controller, new RetentionService(controller, streams, Interval, NullLogger<RetentionService>.Instance));
+    }
+
+    private static async Task<StreamInfo> CreateAsync(ControllerService controller, string stream, RetentionPolicy retention)
+    {
+        await controller.CreateScopeAsync("s", default);
+        var config = new StreamConfiguration { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = 2 } }, Retention = retention };
+        return (await controller.CreateStreamAsync("s", stream, config, default)).Info;
+    }
+
+    /// <summary>Every segment of the stream grows to <paramref name="length"/> bytes.</summary>
+    private void Grow(StreamInfo info, long length)
+    {
+        foreach (var segment in info.ActiveSegments)
+        {
+            _segments.Infos.GetOrAdd(segment.Segment, s => new Contracts.SegmentStore.SegmentInfo { Segment = s }).Length = length;
+        }
+    }
+
+    private long StartOf(StreamInfo info) => _segments.Infos[info.ActiveSegments[0].Segment].StartOffset;
 
     [Fact]
     public void Time_retention_truncates_at_the_newest_cut_older_than_the_retention()
@@ -25,5 +71,92 @@ public sealed class RetentionServiceTests
         Assert.Equal(1, RetentionService.Choose(samples, Start.AddSeconds(30), 300, timeMs: null, sizeBytes: 150));
         Assert.Equal(2, RetentionService.Choose(samples, Start.AddSeconds(30), 300, timeMs: null, sizeBytes: 100));
         Assert.Equal(-1, RetentionService.Choose(samples, Start.AddSeconds(30), 300, timeMs: null, sizeBytes: 301));
+    }
+
+    [Fact]
+    public void Cuts_are_spaced_by_a_sixteenth_of_the_policy_and_only_when_the_stream_moved()
+    {
+        var last = Samples((0, 1000))[0];
+        const long hour = 3_600_000;
+        Assert.True(RetentionService.ShouldRecord(null, Start, 0, hour, null, Interval));
+        Assert.False(RetentionService.ShouldRecord(last, Start.AddMinutes(3), 2000, hour, null, Interval));
+        Assert.True(RetentionService.ShouldRecord(last, Start.AddMinutes(4), 2000, hour, null, Interval));
+        Assert.False(RetentionService.ShouldRecord(last, Start.AddHours(5), 1000, hour, null, Interval)); // nothing new
+        Assert.False(RetentionService.ShouldRecord(last, Start.AddSeconds(20), 2000, 1000, null, Interval)); // never faster than the interval
+
+        Assert.False(RetentionService.ShouldRecord(last, Start.AddSeconds(30), 1000 + 6249, null, 100_000, Interval));
+        Assert.True(RetentionService.ShouldRecord(last, Start.AddSeconds(30), 1000 + 6250, null, 100_000, Interval));
+    }
+
+    [Fact]
+    public void Too_many_cuts_are_thinned_keeping_the_oldest_and_the_newest()
+    {
+        var samples = Samples([.. Enumerable.Range(0, RetentionService.MaxSamples + 1).Select(i => (i, (long)i))]);
+        var thinned = RetentionService.Thin(samples);
+        Assert.True(thinned.Count <= (RetentionService.MaxSamples / 2) + 2);
+        Assert.Equal(0, thinned[0].Total);
+        Assert.Equal(RetentionService.MaxSamples, thinned[^1].Total);
+        var few = samples[..RetentionService.MaxSamples];
+        Assert.Same(few, RetentionService.Thin(few));
+    }
+
+    [Fact]
+    public async Task A_new_leader_truncates_at_cuts_its_predecessor_recorded()
+    {
+        var (first, firstRetention) = Controller();
+        var info = await CreateAsync(first, "timed", new RetentionPolicy { TimeMs = 3_600_000 });
+        Grow(info, 1000);
+        await firstRetention.RunOnceAsync(Start, default); // cut at 1000 per segment
+        Grow(info, 5000);
+        await firstRetention.RunOnceAsync(Start.AddMinutes(10), default); // cut at 5000
+        Assert.Equal(0, StartOf(info));
+
+        // The first leader is gone; the next one knows nothing but the metadata store.
+        var (_, next) = Controller();
+        Grow(info, 9000);
+        await next.RunOnceAsync(Start.AddMinutes(61), default);
+        Assert.Equal(1000, StartOf(info)); // an hour after the first cut: truncated there, not an hour after taking over
+        await next.RunOnceAsync(Start.AddMinutes(71), default);
+        Assert.Equal(5000, StartOf(info));
+    }
+
+    [Fact]
+    public async Task Streams_created_through_another_controller_are_retained_too()
+    {
+        var (leader, retention) = Controller();
+        await retention.RunOnceAsync(Start, default); // leading before the stream exists
+        var (other, _) = Controller();
+        var info = await CreateAsync(other, "sized", new RetentionPolicy { SizeBytes = 10_000 });
+        Grow(info, 1000);
+        await retention.RunOnceAsync(Start.AddSeconds(30), default);
+        Grow(info, 9000); // 16,000 bytes written after the first cut
+        await retention.RunOnceAsync(Start.AddSeconds(60), default);
+        Assert.Equal(1000, StartOf(info));
+        Assert.Contains(leader.KnownStreams, r => r.Stream == "sized");
+    }
+
+    [Fact]
+    public async Task A_deleted_stream_takes_its_cuts_with_it_and_a_new_one_of_the_same_name_starts_afresh()
+    {
+        var (controller, retention) = Controller();
+        var info = await CreateAsync(controller, "again", new RetentionPolicy { TimeMs = 60_000 });
+        Grow(info, 5000);
+        await retention.RunOnceAsync(Start, default);
+        Assert.NotNull(await new StreamMetadataStore(_store).GetRetentionAsync("s", "again", default));
+
+        await controller.SealStreamAsync("s", "again", default);
+        await controller.DeleteStreamAsync("s", "again", default);
+        Assert.Null(await new StreamMetadataStore(_store).GetRetentionAsync("s", "again", default));
+
+        // Cuts left behind by a crash between the two deletions are not applied to the next stream of that name.
+        await new StreamMetadataStore(_store).SaveRetentionAsync("s", "again", new RetentionRecord(1, [new RetentionSample(Start.ToUnixTimeMilliseconds(), 10_000, new Dictionary<long, long> { [0] = 5000, [1] = 5000 })]), null, default);
+        var (fresh, freshRetention) = Controller();
+        var recreated = await CreateAsync(fresh, "again", new RetentionPolicy { TimeMs = 60_000 });
+        _segments.Infos.Clear();
+        Grow(recreated, 6000);
+        await freshRetention.RunOnceAsync(Start.AddMinutes(5), default);
+        Assert.Equal(0, StartOf(recreated));
+        await freshRetention.RunOnceAsync(Start.AddMinutes(7), default); // a minute after its own first cut
+        Assert.Equal(6000, StartOf(recreated));
     }
 }

@@ -52,11 +52,12 @@ internal sealed class ControllerHost : IAsyncDisposable
         var view = new ClusterView(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ClusterView>());
         await view.StartAsync(cancellationToken);
         var admin = new GrpcSegmentStoreAdmin(view, config.ContainerCount, controllerOptions.SegmentOperationTimeout);
-        var controller = new ControllerService(new StreamMetadataStore(zookeeper), admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>());
+        var streams = new StreamMetadataStore(zookeeper);
+        var controller = new ControllerService(streams, admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>());
         var controllerMetrics = new ControllerMetrics(controller);
 
         var stop = new CancellationTokenSource();
-        var retention = new RetentionService(controller, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
+        var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         var election = new LeaderElection(zookeeper, ClusterPaths.ControllerLeader, settings.GrpcUri, logger);
         var balancer = new ContainerBalancer(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ContainerBalancer>());
         var leading = Task.Run(() => election.RunAsync(async leadership =>

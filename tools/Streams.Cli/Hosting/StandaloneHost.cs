@@ -105,8 +105,9 @@ internal sealed class StandaloneHost : IAsyncDisposable
 
         SegmentStoreMetrics.Observe(() => store.Cache.Size, () => store.RunningContainers.Count(), () => store.UnflushedBytes, () => store.ChunkCache.Size);
         var requests = new SegmentRequests(store);
+        var streams = new StreamMetadataStore(metadata);
         var controller = new ControllerService(
-            new StreamMetadataStore(metadata),
+            streams,
             new LocalSegmentStoreAdmin(requests, controllerOptions.SegmentOperationTimeout),
             new FixedSegmentLocator(settings),
             controllerOptions,
@@ -133,7 +134,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
         var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, settings, dataDirectory);
-        var retention = new RetentionService(controller, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
+        var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         host._retention = Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None);
         try
         {

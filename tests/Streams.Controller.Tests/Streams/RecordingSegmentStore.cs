@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+using Streams.Common.Grpc;
+using Streams.Contracts.Controller;
+using Streams.Contracts.SegmentStore;
+
+namespace Streams.Controller.Tests.Streams;
+
+/// <summary>A segment store that records the controller's calls and keeps segment infos a test can change.</summary>
+internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
+{
+    public ConcurrentBag<string> Created { get; } = [];
+
+    public ConcurrentBag<string> Sealed { get; } = [];
+
+    public ConcurrentBag<string> Deleted { get; } = [];
+
+    public bool FailCreates { get; set; }
+
+    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken)
+    {
+        if (FailCreates)
+        {
+            throw new RpcException(StatusCode.Unavailable, "segment store down");
+        }
+
+        if (!Created.Contains(segment))
+        {
+            Created.Add(segment);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public ConcurrentDictionary<string, SegmentInfo> Infos { get; } = new();
+
+    public Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken)
+    {
+        var info = Infos.GetOrAdd(segment, s => new SegmentInfo { Segment = s });
+        info.StartOffset = offset;
+        return Task.FromResult(info);
+    }
+
+    public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
+        Task.FromResult(Infos.GetOrAdd(segment, s => new SegmentInfo { Segment = s }));
+
+    public Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken)
+    {
+        Sealed.Add(segment);
+        return Task.FromResult(new SegmentInfo { Segment = segment, Sealed = true });
+    }
+
+    public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken)
+    {
+        Deleted.Add(segment);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Every segment is served by one made-up address.</summary>
+internal sealed class Locator : ISegmentLocator
+{
+    public SegmentEndpoint? Locate(string segment) => new() { Segment = segment, Host = "127.0.0.1", DataPort = 1 };
+}
