@@ -22,6 +22,13 @@ internal sealed record ContainerOptions
     /// <summary>Largest read answer.</summary>
     public int MaxReadBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// A writer that has appended nothing to a segment for this long (and has nothing in flight) is forgotten at the
+    /// next checkpoint: its deduplication state goes, so the state does not grow with every writer that ever came and
+    /// went. A writer that comes back later starts afresh (nothing of its own is in flight after so long).
+    /// </summary>
+    public TimeSpan WriterExpiry { get; init; } = TimeSpan.FromDays(1);
+
     /// <summary>How data moves to Tier 2 (used when the container has a Tier 2).</summary>
     public StorageWriterOptions Storage { get; init; } = new();
 
@@ -35,6 +42,11 @@ internal sealed record ContainerOptions
         if (MaxPendingFrames < 2 || MaxConcurrentWrites < 1 || MaxConcurrentWrites > MaxPendingFrames)
         {
             throw new ArgumentException("MaxPendingFrames must be at least 2 and at least MaxConcurrentWrites (at least 1).");
+        }
+
+        if (WriterExpiry <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"WriterExpiry must be positive (is {WriterExpiry}).");
         }
 
         if (MaxReadBytes < 1024)

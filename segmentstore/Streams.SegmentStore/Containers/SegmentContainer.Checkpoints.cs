@@ -94,14 +94,26 @@ internal sealed partial class SegmentContainer
         return await completion.Task.WaitAsync(cancellationToken);
     }
 
-    /// <summary>The accepted state: the effect of every operation in the log so far (container lock held).</summary>
+    /// <summary>
+    /// The accepted state: the effect of every operation in the log so far (container lock held). Writers idle for
+    /// longer than <see cref="ContainerOptions.WriterExpiry"/> are forgotten here, in the live state and the checkpoint
+    /// alike, so a container replayed from it holds exactly what this one holds.
+    /// </summary>
     private ContainerCheckpoint BuildCheckpoint()
     {
         var segments = new List<CheckpointSegment>(_byName.Count);
+        var cutoff = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)_options.WriterExpiry.TotalMilliseconds;
+        var expired = 0;
         foreach (var s in _byName.Values)
         {
+            expired += s.ExpireWriters(cutoff);
             segments.Add(new CheckpointSegment(s.Id, s.Name, s.CreatedAtUnixMs, s.PendingLength, s.PendingStartOffset, s.PendingSealed,
                 s.StorageLength, [.. s.Chunks], s.AcceptedWriters()));
+        }
+
+        if (expired > 0)
+        {
+            _logger.LogInformation("Container {Container} forgot {Writers} writer(s) idle for more than {Expiry}.", Id, expired, _options.WriterExpiry);
         }
 
         return new ContainerCheckpoint(_nextSegmentId, segments);
@@ -111,6 +123,7 @@ internal sealed partial class SegmentContainer
     private void ApplyCheckpoint(ContainerCheckpoint checkpoint, LogAddress address)
     {
         var kept = new HashSet<long>();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (var c in checkpoint.Segments)
         {
             if (!_byId.TryGetValue(c.Id, out var segment))
@@ -127,7 +140,7 @@ internal sealed partial class SegmentContainer
             segment.StorageLength = segment.DurableStorageLength = c.StorageLength;
             segment.Chunks.Clear();
             segment.Chunks.AddRange(c.Chunks);
-            segment.RestoreWriters(c.Writers);
+            segment.RestoreWriters(c.Writers, now);
             segment.Index.TruncateBefore(c.StartOffset);
         }
 

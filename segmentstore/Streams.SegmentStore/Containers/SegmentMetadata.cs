@@ -70,17 +70,40 @@ internal sealed class SegmentMetadata
     /// <summary>Stopwatch timestamp since when the segment has durable bytes not in Tier 2; 0 when it has none.</summary>
     public long UnflushedSince { get; set; }
 
-    /// <summary>Writers and their highest accepted event numbers (for checkpoints).</summary>
-    public List<KeyValuePair<Guid, long>> AcceptedWriters() => [.. _writers.Select(w => new KeyValuePair<Guid, long>(w.Key, w.Value.Accepted))];
+    /// <summary>Writers, their highest accepted event numbers and when they last appended (for checkpoints).</summary>
+    public List<CheckpointWriter> AcceptedWriters() => [.. _writers.Select(w => new CheckpointWriter(w.Key, w.Value.Accepted, w.Value.LastSeenUnixMs))];
 
-    /// <summary>Replaces the writers' event numbers (replaying a checkpoint).</summary>
-    public void RestoreWriters(IEnumerable<KeyValuePair<Guid, long>> writers)
+    /// <summary>Replaces the writers' state (replaying a checkpoint). A writer with no recorded time counts as seen now.</summary>
+    public void RestoreWriters(IEnumerable<CheckpointWriter> writers, long nowUnixMs)
     {
         _writers.Clear();
-        foreach (var (writer, eventNumber) in writers)
+        foreach (var w in writers)
         {
-            _writers[writer] = new WriterState(eventNumber, eventNumber);
+            _writers[w.Id] = new WriterState(w.EventNumber, w.EventNumber, w.LastSeenUnixMs > 0 ? w.LastSeenUnixMs : nowUnixMs);
         }
+    }
+
+    /// <summary>
+    /// Forgets the writers that have appended nothing since <paramref name="cutoffUnixMs"/> and have nothing in
+    /// flight, so deduplication state does not grow with every writer that ever came and went. Returns how many went.
+    /// </summary>
+    public int ExpireWriters(long cutoffUnixMs)
+    {
+        List<Guid>? expired = null;
+        foreach (var (writer, state) in _writers)
+        {
+            if (state.LastSeenUnixMs < cutoffUnixMs && state.Accepted == state.Durable)
+            {
+                (expired ??= []).Add(writer);
+            }
+        }
+
+        foreach (var writer in expired ?? [])
+        {
+            _writers.Remove(writer);
+        }
+
+        return expired?.Count ?? 0;
     }
 
     /// <summary>The chunk holding <paramref name="offset"/>, or null.</summary>
@@ -126,13 +149,13 @@ internal sealed class SegmentMetadata
     public void Accept(Guid writer, long eventNumber)
     {
         var durable = _writers.TryGetValue(writer, out var s) ? s.Durable : -1;
-        _writers[writer] = new WriterState(eventNumber, durable);
+        _writers[writer] = new WriterState(eventNumber, durable, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
     }
 
     public void MakeDurable(Guid writer, long eventNumber)
     {
         var accepted = _writers.TryGetValue(writer, out var s) ? Math.Max(s.Accepted, eventNumber) : eventNumber;
-        _writers[writer] = new WriterState(accepted, eventNumber);
+        _writers[writer] = new WriterState(accepted, eventNumber, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
     }
 
     /// <summary>A task that completes at the next change of the durable view (data, seal, truncation, deletion).</summary>
@@ -157,5 +180,5 @@ internal sealed class SegmentMetadata
         changed?.TrySetResult();
     }
 
-    private readonly record struct WriterState(long Accepted, long Durable);
+    private readonly record struct WriterState(long Accepted, long Durable, long LastSeenUnixMs);
 }

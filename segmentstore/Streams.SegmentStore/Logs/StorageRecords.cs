@@ -18,7 +18,10 @@ internal sealed record CheckpointSegment(
     bool Sealed,
     long StorageLength,
     IReadOnlyList<ChunkInfo> Chunks,
-    IReadOnlyList<KeyValuePair<Guid, long>> Writers);
+    IReadOnlyList<CheckpointWriter> Writers);
+
+/// <summary>A writer's deduplication state in a checkpoint: its highest event number and when it last appended (0: unknown).</summary>
+internal readonly record struct CheckpointWriter(Guid Id, long EventNumber, long LastSeenUnixMs);
 
 /// <summary>
 /// A container's whole metadata at one point of its log: every segment (lengths, start offsets, sealing, writers'
@@ -27,7 +30,8 @@ internal sealed record CheckpointSegment(
 /// </summary>
 internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<CheckpointSegment> Segments)
 {
-    private const byte FormatVersion = 1;
+    /// <summary>Format 2 added each writer's last append time; format 1 is still read.</summary>
+    private const byte FormatVersion = 2;
 
     public byte[] Serialize()
     {
@@ -53,10 +57,11 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
                 }
 
                 w.Write(s.Writers.Count);
-                foreach (var (writer, eventNumber) in s.Writers)
+                foreach (var writer in s.Writers)
                 {
-                    w.Write(writer.ToByteArray());
-                    w.Write(eventNumber);
+                    w.Write(writer.Id.ToByteArray());
+                    w.Write(writer.EventNumber);
+                    w.Write(writer.LastSeenUnixMs);
                 }
             }
         }
@@ -67,7 +72,7 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
     public static ContainerCheckpoint Deserialize(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r =>
     {
         var version = r.ReadByte();
-        if (version != FormatVersion)
+        if (version is not (1 or FormatVersion))
         {
             throw new DataCorruptionException($"{where}: checkpoint format {version} is unknown (this version reads {FormatVersion}).");
         }
@@ -92,10 +97,10 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
             }
 
             var writerCount = r.ReadInt32();
-            var writers = new List<KeyValuePair<Guid, long>>(writerCount);
+            var writers = new List<CheckpointWriter>(writerCount);
             for (var c = 0; c < writerCount; c++)
             {
-                writers.Add(new(new Guid(r.ReadBytes(16)), r.ReadInt64()));
+                writers.Add(new(new Guid(r.ReadBytes(16)), r.ReadInt64(), version >= 2 ? r.ReadInt64() : 0));
             }
 
             segments.Add(new CheckpointSegment(id, name, created, length, start, isSealed, storageLength, chunks, writers));

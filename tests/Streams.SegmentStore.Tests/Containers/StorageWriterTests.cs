@@ -25,9 +25,10 @@ public sealed class StorageWriterTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static ContainerOptions Options(long budget = 4 << 20, TimeSpan? flushAge = null, TimeSpan? budgetTimeout = null) => new()
+    private static ContainerOptions Options(long budget = 4 << 20, TimeSpan? flushAge = null, TimeSpan? budgetTimeout = null, TimeSpan? writerExpiry = null) => new()
     {
         MaxFrameSize = 64 * 1024,
+        WriterExpiry = writerExpiry ?? TimeSpan.FromDays(1),
         Storage = new StorageWriterOptions
         {
             FlushSize = 64 * 1024,
@@ -53,11 +54,11 @@ public sealed class StorageWriterTests : IDisposable
         return frame;
     }
 
-    private static async Task AppendEventsAsync(SegmentContainer container, long from, long count)
+    private static async Task AppendEventsAsync(SegmentContainer container, long from, long count, Guid? writer = null)
     {
         for (var n = from; n < from + count; n++)
         {
-            var outcome = await container.AppendAsync(Segment, Writer, n, 1, null, Event(n));
+            var outcome = await container.AppendAsync(Segment, writer ?? Writer, n, 1, null, Event(n));
             Assert.True(outcome.IsSuccess, outcome.Message);
         }
     }
@@ -211,6 +212,41 @@ public sealed class StorageWriterTests : IDisposable
         Assert.Equal(second.GetInfo(Segment)!.Length, duplicate.SegmentLength);
         await AppendEventsAsync(second, 620, 5);
         Assert.Equal(Enumerable.Range(0, 625).Select(n => (long)n), await ReadEventNumbersAsync(second));
+    }
+
+    private static async Task<long> LastEventNumberAsync(SegmentContainer container, Guid writer)
+    {
+        var setup = new OperationCompletion();
+        container.SetupAppend(Segment, writer, setup, 0);
+        return (await setup.Task).EventNumber;
+    }
+
+    [Fact]
+    public async Task Writers_idle_past_the_expiry_are_forgotten_at_a_checkpoint_and_after_recovery_active_ones_are_not()
+    {
+        var idle = Guid.Parse("bbbbbbbb-0000-0000-0000-000000000002");
+        var log = new InMemoryDurableDataLog();
+        var options = Options(writerExpiry: TimeSpan.FromSeconds(3)); // the busy writer's last checkpoint comes well within it
+        await using (var first = Create(log, options))
+        {
+            await first.StartAsync();
+            Assert.True((await first.CreateSegmentAsync(Segment)).IsSuccess);
+            await AppendEventsAsync(first, 0, 10, idle);
+            Assert.Equal(9, await LastEventNumberAsync(first, idle));
+            await Task.Delay(3500);
+
+            await AppendEventsAsync(first, 10, 600); // several checkpoints and truncations
+            await WaitUntilAsync(() => first.UnflushedBytes == 0 && log.Begin > 0, "the log is truncated");
+            Assert.Equal(-1, await LastEventNumberAsync(first, idle));
+            Assert.Equal(609, await LastEventNumberAsync(first, Writer));
+        }
+
+        var restarted = new InMemoryDurableDataLog(log.Records) { Begin = log.Begin };
+        await using var second = Create(restarted, options);
+        await second.StartAsync();
+        Assert.Equal(-1, await LastEventNumberAsync(second, idle));
+        Assert.Equal(609, await LastEventNumberAsync(second, Writer));
+        Assert.Equal(610, (await ReadEventNumbersAsync(second)).Count);
     }
 
     [Fact]
