@@ -37,15 +37,20 @@ public sealed class StreamManager
             Config = new StreamConfiguration
             {
                 Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = config.SegmentCount } },
-                Retention = config.Retention switch
-                {
-                    { Time: { } time } => new Contracts.Controller.RetentionPolicy { TimeMs = (long)time.TotalMilliseconds },
-                    { SizeBytes: { } size } => new Contracts.Controller.RetentionPolicy { SizeBytes = size },
-                    _ => null,
-                },
+                Retention = ToContract(config.Retention),
             },
         };
         return (await _controller.CallAsync(ControllerApi.CreateStream, request, cancellationToken)).Created;
+    }
+
+    /// <summary>
+    /// Changes how much data a stream keeps (null: keep everything from now on). Data already truncated stays gone; a
+    /// shorter policy takes effect within one retention round of the controller.
+    /// </summary>
+    public async Task<StreamDescription> UpdateRetentionAsync(string scope, string stream, RetentionPolicy? retention, CancellationToken cancellationToken = default)
+    {
+        var request = new UpdateStreamRequest { Scope = scope, Stream = stream, Config = new StreamConfiguration { Retention = ToContract(retention) } };
+        return Describe(await _controller.CallAsync(ControllerApi.UpdateStream, request, cancellationToken));
     }
 
     /// <summary>Describes a stream: its state and its active segments.</summary>
@@ -85,6 +90,13 @@ public sealed class StreamManager
         }
         await _controller.CallAsync(ControllerApi.TruncateStream, request, cancellationToken);
     }
+
+    private static Contracts.Controller.RetentionPolicy? ToContract(RetentionPolicy? retention) => retention switch
+    {
+        { Time: { } time } => new Contracts.Controller.RetentionPolicy { TimeMs = (long)time.TotalMilliseconds },
+        { SizeBytes: { } size } => new Contracts.Controller.RetentionPolicy { SizeBytes = size },
+        _ => null,
+    };
 
     private static StreamDescription Describe(StreamInfo info) => new(
         info.Scope,

@@ -130,6 +130,44 @@ public sealed class RetentionTests
         });
 
     [Fact]
+    public Task A_retention_policy_added_later_drops_old_data_and_removing_it_keeps_everything_from_then_on() =>
+        WithStandaloneAsync("retention-update", _ => [], async (dir, server) =>
+        {
+            string[] cli = ["--controller", server.ControllerUri];
+            var created = await StreamsProcess.RunAsync(["stream", "create", "later/events", "--create-scope", "--segments", "2", .. cli]);
+            Assert.True(created.ExitCode == 0, created.Stderr);
+            await using var client = StreamsClient.Create(server.ControllerUri);
+            await using var writer = await client.CreateWriterAsync("later", "events", Serializers.Utf8);
+            await WriteAsync(writer, 0, 1000); // ~1 MB
+            await Task.Delay(1000); // retention rounds go by: without a policy nothing goes
+            Assert.Equal(1000, (await ReadNumbersAsync(client, "later", "events")).Count);
+
+            var sized = await StreamsProcess.RunAsync(["stream", "update", "later/events", "--retention-size", "300KiB", .. cli]);
+            Assert.True(sized.ExitCode == 0, sized.Stderr);
+            Assert.Contains("retain:   307,200 bytes", sized.Stdout, StringComparison.Ordinal);
+            await Task.Delay(1500); // the controller records the tail under the new policy
+            await WriteAsync(writer, 1000, 500);
+            List<int> kept = [];
+            await WaitUntilAsync(async () => (kept = await ReadNumbersAsync(client, "later", "events")).Min() >= 1000, "the data before the policy's first cut is dropped");
+            Assert.True(kept.Count * 1000L >= 300 * 1024, $"Only {kept.Count} events are kept; the policy keeps at least 300 KiB.");
+            Assert.All(kept.GroupBy(n => n % 4), key => Assert.Equal(Enumerable.Range(key.Min(), 1500 - key.Min()).Where(n => n % 4 == key.Key), key.Order()));
+
+            var removed = await StreamsProcess.RunAsync(["stream", "update", "later/events", "--no-retention", .. cli]);
+            Assert.True(removed.ExitCode == 0, removed.Stderr);
+            Assert.Contains("retain:   everything", removed.Stdout, StringComparison.Ordinal);
+            var before = (await ReadNumbersAsync(client, "later", "events")).Count;
+            await WriteAsync(writer, 1500, 500);
+            await Task.Delay(1500);
+            Assert.Equal(before + 500, (await ReadNumbersAsync(client, "later", "events")).Count);
+
+            var neither = await StreamsProcess.RunAsync(["stream", "update", "later/events", .. cli]);
+            Assert.NotEqual(0, neither.ExitCode);
+            Assert.Contains("Give one of --retention-time, --retention-size or --no-retention", neither.Stderr, StringComparison.Ordinal);
+            var scaling = await client.Streams.DescribeStreamAsync("later", "events");
+            Assert.Equal(2, scaling.SegmentCount);
+        });
+
+    [Fact]
     public Task A_size_retention_policy_truncates_old_data_automatically_and_keeps_at_least_the_limit() =>
         WithStandaloneAsync("retention-size", _ => [], async (dir, server) =>
         {

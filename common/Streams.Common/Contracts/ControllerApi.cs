@@ -12,6 +12,7 @@ internal static class ControllerApi
     public static readonly Method<ScopeRequest, DeleteScopeReply> DeleteScope = Unary<ScopeRequest, DeleteScopeReply>("DeleteScope");
     public static readonly Method<ListScopesRequest, ListScopesReply> ListScopes = Unary<ListScopesRequest, ListScopesReply>("ListScopes");
     public static readonly Method<CreateStreamRequest, CreateStreamReply> CreateStream = Unary<CreateStreamRequest, CreateStreamReply>("CreateStream");
+    public static readonly Method<UpdateStreamRequest, StreamInfo> UpdateStream = Unary<UpdateStreamRequest, StreamInfo>("UpdateStream");
     public static readonly Method<StreamRef, StreamInfo> DescribeStream = Unary<StreamRef, StreamInfo>("DescribeStream");
     public static readonly Method<ScopeRequest, ListStreamsReply> ListStreams = Unary<ScopeRequest, ListStreamsReply>("ListStreams");
     public static readonly Method<StreamRef, StreamInfo> SealStream = Unary<StreamRef, StreamInfo>("SealStream");

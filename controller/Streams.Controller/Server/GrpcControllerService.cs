@@ -35,6 +35,7 @@ internal sealed class GrpcControllerService(ControllerService controller)
         server.AddUnary(ControllerApi.GetActiveSegments, async (r, c) => await controller.GetActiveSegmentsAsync(r.Scope, r.Stream, c.CancellationToken));
         server.AddUnary(ControllerApi.GetSegmentEndpoint, async (r, c) => await controller.GetSegmentEndpointAsync(r.Segment, c.CancellationToken));
         server.AddUnary(ControllerApi.GetStreamCut, async (r, c) => await controller.GetStreamCutAsync(r.Scope, r.Stream, c.CancellationToken));
+        server.AddUnary(ControllerApi.UpdateStream, async (r, c) => await controller.UpdateStreamAsync(r.Scope, r.Stream, r.Config, c.CancellationToken));
         server.AddUnary(ControllerApi.TruncateStream, async (r, c) => await controller.TruncateStreamAsync(r, c.CancellationToken));
     }
 }

@@ -93,6 +93,44 @@ internal sealed class ControllerService
         return (true, ToInfo(created));
     }
 
+    /// <summary>
+    /// Changes a stream's configuration: its retention policy (unset: keep everything from now on). A scaling policy
+    /// other than the stream's is refused; leaving it unset keeps it.
+    /// </summary>
+    public async Task<StreamInfo> UpdateStreamAsync(string scope, string stream, StreamConfiguration? config, CancellationToken cancellationToken)
+    {
+        ValidateName(scope, "scope");
+        ValidateName(stream, "stream");
+        var (retentionTime, retentionSize) = RetentionOf(config);
+        using var _ = await LockAsync(scope, stream, cancellationToken);
+        var (record, version) = await GetRequiredAsync(scope, stream, cancellationToken);
+        if (record.State is StreamRecordState.Deleting or StreamRecordState.Creating)
+        {
+            throw new RpcException(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being {(record.State == StreamRecordState.Deleting ? "deleted" : "created")}; retry later.");
+        }
+
+        if (config?.Scaling is { } scaling && (scaling.KindCase != ScalingPolicy.KindOneofCase.Fixed || scaling.Fixed.SegmentCount != record.FixedSegmentCount))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"Stream {scope}/{stream} has {record.FixedSegmentCount} fixed segments; its scaling policy cannot change yet (leave it unset).");
+        }
+
+        var updated = record with { RetentionTimeMs = retentionTime, RetentionSizeBytes = retentionSize };
+        if (updated == record)
+        {
+            return ToInfo(record);
+        }
+
+        await UpdateAsync(updated, version, cancellationToken);
+        if (!updated.HasRetention)
+        {
+            await _metadata.DeleteRetentionAsync(scope, stream, cancellationToken);
+        }
+
+        _logger.LogInformation("Updated stream {Scope}/{Stream}: retention {Retention}.", scope, stream,
+            retentionTime is { } t ? $"{t} ms" : retentionSize is { } s ? $"{s} bytes" : "none");
+        return ToInfo(updated);
+    }
+
     public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
         ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
 

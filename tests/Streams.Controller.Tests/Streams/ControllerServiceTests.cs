@@ -82,6 +82,32 @@ public sealed class ControllerServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_streams_retention_can_be_added_changed_and_removed_and_its_scaling_cannot_change()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        await _controller.CreateStreamAsync("shop", "orders", Fixed(3), default);
+        var streams = new StreamMetadataStore(_metadata);
+
+        var timed = await _controller.UpdateStreamAsync("shop", "orders", new StreamConfiguration { Retention = new RetentionPolicy { TimeMs = 60_000 } }, default);
+        Assert.Equal(60_000, timed.Config.Retention.TimeMs);
+        Assert.Equal(3, timed.ActiveSegments.Count);
+        var sized = await _controller.UpdateStreamAsync("shop", "orders", new StreamConfiguration { Scaling = Fixed(3).Scaling, Retention = new RetentionPolicy { SizeBytes = 1 << 20 } }, default);
+        Assert.Equal(1 << 20, sized.Config.Retention.SizeBytes);
+        Assert.Equal(1 << 20, (await _controller.DescribeStreamAsync("shop", "orders", default)).Config.Retention.SizeBytes);
+
+        await streams.SaveRetentionAsync("shop", "orders", new RetentionRecord(0, []), null, default); // cuts the retention service recorded
+        var kept = await _controller.UpdateStreamAsync("shop", "orders", new StreamConfiguration(), default);
+        Assert.Null(kept.Config.Retention);
+        Assert.Null((await streams.GetStreamAsync("shop", "orders", default))!.Value.Record.RetentionSizeBytes);
+        Assert.Null(await streams.GetRetentionAsync("shop", "orders", default));
+
+        await AssertStatus(StatusCode.InvalidArgument, "cannot change yet", () => _controller.UpdateStreamAsync("shop", "orders", Fixed(4), default));
+        await AssertStatus(StatusCode.InvalidArgument, "positive time or size", () => _controller.UpdateStreamAsync("shop", "orders", new StreamConfiguration { Retention = new RetentionPolicy { TimeMs = -1 } }, default));
+        await AssertStatus(StatusCode.NotFound, "does not exist", () => _controller.UpdateStreamAsync("shop", "missing", new StreamConfiguration(), default));
+        await AssertStatus(StatusCode.InvalidArgument, "must start with", () => _controller.UpdateStreamAsync("shop", "-bad", new StreamConfiguration(), default));
+    }
+
+    [Fact]
     public async Task Streams_are_sealed_then_deleted()
     {
         await _controller.CreateScopeAsync("shop", default);

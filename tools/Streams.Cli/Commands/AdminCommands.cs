@@ -51,8 +51,7 @@ internal static class AdminCommands
         var createName = new Argument<string>("stream") { Description = "scope/stream" };
         var segments = new Option<int>("--segments") { Description = "Number of segments (fixed).", DefaultValueFactory = _ => 1 };
         var createScope = new Option<bool>("--create-scope") { Description = "Create the scope too if it does not exist." };
-        var retentionTime = new Option<string?>("--retention-time") { Description = "Keep at least this much history, e.g. 90s, 30m, 12h, 7d (default: keep everything)." };
-        var retentionSize = new Option<string?>("--retention-size") { Description = "Keep at least this many bytes, e.g. 500MiB, 10GiB (default: keep everything)." };
+        var (retentionTime, retentionSize) = RetentionOptions();
         var create = new Command("create", "Create a stream.") { createName, segments, createScope, retentionTime, retentionSize };
         create.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -63,19 +62,27 @@ internal static class AdminCommands
                 await client.Streams.CreateScopeAsync(scope, ct);
             }
 
-            var config = StreamConfig.Fixed(parse.GetValue(segments));
-            if (parse.GetValue(retentionTime) is not null && parse.GetValue(retentionSize) is not null)
-            {
-                throw new ArgumentException("Give --retention-time or --retention-size, not both.");
-            }
-
-            config = config with
-            {
-                Retention = parse.GetValue(retentionTime) is { } t ? RetentionPolicy.ByTime(ParseDuration(t))
-                    : parse.GetValue(retentionSize) is { } s ? RetentionPolicy.BySize(ParseSize(s)) : null,
-            };
+            var config = StreamConfig.Fixed(parse.GetValue(segments)) with { Retention = ParseRetention(parse, retentionTime, retentionSize) };
             var created = await client.Streams.CreateStreamAsync(scope, stream, config, ct);
             Console.WriteLine(created ? $"Created stream {scope}/{stream} with {parse.GetValue(segments)} segments." : $"Stream {scope}/{stream} already exists.");
+            return 0;
+        }));
+
+        var updateName = new Argument<string>("stream") { Description = "scope/stream" };
+        var (updateTime, updateSize) = RetentionOptions();
+        var keepAll = new Option<bool>("--no-retention") { Description = "Keep everything from now on (removes the retention policy)." };
+        var update = new Command("update", "Change a stream's retention policy.") { updateName, updateTime, updateSize, keepAll };
+        update.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
+        {
+            var (scope, stream) = CliSupport.ParseStream(parse.GetValue(updateName)!);
+            var retention = ParseRetention(parse, updateTime, updateSize);
+            if (retention is null == !parse.GetValue(keepAll))
+            {
+                throw new ArgumentException("Give one of --retention-time, --retention-size or --no-retention.");
+            }
+
+            await using var client = CliSupport.CreateClient(parse);
+            Print(await client.Streams.UpdateRetentionAsync(scope, stream, retention, ct));
             return 0;
         }));
 
@@ -147,7 +154,22 @@ internal static class AdminCommands
             return 0;
         }));
 
-        return new Command("stream", "Manage streams.") { create, list, describe, seal, delete, cut, truncate };
+        return new Command("stream", "Manage streams.") { create, update, list, describe, seal, delete, cut, truncate };
+    }
+
+    private static (Option<string?> Time, Option<string?> Size) RetentionOptions() => (
+        new Option<string?>("--retention-time") { Description = "Keep at least this much history, e.g. 90s, 30m, 12h, 7d (default: keep everything)." },
+        new Option<string?>("--retention-size") { Description = "Keep at least this many bytes, e.g. 500MiB, 10GiB (default: keep everything)." });
+
+    private static RetentionPolicy? ParseRetention(ParseResult parse, Option<string?> time, Option<string?> size)
+    {
+        if (parse.GetValue(time) is not null && parse.GetValue(size) is not null)
+        {
+            throw new ArgumentException("Give --retention-time or --retention-size, not both.");
+        }
+
+        return parse.GetValue(time) is { } t ? RetentionPolicy.ByTime(ParseDuration(t))
+            : parse.GetValue(size) is { } s ? RetentionPolicy.BySize(ParseSize(s)) : null;
     }
 
     private static string FormatCut(StreamCut cut) =>
