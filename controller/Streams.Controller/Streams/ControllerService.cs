@@ -257,7 +257,10 @@ internal sealed class ControllerService
         return ToInfo(record);
     }
 
-    /// <summary>Every stream as the metadata store has it now (streams created through other controllers included).</summary>
+    /// <summary>
+    /// Every stream as the metadata store has it now (streams created or deleted through other controllers included);
+    /// <see cref="KnownStreams"/> becomes the same list.
+    /// </summary>
     public async Task<IReadOnlyList<StreamRecord>> ListAllStreamsAsync(CancellationToken cancellationToken)
     {
         var records = new List<StreamRecord>();
@@ -271,6 +274,12 @@ internal sealed class ControllerService
                     records.Add(found.Record);
                 }
             }
+        }
+
+        var present = records.Select(r => (r.Scope, r.Stream)).ToHashSet();
+        foreach (var gone in _known.Keys.Where(k => !present.Contains(k)))
+        {
+            _known.TryRemove(gone, out _);
         }
 
         return records;

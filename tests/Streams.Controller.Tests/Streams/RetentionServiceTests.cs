@@ -133,6 +133,11 @@ public sealed class RetentionServiceTests : IAsyncLifetime
         await retention.RunOnceAsync(Start.AddSeconds(60), default);
         Assert.Equal(1000, StartOf(info));
         Assert.Contains(leader.KnownStreams, r => r.Stream == "sized");
+
+        await other.SealStreamAsync("s", "sized", default);
+        await other.DeleteStreamAsync("s", "sized", default);
+        await retention.RunOnceAsync(Start.AddSeconds(90), default);
+        Assert.DoesNotContain(leader.KnownStreams, r => r.Stream == "sized"); // the leader's gauges forget it too
     }
 
     [Fact]
