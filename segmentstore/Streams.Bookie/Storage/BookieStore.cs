@@ -34,6 +34,7 @@ internal sealed class BookieStore : IAsyncDisposable
     private readonly SemaphoreSlim _commitSignal = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
     private Task? _committer;
+    private const int RelocationBatch = 32;
     private Task? _collector;
     private volatile bool _failed;
 
@@ -275,9 +276,10 @@ internal sealed class BookieStore : IAsyncDisposable
             _journal.TruncateUntil(minLive);
         }
 
-        foreach (var (address, type, ledger, entry) in relocate)
+        // A few at a time: they share commits, and only so many records are read into memory at once.
+        foreach (var batch in relocate.Chunk(RelocationBatch))
         {
-            await RelocateAsync(address, type, ledger, entry);
+            await Task.WhenAll(batch.Select(r => RelocateAsync(r.Address, r.Type, r.Ledger, r.Entry)));
         }
 
         return _journal.BeginAddress - before;
@@ -332,7 +334,7 @@ internal sealed class BookieStore : IAsyncDisposable
             }
 
             _commitSignal.Release();
-            await pending.Completion.Task;
+            await pending.Completion.Task.WaitAsync(_stop.Token); // a stopping store commits nothing more
         }
     }
 
