@@ -92,7 +92,7 @@ public abstract class ChunkStorageContractTests
     }
 
     [Fact]
-    public async Task List_returns_the_chunks_under_a_prefix_in_order()
+    public async Task List_returns_each_chunk_under_a_prefix_once()
     {
         var root = $"t{Guid.NewGuid():N}";
         string[] names = [$"{root}/a/0000000000000000200.x", $"{root}/a/0000000000000000000.x", $"{root}/a/0000000000000000100.y", $"{root}/b/0000000000000000000.x"];
@@ -101,9 +101,47 @@ public abstract class ChunkStorageContractTests
             await Storage.WriteAsync(name, Random(3), TestContext.Current.CancellationToken);
         }
 
-        Assert.Equal([names[1], names[2], names[0]], await Storage.ListAsync($"{root}/a/", TestContext.Current.CancellationToken));
-        Assert.Equal(4, (await Storage.ListAsync(root, TestContext.Current.CancellationToken)).Count);
-        Assert.Empty(await Storage.ListAsync($"{root}/c/", TestContext.Current.CancellationToken));
+        Assert.Equal([names[1], names[2], names[0]], Sorted(await List(Storage, $"{root}/a/")));
+        Assert.Equal(4, (await List(Storage, root)).Count);
+        Assert.Empty(await List(Storage, $"{root}/c/"));
+    }
+
+    [Fact]
+    public async Task Chunks_can_be_deleted_while_they_are_listed()
+    {
+        var root = $"t{Guid.NewGuid():N}";
+        var names = Enumerable.Range(0, 7).Select(i => $"{root}/s{i % 3}/{i:D19}.o").Order(StringComparer.Ordinal).ToArray();
+        foreach (var name in names)
+        {
+            await Storage.WriteAsync(name, Random(2), TestContext.Current.CancellationToken);
+        }
+
+        var seen = new List<string>();
+        await foreach (var name in Storage.ListAsync($"{root}/", TestContext.Current.CancellationToken))
+        {
+            seen.Add(name);
+            await Storage.DeleteAsync(name, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(names, Sorted(seen));
+        Assert.Empty(await List(Storage, $"{root}/"));
+    }
+
+    private static List<string> Sorted(List<string> names)
+    {
+        names.Sort(StringComparer.Ordinal);
+        return names;
+    }
+
+    private protected static async Task<List<string>> List(IChunkStorage storage, string prefix)
+    {
+        var names = new List<string>();
+        await foreach (var name in storage.ListAsync(prefix, TestContext.Current.CancellationToken))
+        {
+            names.Add(name);
+        }
+
+        return names;
     }
 
     [Theory]
@@ -137,7 +175,32 @@ public sealed class FileChunkStorageTests : ChunkStorageContractTests, IDisposab
     {
         await _storage.WriteAsync("seg/1", new byte[] { 1 }, TestContext.Current.CancellationToken);
         await File.WriteAllBytesAsync(Path.Combine(_dir.Path, "seg", "2.tmp-0123"), [2], TestContext.Current.CancellationToken);
-        Assert.Equal(["seg/1"], await _storage.ListAsync("seg/", TestContext.Current.CancellationToken));
+        Assert.Equal(["seg/1"], await List(_storage, "seg/"));
+    }
+
+    [Fact]
+    public async Task The_filesystem_lists_in_ordinal_order_of_whole_names_even_where_a_folder_and_a_longer_name_share_a_start()
+    {
+        // '-' < '.' < '/' < letters: "x/a-d" < "x/a.c" < "x/a/b" < "x/ab", and "x/a/b" is a chunk inside a folder.
+        var root = $"t{Guid.NewGuid():N}";
+        string[] ordered = [$"{root}/a-d", $"{root}/a.c", $"{root}/a/b", $"{root}/a/b.0", $"{root}/ab"];
+        foreach (var name in ordered.Reverse())
+        {
+            await _storage.WriteAsync(name, new byte[] { 7 }, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(ordered, await List(_storage, $"{root}/"));
+        Assert.Equal([$"{root}/a/b", $"{root}/a/b.0"], await List(_storage, $"{root}/a/"));
+        Assert.Equal(ordered, await List(_storage, $"{root}/a")); // a plain string prefix, not only a folder
+        Assert.Equal([$"{root}/a.c"], await List(_storage, $"{root}/a."));
+    }
+
+    [Theory]
+    [InlineData("../")]
+    [InlineData("a/../../")]
+    public async Task A_list_prefix_cannot_leave_the_root(string prefix)
+    {
+        await Assert.ThrowsAsync<ArgumentException>(() => List(_storage, prefix));
     }
 
     public void Dispose() => _dir.Dispose();
@@ -195,7 +258,7 @@ public sealed class S3ChunkStorageTests : ChunkStorageContractTests, IClassFixtu
         await using var other = _s3.Open("another/prefix");
         await other.WriteAsync("same/name", new byte[] { 1, 2, 3 }, TestContext.Current.CancellationToken);
         Assert.False(await _storage.ExistsAsync("same/name", TestContext.Current.CancellationToken));
-        Assert.Equal(["same/name"], await other.ListAsync("same/", TestContext.Current.CancellationToken));
+        Assert.Equal(["same/name"], await List(other, "same/"));
     }
 
     [Fact]

@@ -37,8 +37,13 @@ internal interface IChunkStorage : IAsyncDisposable
     /// <summary>Deletes a chunk; deleting a chunk that does not exist is not an error.</summary>
     Task DeleteAsync(string name, CancellationToken cancellationToken = default);
 
-    /// <summary>Names of the chunks that start with <paramref name="prefix"/>, in ordinal order.</summary>
-    Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Names of the chunks that start with <paramref name="prefix"/>, each once, fetched a page (or a directory) at a
+    /// time as the caller enumerates, so listing millions of chunks does not hold them all in memory. The order is not
+    /// part of the contract (the filesystem and S3 list in name order; some S3-compatible servers do not). The caller
+    /// may delete chunks while enumerating; a chunk written or deleted during the listing may or may not appear.
+    /// </summary>
+    IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken = default);
 }
 
 /// <summary>The chunk does not exist.</summary>

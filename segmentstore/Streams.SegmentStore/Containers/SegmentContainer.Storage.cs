@@ -366,7 +366,7 @@ internal sealed partial class SegmentContainer
             }
 
             // Chunks whose flush record never became durable (a crash between the write and the record).
-            foreach (var orphan in await _tier2!.ListAsync(ChunkPrefix(Id, segmentId), cancellationToken))
+            await foreach (var orphan in _tier2!.ListAsync(ChunkPrefix(Id, segmentId), cancellationToken))
             {
                 await _tier2.DeleteAsync(orphan, cancellationToken);
             }
@@ -389,15 +389,15 @@ internal sealed partial class SegmentContainer
     /// </summary>
     internal async Task<int> SweepOrphansAsync(CancellationToken cancellationToken)
     {
-        var names = await _tier2!.ListAsync(string.Create(CultureInfo.InvariantCulture, $"containers/{Id}/"), cancellationToken);
         HashSet<string> referenced;
         lock (_sync)
         {
             referenced = [.. _byId.Values.SelectMany(s => s.Chunks).Select(c => c.Name)];
         }
 
+        // Streamed a page at a time: a container with millions of chunks is swept without listing them all first.
         var deleted = 0;
-        foreach (var name in names)
+        await foreach (var name in _tier2!.ListAsync(string.Create(CultureInfo.InvariantCulture, $"containers/{Id}/"), cancellationToken))
         {
             if (!referenced.Contains(name) && !name.EndsWith("." + _owner, StringComparison.Ordinal))
             {

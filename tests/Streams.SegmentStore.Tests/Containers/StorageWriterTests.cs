@@ -85,6 +85,17 @@ public sealed class StorageWriterTests : IDisposable
         }
     }
 
+    private async Task<List<string>> ListChunksAsync(string prefix)
+    {
+        var names = new List<string>();
+        await foreach (var name in _tier2.ListAsync(prefix, TestContext.Current.CancellationToken))
+        {
+            names.Add(name);
+        }
+
+        return names;
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition, string what)
     {
         for (var i = 0; i < 300 && !condition(); i++)
@@ -105,7 +116,7 @@ public sealed class StorageWriterTests : IDisposable
         await AppendEventsAsync(container, 0, 1000);
 
         await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
-        var chunks = await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken);
+        var chunks = await ListChunksAsync("containers/0/");
         Assert.True(chunks.Count >= 15, $"~1 MiB in 64 KiB chunks, found {chunks.Count}");
 
         // The frame cache holds 128 KiB, the log lost its head: most of the segment comes back from Tier 2.
@@ -154,7 +165,7 @@ public sealed class StorageWriterTests : IDisposable
         await AppendEventsAsync(container, 0, 500);
         await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
 
-        var first = (await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken))[0];
+        var first = (await ListChunksAsync("containers/0/"))[0];
         var path = Path.Combine(_dir.Sub("tier2"), first);
         var bytes = await File.ReadAllBytesAsync(path, TestContext.Current.CancellationToken);
         bytes[1234] ^= 0x40;
@@ -181,11 +192,11 @@ public sealed class StorageWriterTests : IDisposable
         await _tier2.WriteAsync("containers/0/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
         await _tier2.WriteAsync("containers/0/segments/77/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
         await _tier2.WriteAsync("containers/1/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
-        var referenced = await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken);
+        var referenced = await ListChunksAsync("containers/0/");
 
         Assert.Equal(2, await container.SweepOrphansAsync(TestContext.Current.CancellationToken));
-        Assert.Equal(referenced.Count - 2, (await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken)).Count);
-        Assert.Single(await _tier2.ListAsync("containers/1/", TestContext.Current.CancellationToken)); // another container's
+        Assert.Equal(referenced.Count - 2, (await ListChunksAsync("containers/0/")).Count);
+        Assert.Single(await ListChunksAsync("containers/1/")); // another container's
         Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
     }
 
@@ -285,14 +296,14 @@ public sealed class StorageWriterTests : IDisposable
 
         Assert.True((await container.SealSegmentAsync(Segment)).IsSuccess);
         await WaitUntilAsync(() => container.UnflushedBytes == 0, "the sealed segment is flushed");
-        Assert.Equal(2, (await _tier2.ListAsync("containers/0/", TestContext.Current.CancellationToken)).Count);
+        Assert.Equal(2, (await ListChunksAsync("containers/0/")).Count);
 
         var length = container.GetInfo(Segment)!.Length;
         Assert.True((await container.TruncateSegmentAsync(Segment, length - 10)).IsSuccess);
-        await WaitUntilAsync(() => _tier2.ListAsync("containers/0/").Result.Count == 1, "the first chunk is deleted");
+        await WaitUntilAsync(() => ListChunksAsync("containers/0/").Result.Count == 1, "the first chunk is deleted");
 
         Assert.True((await container.DeleteSegmentAsync(Segment)).IsSuccess);
-        await WaitUntilAsync(() => _tier2.ListAsync("containers/0/").Result.Count == 0, "every chunk is deleted");
+        await WaitUntilAsync(() => ListChunksAsync("containers/0/").Result.Count == 0, "every chunk is deleted");
     }
 
     [Fact]
@@ -362,7 +373,7 @@ public sealed class StorageWriterTests : IDisposable
         public Task DeleteAsync(string name, CancellationToken cancellationToken = default) =>
             Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : inner.DeleteAsync(name, cancellationToken);
 
-        public Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
+        public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }

@@ -94,26 +94,72 @@ internal sealed class FileChunkStorage : IChunkStorage
         });
     }
 
-    public Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
-        var names = new List<string>();
-        if (Directory.Exists(_root))
+        // Start at the deepest directory the prefix names, so listing one segment's chunks does not walk every file.
+        var slash = prefix.LastIndexOf('/');
+        var relative = slash < 0 ? "" : prefix[..(slash + 1)];
+        if (relative.Length > 0)
         {
-            foreach (var file in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
-            {
-                var name = Path.GetRelativePath(_root, file).Replace(Path.DirectorySeparatorChar, '/');
-                if (name.StartsWith(prefix, StringComparison.Ordinal) && !name.Contains(TempMarker, StringComparison.Ordinal))
-                {
-                    names.Add(name);
-                }
-            }
+            ChunkNames.Validate(relative[..^1]); // no "..": the walk stays under the root
         }
 
-        names.Sort(StringComparer.Ordinal);
-        return Task.FromResult<IReadOnlyList<string>>(names);
+        var directory = relative.Length == 0 ? _root : Path.Combine(_root, relative.TrimEnd('/').Replace('/', Path.DirectorySeparatorChar));
+        return Walk(directory, relative, prefix, cancellationToken).ToAsyncEnumerable();
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Chunk names under <paramref name="directory"/> (whose name is <paramref name="relative"/>) that start with
+    /// <paramref name="prefix"/>, in ordinal order of the whole name: a directory sorts as its name plus '/', so its
+    /// files land where their full names belong. One directory's entries are held at a time.
+    /// </summary>
+    private IEnumerable<string> Walk(string directory, string relative, string prefix, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        foreach (var (name, path, isDirectory) in Entries(directory, relative))
+        {
+            if (isDirectory)
+            {
+                if (name.StartsWith(prefix, StringComparison.Ordinal) || prefix.StartsWith(name, StringComparison.Ordinal))
+                {
+                    foreach (var file in Walk(path, name, prefix, cancellationToken))
+                    {
+                        yield return file;
+                    }
+                }
+            }
+            else if (name.StartsWith(prefix, StringComparison.Ordinal) && !name.Contains(TempMarker, StringComparison.Ordinal))
+            {
+                yield return name;
+            }
+        }
+    }
+
+    private List<(string Name, string Path, bool IsDirectory)> Entries(string directory, string relative)
+    {
+        var entries = new List<(string Name, string Path, bool IsDirectory)>();
+        try
+        {
+            foreach (var entry in new DirectoryInfo(directory).EnumerateFileSystemInfos())
+            {
+                var isDirectory = entry is DirectoryInfo;
+                entries.Add((relative + entry.Name + (isDirectory ? "/" : ""), entry.FullName, isDirectory));
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return []; // nothing under this prefix (or it was removed while listing)
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ChunkStorageUnavailableException($"Tier 2 ({Location}) could not list {relative}: {e.Message}", e);
+        }
+
+        entries.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return entries;
+    }
 
     private string PathOf(string name)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using Amazon.Runtime;
 using Amazon.S3;
@@ -153,30 +154,25 @@ internal sealed class S3ChunkStorage : IChunkStorage
         });
     }
 
-    public Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken = default) =>
-        Call<IReadOnlyList<string>>(prefix, async () =>
+    public async IAsyncEnumerable<string> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix + prefix };
+        while (true)
         {
-            var names = new List<string>();
-            var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _prefix + prefix };
-            while (true)
+            var page = await Call(prefix, () => _client.ListObjectsV2Async(request, cancellationToken));
+            foreach (var o in page.S3Objects ?? [])
             {
-                var page = await _client.ListObjectsV2Async(request, cancellationToken);
-                foreach (var o in page.S3Objects ?? [])
-                {
-                    names.Add(o.Key[_prefix.Length..]);
-                }
-
-                if (page.IsTruncated != true || string.IsNullOrEmpty(page.NextContinuationToken))
-                {
-                    break;
-                }
-
-                request.ContinuationToken = page.NextContinuationToken;
+                yield return o.Key[_prefix.Length..];
             }
 
-            names.Sort(StringComparer.Ordinal);
-            return names;
-        });
+            if (page.IsTruncated != true || string.IsNullOrEmpty(page.NextContinuationToken))
+            {
+                yield break;
+            }
+
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+    }
 
     public ValueTask DisposeAsync()
     {
