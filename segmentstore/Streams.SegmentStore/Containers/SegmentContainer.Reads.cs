@@ -192,7 +192,11 @@ internal sealed partial class SegmentContainer
         return _cache.AddAndAcquire(key, record.Data, record.Length);
     }
 
-    /// <summary>Returns the chunk's bytes with one reference taken (release it), from the chunk cache or Tier 2.</summary>
+    /// <summary>
+    /// Returns the chunk's bytes with one reference taken (release it), from the chunk cache or Tier 2. Readers that
+    /// miss on the same chunk at once share one Tier 2 read: the first fetches, the others wait for it and take the
+    /// cached copy (or fetch it themselves if that read failed or the copy was already evicted).
+    /// </summary>
     private async ValueTask<CachedFrame> AcquireChunkAsync(long segmentId, ChunkInfo chunk, CancellationToken cancellationToken)
     {
         var key = new FrameKey(Id, new LogAddress(segmentId, chunk.Start));
@@ -201,6 +205,28 @@ internal sealed partial class SegmentContainer
             return cached;
         }
 
+        var fetching = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var inFlight = _chunkFetches.GetOrAdd(key, fetching.Task);
+        if (inFlight != fetching.Task)
+        {
+            await inFlight.WaitAsync(cancellationToken);
+            return _chunkCache.TryAcquire(key) ?? await FetchChunkAsync(key, chunk, cancellationToken);
+        }
+
+        try
+        {
+            return await FetchChunkAsync(key, chunk, cancellationToken);
+        }
+        finally
+        {
+            _chunkFetches.TryRemove(new KeyValuePair<FrameKey, Task>(key, fetching.Task));
+            fetching.SetResult();
+        }
+    }
+
+    /// <summary>Reads a chunk from Tier 2, checks its length and CRC-32C, and caches it with one reference taken.</summary>
+    private async ValueTask<CachedFrame> FetchChunkAsync(FrameKey key, ChunkInfo chunk, CancellationToken cancellationToken)
+    {
         var owner = MemoryPool<byte>.Shared.Rent(Math.Max(chunk.Length, 1));
         try
         {
@@ -224,6 +250,6 @@ internal sealed partial class SegmentContainer
             throw;
         }
 
-        return _chunkCache.AddAndAcquire(key, owner, chunk.Length);
+        return _chunkCache!.AddAndAcquire(key, owner, chunk.Length);
     }
 }

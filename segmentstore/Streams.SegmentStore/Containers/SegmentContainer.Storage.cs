@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
@@ -28,6 +29,7 @@ internal sealed partial class SegmentContainer
 {
     private readonly IChunkStorage? _tier2;
     private readonly FrameCache? _chunkCache;
+    private readonly ConcurrentDictionary<FrameKey, Task> _chunkFetches = new(); // Tier 2 reads in flight, by chunk
     private readonly string _owner = Guid.NewGuid().ToString("N")[..12];
     private readonly SemaphoreSlim _storageSignal = new(0, int.MaxValue);
     private readonly List<LogAddress> _checkpoints = [];

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Common.Wire;
@@ -122,6 +123,30 @@ public sealed class StorageWriterTests : IDisposable
         // The frame cache holds 128 KiB, the log lost its head: most of the segment comes back from Tier 2.
         Assert.Equal(Enumerable.Range(0, 1000).Select(n => (long)n), await ReadEventNumbersAsync(container));
         Assert.True(_tier2.Reads > 0);
+    }
+
+    [Fact]
+    public async Task Readers_missing_on_the_same_chunk_at_once_share_one_tier2_read()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using var container = Create(log, Options());
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 1000);
+        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+
+        // Eight readers start at the segment's head (long gone from the frame cache and the log) while Tier 2 is slow.
+        _tier2.ReadDelay = TimeSpan.FromSeconds(1);
+        var before = _tier2.Reads;
+        var reads = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            using var read = await container.ReadAsync(Segment, 0, 4096, TimeSpan.Zero, TestContext.Current.CancellationToken);
+            return read.Data.ToArray();
+        })));
+
+        Assert.Equal(1, _tier2.Reads - before);
+        Assert.All(reads, r => Assert.Equal(reads[0], r));
+        Assert.Equal(4096, reads[0].Length);
     }
 
     [Fact]
@@ -360,10 +385,14 @@ public sealed class StorageWriterTests : IDisposable
         public Task WriteAsync(string name, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
             Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : inner.WriteAsync(name, data, cancellationToken);
 
-        public Task<int> ReadAsync(string name, long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
+        /// <summary>How long each read takes before it starts (a slow Tier 2).</summary>
+        public TimeSpan ReadDelay { get; set; }
+
+        public async Task<int> ReadAsync(string name, long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _reads);
-            return Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : inner.ReadAsync(name, offset, buffer, cancellationToken);
+            await Task.Delay(ReadDelay, cancellationToken);
+            return Down ? throw new ChunkStorageUnavailableException("Tier 2 is down (test).") : await inner.ReadAsync(name, offset, buffer, cancellationToken);
         }
 
         public Task<long> GetLengthAsync(string name, CancellationToken cancellationToken = default) => inner.GetLengthAsync(name, cancellationToken);
