@@ -107,16 +107,30 @@ public sealed class StorageWriterTests : IDisposable
         Assert.True(condition(), $"Timed out waiting until {what}.");
     }
 
+    /// <summary>A started container with one segment of 1000 events (~1 MiB), all in Tier 2 and the log truncated.</summary>
+    private async Task<SegmentContainer> StartWithEventsInTier2Async(InMemoryDurableDataLog log, long cacheBytes = 128 * 1024)
+    {
+        var container = Create(log, Options(), cacheBytes);
+        try
+        {
+            await container.StartAsync();
+            Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+            await AppendEventsAsync(container, 0, 1000);
+            await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+            return container;
+        }
+        catch
+        {
+            await container.DisposeAsync();
+            throw;
+        }
+    }
+
     [Fact]
     public async Task Data_moves_to_tier2_the_log_is_truncated_and_reads_come_back_from_chunks()
     {
         var log = new InMemoryDurableDataLog();
-        await using var container = Create(log, Options());
-        await container.StartAsync();
-        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
-        await AppendEventsAsync(container, 0, 1000);
-
-        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+        await using var container = await StartWithEventsInTier2Async(log);
         var chunks = await ListChunksAsync("containers/0/");
         Assert.True(chunks.Count >= 15, $"~1 MiB in 64 KiB chunks, found {chunks.Count}");
 
@@ -128,12 +142,7 @@ public sealed class StorageWriterTests : IDisposable
     [Fact]
     public async Task Readers_missing_on_the_same_chunk_at_once_share_one_tier2_read()
     {
-        var log = new InMemoryDurableDataLog();
-        await using var container = Create(log, Options());
-        await container.StartAsync();
-        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
-        await AppendEventsAsync(container, 0, 1000);
-        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+        await using var container = await StartWithEventsInTier2Async(new InMemoryDurableDataLog());
 
         // Eight readers start at the segment's head (long gone from the frame cache and the log) while Tier 2 is slow.
         _tier2.ReadDelay = TimeSpan.FromSeconds(1);
@@ -153,12 +162,7 @@ public sealed class StorageWriterTests : IDisposable
     public async Task A_reader_catching_up_from_tier2_does_not_evict_the_tail_that_live_readers_use()
     {
         var log = new InMemoryDurableDataLog();
-        var frames = new FrameCache(256 * 1024);
-        await using var container = new SegmentContainer(0, log, frames, Options(), NullLogger.Instance, _tier2, new FrameCache(256 * 1024));
-        await container.StartAsync();
-        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
-        await AppendEventsAsync(container, 0, 1000);
-        await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
+        await using var container = await StartWithEventsInTier2Async(log, cacheBytes: 256 * 1024);
 
         // A live reader at the tail: served from cached frames.
         var tail = container.GetInfo(Segment)!.Length - (16 * 1024);
