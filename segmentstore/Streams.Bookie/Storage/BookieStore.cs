@@ -24,6 +24,9 @@ namespace Streams.Bookie.Storage;
 /// </summary>
 internal sealed class BookieStore : IAsyncDisposable
 {
+    /// <summary>Live records moved by garbage collection at a time (they share commits; this many are in memory).</summary>
+    private const int RelocationBatch = 32;
+
     private readonly Journal _journal;
     private readonly BookieOptions _options;
     private readonly ILogger _logger;
@@ -34,7 +37,6 @@ internal sealed class BookieStore : IAsyncDisposable
     private readonly SemaphoreSlim _commitSignal = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
     private Task? _committer;
-    private const int RelocationBatch = 32;
     private Task? _collector;
     private volatile bool _failed;
 
