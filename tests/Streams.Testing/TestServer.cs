@@ -1,6 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
-using Streams.Cli.Hosting;
+using Streams.Hosting;
 using Streams.Client;
 
 namespace Streams.Testing;

@@ -7,7 +7,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Streams.Cli.Bench;
-using Streams.Cli.Hosting;
+using Streams.Hosting;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Common.Diagnostics;

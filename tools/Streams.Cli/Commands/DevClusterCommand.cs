@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Streams.Cli.Hosting;
+using Streams.Hosting;
 
 namespace Streams.Cli.Commands;
 

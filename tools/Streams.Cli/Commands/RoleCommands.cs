@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
-using Streams.Cli.Hosting;
+using Streams.Hosting;
 
 namespace Streams.Cli.Commands;
 

@@ -20,7 +20,7 @@ using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
 using Streams.Tier2;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// <c>streams standalone</c>: the controller and a segment store in one process, durable under one data directory:

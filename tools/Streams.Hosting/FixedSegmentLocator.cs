@@ -1,7 +1,7 @@
 using Streams.Contracts.Controller;
 using Streams.Controller;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>Standalone: this process serves every segment.</summary>
 internal sealed class FixedSegmentLocator(ServerSettings settings) : ISegmentLocator

@@ -10,7 +10,7 @@ using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Hosting;
 using Streams.Common.Server.Metrics;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// The network face every server role shares: gRPC on the gRPC port (cleartext HTTP/2, or TLS with ALPN), an optional

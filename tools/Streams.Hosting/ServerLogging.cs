@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>Console logging for server roles: one line per entry, UTC timestamps, levels from configuration.</summary>
 internal static class ServerLogging

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Configuration;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// Server configuration, later sources winning: the role's defaults (its ports), appsettings.json next to the binary,

@@ -14,7 +14,7 @@ using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
 using Streams.Tier2;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// <c>streams segmentstore</c>: serves the segments of the containers the controller assigns it. Container logs are

@@ -3,7 +3,7 @@ using Streams.Contracts.SegmentStore;
 using Streams.Controller;
 using Streams.SegmentStore.Server;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// The controller's segment operations when controller and segment store share a process (standalone):

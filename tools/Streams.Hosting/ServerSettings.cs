@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>Network endpoints of a server process (configuration section "Server").</summary>
 internal sealed record ServerSettings

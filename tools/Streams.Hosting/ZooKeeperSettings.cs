@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Metadata;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>How cluster roles reach ZooKeeper (configuration section "ZooKeeper").</summary>
 internal sealed record ZooKeeperSettings

@@ -11,7 +11,7 @@ using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// <c>streams controller</c>: the stream API, the KEDA scaler and metrics. Several may run; all serve requests (stream

@@ -12,7 +12,7 @@ using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Metadata;
 using Streams.Ledger.Bookies;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// <c>streams bookie</c>: a storage node. Its journal lives in the data directory; it serves the raw carrier (for

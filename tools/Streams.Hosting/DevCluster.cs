@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// Runs a local cluster as child processes: ZooKeeper (Debian's zookeeper package), bookies, a controller and segment

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using OpenTelemetry.Exporter;
 using Streams.Common.Server.Metrics;
 
-namespace Streams.Cli.Hosting;
+namespace Streams.Hosting;
 
 /// <summary>
 /// A role's metrics: always /metrics (Prometheus text), and pushed to an OpenTelemetry collector as well when
