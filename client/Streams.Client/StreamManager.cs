@@ -1,5 +1,4 @@
 using Streams.Client.Internal;
-using Streams.Common.Contracts;
 using Streams.Contracts.Controller;
 
 namespace Streams.Client;
@@ -16,15 +15,15 @@ public sealed class StreamManager
 
     /// <summary>Creates a scope; returns false if it already existed.</summary>
     public async Task<bool> CreateScopeAsync(string scope, CancellationToken cancellationToken = default) =>
-        (await _controller.CallAsync(ControllerApi.CreateScope, new ScopeRequest { Scope = scope }, cancellationToken)).Created;
+        (await _controller.CallAsync((c, o) => c.CreateScopeAsync(new ScopeRequest { Scope = scope }, o), cancellationToken)).Created;
 
     /// <summary>Deletes an empty scope; returns false if it did not exist. Fails while it still has streams.</summary>
     public async Task<bool> DeleteScopeAsync(string scope, CancellationToken cancellationToken = default) =>
-        (await _controller.CallAsync(ControllerApi.DeleteScope, new ScopeRequest { Scope = scope }, cancellationToken)).Deleted;
+        (await _controller.CallAsync((c, o) => c.DeleteScopeAsync(new ScopeRequest { Scope = scope }, o), cancellationToken)).Deleted;
 
     /// <summary>All scopes, sorted.</summary>
     public async Task<IReadOnlyList<string>> ListScopesAsync(CancellationToken cancellationToken = default) =>
-        [.. (await _controller.CallAsync(ControllerApi.ListScopes, new ListScopesRequest(), cancellationToken)).Scopes];
+        [.. (await _controller.CallAsync((c, o) => c.ListScopesAsync(new ListScopesRequest(), o), cancellationToken)).Scopes];
 
     /// <summary>Creates a stream in an existing scope; returns false if it already existed (its configuration is unchanged).</summary>
     public async Task<bool> CreateStreamAsync(string scope, string stream, StreamConfig config, CancellationToken cancellationToken = default)
@@ -40,7 +39,7 @@ public sealed class StreamManager
                 Retention = ToContract(config.Retention),
             },
         };
-        return (await _controller.CallAsync(ControllerApi.CreateStream, request, cancellationToken)).Created;
+        return (await _controller.CallAsync((c, o) => c.CreateStreamAsync(request, o), cancellationToken)).Created;
     }
 
     /// <summary>
@@ -50,29 +49,29 @@ public sealed class StreamManager
     public async Task<StreamDescription> UpdateRetentionAsync(string scope, string stream, RetentionPolicy? retention, CancellationToken cancellationToken = default)
     {
         var request = new UpdateStreamRequest { Scope = scope, Stream = stream, Config = new StreamConfiguration { Retention = ToContract(retention) } };
-        return Describe(await _controller.CallAsync(ControllerApi.UpdateStream, request, cancellationToken));
+        return Describe(await _controller.CallAsync((c, o) => c.UpdateStreamAsync(request, o), cancellationToken));
     }
 
     /// <summary>Describes a stream: its state and its active segments.</summary>
     public async Task<StreamDescription> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
-        Describe(await _controller.CallAsync(ControllerApi.DescribeStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken));
+        Describe(await _controller.CallAsync((c, o) => c.DescribeStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken));
 
     /// <summary>The streams of a scope, sorted.</summary>
     public async Task<IReadOnlyList<string>> ListStreamsAsync(string scope, CancellationToken cancellationToken = default) =>
-        [.. (await _controller.CallAsync(ControllerApi.ListStreams, new ScopeRequest { Scope = scope }, cancellationToken)).Streams];
+        [.. (await _controller.CallAsync((c, o) => c.ListStreamsAsync(new ScopeRequest { Scope = scope }, o), cancellationToken)).Streams];
 
     /// <summary>Seals a stream: it accepts no more events, and readers end once they have read everything.</summary>
     public async Task<StreamDescription> SealStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
-        Describe(await _controller.CallAsync(ControllerApi.SealStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken));
+        Describe(await _controller.CallAsync((c, o) => c.SealStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken));
 
     /// <summary>Deletes a sealed stream and its data; returns false if it did not exist.</summary>
     public async Task<bool> DeleteStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
-        (await _controller.CallAsync(ControllerApi.DeleteStream, new StreamRef { Scope = scope, Stream = stream }, cancellationToken)).Deleted;
+        (await _controller.CallAsync((c, o) => c.DeleteStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken)).Deleted;
 
     /// <summary>The stream's current tail: where every active segment ends now.</summary>
     public async Task<StreamCut> GetStreamCutAsync(string scope, string stream, CancellationToken cancellationToken = default)
     {
-        var cut = await _controller.CallAsync(ControllerApi.GetStreamCut, new StreamRef { Scope = scope, Stream = stream }, cancellationToken);
+        var cut = await _controller.CallAsync((c, o) => c.GetStreamCutAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
         return new StreamCut(cut.Scope, cut.Stream, cut.Positions.ToDictionary(p => p.Key, p => p.Value));
     }
 
@@ -88,7 +87,7 @@ public sealed class StreamManager
         {
             request.Positions[segment] = offset;
         }
-        await _controller.CallAsync(ControllerApi.TruncateStream, request, cancellationToken);
+        await _controller.CallAsync((c, o) => c.TruncateStreamAsync(request, o), cancellationToken);
     }
 
     private static Contracts.Controller.RetentionPolicy? ToContract(RetentionPolicy? retention) => retention switch

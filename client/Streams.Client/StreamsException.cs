@@ -1,4 +1,4 @@
-using Streams.Common.Grpc;
+using Grpc.Core;
 
 namespace Streams.Client;
 

@@ -1,4 +1,4 @@
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Testing;
 
 namespace Streams.Client.Tests;

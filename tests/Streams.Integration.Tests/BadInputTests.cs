@@ -1,9 +1,8 @@
 using Google.Protobuf;
+using Grpc.Core;
 using Streams.Client;
 using Streams.Client.Serialization;
-using Streams.Common.Contracts;
 using Streams.Common.Grpc;
-using Streams.Common.Grpc.Client;
 using Streams.Contracts.Controller;
 using Streams.Contracts.SegmentStore;
 
@@ -152,13 +151,15 @@ public sealed class BadInputTests(StandaloneProcessFixture fixture) : IClassFixt
     [Fact]
     public async Task Bad_grpc_requests_get_statuses()
     {
-        using var channel = GrpcChannel.ForAddress(fixture.Server.ControllerUri);
-        await AssertStatus(StatusCode.InvalidArgument, () => channel.UnaryAsync(SegmentStoreApi.Read, new ReadSegmentRequest { Segment = "nope" }));
-        await AssertStatus(StatusCode.NotFound, () => channel.UnaryAsync(SegmentStoreApi.GetSegmentInfo, new SegmentRequest { Segment = "bad/input/5.#epoch.0" }));
-        await AssertStatus(StatusCode.InvalidArgument, () => channel.UnaryAsync(ControllerApi.CreateStream, new CreateStreamRequest { Scope = "bad", Stream = "a b" }));
-        await AssertStatus(StatusCode.NotFound, () => channel.UnaryAsync(ControllerApi.DescribeStream, new StreamRef { Scope = "bad", Stream = "missing" }));
-        await AssertStatus(StatusCode.ResourceExhausted, () => channel.UnaryAsync(ControllerApi.CreateScope, new ScopeRequest { Scope = new string('x', 20 * 1024 * 1024) }));
-        await AssertStatus(StatusCode.AlreadyExists, () => channel.UnaryAsync(SegmentStoreApi.CreateSegment, new CreateSegmentRequest { Segment = Segment }));
+        using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
+        var store = new Contracts.SegmentStore.SegmentStore.SegmentStoreClient(channel);
+        var controller = new Contracts.Controller.Controller.ControllerClient(channel);
+        await AssertStatus(StatusCode.InvalidArgument, () => store.ReadAsync(new ReadSegmentRequest { Segment = "nope" }).ResponseAsync);
+        await AssertStatus(StatusCode.NotFound, () => store.GetSegmentInfoAsync(new SegmentRequest { Segment = "bad/input/5.#epoch.0" }).ResponseAsync);
+        await AssertStatus(StatusCode.InvalidArgument, () => controller.CreateStreamAsync(new CreateStreamRequest { Scope = "bad", Stream = "a b" }).ResponseAsync);
+        await AssertStatus(StatusCode.NotFound, () => controller.DescribeStreamAsync(new StreamRef { Scope = "bad", Stream = "missing" }).ResponseAsync);
+        await AssertStatus(StatusCode.ResourceExhausted, () => controller.CreateScopeAsync(new ScopeRequest { Scope = new string('x', 20 * 1024 * 1024) }).ResponseAsync);
+        await AssertStatus(StatusCode.AlreadyExists, () => store.CreateSegmentAsync(new CreateSegmentRequest { Segment = Segment }).ResponseAsync);
     }
 
     [Fact]
@@ -171,8 +172,8 @@ public sealed class BadInputTests(StandaloneProcessFixture fixture) : IClassFixt
 
     private async Task<long> LengthAsync()
     {
-        using var channel = GrpcChannel.ForAddress(fixture.Server.ControllerUri);
-        return (await channel.UnaryAsync(SegmentStoreApi.GetSegmentInfo, new SegmentRequest { Segment = Segment })).Length;
+        using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
+        return (await new Contracts.SegmentStore.SegmentStore.SegmentStoreClient(channel).GetSegmentInfoAsync(new SegmentRequest { Segment = Segment })).Length;
     }
 
     private static async Task AssertStatus<T>(StatusCode code, Func<Task<T>> call) =>

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using Google.Protobuf;
+using Grpc.Core;
 using Streams.Common.Grpc;
-using Streams.Common.Grpc.Client;
 using Streams.Interop;
 using Streams.Testing;
 
@@ -80,41 +80,43 @@ public sealed class GrpcInteropTests
         using var server = await Node.StartAsync("grpc-server.js", "listening", port.ToString(CultureInfo.InvariantCulture));
         try
         {
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            using var channel = GrpcChannels.Create($"http://127.0.0.1:{port}");
+            var echo = new Echo.EchoClient(channel);
+            var ct = TestContext.Current.CancellationToken;
 
-            var unary = await channel.UnaryAsync(EchoApi.Unary, new EchoRequest { Text = "hi", Payload = ByteString.CopyFrom(new byte[100_000]) });
+            var unary = await echo.UnaryAsync(new EchoRequest { Text = "hi", Payload = ByteString.CopyFrom(new byte[100_000]) }, cancellationToken: ct);
             Assert.Equal(("hi", 100_000), (unary.Text, unary.Payload.Length));
 
-            await using (var stream = channel.ServerStreaming(EchoApi.ServerStream, new EchoRequest { Text = "s", Count = 50 }))
+            using (var stream = echo.ServerStream(new EchoRequest { Text = "s", Count = 50 }, cancellationToken: ct))
             {
                 var count = 0;
-                while (await stream.MoveNextAsync())
+                while (await stream.ResponseStream.MoveNext(ct))
                 {
-                    Assert.Equal(count++, stream.Current.Index);
+                    Assert.Equal(count++, stream.ResponseStream.Current.Index);
                 }
 
                 Assert.Equal(50, count);
             }
 
-            await using (var bidi = channel.Duplex(EchoApi.Bidi))
+            using (var bidi = echo.Bidi(cancellationToken: ct))
             {
                 for (var i = 0; i < 10; i++)
                 {
-                    await bidi.WriteAsync(new EchoRequest { Text = "b" + i });
-                    Assert.True(await bidi.MoveNextAsync());
-                    Assert.Equal("b" + i, bidi.Current.Text);
+                    await bidi.RequestStream.WriteAsync(new EchoRequest { Text = "b" + i }, ct);
+                    Assert.True(await bidi.ResponseStream.MoveNext(ct));
+                    Assert.Equal("b" + i, bidi.ResponseStream.Current.Text);
                 }
 
-                await bidi.CompleteRequestAsync();
-                Assert.False(await bidi.MoveNextAsync());
+                await bidi.RequestStream.CompleteAsync();
+                Assert.False(await bidi.ResponseStream.MoveNext(ct));
             }
 
-            var error = await Assert.ThrowsAsync<RpcException>(() => channel.UnaryAsync(EchoApi.Fail, new EchoRequest { Code = (int)StatusCode.NotFound, Text = "no such stream ✓" }));
+            var error = await Assert.ThrowsAsync<RpcException>(async () => await echo.FailAsync(new EchoRequest { Code = (int)StatusCode.NotFound, Text = "no such stream ✓" }, cancellationToken: ct));
             Assert.Equal((StatusCode.NotFound, "no such stream ✓"), (error.StatusCode, error.Status.Detail));
 
             var watch = Stopwatch.StartNew();
-            var late = await Assert.ThrowsAsync<RpcException>(() =>
-                channel.UnaryAsync(EchoApi.Sleep, new EchoRequest { DelayMs = 10_000 }, CallOptions.WithTimeout(TimeSpan.FromMilliseconds(300))));
+            var late = await Assert.ThrowsAsync<RpcException>(async () =>
+                await echo.SleepAsync(new EchoRequest { DelayMs = 10_000 }, GrpcChannels.Deadline(TimeSpan.FromMilliseconds(300), ct)));
             Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5));
         }

@@ -134,7 +134,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
 
     /// <summary>
     /// Waits until the live segment stores together run <paramref name="containers"/> containers and each runs all it
-    /// is assigned (their /healthz says so); with <paramref name="among"/>, only those stores count. Fails with every
+    /// is assigned (their /readyz says so); with <paramref name="among"/>, only those stores count. Fails with every
     /// member's output if that does not happen in time.
     /// </summary>
     public async Task WaitForContainersAsync(int containers, TimeSpan timeout, IReadOnlyList<StreamsProcess>? among = null)
@@ -151,12 +151,14 @@ public sealed class ClusterProcesses : IAsyncDisposable
             {
                 try
                 {
-                    using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{store.MetricsPort}/healthz"));
+                    using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{store.MetricsPort}/readyz"));
                     var detail = (await response.Content.ReadAsStringAsync()).Trim();
                     details.Add(detail);
                     healthy &= response.IsSuccessStatusCode;
-                    var at = detail.LastIndexOf("running ", StringComparison.Ordinal);
-                    running += at >= 0 ? int.Parse(detail[(at + 8)..], CultureInfo.InvariantCulture) : 0;
+                    // The containers check's line ends "running N".
+                    var line = detail.Split('\n').FirstOrDefault(l => l.StartsWith("containers:", StringComparison.Ordinal)) ?? string.Empty;
+                    var at = line.LastIndexOf("running ", StringComparison.Ordinal);
+                    running += at >= 0 ? int.Parse(line[(at + 8)..], CultureInfo.InvariantCulture) : 0;
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                 {

@@ -1,16 +1,23 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Hosting;
 
 namespace Streams.Testing;
 
-/// <summary>Our gRPC server on Kestrel at a free loopback port, serving Echo and Health.</summary>
+/// <summary>
+/// The gRPC hosting every role uses (Grpc.AspNetCore with our binding, interceptor, limits, health and reflection) on
+/// Kestrel at a free loopback port, serving the Echo test service.
+/// </summary>
 public sealed class GrpcTestHost : IAsyncDisposable
 {
+    /// <summary>The health service name the test host reports; <see cref="Ready"/> decides it.</summary>
+    public const string EchoServiceName = "streams.interop.v1.Echo";
+
     private readonly WebApplication _app;
 
     private GrpcTestHost(WebApplication app, int port, EchoService echo)
@@ -26,16 +33,21 @@ public sealed class GrpcTestHost : IAsyncDisposable
 
     public EchoService Echo { get; }
 
-    public static async Task<GrpcTestHost> StartAsync(int maxReceiveMessageSize = 16 * 1024 * 1024, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
+    /// <summary>Whether the Echo service reports SERVING to the health service.</summary>
+    public bool Ready { get; set; } = true;
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<GrpcTestHost> StartAsync(System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
     {
         var port = Ports.Free();
-        var server = new GrpcServer(new GrpcServerOptions { MaxReceiveMessageSize = maxReceiveMessageSize }, NullLogger<GrpcServer>.Instance);
         var echo = new EchoService();
-        echo.Register(server);
-        new HealthService().Register(server);
+        GrpcTestHost? host = null;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddTunedMemoryPool();
+        builder.Services.AddStreamsGrpc([new ReadinessCheck("echo", () => host?.Ready != false ? HealthCheckResult.Healthy("ready") : HealthCheckResult.Unhealthy("not ready"), [EchoServiceName])]);
+        builder.Services.AddSingleton(echo);
         builder.WebHost.ConfigureKestrel(k =>
         {
             KestrelTuning.ApplyLimits(k);
@@ -53,9 +65,11 @@ public sealed class GrpcTestHost : IAsyncDisposable
             });
         });
         var app = builder.Build();
-        app.Run(server.HandleAsync);
+        app.MapGrpcService<EchoService>();
+        app.MapStreamsGrpc();
         await app.StartAsync();
-        return new GrpcTestHost(app, port, echo) { Uri = $"{(certificate is null ? "http" : "https")}://localhost:{port}" };
+        host = new GrpcTestHost(app, port, echo) { Uri = $"{(certificate is null ? "http" : "https")}://localhost:{port}" };
+        return host;
     }
 
     public async ValueTask DisposeAsync()

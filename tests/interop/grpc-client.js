@@ -47,7 +47,7 @@ const scenarios = {
       done({ ok: !e, code: e && e.code, elapsedMs: Date.now() - started }));
   },
   health() {
-    const Health = load('health.proto', contractsDir).grpc.health.v1.Health;
+    const Health = load('health.proto', protoDir).grpc.health.v1.Health;
     new Health(address, credentials).Check({ service: '' }, (e, r) => e ? failed(e) : done({ ok: true, status: r.status }));
   },
   keda() {

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Bookie;
@@ -45,13 +46,17 @@ internal sealed class BookieHost : IAsyncDisposable
         var metrics = RoleTelemetry.Start(configuration, BookieMetrics.MeterName);
         BookieMetrics.Observe(() => store.JournalBytes, () => store.LedgerCount);
 
-        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
-        new HealthService().Register(grpc);
-        new GrpcBookieService(store).Register(grpc);
         var bookieId = $"{settings.Advertised}:{settings.DataPort}";
-        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics.Prometheus,
-            () => (true, $"bookie {bookieId}: {store.LedgerCount} ledgers, {store.JournalBytes} journal bytes"),
-            services => services.AddSingleton(store),
+        var app = RoleServer.Build(settings, loggerFactory,
+            services => services.AddSingleton(store).AddSingleton(new GrpcBookieService(store)),
+            endpoints => endpoints.MapGrpcService<GrpcBookieService>(),
+            [
+                new ReadinessCheck("journal", () => store.IsHealthy
+                        ? HealthCheckResult.Healthy($"bookie {bookieId}: {store.LedgerCount} ledgers, {store.JournalBytes} journal bytes")
+                        : HealthCheckResult.Unhealthy($"bookie {bookieId}: the journal failed or is closed"),
+                    [RoleServices.Bookie]),
+            ],
+            metrics.Prometheus,
             listen => listen.UseConnectionHandler<BookieConnectionHandler>());
         await RoleServer.StartAsync(app, settings, cancellationToken);
 

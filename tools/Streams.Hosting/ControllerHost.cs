@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Cluster;
@@ -77,13 +79,20 @@ internal sealed class ControllerHost : IAsyncDisposable
         }, stop.Token), CancellationToken.None);
 
         var metrics = RoleTelemetry.Start(configuration, ControllerMetrics.MeterName);
-        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
-        new HealthService().Register(grpc);
-        new GrpcControllerService(controller).Register(grpc);
-        new ExternalScalerService(controller).Register(grpc);
-        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics.Prometheus,
-            () => (true, election.IsLeader ? "controller (leader)" : "controller"),
-            _ => { },
+        var app = RoleServer.Build(settings, loggerFactory,
+            services => services.AddSingleton(new GrpcControllerService(controller)).AddSingleton(new ExternalScalerService(controller)),
+            endpoints =>
+            {
+                endpoints.MapGrpcService<GrpcControllerService>();
+                endpoints.MapGrpcService<ExternalScalerService>();
+            },
+            [
+                new ReadinessCheck("metadata", () => zookeeper.IsConnected
+                        ? HealthCheckResult.Healthy(election.IsLeader ? "ZooKeeper connected, leading" : "ZooKeeper connected")
+                        : HealthCheckResult.Unhealthy("ZooKeeper not connected"),
+                    [RoleServices.Controller, RoleServices.ExternalScaler]),
+            ],
+            metrics.Prometheus,
             data: null);
         await RoleServer.StartAsync(app, settings, cancellationToken);
         return new ControllerHost(app, zookeeper, view, admin, metrics, controllerMetrics, stop, leading);

@@ -1,4 +1,4 @@
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Contracts.SegmentStore;
 using Streams.Controller;
 using Streams.SegmentStore.Server;

@@ -1,9 +1,12 @@
+using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Grpc;
@@ -13,33 +16,39 @@ using Streams.Common.Server.Metrics;
 namespace Streams.Hosting;
 
 /// <summary>
-/// The network face every server role shares: gRPC on the gRPC port (cleartext HTTP/2, or TLS with ALPN), an optional
-/// raw framed data port, and HTTP/1.1 /metrics and /healthz on the metrics port; Kestrel tuned for long-lived streams.
+/// The network face every server role shares: gRPC on the gRPC port (cleartext HTTP/2, or TLS with ALPN) with health
+/// and reflection, an optional raw framed data port, and HTTP/1.1 on the metrics port: /metrics, /healthz (liveness:
+/// the process answers) and /readyz (readiness: the role's checks pass, one line per check); Kestrel tuned for
+/// long-lived streams.
 /// </summary>
 internal static class RoleServer
 {
     /// <param name="settings">Ports and bind address.</param>
     /// <param name="loggerFactory">Logging for the web host.</param>
-    /// <param name="grpc">The gRPC methods to serve.</param>
+    /// <param name="services">Registers the role's singletons: its gRPC service implementations and what the data handler needs.</param>
+    /// <param name="grpc">Maps the role's gRPC services.</param>
+    /// <param name="readiness">The role's readiness checks, each gating the gRPC services it names.</param>
     /// <param name="metrics">What /metrics renders.</param>
-    /// <param name="health">Healthy or not, with a one-line reason, for /healthz.</param>
-    /// <param name="services">Singletons the data handler needs.</param>
     /// <param name="data">Installs the raw data carrier's connection handler, or null for none.</param>
     public static WebApplication Build(
         ServerSettings settings,
         ILoggerFactory loggerFactory,
-        GrpcServer grpc,
-        PrometheusMetrics metrics,
-        Func<(bool Healthy, string Detail)> health,
         Action<IServiceCollection> services,
+        Action<IEndpointRouteBuilder> grpc,
+        IReadOnlyList<ReadinessCheck> readiness,
+        PrometheusMetrics metrics,
         Action<ListenOptions>? data)
     {
         var certificate = settings.LoadCertificate();
+        // The empty builder: configuration is already bound by the role, and no default source (or its file watcher) is wanted.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseKestrelCore().UseKestrelHttpsConfiguration();
         builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddLogging();
+        builder.Services.AddRouting();
         builder.Services.AddTunedMemoryPool();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddStreamsGrpc(readiness);
         services(builder.Services);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -65,10 +74,9 @@ internal static class RoleServer
         });
 
         var app = builder.Build();
-        grpc.StoppingToken = app.Lifetime.ApplicationStopping;
-        app.Run(context => context.Connection.LocalPort == settings.MetricsPort
-            ? ServeHttpAsync(context, metrics, health)
-            : grpc.HandleAsync(context));
+        app.MapWhen(context => context.Connection.LocalPort == settings.MetricsPort, http => http.Run(context => ServeHttpAsync(context, metrics)));
+        grpc(app);
+        app.MapStreamsGrpc();
         return app;
     }
 
@@ -101,7 +109,7 @@ internal static class RoleServer
         await app.DisposeAsync();
     }
 
-    private static async Task ServeHttpAsync(HttpContext context, PrometheusMetrics metrics, Func<(bool Healthy, string Detail)> health)
+    private static async Task ServeHttpAsync(HttpContext context, PrometheusMetrics metrics)
     {
         switch (context.Request.Path.Value)
         {
@@ -110,13 +118,22 @@ internal static class RoleServer
                 await context.Response.WriteAsync(metrics.Render());
                 break;
             case "/healthz":
-                var (healthy, detail) = health();
-                context.Response.StatusCode = healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-                await context.Response.WriteAsync(detail + "\n");
+                await context.Response.WriteAsync("live\n");
+                break;
+            case "/readyz":
+                var report = await context.RequestServices.GetRequiredService<HealthCheckService>().CheckHealthAsync(context.RequestAborted);
+                context.Response.StatusCode = report.Status == HealthStatus.Healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+                var text = new StringBuilder();
+                foreach (var (name, entry) in report.Entries)
+                {
+                    text.Append(name).Append(": ").Append(entry.Status == HealthStatus.Healthy ? "ready" : "not ready").Append(", ").Append(entry.Description).Append('\n');
+                }
+
+                await context.Response.WriteAsync(text.ToString());
                 break;
             default:
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
-                await context.Response.WriteAsync("Try /metrics or /healthz.\n");
+                await context.Response.WriteAsync("Try /metrics, /healthz or /readyz.\n");
                 break;
         }
     }

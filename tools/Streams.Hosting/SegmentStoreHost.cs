@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Cluster;
@@ -74,12 +74,20 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
         var ownership = new ContainerOwnership(service, zookeeper, storeId, loggerFactory.CreateLogger<ContainerOwnership>());
 
         var metrics = RoleTelemetry.Start(configuration, SegmentStoreMetrics.MeterName);
-        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
-        new HealthService().Register(grpc);
-        new GrpcSegmentStoreService(requests).Register(grpc);
-        var app = RoleServer.Build(settings, loggerFactory, grpc, metrics.Prometheus,
-            () => (ownership.Owned.All(service.IsRunning), $"segment store {storeId}: owns containers [{string.Join(", ", ownership.Owned.Order())}], running {service.RunningContainers.Count()}"),
-            services => services.AddSingleton(requests),
+        var app = RoleServer.Build(settings, loggerFactory,
+            services => services.AddSegmentStoreGrpc(requests),
+            endpoints => endpoints.MapGrpcService<GrpcSegmentStoreService>(),
+            [
+                new ReadinessCheck("metadata", () => zookeeper.IsConnected ? HealthCheckResult.Healthy("ZooKeeper connected") : HealthCheckResult.Unhealthy("ZooKeeper not connected"),
+                    [RoleServices.SegmentStore]),
+                new ReadinessCheck("containers", () =>
+                    {
+                        var detail = $"segment store {storeId}: owns containers [{string.Join(", ", ownership.Owned.Order())}], running {service.RunningContainers.Count()}";
+                        return ownership.Owned.All(service.IsRunning) ? HealthCheckResult.Healthy(detail) : HealthCheckResult.Unhealthy(detail);
+                    },
+                    [RoleServices.SegmentStore]),
+            ],
+            metrics.Prometheus,
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
         await RoleServer.StartAsync(app, settings, cancellationToken);
 

@@ -17,7 +17,7 @@ internal sealed record ServerSettings
     /// <summary>The raw framed data carrier: appends and reads.</summary>
     public int DataPort { get; init; } = 9091;
 
-    /// <summary>HTTP/1.1: /metrics (Prometheus) and /healthz.</summary>
+    /// <summary>HTTP/1.1: /metrics (Prometheus), /healthz (liveness) and /readyz (readiness).</summary>
     public int MetricsPort { get; init; } = 9092;
 
     /// <summary>

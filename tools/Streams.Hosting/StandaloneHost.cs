@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Bookie;
@@ -25,7 +26,7 @@ namespace Streams.Hosting;
 /// <summary>
 /// <c>streams standalone</c>: the controller and a segment store in one process, durable under one data directory:
 /// <c>metadata/</c> (streams, scopes, ledgers, container logs) and <c>bookie/</c> (the journal of the in-process bookie).
-/// It serves gRPC (every API), the raw data carrier, and HTTP /metrics and /healthz.
+/// It serves gRPC (every API, health and reflection), the raw data carrier, and HTTP /metrics, /healthz and /readyz.
 /// </summary>
 internal sealed class StandaloneHost : IAsyncDisposable
 {
@@ -115,22 +116,28 @@ internal sealed class StandaloneHost : IAsyncDisposable
         await controller.RecoverAsync(cancellationToken);
         var controllerMetrics = new ControllerMetrics(controller);
 
-        var grpc = new GrpcServer(new GrpcServerOptions(), loggerFactory.CreateLogger<GrpcServer>());
-        new HealthService().Register(grpc);
-        new GrpcControllerService(controller).Register(grpc);
-        new GrpcSegmentStoreService(requests).Register(grpc);
-        new ExternalScalerService(controller).Register(grpc);
-
-        // The empty builder: configuration is already bound above, and no default source (or its file watcher) is wanted.
         var app = RoleServer.Build(
             settings,
             loggerFactory,
-            grpc,
+            services => services
+                .AddSegmentStoreGrpc(requests)
+                .AddSingleton(new GrpcControllerService(controller))
+                .AddSingleton(new ExternalScalerService(controller)),
+            endpoints =>
+            {
+                endpoints.MapGrpcService<GrpcControllerService>();
+                endpoints.MapGrpcService<GrpcSegmentStoreService>();
+                endpoints.MapGrpcService<ExternalScalerService>();
+            },
+            [
+                new ReadinessCheck("containers", () => store.RunningContainers.Count() is var running && running == store.ContainerCount
+                        ? HealthCheckResult.Healthy($"{running}/{store.ContainerCount} containers running")
+                        : HealthCheckResult.Unhealthy($"{running}/{store.ContainerCount} containers running"),
+                    [RoleServices.SegmentStore, RoleServices.Controller, RoleServices.ExternalScaler]),
+                new ReadinessCheck("journal", () => bookie.IsHealthy ? HealthCheckResult.Healthy("bookie journal open") : HealthCheckResult.Unhealthy("the bookie journal failed or is closed"),
+                    [RoleServices.SegmentStore]),
+            ],
             metrics.Prometheus,
-            () => store.RunningContainers.Count() is var running && running == store.ContainerCount
-                ? (true, $"{running}/{store.ContainerCount} containers running")
-                : (false, $"{store.RunningContainers.Count()}/{store.ContainerCount} containers running"),
-            services => services.AddSingleton(requests),
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
         var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, settings, dataDirectory);

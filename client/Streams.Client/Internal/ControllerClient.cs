@@ -1,35 +1,36 @@
-using Streams.Common.Contracts;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Streams.Common.Grpc;
-using Streams.Common.Grpc.Client;
 using Streams.Contracts.Controller;
+using GeneratedClient = Streams.Contracts.Controller.Controller.ControllerClient;
 
 namespace Streams.Client.Internal;
 
-/// <summary>Calls the controller; retries calls that failed because it was briefly unreachable.</summary>
+/// <summary>Calls the controller; retries idempotent calls that failed because it was briefly unreachable.</summary>
 internal sealed class ControllerClient : IDisposable
 {
     private const int Attempts = 5;
 
     private readonly GrpcChannel _channel;
+    private readonly GeneratedClient _client;
     private readonly TimeSpan _timeout;
 
     public ControllerClient(string uri, TimeSpan timeout)
     {
-        _channel = GrpcChannel.ForAddress(uri);
+        _channel = GrpcChannels.Create(uri);
+        _client = new GeneratedClient(_channel);
         _timeout = timeout;
     }
 
-    public Task<TResponse> CallAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, CancellationToken cancellationToken) =>
-        CallAsync(method, request, idempotent: true, cancellationToken);
-
-    public async Task<TResponse> CallAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, bool idempotent, CancellationToken cancellationToken)
+    /// <summary>Makes a call with the client's timeout; retries it while the controller is UNAVAILABLE if <paramref name="idempotent"/>.</summary>
+    public async Task<TResponse> CallAsync<TResponse>(Func<GeneratedClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await _channel.UnaryAsync(method, request, CallOptions.WithTimeout(_timeout, cancellationToken));
+                return await call(_client, GrpcChannels.Deadline(_timeout, cancellationToken));
             }
             catch (RpcException e) when (idempotent && e.StatusCode == StatusCode.Unavailable && attempt < Attempts && !cancellationToken.IsCancellationRequested)
             {
@@ -44,10 +45,10 @@ internal sealed class ControllerClient : IDisposable
     }
 
     public Task<SegmentEndpoint> GetEndpointAsync(string segment, CancellationToken cancellationToken) =>
-        CallAsync(ControllerApi.GetSegmentEndpoint, new SegmentRef { Segment = segment }, cancellationToken);
+        CallAsync((c, o) => c.GetSegmentEndpointAsync(new SegmentRef { Segment = segment }, o), cancellationToken);
 
     public Task<ActiveSegments> GetActiveSegmentsAsync(string scope, string stream, CancellationToken cancellationToken) =>
-        CallAsync(ControllerApi.GetActiveSegments, new StreamRef { Scope = scope, Stream = stream }, cancellationToken);
+        CallAsync((c, o) => c.GetActiveSegmentsAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
 
     public void Dispose() => _channel.Dispose();
 }

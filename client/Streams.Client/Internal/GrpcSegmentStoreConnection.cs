@@ -1,8 +1,9 @@
 using System.Buffers;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Streams.Common.Contracts;
 using Streams.Common.Grpc;
-using Streams.Common.Grpc.Client;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 
@@ -10,18 +11,34 @@ namespace Streams.Client.Internal;
 
 /// <summary>
 /// A connection on the gRPC carrier: one Append bidirectional call carries all appends, reads and info are
-/// unary calls on the same HTTP/2 connection.
+/// unary calls on the same HTTP/2 connection. Appends and reads use the data-path marshallers
+/// (<see cref="DataPathMethods"/>): blocks go out from the writer's buffers, read data lands in pooled memory.
 /// </summary>
 internal sealed class GrpcSegmentStoreConnection : SegmentStoreConnection
 {
+    /// <summary>Read, with the reply's data copied once into pooled memory instead of into a fresh array.</summary>
+    private static readonly Method<ReadSegmentRequest, SegmentReadReply> ReadMethod = new(
+        MethodType.Unary, SegmentStore.Descriptor.FullName, "Read", DataPathMethods.Protobuf(ReadSegmentRequest.Parser),
+        new Marshaller<SegmentReadReply>(
+            static (_, _) => throw new NotSupportedException("The client only reads read replies."),
+            static context =>
+            {
+                ReadReplyCodec.Read(context.PayloadAsReadOnlySequence(), out var header, out var data);
+                return SegmentReadReply.Copy(header, data);
+            }));
+
     private readonly GrpcChannel _channel;
+    private readonly CallInvoker _invoker;
+    private readonly SegmentStore.SegmentStoreClient _client;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private GrpcCall<AppendRequestFrame, AppendReply>? _append;
+    private AsyncDuplexStreamingCall<AppendRequestFrame, AppendReply>? _append;
     private Task? _appendReader;
 
     public GrpcSegmentStoreConnection(string uri, KeepAliveSettings keepAlive)
     {
-        _channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions { KeepAlivePingDelay = keepAlive.Interval, KeepAlivePingTimeout = keepAlive.Timeout });
+        _channel = GrpcChannels.Create(uri, new GrpcChannelSettings { KeepAlivePingDelay = keepAlive.Interval, KeepAlivePingTimeout = keepAlive.Timeout });
+        _invoker = _channel.CreateCallInvoker();
+        _client = new SegmentStore.SegmentStoreClient(_invoker);
     }
 
     public override ValueTask SendSetupAsync(long requestId, Guid writerId, string segment, CancellationToken cancellationToken) =>
@@ -35,35 +52,29 @@ internal sealed class GrpcSegmentStoreConnection : SegmentStoreConnection
 
     public override async Task<SegmentReadReply> ReadAsync(string segment, long offset, int maxBytes, int waitMillis, CancellationToken cancellationToken)
     {
-        var reply = await _channel.UnaryAsync(SegmentStoreApi.Read,
-            new ReadSegmentRequest { Segment = segment, Offset = offset, MaxBytes = maxBytes, WaitMillis = waitMillis },
-            new CallOptions(CancellationToken: cancellationToken));
-        return new SegmentReadReply(new ReadReplyHeader(0, reply.Status, reply.Offset, reply.SegmentLength, reply.StartOffset, reply.Sealed), null, reply.Data.Memory);
+        var request = new ReadSegmentRequest { Segment = segment, Offset = offset, MaxBytes = maxBytes, WaitMillis = waitMillis };
+        return await _invoker.AsyncUnaryCall(ReadMethod, null, new CallOptions(cancellationToken: cancellationToken), request);
     }
 
-    public override Task<SegmentInfo> GetInfoAsync(string segment, CancellationToken cancellationToken) =>
-        _channel.UnaryAsync(SegmentStoreApi.GetSegmentInfo, new SegmentRequest { Segment = segment }, new CallOptions(CancellationToken: cancellationToken));
+    public override async Task<SegmentInfo> GetInfoAsync(string segment, CancellationToken cancellationToken) =>
+        await _client.GetSegmentInfoAsync(new SegmentRequest { Segment = segment }, cancellationToken: cancellationToken);
 
     public override async ValueTask DisposeAsync()
     {
         Close(new ObjectDisposedException(nameof(GrpcSegmentStoreConnection)));
-        if (_append is { } call)
-        {
-            await call.DisposeAsync();
-        }
-
         if (_appendReader is not null)
         {
             await _appendReader;
         }
 
         _channel.Dispose();
+        _writeLock.Dispose();
     }
 
     protected override void OnClosed(Exception reason)
     {
         // Ending the Append call resets its HTTP/2 stream; the reader loop then ends.
-        _ = _append?.DisposeAsync().AsTask();
+        _append?.Dispose();
     }
 
     private async ValueTask WriteAsync(AppendRequestFrame frame, CancellationToken cancellationToken)
@@ -78,15 +89,15 @@ internal sealed class GrpcSegmentStoreConnection : SegmentStoreConnection
 
             if (_append is null)
             {
-                _append = _channel.Duplex(SegmentStoreApi.Append);
+                _append = _invoker.AsyncDuplexStreamingCall(DataPathMethods.Append, null, default);
                 _appendReader = Task.Run(() => ReadRepliesAsync(_append));
             }
 
             try
             {
-                await _append.WriteAsync(frame, cancellationToken);
+                await _append.RequestStream.WriteAsync(frame, cancellationToken);
             }
-            catch (RpcException e)
+            catch (Exception e) when (e is RpcException or InvalidOperationException or ObjectDisposedException)
             {
                 Close(e);
                 throw ClosedError;
@@ -98,13 +109,13 @@ internal sealed class GrpcSegmentStoreConnection : SegmentStoreConnection
         }
     }
 
-    private async Task ReadRepliesAsync(GrpcCall<AppendRequestFrame, AppendReply> call)
+    private async Task ReadRepliesAsync(AsyncDuplexStreamingCall<AppendRequestFrame, AppendReply> call)
     {
         try
         {
-            while (await call.MoveNextAsync())
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
             {
-                Dispatch(call.Current);
+                Dispatch(call.ResponseStream.Current);
             }
 
             Close(new IOException("The segment store ended the Append call."));

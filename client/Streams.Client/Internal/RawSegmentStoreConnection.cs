@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using Google.Protobuf;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 
@@ -49,7 +49,7 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
         catch (Exception e)
         {
             socket.Dispose();
-            throw new RpcException(new Status(StatusCode.Unavailable, $"Cannot connect to the segment store at {host}:{port}: {e.Message}"), e);
+            throw new RpcException(new Status(StatusCode.Unavailable, $"Cannot connect to the segment store at {host}:{port}: {e.Message}", e));
         }
 
         var connection = new RawSegmentStoreConnection(socket, keepAlive);
@@ -61,7 +61,7 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
             var hello = await connection._hello.Task.WaitAsync(cts.Token);
             if (hello.ProtocolVersion != RawFraming.ProtocolVersion)
             {
-                throw new RpcException(StatusCode.FailedPrecondition, $"The segment store speaks protocol {hello.ProtocolVersion}, not {RawFraming.ProtocolVersion}.");
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"The segment store speaks protocol {hello.ProtocolVersion}, not {RawFraming.ProtocolVersion}."));
             }
         }
         catch
@@ -217,7 +217,7 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
 
     private async Task ReceiveLoopAsync()
     {
-        var reader = new FramedMessageReader(_input, FrameFormat.Raw, RawFraming.DefaultMaxFrameSize);
+        var reader = new FramedMessageReader(_input, RawFraming.DefaultMaxFrameSize);
         try
         {
             while (await reader.MoveNextAsync())
@@ -305,7 +305,7 @@ internal sealed class RawSegmentStoreConnection : SegmentStoreConnection
             case DataReply.KindOneofCase.KeepAlive:
                 break;
             case DataReply.KindOneofCase.Error:
-                var error = new RpcException((StatusCode)reply.Error.Code, reply.Error.Message);
+                var error = new RpcException(new Status((StatusCode)reply.Error.Code, reply.Error.Message));
                 if (reply.Error.RequestId == 0)
                 {
                     Close(error);

@@ -4,7 +4,7 @@ using System.Text;
 using System.Threading.Channels;
 using Streams.Client.Internal;
 using Streams.Client.Serialization;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 

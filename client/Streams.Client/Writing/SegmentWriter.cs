@@ -1,6 +1,6 @@
 using System.Buffers;
 using Streams.Client.Internal;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 
@@ -174,7 +174,7 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
                     _setUp = false;
                 }
 
-                _setupReply?.TrySetException(new RpcException(StatusCode.Unavailable, rejected.Message));
+                _setupReply?.TrySetException(new RpcException(new Status(StatusCode.Unavailable, rejected.Message)));
                 _signal.Release();
                 break;
         }

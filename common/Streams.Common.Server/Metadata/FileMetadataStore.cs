@@ -42,6 +42,9 @@ internal sealed class FileMetadataStore : IMetadataStore
     /// <summary>The session is the process: it is lost only when the store is disposed.</summary>
     public Task SessionLost => _sessionLost.Task;
 
+    /// <summary>A local file: reachable while the store is open.</summary>
+    public bool IsConnected => !_sessionLost.Task.IsCompleted;
+
     /// <summary>
     /// Opens (or creates) the store in <paramref name="directory"/>. Throws <see cref="InvalidDataException"/> if the
     /// journal is corrupt, and <see cref="IOException"/> if another process has it open.

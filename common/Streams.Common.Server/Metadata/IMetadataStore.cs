@@ -68,4 +68,7 @@ internal interface IMetadataStore : IAsyncDisposable
 
     /// <summary>Completes when the current session is lost (its ephemeral nodes are gone). Later calls use a new session.</summary>
     Task SessionLost { get; }
+
+    /// <summary>Whether the store can be reached now (readiness); a store that is reconnecting answers false.</summary>
+    bool IsConnected { get; }
 }

@@ -30,6 +30,8 @@ internal sealed class ZooKeeperMetadataStore : IMetadataStore
 
     public Task SessionLost => Volatile.Read(ref _sessionLost).Task;
 
+    public bool IsConnected => Client.State == ZooKeeperState.Connected;
+
     /// <summary>The ZooKeeper session currently used (for tests and diagnostics).</summary>
     public ZooKeeperClient Client => Volatile.Read(ref _client);
 

@@ -1,21 +1,11 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using Streams.Common.Grpc;
+using Grpc.Core;
 
 namespace Streams.Common.Wire;
 
-/// <summary>The length prefix in front of each message on a carrier.</summary>
-internal enum FrameFormat
-{
-    /// <summary>gRPC: a compressed flag and a 4-byte big-endian length.</summary>
-    Grpc,
-
-    /// <summary>The raw data carrier: a 4-byte big-endian length.</summary>
-    Raw,
-}
-
 /// <summary>
-/// Reads length-prefixed messages from a pipe without copying them. <see cref="Current"/> points into
+/// Reads the raw carrier's length-prefixed messages from a pipe without copying them. <see cref="Current"/> points into
 /// the pipe's buffers and stays valid only until the next <see cref="MoveNextAsync"/>: callers parse the
 /// small header fields and copy payloads exactly once, to where they must go.
 /// Every whole message already buffered is returned before the pipe is asked for more.
@@ -23,16 +13,14 @@ internal enum FrameFormat
 internal sealed class FramedMessageReader
 {
     private readonly PipeReader _reader;
-    private readonly FrameFormat _format;
     private readonly int _maxMessageSize;
     private ReadOnlySequence<byte> _buffer;
     private bool _holdsBuffer;
     private bool _completed;
 
-    public FramedMessageReader(PipeReader reader, FrameFormat format, int maxMessageSize)
+    public FramedMessageReader(PipeReader reader, int maxMessageSize)
     {
         _reader = reader;
-        _format = format;
         _maxMessageSize = maxMessageSize;
     }
 
@@ -64,7 +52,7 @@ internal sealed class FramedMessageReader
                 {
                     if (!_buffer.IsEmpty)
                     {
-                        throw new RpcException(StatusCode.Internal, "The stream ended inside a message.");
+                        throw new RpcException(new Status(StatusCode.Internal, "The stream ended inside a message."));
                     }
 
                     return false;
@@ -94,7 +82,5 @@ internal sealed class FramedMessageReader
     }
 
     private bool TryRead(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> message) =>
-        _format == FrameFormat.Grpc
-            ? GrpcProtocol.TryReadMessage(ref buffer, _maxMessageSize, out message)
-            : RawFraming.TryReadFrame(ref buffer, _maxMessageSize, out message);
+        RawFraming.TryReadFrame(ref buffer, _maxMessageSize, out message);
 }

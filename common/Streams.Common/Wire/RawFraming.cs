@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using Google.Protobuf;
-using Streams.Common.Grpc;
+using Grpc.Core;
 
 namespace Streams.Common.Wire;
 
@@ -33,7 +33,7 @@ internal static class RawFraming
         var length = BinaryPrimitives.ReadUInt32BigEndian(header);
         if (length > (uint)maxFrameSize)
         {
-            throw new RpcException(StatusCode.ResourceExhausted, $"Frame of {length} bytes exceeds the limit of {maxFrameSize} bytes.");
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"Frame of {length} bytes exceeds the limit of {maxFrameSize} bytes."));
         }
 
         if (buffer.Length < HeaderSize + length)

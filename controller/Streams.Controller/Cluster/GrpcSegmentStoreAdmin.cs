@@ -1,9 +1,10 @@
 using System.Collections.Concurrent;
-using Streams.Common.Contracts;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Streams.Common.Grpc;
-using Streams.Common.Grpc.Client;
 using Streams.Common.Naming;
 using Streams.Contracts.SegmentStore;
+using SegmentStoreClient = Streams.Contracts.SegmentStore.SegmentStore.SegmentStoreClient;
 
 namespace Streams.Controller.Cluster;
 
@@ -13,14 +14,17 @@ namespace Streams.Controller.Cluster;
 /// </summary>
 internal sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCount, TimeSpan timeout) : ISegmentStoreAdmin, IDisposable
 {
-    private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    /// <summary>Each segment operation waits this long for its answer.</summary>
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ConcurrentDictionary<string, (GrpcChannel Channel, SegmentStoreClient Client)> _stores = new(StringComparer.Ordinal);
 
     public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken) =>
-        CallAsync(segment, async channel =>
+        CallAsync(segment, async client =>
         {
             try
             {
-                await channel.UnaryAsync(SegmentStoreApi.CreateSegment, new CreateSegmentRequest { Segment = segment }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken));
+                await client.CreateSegmentAsync(new CreateSegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken));
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
             {
@@ -30,26 +34,26 @@ internal sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCo
         }, cancellationToken);
 
     public Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken) =>
-        CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.SealSegment, new SegmentRequest { Segment = segment }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
+        CallAsync(segment, async client => await client.SealSegmentAsync(new SegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken)), cancellationToken);
 
     public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken) =>
-        CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.DeleteSegment, new SegmentRequest { Segment = segment }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
+        CallAsync(segment, async client => await client.DeleteSegmentAsync(new SegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken)), cancellationToken);
 
     public Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken) =>
-        CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.TruncateSegment, new TruncateSegmentRequest { Segment = segment, Offset = offset }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
+        CallAsync(segment, async client => await client.TruncateSegmentAsync(new TruncateSegmentRequest { Segment = segment, Offset = offset }, GrpcChannels.Deadline(CallTimeout, cancellationToken)), cancellationToken);
 
     public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
-        CallAsync(segment, channel => channel.UnaryAsync(SegmentStoreApi.GetSegmentInfo, new SegmentRequest { Segment = segment }, CallOptions.WithTimeout(TimeSpan.FromSeconds(30), cancellationToken)), cancellationToken);
+        CallAsync(segment, async client => await client.GetSegmentInfoAsync(new SegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken)), cancellationToken);
 
     public void Dispose()
     {
-        foreach (var channel in _channels.Values)
+        foreach (var (channel, _) in _stores.Values)
         {
             channel.Dispose();
         }
     }
 
-    private async Task<T> CallAsync<T>(string segment, Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken)
+    private async Task<T> CallAsync<T>(string segment, Func<SegmentStoreClient, Task<T>> call, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;
         var delay = TimeSpan.FromMilliseconds(100);
@@ -61,10 +65,14 @@ internal sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCo
             {
                 if (owner is null)
                 {
-                    throw new RpcException(StatusCode.Unavailable, $"Container {container} has no segment store at the moment.");
+                    throw new RpcException(new Status(StatusCode.Unavailable, $"Container {container} has no segment store at the moment."));
                 }
 
-                return await call(_channels.GetOrAdd(owner.GrpcUri, uri => GrpcChannel.ForAddress(uri)));
+                return await call(_stores.GetOrAdd(owner.GrpcUri, static uri =>
+                {
+                    var channel = GrpcChannels.Create(uri);
+                    return (channel, new SegmentStoreClient(channel));
+                }).Client);
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && DateTime.UtcNow < deadline)
             {

@@ -1,41 +1,59 @@
-using Streams.Common.Contracts;
-using Streams.Common.Server.Grpc;
+using Grpc.Core;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
 
 namespace Streams.Controller.Server;
 
-/// <summary>streams.controller.v1.Controller on the gRPC carrier.</summary>
-internal sealed class GrpcControllerService(ControllerService controller)
+/// <summary>streams.controller.v1.Controller: the generated service, answered by <see cref="ControllerService"/>.</summary>
+internal sealed class GrpcControllerService(ControllerService controller) : Contracts.Controller.Controller.ControllerBase
 {
-    public void Register(GrpcServer server)
+    public override async Task<CreateScopeReply> CreateScope(ScopeRequest request, ServerCallContext context) =>
+        new() { Created = await controller.CreateScopeAsync(request.Scope, context.CancellationToken) };
+
+    public override async Task<DeleteScopeReply> DeleteScope(ScopeRequest request, ServerCallContext context) =>
+        new() { Deleted = await controller.DeleteScopeAsync(request.Scope, context.CancellationToken) };
+
+    public override async Task<ListScopesReply> ListScopes(ListScopesRequest request, ServerCallContext context)
     {
-        server.AddUnary(ControllerApi.CreateScope, async (r, c) => new CreateScopeReply { Created = await controller.CreateScopeAsync(r.Scope, c.CancellationToken) });
-        server.AddUnary(ControllerApi.DeleteScope, async (r, c) => new DeleteScopeReply { Deleted = await controller.DeleteScopeAsync(r.Scope, c.CancellationToken) });
-        server.AddUnary(ControllerApi.ListScopes, async (_, c) =>
-        {
-            var reply = new ListScopesReply();
-            reply.Scopes.AddRange(await controller.ListScopesAsync(c.CancellationToken));
-            return reply;
-        });
-        server.AddUnary(ControllerApi.CreateStream, async (r, c) =>
-        {
-            var (created, info) = await controller.CreateStreamAsync(r.Scope, r.Stream, r.Config, c.CancellationToken);
-            return new CreateStreamReply { Created = created, Info = info };
-        });
-        server.AddUnary(ControllerApi.DescribeStream, async (r, c) => await controller.DescribeStreamAsync(r.Scope, r.Stream, c.CancellationToken));
-        server.AddUnary(ControllerApi.ListStreams, async (r, c) =>
-        {
-            var reply = new ListStreamsReply();
-            reply.Streams.AddRange(await controller.ListStreamsAsync(r.Scope, c.CancellationToken));
-            return reply;
-        });
-        server.AddUnary(ControllerApi.SealStream, async (r, c) => await controller.SealStreamAsync(r.Scope, r.Stream, c.CancellationToken));
-        server.AddUnary(ControllerApi.DeleteStream, async (r, c) => new DeleteStreamReply { Deleted = await controller.DeleteStreamAsync(r.Scope, r.Stream, c.CancellationToken) });
-        server.AddUnary(ControllerApi.GetActiveSegments, async (r, c) => await controller.GetActiveSegmentsAsync(r.Scope, r.Stream, c.CancellationToken));
-        server.AddUnary(ControllerApi.GetSegmentEndpoint, async (r, c) => await controller.GetSegmentEndpointAsync(r.Segment, c.CancellationToken));
-        server.AddUnary(ControllerApi.GetStreamCut, async (r, c) => await controller.GetStreamCutAsync(r.Scope, r.Stream, c.CancellationToken));
-        server.AddUnary(ControllerApi.UpdateStream, async (r, c) => await controller.UpdateStreamAsync(r.Scope, r.Stream, r.Config, c.CancellationToken));
-        server.AddUnary(ControllerApi.TruncateStream, async (r, c) => await controller.TruncateStreamAsync(r, c.CancellationToken));
+        var reply = new ListScopesReply();
+        reply.Scopes.AddRange(await controller.ListScopesAsync(context.CancellationToken));
+        return reply;
     }
+
+    public override async Task<CreateStreamReply> CreateStream(CreateStreamRequest request, ServerCallContext context)
+    {
+        var (created, info) = await controller.CreateStreamAsync(request.Scope, request.Stream, request.Config, context.CancellationToken);
+        return new CreateStreamReply { Created = created, Info = info };
+    }
+
+    public override Task<StreamInfo> DescribeStream(StreamRef request, ServerCallContext context) =>
+        controller.DescribeStreamAsync(request.Scope, request.Stream, context.CancellationToken);
+
+    public override async Task<ListStreamsReply> ListStreams(ScopeRequest request, ServerCallContext context)
+    {
+        var reply = new ListStreamsReply();
+        reply.Streams.AddRange(await controller.ListStreamsAsync(request.Scope, context.CancellationToken));
+        return reply;
+    }
+
+    public override Task<StreamInfo> UpdateStream(UpdateStreamRequest request, ServerCallContext context) =>
+        controller.UpdateStreamAsync(request.Scope, request.Stream, request.Config, context.CancellationToken);
+
+    public override Task<StreamInfo> SealStream(StreamRef request, ServerCallContext context) =>
+        controller.SealStreamAsync(request.Scope, request.Stream, context.CancellationToken);
+
+    public override async Task<DeleteStreamReply> DeleteStream(StreamRef request, ServerCallContext context) =>
+        new() { Deleted = await controller.DeleteStreamAsync(request.Scope, request.Stream, context.CancellationToken) };
+
+    public override Task<ActiveSegments> GetActiveSegments(StreamRef request, ServerCallContext context) =>
+        controller.GetActiveSegmentsAsync(request.Scope, request.Stream, context.CancellationToken);
+
+    public override Task<SegmentEndpoint> GetSegmentEndpoint(SegmentRef request, ServerCallContext context) =>
+        controller.GetSegmentEndpointAsync(request.Segment, context.CancellationToken);
+
+    public override Task<StreamCut> GetStreamCut(StreamRef request, ServerCallContext context) =>
+        controller.GetStreamCutAsync(request.Scope, request.Stream, context.CancellationToken);
+
+    public override Task<StreamInfo> TruncateStream(StreamCut request, ServerCallContext context) =>
+        controller.TruncateStreamAsync(request, context.CancellationToken);
 }

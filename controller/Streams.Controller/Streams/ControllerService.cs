@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Naming;
 using Streams.Contracts.Controller;
 
@@ -50,7 +50,7 @@ internal sealed class ControllerService
         var streams = await _metadata.ListStreamsAsync(scope, cancellationToken);
         if (streams.Count > 0)
         {
-            throw new RpcException(StatusCode.FailedPrecondition, $"Scope {scope} still has {streams.Count} stream(s); seal and delete them first.");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Scope {scope} still has {streams.Count} stream(s); seal and delete them first."));
         }
 
         return await _metadata.DeleteScopeAsync(scope, cancellationToken);
@@ -70,7 +70,7 @@ internal sealed class ControllerService
         using var _ = await LockAsync(scope, stream, cancellationToken);
         if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
         {
-            throw new RpcException(StatusCode.NotFound, $"Scope {scope} does not exist; create it first.");
+            throw new RpcException(new Status(StatusCode.NotFound, $"Scope {scope} does not exist; create it first."));
         }
 
         if (await _metadata.GetStreamAsync(scope, stream, cancellationToken) is { } existing)
@@ -106,12 +106,12 @@ internal sealed class ControllerService
         var (record, version) = await GetRequiredAsync(scope, stream, cancellationToken);
         if (record.State is StreamRecordState.Deleting or StreamRecordState.Creating)
         {
-            throw new RpcException(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being {(record.State == StreamRecordState.Deleting ? "deleted" : "created")}; retry later.");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being {(record.State == StreamRecordState.Deleting ? "deleted" : "created")}; retry later."));
         }
 
         if (config?.Scaling is { } scaling && (scaling.KindCase != ScalingPolicy.KindOneofCase.Fixed || scaling.Fixed.SegmentCount != record.FixedSegmentCount))
         {
-            throw new RpcException(StatusCode.InvalidArgument, $"Stream {scope}/{stream} has {record.FixedSegmentCount} fixed segments; its scaling policy cannot change yet (leave it unset).");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"Stream {scope}/{stream} has {record.FixedSegmentCount} fixed segments; its scaling policy cannot change yet (leave it unset)."));
         }
 
         var updated = record with { RetentionTimeMs = retentionTime, RetentionSizeBytes = retentionSize };
@@ -139,7 +139,7 @@ internal sealed class ControllerService
         ValidateName(scope, "scope");
         if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
         {
-            throw new RpcException(StatusCode.NotFound, $"Scope {scope} does not exist.");
+            throw new RpcException(new Status(StatusCode.NotFound, $"Scope {scope} does not exist."));
         }
 
         return await _metadata.ListStreamsAsync(scope, cancellationToken);
@@ -154,7 +154,7 @@ internal sealed class ControllerService
             case StreamRecordState.Sealed:
                 return ToInfo(record);
             case StreamRecordState.Deleting:
-                throw new RpcException(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being deleted.");
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being deleted."));
             case StreamRecordState.Creating:
                 (record, version) = await FinishCreateAsync(record, version, cancellationToken);
                 break;
@@ -175,7 +175,7 @@ internal sealed class ControllerService
 
         if (existing.Record.State is not (StreamRecordState.Sealed or StreamRecordState.Deleting))
         {
-            throw new RpcException(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} must be sealed before it is deleted.");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} must be sealed before it is deleted."));
         }
 
         await FinishDeleteAsync(existing.Record, existing.Version, cancellationToken);
@@ -194,11 +194,11 @@ internal sealed class ControllerService
     {
         if (!SegmentName.TryParse(segment, out var name))
         {
-            throw new RpcException(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N).");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N)."));
         }
 
         await GetRequiredAsync(name.Value.Scope, name.Value.Stream, cancellationToken);
-        return _locator.Locate(segment) ?? throw new RpcException(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry.");
+        return _locator.Locate(segment) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry."));
     }
 
     /// <summary>The stream's current tail: each active segment at its length.</summary>
@@ -224,17 +224,17 @@ internal sealed class ControllerService
         var (record, _) = await GetRequiredAsync(cut.Scope, cut.Stream, cancellationToken);
         if (record.State is StreamRecordState.Deleting)
         {
-            throw new RpcException(StatusCode.FailedPrecondition, $"Stream {cut.Scope}/{cut.Stream} is being deleted.");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Stream {cut.Scope}/{cut.Stream} is being deleted."));
         }
 
         var segments = new List<(string Name, long Offset)>();
         foreach (var (id, offset) in cut.Positions)
         {
             var segment = record.ActiveSegments.FirstOrDefault(s => SegmentName.ComposeId(s.Epoch, s.Number) == id)
-                ?? throw new RpcException(StatusCode.InvalidArgument, $"Segment id {id} is not a segment of {cut.Scope}/{cut.Stream}.");
+                ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"Segment id {id} is not a segment of {cut.Scope}/{cut.Stream}."));
             if (offset < 0)
             {
-                throw new RpcException(StatusCode.InvalidArgument, $"The cut's offset {offset} for segment id {id} is negative.");
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"The cut's offset {offset} for segment id {id} is negative."));
             }
 
             segments.Add((NameOf(record, segment), offset));
@@ -245,7 +245,7 @@ internal sealed class ControllerService
             var info = await _segments.GetSegmentInfoAsync(s.Name, cancellationToken);
             if (s.Offset > info.Length)
             {
-                throw new RpcException(StatusCode.InvalidArgument, $"The cut puts {s.Name} at {s.Offset}, beyond its length {info.Length}.");
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"The cut puts {s.Name} at {s.Offset}, beyond its length {info.Length}."));
             }
 
             if (s.Offset > info.StartOffset)
@@ -355,7 +355,7 @@ internal sealed class ControllerService
         await _metadata.DeleteRetentionAsync(record.Scope, record.Stream, cancellationToken);
         if (!await _metadata.DeleteStreamAsync(record.Scope, record.Stream, version, cancellationToken))
         {
-            throw new RpcException(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} changed during deletion; retry.");
+            throw new RpcException(new Status(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} changed during deletion; retry."));
         }
 
         _known.TryRemove((record.Scope, record.Stream), out _);
@@ -365,7 +365,7 @@ internal sealed class ControllerService
     private async Task<long> UpdateAsync(StreamRecord record, long version, CancellationToken cancellationToken)
     {
         var next = await _metadata.UpdateStreamAsync(record, version, cancellationToken)
-            ?? throw new RpcException(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} was changed concurrently; retry.");
+            ?? throw new RpcException(new Status(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} was changed concurrently; retry."));
         _known[(record.Scope, record.Stream)] = record;
         return next;
     }
@@ -375,7 +375,7 @@ internal sealed class ControllerService
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
         var found = await _metadata.GetStreamAsync(scope, stream, cancellationToken)
-            ?? throw new RpcException(StatusCode.NotFound, $"Stream {scope}/{stream} does not exist.");
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"Stream {scope}/{stream} does not exist."));
         _known[(scope, stream)] = found.Record;
         return found;
     }
@@ -392,7 +392,7 @@ internal sealed class ControllerService
         var count = config?.Scaling?.KindCase == ScalingPolicy.KindOneofCase.Fixed ? config.Scaling.Fixed.SegmentCount : 1;
         if (count < 1 || count > _options.MaxSegmentsPerStream)
         {
-            throw new RpcException(StatusCode.InvalidArgument, $"A stream needs between 1 and {_options.MaxSegmentsPerStream} segments (asked for {count}).");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"A stream needs between 1 and {_options.MaxSegmentsPerStream} segments (asked for {count})."));
         }
 
         return count;
@@ -410,7 +410,7 @@ internal sealed class ControllerService
             case RetentionPolicy.KindOneofCase.SizeBytes when retention.SizeBytes > 0:
                 return (null, retention.SizeBytes);
             default:
-                throw new RpcException(StatusCode.InvalidArgument, "A retention policy needs a positive time or size.");
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "A retention policy needs a positive time or size."));
         }
     }
 
@@ -456,7 +456,7 @@ internal sealed class ControllerService
     {
         if (NameValidator.Validate(name, what) is { } error)
         {
-            throw new RpcException(StatusCode.InvalidArgument, error);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, error));
         }
     }
 

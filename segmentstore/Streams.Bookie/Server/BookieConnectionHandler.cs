@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Bookie.Storage;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Server.Framing;
 using Streams.Common.Wire;
 using Streams.Contracts.Bookie;
@@ -34,7 +34,7 @@ internal sealed class BookieConnectionHandler : ConnectionHandler
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
         var aborted = lifetime.Token;
         var replies = new FramedReplyChannel(connection.Transport.Output);
-        var reader = new FramedMessageReader(connection.Transport.Input, FrameFormat.Raw, RawFraming.DefaultMaxFrameSize);
+        var reader = new FramedMessageReader(connection.Transport.Input, RawFraming.DefaultMaxFrameSize);
         try
         {
             while (await reader.MoveNextAsync(aborted))
@@ -78,13 +78,13 @@ internal sealed class BookieConnectionHandler : ConnectionHandler
                     case BookieRequest.KindOneofCase.Hello:
                         if (request.Hello.ProtocolVersion != BookieProtocol.ProtocolVersion)
                         {
-                            throw new RpcException(StatusCode.FailedPrecondition, $"Bookie protocol version {request.Hello.ProtocolVersion} is not supported; this bookie speaks {BookieProtocol.ProtocolVersion}.");
+                            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Bookie protocol version {request.Hello.ProtocolVersion} is not supported; this bookie speaks {BookieProtocol.ProtocolVersion}."));
                         }
 
                         replies.Send(new BookieReply { Hello = new BookieHello { ProtocolVersion = BookieProtocol.ProtocolVersion } });
                         break;
                     default:
-                        throw new RpcException(StatusCode.InvalidArgument, "Empty or unknown BookieRequest.");
+                        throw new RpcException(new Status(StatusCode.InvalidArgument, "Empty or unknown BookieRequest."));
                 }
             }
         }

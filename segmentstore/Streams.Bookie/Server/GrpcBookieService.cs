@@ -1,57 +1,58 @@
 using System.Buffers;
 using Google.Protobuf;
+using Grpc.Core;
 using Streams.Bookie.Storage;
-using Streams.Common.Grpc;
-using Streams.Common.Server.Grpc;
 using Streams.Contracts.Bookie;
 
 namespace Streams.Bookie.Server;
 
-/// <summary>streams.bookie.v1.Bookie on the gRPC carrier: the same operations, for any language's gRPC stack.</summary>
-internal sealed class GrpcBookieService(BookieStore store)
+/// <summary>streams.bookie.v1.Bookie on the gRPC carrier: the same operations as the raw carrier, for any language's gRPC stack.</summary>
+internal sealed class GrpcBookieService(BookieStore store) : Contracts.Bookie.Bookie.BookieBase
 {
-    public const string ServiceName = "streams.bookie.v1.Bookie";
-
-    public static readonly Method<AddEntryRequest, AddEntryReply> AddEntry = Unary<AddEntryRequest, AddEntryReply>("AddEntry");
-    public static readonly Method<ReadEntryRequest, ReadEntryReply> ReadEntry = Unary<ReadEntryRequest, ReadEntryReply>("ReadEntry");
-    public static readonly Method<ReadLacRequest, ReadLacReply> ReadLac = Unary<ReadLacRequest, ReadLacReply>("ReadLac");
-    public static readonly Method<FenceRequest, FenceReply> Fence = Unary<FenceRequest, FenceReply>("Fence");
-    public static readonly Method<DeleteLedgerRequest, DeleteLedgerReply> DeleteLedger = Unary<DeleteLedgerRequest, DeleteLedgerReply>("DeleteLedger");
-
-    public void Register(GrpcServer server)
+    public override async Task<AddEntryReply> AddEntry(AddEntryRequest request, ServerCallContext context) => new()
     {
-        server.AddUnary(AddEntry, async (r, _) => new AddEntryReply
+        RequestId = request.RequestId,
+        LedgerId = request.LedgerId,
+        EntryId = request.EntryId,
+        Status = await store.AddAsync(request.LedgerId, request.EntryId, request.LastAddConfirmed, request.Crc32C, request.Recovery, new ReadOnlySequence<byte>(request.Payload.Memory)),
+    };
+
+    public override async Task<ReadEntryReply> ReadEntry(ReadEntryRequest request, ServerCallContext context)
+    {
+        using var read = await store.ReadAsync(request.LedgerId, request.EntryId, context.CancellationToken);
+        return new ReadEntryReply
         {
-            RequestId = r.RequestId, LedgerId = r.LedgerId, EntryId = r.EntryId,
-            Status = await store.AddAsync(r.LedgerId, r.EntryId, r.LastAddConfirmed, r.Crc32C, r.Recovery, new ReadOnlySequence<byte>(r.Payload.Memory)),
-        });
-        server.AddUnary(ReadEntry, async (r, c) =>
-        {
-            using var read = await store.ReadAsync(r.LedgerId, r.EntryId, c.CancellationToken);
-            return new ReadEntryReply
-            {
-                RequestId = r.RequestId, LedgerId = r.LedgerId, EntryId = r.EntryId, Status = read.Status, LastAddConfirmed = read.LastAddConfirmed,
-                Crc32C = read.Crc, Payload = ByteString.CopyFrom(read.Payload.Span), Message = read.Message ?? string.Empty,
-            };
-        });
-        server.AddUnary(ReadLac, (r, _) =>
-        {
-            var lac = store.ReadLac(r.LedgerId);
-            return ValueTask.FromResult(new ReadLacReply
-            {
-                RequestId = r.RequestId, LedgerId = r.LedgerId, Status = lac.Status, LastAddConfirmed = lac.LastAddConfirmed, LastEntryId = lac.LastEntryId, Fenced = lac.Fenced,
-            });
-        });
-        server.AddUnary(Fence, async (r, _) =>
-        {
-            var fenced = await store.FenceAsync(r.LedgerId);
-            return new FenceReply { RequestId = r.RequestId, LedgerId = r.LedgerId, Status = fenced.Status, LastAddConfirmed = fenced.LastAddConfirmed, LastEntryId = fenced.LastEntryId };
-        });
-        server.AddUnary(DeleteLedger, async (r, _) => new DeleteLedgerReply { RequestId = r.RequestId, LedgerId = r.LedgerId, Status = await store.DeleteAsync(r.LedgerId) });
+            RequestId = request.RequestId,
+            LedgerId = request.LedgerId,
+            EntryId = request.EntryId,
+            Status = read.Status,
+            LastAddConfirmed = read.LastAddConfirmed,
+            Crc32C = read.Crc,
+            Payload = ByteString.CopyFrom(read.Payload.Span),
+            Message = read.Message ?? string.Empty,
+        };
     }
 
-    private static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name)
-        where TRequest : IMessage<TRequest>, new()
-        where TResponse : IMessage<TResponse>, new() =>
-        new(MethodType.Unary, ServiceName, name, Marshallers.Protobuf<TRequest>(), Marshallers.Protobuf<TResponse>());
+    public override Task<ReadLacReply> ReadLac(ReadLacRequest request, ServerCallContext context)
+    {
+        var lac = store.ReadLac(request.LedgerId);
+        return Task.FromResult(new ReadLacReply
+        {
+            RequestId = request.RequestId,
+            LedgerId = request.LedgerId,
+            Status = lac.Status,
+            LastAddConfirmed = lac.LastAddConfirmed,
+            LastEntryId = lac.LastEntryId,
+            Fenced = lac.Fenced,
+        });
+    }
+
+    public override async Task<FenceReply> Fence(FenceRequest request, ServerCallContext context)
+    {
+        var fenced = await store.FenceAsync(request.LedgerId);
+        return new FenceReply { RequestId = request.RequestId, LedgerId = request.LedgerId, Status = fenced.Status, LastAddConfirmed = fenced.LastAddConfirmed, LastEntryId = fenced.LastEntryId };
+    }
+
+    public override async Task<DeleteLedgerReply> DeleteLedger(DeleteLedgerRequest request, ServerCallContext context) =>
+        new() { RequestId = request.RequestId, LedgerId = request.LedgerId, Status = await store.DeleteAsync(request.LedgerId) };
 }

@@ -49,6 +49,9 @@ internal sealed class BookieStore : IAsyncDisposable
 
     public long JournalBytes => _journal.TailAddress - _journal.BeginAddress;
 
+    /// <summary>The journal is open and committing (readiness): false once it failed or the store began to stop.</summary>
+    public bool IsHealthy => !_failed && !_stop.IsCancellationRequested;
+
     public int LedgerCount
     {
         get

@@ -195,7 +195,7 @@ internal sealed class RawBookieClient : IBookieClient
 
     private async Task ReceiveAsync()
     {
-        var reader = new FramedMessageReader(_input, FrameFormat.Raw, RawFraming.DefaultMaxFrameSize);
+        var reader = new FramedMessageReader(_input, RawFraming.DefaultMaxFrameSize);
         try
         {
             while (await reader.MoveNextAsync())

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Framing;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 
@@ -40,7 +40,7 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         var replies = new FramedReplyChannel(connection.Transport.Output);
         var session = new AppendSession(_requests.Store, replies.Send);
         using var reads = new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection);
-        var reader = new FramedMessageReader(connection.Transport.Input, FrameFormat.Raw, RawFraming.DefaultMaxFrameSize);
+        var reader = new FramedMessageReader(connection.Transport.Input, RawFraming.DefaultMaxFrameSize);
         try
         {
             while (await reader.MoveNextAsync(aborted))
@@ -75,8 +75,7 @@ internal sealed class DataConnectionHandler : ConnectionHandler
                     case DataRequest.KindOneofCase.Hello:
                         if (request.Hello.ProtocolVersion != RawFraming.ProtocolVersion)
                         {
-                            throw new RpcException(StatusCode.FailedPrecondition,
-                                $"Protocol version {request.Hello.ProtocolVersion} is not supported; this server speaks version {RawFraming.ProtocolVersion}.");
+                            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Protocol version {request.Hello.ProtocolVersion} is not supported; this server speaks version {RawFraming.ProtocolVersion}."));
                         }
 
                         replies.Send(new DataReply
@@ -88,7 +87,7 @@ internal sealed class DataConnectionHandler : ConnectionHandler
                         replies.Send(new DataReply { KeepAlive = request.KeepAlive });
                         break;
                     default:
-                        throw new RpcException(StatusCode.InvalidArgument, "Empty or unknown DataRequest.");
+                        throw new RpcException(new Status(StatusCode.InvalidArgument, "Empty or unknown DataRequest."));
                 }
             }
 

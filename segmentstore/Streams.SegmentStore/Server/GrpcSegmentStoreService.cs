@@ -1,51 +1,60 @@
 using System.Threading.Channels;
+using Grpc.Core;
 using Streams.Common.Contracts;
-using Streams.Common.Grpc;
 using Streams.Common.Server.Grpc;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.SegmentStore.Server;
 
-/// <summary>streams.segmentstore.v1.SegmentStore on the gRPC carrier.</summary>
-internal sealed class GrpcSegmentStoreService
+/// <summary>
+/// streams.segmentstore.v1.SegmentStore on the gRPC carrier. Append and Read, the data path, are served with their
+/// own marshallers (<see cref="DataPathMethodProvider"/>: block data copied once into pooled memory, read replies
+/// written straight from cached frames); the other rpcs are the generated ones.
+/// </summary>
+[CustomMarshalled("Append", "Read")]
+internal sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contracts.SegmentStore.SegmentStore.SegmentStoreBase
 {
     /// <summary>How long a finished Append call waits for the answers to blocks it already sent.</summary>
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>The server's view of Read: the reply is written from cached frames without copying into a message.</summary>
-    private static readonly Method<ReadSegmentRequest, ReadReplyFrame> ReadMethod = new(
-        MethodType.Unary, SegmentStoreApi.ServiceName, "Read", SegmentStoreApi.Read.RequestMarshaller, ReadReplyFrame.Marshaller);
+    /// <summary>Replies queued while one is being written go out in one flush.</summary>
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
-    private readonly SegmentRequests _requests;
+    public override Task<SegmentInfo> GetSegmentInfo(SegmentRequest request, ServerCallContext context) =>
+        Task.FromResult(requests.GetInfo(request));
 
-    public GrpcSegmentStoreService(SegmentRequests requests)
+    public override async Task<SegmentInfo> CreateSegment(CreateSegmentRequest request, ServerCallContext context) =>
+        await requests.CreateAsync(request, context.CancellationToken);
+
+    public override async Task<SegmentInfo> SealSegment(SegmentRequest request, ServerCallContext context) =>
+        await requests.SealAsync(request, context.CancellationToken);
+
+    public override async Task<SegmentInfo> TruncateSegment(TruncateSegmentRequest request, ServerCallContext context) =>
+        await requests.TruncateAsync(request, context.CancellationToken);
+
+    public override async Task<DeleteSegmentReply> DeleteSegment(SegmentRequest request, ServerCallContext context) =>
+        await requests.DeleteAsync(request, context.CancellationToken);
+
+    /// <summary>Read: the reply holds cached frames until it is written, then releases them.</summary>
+    public async Task<ReadReplyFrame> ReadAsync(ReadSegmentRequest request, ServerCallContext context)
     {
-        _requests = requests;
+        var reply = new ReadReplyFrame(request.RequestId, await requests.ReadAsync(request, context.CancellationToken));
+        context.GetHttpContext().Response.RegisterForDispose(reply);
+        return reply;
     }
 
-    public void Register(GrpcServer server)
+    /// <summary>Append: setups and blocks in, acknowledgements and rejections out, in one session per call.</summary>
+    public async Task AppendAsync(IAsyncStreamReader<AppendRequestFrame> requestStream, IServerStreamWriter<AppendReply> responseStream, ServerCallContext context)
     {
-        server.AddDuplex(SegmentStoreApi.Append, AppendAsync);
-        server.AddUnary(ReadMethod, async (request, context) =>
-            new ReadReplyFrame(request.RequestId, await _requests.ReadAsync(request, context.CancellationToken)));
-        server.AddUnary(SegmentStoreApi.GetSegmentInfo, (request, _) => ValueTask.FromResult(_requests.GetInfo(request)));
-        server.AddUnary(SegmentStoreApi.CreateSegment, async (request, context) => await _requests.CreateAsync(request, context.CancellationToken));
-        server.AddUnary(SegmentStoreApi.SealSegment, async (request, context) => await _requests.SealAsync(request, context.CancellationToken));
-        server.AddUnary(SegmentStoreApi.TruncateSegment, async (request, context) => await _requests.TruncateAsync(request, context.CancellationToken));
-        server.AddUnary(SegmentStoreApi.DeleteSegment, async (request, context) => await _requests.DeleteAsync(request, context.CancellationToken));
-    }
-
-    private async Task AppendAsync(
-        ServerRequestStream<AppendRequestFrame> requests, ServerResponseStream<AppendReply> responses, ServerCallContext context)
-    {
-        var replies = Channel.CreateUnbounded<AppendReply>(new UnboundedChannelOptions { SingleReader = true });
-        var session = new AppendSession(_requests.Store, reply => replies.Writer.TryWrite(reply));
-        var sender = SendRepliesAsync(replies.Reader, responses, context.CancellationToken);
+        // Multi-reader only so that the sender can see how many replies wait (single-reader channels cannot count).
+        var replies = Channel.CreateUnbounded<AppendReply>(new UnboundedChannelOptions { SingleReader = false });
+        var session = new AppendSession(requests.Store, reply => replies.Writer.TryWrite(reply));
+        var sender = SendRepliesAsync(replies.Reader, responseStream, context.CancellationToken);
         try
         {
-            while (await requests.MoveNextAsync(context.CancellationToken))
+            while (await requestStream.MoveNext(context.CancellationToken))
             {
-                var frame = requests.Current;
+                using var frame = requestStream.Current;
                 if (frame.Message is null)
                 {
                     await session.OnBlockAsync(frame.Header, frame.Data, context.CancellationToken);
@@ -66,7 +75,7 @@ internal sealed class GrpcSegmentStoreService
                             context.CancellationToken);
                         break;
                     default:
-                        throw new RpcException(StatusCode.InvalidArgument, "An AppendRequest must hold a setup or a block.");
+                        throw new RpcException(new Status(StatusCode.InvalidArgument, "An AppendRequest must hold a setup or a block."));
                 }
             }
 
@@ -80,7 +89,7 @@ internal sealed class GrpcSegmentStoreService
         }
     }
 
-    private static async Task SendRepliesAsync(ChannelReader<AppendReply> replies, ServerResponseStream<AppendReply> responses, CancellationToken cancellationToken)
+    private static async Task SendRepliesAsync(ChannelReader<AppendReply> replies, IServerStreamWriter<AppendReply> responses, CancellationToken cancellationToken)
     {
         try
         {
@@ -88,10 +97,10 @@ internal sealed class GrpcSegmentStoreService
             {
                 while (replies.TryRead(out var reply))
                 {
-                    responses.Write(reply);
+                    // Flush with the last reply that is ready; the ones before it ride in the same write.
+                    responses.WriteOptions = replies.Count > 0 ? Buffered : null;
+                    await responses.WriteAsync(reply, cancellationToken);
                 }
-
-                await responses.FlushAsync(cancellationToken);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)

@@ -1,4 +1,4 @@
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Server.Framing;
 using Streams.Common.Wire;
 using Streams.SegmentStore.Reading;
@@ -12,8 +12,12 @@ namespace Streams.SegmentStore.Server;
 internal sealed class ReadReplyFrame(long requestId, SegmentRead result) : IFrameBody
 {
     public static readonly Marshaller<ReadReplyFrame> Marshaller = new(
-        static f => ReadReplyCodec.Size(f.Header, f.Result.Data.Length),
-        static (f, writer) => ReadReplyCodec.Write(writer, f.Header, f.Result.Data),
+        static (frame, context) =>
+        {
+            context.SetPayloadLength(ReadReplyCodec.Size(frame.Header, frame.Result.Data.Length));
+            ReadReplyCodec.Write(context.GetBufferWriter(), frame.Header, frame.Result.Data);
+            context.Complete();
+        },
         static _ => throw new NotSupportedException("The server only writes read replies."));
 
     public SegmentRead Result { get; } = result;

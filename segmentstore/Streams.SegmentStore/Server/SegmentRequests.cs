@@ -1,4 +1,4 @@
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Naming;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
@@ -28,7 +28,7 @@ internal sealed class SegmentRequests
     {
         if (request.Offset < 0 || request.MaxBytes < 0 || request.WaitMillis < 0)
         {
-            throw new RpcException(StatusCode.InvalidArgument, "offset, max_bytes and wait_millis must not be negative.");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "offset, max_bytes and wait_millis must not be negative."));
         }
 
         var container = Resolve(request.Segment);
@@ -40,11 +40,11 @@ internal sealed class SegmentRequests
         }
         catch (DataCorruptionException e)
         {
-            throw new RpcException(StatusCode.DataLoss, $"Segment {request.Segment} at offset {request.Offset}: {e.Message}");
+            throw new RpcException(new Status(StatusCode.DataLoss, $"Segment {request.Segment} at offset {request.Offset}: {e.Message}"));
         }
         catch (Tier2.ChunkStorageUnavailableException e)
         {
-            throw new RpcException(StatusCode.Unavailable, $"Segment {request.Segment} at offset {request.Offset} is in Tier 2, which cannot be read now ({e.Message}); retry.");
+            throw new RpcException(new Status(StatusCode.Unavailable, $"Segment {request.Segment} at offset {request.Offset} is in Tier 2, which cannot be read now ({e.Message}); retry."));
         }
 
         if (result.Error is { } error)
@@ -57,13 +57,13 @@ internal sealed class SegmentRequests
 
     public SegmentInfo GetInfo(SegmentRequest request) =>
         Resolve(request.Segment).GetInfo(request.Segment)
-        ?? throw new RpcException(StatusCode.NotFound, $"Segment {request.Segment} does not exist.");
+        ?? throw new RpcException(new Status(StatusCode.NotFound, $"Segment {request.Segment} does not exist."));
 
     public async Task<SegmentInfo> CreateAsync(CreateSegmentRequest request, CancellationToken cancellationToken)
     {
         var container = Resolve(request.Segment);
         Check(await container.CreateSegmentAsync(request.Segment, cancellationToken));
-        return container.GetInfo(request.Segment) ?? throw new RpcException(StatusCode.Unavailable, $"Segment {request.Segment} vanished after creation; retry.");
+        return container.GetInfo(request.Segment) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"Segment {request.Segment} vanished after creation; retry."));
     }
 
     public async Task<SegmentInfo> SealAsync(SegmentRequest request, CancellationToken cancellationToken)
@@ -93,7 +93,7 @@ internal sealed class SegmentRequests
         return new DeleteSegmentReply { Segment = request.Segment, Deleted = true };
     }
 
-    public static RpcException ToException(in OperationOutcome outcome) => new(outcome.Status switch
+    public static RpcException ToException(in OperationOutcome outcome) => new(new Status(outcome.Status switch
     {
         OutcomeStatus.NoSuchSegment => StatusCode.NotFound,
         OutcomeStatus.SegmentExists => StatusCode.AlreadyExists,
@@ -102,13 +102,13 @@ internal sealed class SegmentRequests
         OutcomeStatus.InvalidArgument => StatusCode.InvalidArgument,
         OutcomeStatus.ContainerUnavailable => StatusCode.Unavailable,
         _ => StatusCode.Internal,
-    }, outcome.Message ?? outcome.Status.ToString());
+    }, outcome.Message ?? outcome.Status.ToString()));
 
     private SegmentContainer Resolve(string segment)
     {
         if (!SegmentName.TryParse(segment, out _))
         {
-            throw new RpcException(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N).");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N)."));
         }
 
         return _store.ContainerFor(segment, out var error) ?? throw ToException(error);

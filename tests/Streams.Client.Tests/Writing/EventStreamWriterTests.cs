@@ -1,7 +1,7 @@
 using Streams.Client.Reading;
 using Streams.Client.Serialization;
 using Streams.Client.Writing;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Testing;
 
 namespace Streams.Client.Tests.Writing;

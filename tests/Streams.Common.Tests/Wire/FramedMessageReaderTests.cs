@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Wire;
 
 namespace Streams.Common.Tests.Wire;
@@ -11,7 +11,7 @@ public sealed class FramedMessageReaderTests
     public async Task Returns_messages_split_across_writes_and_then_ends()
     {
         var pipe = new Pipe();
-        var reader = new FramedMessageReader(pipe.Reader, FrameFormat.Raw, 1024);
+        var reader = new FramedMessageReader(pipe.Reader, 1024);
         var frame = new byte[] { 0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 1, 9 };
         foreach (var b in frame)
         {
@@ -32,7 +32,7 @@ public sealed class FramedMessageReaderTests
         var pipe = new Pipe();
         await pipe.Writer.WriteAsync(new byte[] { 0, 0, 0, 5, 1, 2 }, TestContext.Current.CancellationToken);
         await pipe.Writer.CompleteAsync();
-        var reader = new FramedMessageReader(pipe.Reader, FrameFormat.Raw, 1024);
+        var reader = new FramedMessageReader(pipe.Reader, 1024);
         Assert.Equal(StatusCode.Internal, (await Assert.ThrowsAsync<RpcException>(() => reader.MoveNextAsync().AsTask())).StatusCode);
     }
 
@@ -41,7 +41,7 @@ public sealed class FramedMessageReaderTests
     {
         var pipe = new Pipe();
         await pipe.Writer.WriteAsync(new byte[] { 0x7F, 0, 0, 0 }, TestContext.Current.CancellationToken);
-        var reader = new FramedMessageReader(pipe.Reader, FrameFormat.Raw, 1024);
+        var reader = new FramedMessageReader(pipe.Reader, 1024);
         Assert.Equal(StatusCode.ResourceExhausted, (await Assert.ThrowsAsync<RpcException>(() => reader.MoveNextAsync().AsTask())).StatusCode);
     }
 }

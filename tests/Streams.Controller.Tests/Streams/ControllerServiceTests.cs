@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Server.Metadata;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Contracts.Controller;
 using Streams.Contracts.SegmentStore;
 
@@ -20,7 +20,7 @@ internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
     {
         if (FailCreates)
         {
-            throw new RpcException(StatusCode.Unavailable, "segment store down");
+            throw new RpcException(new Status(StatusCode.Unavailable, "segment store down"));
         }
 
         if (!Created.Contains(segment))

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Streams.Client;
-using Streams.Common.Grpc;
+using Grpc.Core;
 using Streams.Common.Naming;
 
 namespace Streams.Cli.Commands;

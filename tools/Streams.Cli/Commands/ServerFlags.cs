@@ -21,7 +21,7 @@ internal sealed class ServerFlags
             Map(new Option<int?>("--data-port") { Description = $"Raw data carrier port (default {data})." }, "Server:DataPort", data);
         }
 
-        Map(new Option<int?>("--metrics-port") { Description = $"HTTP port of /metrics and /healthz (default {metricsPort})." }, "Server:MetricsPort", metricsPort);
+        Map(new Option<int?>("--metrics-port") { Description = $"HTTP port of /metrics, /healthz and /readyz (default {metricsPort})." }, "Server:MetricsPort", metricsPort);
         Map(new Option<string?>("--tls-cert") { Description = "Certificate (.pfx or PEM) for TLS on the gRPC port." }, "Server:TlsCertificate");
         Map(new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert, or the .pfx password." }, "Server:TlsKey");
         Map(new Option<string?>("--otlp-endpoint") { Description = "Also push metrics to this OpenTelemetry collector (OTLP/HTTP)." }, "Telemetry:OtlpEndpoint");
