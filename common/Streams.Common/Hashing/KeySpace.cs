@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Text;
 
 namespace Streams.Common.Hashing;
@@ -5,7 +6,8 @@ namespace Streams.Common.Hashing;
 /// <summary>
 /// Maps routing keys to points of the key space [0, 1). The mapping is part of the wire contract
 /// (docs/routing-keys.md): point = (XXH64(UTF-8 bytes of the key, seed 0) &gt;&gt; 11) / 2^53.
-/// The top 53 bits are used because a double holds exactly 53 bits of mantissa.
+/// The top 53 bits are used because a double holds exactly 53 bits of mantissa. XXH64 is System.IO.Hashing's: fast,
+/// well distributed, and available in every language, so other clients map keys to segments exactly as we do.
 /// </summary>
 public static class KeySpace
 {
@@ -24,5 +26,5 @@ public static class KeySpace
 
     /// <summary>The key-space point of a routing key given as UTF-8 bytes.</summary>
     public static double PointOf(ReadOnlySpan<byte> utf8RoutingKey) =>
-        (XxHash64.Hash(utf8RoutingKey) >> 11) / TwoPow53;
+        (XxHash64.HashToUInt64(utf8RoutingKey) >> 11) / TwoPow53;
 }

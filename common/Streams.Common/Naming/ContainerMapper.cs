@@ -1,5 +1,5 @@
+using System.IO.Hashing;
 using System.Text;
-using Streams.Common.Hashing;
 
 namespace Streams.Common.Naming;
 
@@ -13,6 +13,6 @@ public static class ContainerMapper
     public static int ContainerOf(string segmentName, int containerCount)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(containerCount, 1);
-        return (int)(XxHash64.Hash(Encoding.UTF8.GetBytes(segmentName)) % (ulong)containerCount);
+        return (int)(XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(segmentName)) % (ulong)containerCount);
     }
 }
