@@ -105,6 +105,35 @@ public sealed class StreamsProcess : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// Starts a client command (e.g. <c>write</c>) that keeps running while the test feeds its stdin through
+    /// <see cref="Input"/>; its output is captured (<see cref="Output"/>). Kill it, or close its input and wait.
+    /// </summary>
+    public static StreamsProcess StartClient(IEnumerable<string> args)
+    {
+        var client = new StreamsProcess(Start(args, redirectInput: true));
+        client.Capture(readyMarker: "\0never");
+        return client;
+    }
+
+    /// <summary>The stdin of a process started by <see cref="StartClient"/>.</summary>
+    public StreamWriter Input => _process.StandardInput;
+
+    /// <summary>Waits for the process to end on its own; returns its exit code, or null if it did not end in time.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Runs a CLI command to completion (bounded by <paramref name="timeout"/>).</summary>
     public static async Task<CliResult> RunAsync(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
     {
@@ -148,19 +177,10 @@ public sealed class StreamsProcess : IAsyncDisposable
     public void Resume() => Signal(18);
 
     /// <summary>SIGTERM: the process shuts down cleanly; returns its exit code, or null if it did not exit in time.</summary>
-    public async Task<int?> TerminateAsync(TimeSpan timeout)
+    public Task<int?> TerminateAsync(TimeSpan timeout)
     {
         Signal(15);
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token);
-            return _process.ExitCode;
-        }
-        catch (OperationCanceledException)
-        {
-            return null;
-        }
+        return WaitForExitAsync(timeout);
     }
 
     public async ValueTask DisposeAsync()

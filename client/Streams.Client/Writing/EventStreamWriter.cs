@@ -21,6 +21,8 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     private readonly double[] _keyStarts;
     private readonly bool _storeKeys;
     private int _disposed;
+    private int _numbering; // 0 not decided yet, 1 by the writer, 2 by the application
+    private long _lastSequence = -1;
 
     private EventStreamWriter(string scope, string stream, IEventSerializer<T> serializer, WriterContext context, SegmentWriter[] writers, double[] keyStarts, bool storeKeys)
     {
@@ -47,9 +49,57 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     /// <param name="routingKey">Events with equal keys keep their order. Null spreads events over all segments.</param>
     /// <param name="value">The event.</param>
     /// <param name="cancellationToken">Cancels waiting for buffer space (not the write once it is buffered).</param>
-    public async Task WriteEventAsync(string? routingKey, T value, CancellationToken cancellationToken = default)
+    public Task WriteEventAsync(string? routingKey, T value, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Numbering(byApplication: false);
+        return WriteAsync(routingKey, value, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes an event numbered by the application: <paramref name="sequence"/> must increase with every event of this
+    /// writer (gaps are fine). It makes re-sends exactly-once across restarts: a writer created again with the same
+    /// <see cref="EventWriterOptions.WriterId"/> that writes an event whose sequence the stream already holds for that
+    /// id (an event its predecessor wrote, acknowledged or not) completes it without storing it again. A writer numbers
+    /// either all its events this way or none.
+    /// </summary>
+    /// <exception cref="ArgumentException">The sequence is negative or not above the previous event's.</exception>
+    /// <exception cref="InvalidOperationException">The writer already wrote events without a sequence.</exception>
+    public Task WriteEventAsync(string? routingKey, T value, long sequence, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Numbering(byApplication: true);
+        ArgumentOutOfRangeException.ThrowIfNegative(sequence);
+        for (var previous = Volatile.Read(ref _lastSequence); ; previous = Volatile.Read(ref _lastSequence))
+        {
+            if (sequence <= previous)
+            {
+                throw new ArgumentException($"Sequence {sequence} is not above the previous event's ({previous}): an application's sequences must increase.", nameof(sequence));
+            }
+
+            if (Interlocked.CompareExchange(ref _lastSequence, sequence, previous) == previous)
+            {
+                break;
+            }
+        }
+
+        return WriteAsync(routingKey, value, sequence, cancellationToken);
+    }
+
+    private void Numbering(bool byApplication)
+    {
+        var wanted = byApplication ? 2 : 1;
+        var decided = Interlocked.CompareExchange(ref _numbering, wanted, 0);
+        if (decided != 0 && decided != wanted)
+        {
+            throw new InvalidOperationException(byApplication
+                ? "This writer already wrote events without a sequence; a writer numbers all its events or none."
+                : "This writer numbers its events by the application's sequences; pass a sequence with every event.");
+        }
+    }
+
+    private async Task WriteAsync(string? routingKey, T value, long? sequence, CancellationToken cancellationToken)
+    {
         // Serialized on the caller's thread into a per-thread buffer, then copied once into the block.
         var scratch = t_scratch ??= new PooledBuffer(4096);
         scratch.Reset();
@@ -76,11 +126,11 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
             // Waiting for space: the scratch buffer may be reused meanwhile, so keep a copy of the payload.
             var payload = scratch.WrittenSpan.ToArray();
             await budget;
-            await writer.Append(payload, key, storeKey);
+            await writer.Append(payload, key, storeKey, sequence);
             return;
         }
 
-        await writer.Append(scratch.WrittenSpan, key, storeKey);
+        await writer.Append(scratch.WrittenSpan, key, storeKey, sequence);
     }
 
     /// <summary>Writes an event without a routing key.</summary>

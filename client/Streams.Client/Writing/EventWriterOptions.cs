@@ -28,8 +28,18 @@ public sealed record EventWriterOptions
     public bool StoreRoutingKeys { get; init; }
 
     /// <summary>
-    /// The writer's identity for deduplication. Blocks re-sent after a reconnect are recognised by it and never
-    /// appended twice. A new random id per writer unless set.
+    /// The writer's identity for deduplication; a new random id per writer unless set. Within one writer's life, blocks
+    /// re-sent after a reconnect or a segment store failover are recognised by it and never appended twice.
+    /// <para>
+    /// A stable id (the same value every time the application starts) carries over restarts: the new writer continues
+    /// numbering after the last event the stream holds for the id, so nothing it writes is mistaken for a re-send of
+    /// its predecessor's events, and none is dropped. It does not by itself make re-sending the <em>same</em> events
+    /// after a restart exactly-once: the new writer cannot know which of them its predecessor got in. For that, number
+    /// the events with the application's own sequence (<c>WriteEventAsync(key, value, sequence)</c>): events whose
+    /// sequence the stream already holds for the id complete without being stored again.
+    /// </para>
+    /// <para>An id names one writer at a time: two live writers with the same id can have each other's events taken for
+    /// re-sends.</para>
     /// </summary>
     public Guid? WriterId { get; init; }
 

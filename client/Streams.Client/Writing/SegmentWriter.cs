@@ -16,6 +16,13 @@ namespace Streams.Client.Writing;
 /// the rest in their original order and shape; the store drops any block it already has. Per-key order therefore
 /// holds across reconnects, and no event is appended twice.
 /// </para>
+/// <para>
+/// Numbering starts from what the store has seen. Nothing is sent before the first setup, which tells the last event
+/// number the segment holds for this writer id (a stable id may have written before, in another process): events
+/// numbered by the writer are then renumbered to follow it, so a restarted writer's events are never mistaken for
+/// re-sends of its predecessor's. Events numbered by the application (its own sequence) at or below it are already
+/// in the segment and complete without being sent again: that is what makes re-sends after a restart exactly-once.
+/// </para>
 /// </summary>
 internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 {
@@ -30,6 +37,8 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _nextEventNumber;
+    private bool _numbered;
+    private long _firstSetupLast = -1;
     private Block? _open;
     private SegmentStoreConnection? _connection;
     private long _requestId;
@@ -48,8 +57,12 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 
     public string Segment => _segment;
 
-    /// <summary>Adds one event (with its routing key if <paramref name="storeKey"/>); the task completes when it is durable.</summary>
-    public Task Append(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, bool storeKey)
+    /// <summary>
+    /// Adds one event (with its routing key if <paramref name="storeKey"/>); the task completes when it is durable.
+    /// <paramref name="sequence"/> is the application's own event number (increasing across the writer's events), or
+    /// null to let the writer number events itself; a writer uses one way or the other, never both.
+    /// </summary>
+    public Task Append(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, bool storeKey, long? sequence = null)
     {
         var size = EventFraming.FrameSize(payload.Length, storeKey ? key.Length : -1);
         bool signal;
@@ -62,6 +75,13 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
                 return Task.FromException(fatal);
             }
 
+            if (sequence <= _firstSetupLast)
+            {
+                // The segment already holds this event of the application's: a re-send after a restart.
+                _context.Budget.Release(size);
+                return Task.CompletedTask;
+            }
+
             if (_open is { } full && full.Bytes + size > _options.MaxBlockSize)
             {
                 _ready.Enqueue(full);
@@ -69,10 +89,16 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
             }
 
             var open = _open ??= new Block(Math.Min(Math.Max(size, 16 * 1024), Math.Max(size, _options.MaxBlockSize)));
+            if (sequence is { } applicationNumber && !_numbered)
+            {
+                // Until the first setup says which of them the segment has, remember where each event starts.
+                (open.Sequences ??= []).Add((applicationNumber, open.Bytes));
+            }
+
             EventFraming.Write(open.Buffer.GetSpan(size), payload, key, storeKey);
             open.Buffer.Advance(size);
             open.EventCount++;
-            open.LastEventNumber = _nextEventNumber++;
+            open.LastEventNumber = sequence ?? _nextEventNumber++;
             completion = open.Completion.Task;
             signal = open.EventCount == 1 || _ready.Count > 0;
         }
@@ -359,6 +385,11 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         List<Block> resend;
         lock (_lock)
         {
+            if (!_numbered)
+            {
+                acknowledged.AddRange(Renumber(lastDurable));
+            }
+
             while (_inflight.First is { } first && first.Value.LastEventNumber <= lastDurable)
             {
                 _inflight.RemoveFirst();
@@ -385,6 +416,66 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
                 _setUp = true;
             }
         }
+    }
+
+    /// <summary>
+    /// After the first setup (lock held; nothing was sent yet): the writer's own numbers move up to follow
+    /// <paramref name="lastDurable"/>, and the application's events at or below it are cut from their blocks. Returns
+    /// the blocks left with nothing to send: they complete at once.
+    /// </summary>
+    private List<Block> Renumber(long lastDurable)
+    {
+        _numbered = true;
+        _firstSetupLast = lastDurable;
+        var first = _ready.Count > 0 ? _ready.Peek() : _open is { EventCount: > 0 } open ? open : null;
+        var done = new List<Block>();
+        if (first?.Sequences is null)
+        {
+            // Numbered by the writer from 0: shift every pending number past the segment's record.
+            var shift = Math.Max(0, lastDurable + 1 - (first is null ? _nextEventNumber : first.LastEventNumber - first.EventCount + 1));
+            _nextEventNumber += shift;
+            foreach (var block in _ready)
+            {
+                block.LastEventNumber += shift;
+            }
+
+            if (_open is not null)
+            {
+                _open.LastEventNumber += shift;
+            }
+
+            return done;
+        }
+
+        var kept = new List<Block>(_ready.Count);
+        foreach (var block in _ready)
+        {
+            (TrimDuplicates(block, lastDurable) ? kept : done).Add(block);
+        }
+
+        _ready.Clear();
+        kept.ForEach(_ready.Enqueue);
+        if (_open is { EventCount: > 0 } last && !TrimDuplicates(last, lastDurable))
+        {
+            done.Add(last);
+            _open = null;
+        }
+
+        return done;
+    }
+
+    /// <summary>Cuts the application's events at or below <paramref name="lastDurable"/> from a block; false if none is left.</summary>
+    private bool TrimDuplicates(Block block, long lastDurable)
+    {
+        var sequences = block.Sequences!;
+        block.Sequences = null;
+        var keep = sequences.FindIndex(e => e.Sequence > lastDurable);
+        if (keep > 0)
+        {
+            _context.Budget.Release(block.CutPrefix(sequences[keep].Start, block.EventCount - keep));
+        }
+
+        return keep >= 0;
     }
 
     private void Fail(Exception error, bool fatal)
@@ -456,7 +547,10 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
     /// <summary>A block of framed events; all of them complete together.</summary>
     private sealed class Block(int capacity)
     {
-        public PooledBuffer Buffer { get; } = new(capacity);
+        public PooledBuffer Buffer { get; private set; } = new(capacity);
+
+        /// <summary>Application sequences and start offsets of the events, kept only until the first setup.</summary>
+        public List<(long Sequence, int Start)>? Sequences { get; set; }
 
         public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -469,5 +563,17 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         public int Bytes => Buffer.WrittenCount;
 
         public ReadOnlySequence<byte> Data => new(Buffer.WrittenMemory);
+
+        /// <summary>Drops the events before byte <paramref name="start"/>, keeping <paramref name="eventCount"/>; returns the bytes dropped.</summary>
+        public int CutPrefix(int start, int eventCount)
+        {
+            var rest = new PooledBuffer(Bytes - start);
+            Buffer.WrittenSpan[start..].CopyTo(rest.GetSpan(Bytes - start));
+            rest.Advance(Bytes - start);
+            Buffer.Dispose();
+            Buffer = rest;
+            EventCount = eventCount;
+            return start;
+        }
     }
 }

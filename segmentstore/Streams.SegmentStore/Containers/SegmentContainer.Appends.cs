@@ -57,13 +57,14 @@ internal sealed partial class SegmentContainer
 
             if (lastEventNumber <= segment.AcceptedEventNumber(writer))
             {
-                // Re-sent after a reconnect: acknowledge once the original is durable, never append it twice.
+                // Re-sent after a reconnect: acknowledge once the original is durable, never append it twice. The ack
+                // carries the writer's durable number, not the block's: acknowledgements are cumulative, never backwards.
                 var duplicate = new PendingOperation
                 {
                     Kind = PendingKind.DuplicateBarrier, Segment = segment, Writer = writer, EventNumber = lastEventNumber,
                     Callback = callback, Token = token,
                 };
-                outcome = new OperationOutcome(OutcomeStatus.Success, segment.Length, lastEventNumber);
+                outcome = new OperationOutcome(OutcomeStatus.Success, segment.Length, segment.DurableEventNumber(writer));
                 return TryAttachBarrier(duplicate) ? AppendAcceptance.Accepted : AppendAcceptance.Completed;
             }
 

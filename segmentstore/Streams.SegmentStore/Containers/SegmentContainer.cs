@@ -352,7 +352,7 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
             case PendingKind.SetupBarrier:
                 return new OperationOutcome(OutcomeStatus.Success, segment.Length, segment.DurableEventNumber(op.Writer));
             case PendingKind.DuplicateBarrier:
-                return new OperationOutcome(OutcomeStatus.Success, segment.Length, op.EventNumber);
+                return new OperationOutcome(OutcomeStatus.Success, segment.Length, Math.Max(op.EventNumber, segment.DurableEventNumber(op.Writer)));
         }
 
         return new OperationOutcome(OutcomeStatus.Success, segment.Length);

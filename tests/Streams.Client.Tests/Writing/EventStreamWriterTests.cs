@@ -137,4 +137,47 @@ public sealed class EventStreamWriterTests : IAsyncLifetime
         Assert.Equal(1000, values.Count);
         Assert.Equal(1000, values.Distinct().Count());
     }
+
+    [Fact]
+    public async Task A_new_writer_with_the_same_id_continues_after_its_predecessor()
+    {
+        await using var client = await ClientWithStreamAsync("same-id", 1);
+        var options = new EventWriterOptions { WriterId = Guid.NewGuid() };
+        for (var run = 0; run < 3; run++)
+        {
+            await using var writer = await client.CreateWriterAsync("test", "same-id", Serializers.Utf8, options);
+            await Task.WhenAll(Enumerable.Range(0, 10 - (run * 4)).Select(i => writer.WriteEventAsync("k", $"{run}-{i}")));
+        }
+
+        var values = (await ReadAllAsync(client, "same-id")).Select(e => e.Value).ToList();
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => $"0-{i}").Concat(Enumerable.Range(0, 6).Select(i => $"1-{i}")).Concat(Enumerable.Range(0, 2).Select(i => $"2-{i}")), values);
+    }
+
+    [Fact]
+    public async Task Events_numbered_by_the_application_that_the_segment_has_are_not_stored_again()
+    {
+        await using var client = await ClientWithStreamAsync("sequences", 1);
+        var options = new EventWriterOptions { WriterId = Guid.NewGuid() };
+        await using (var first = await client.CreateWriterAsync("test", "sequences", Serializers.Utf8, options))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 10).Select(i => first.WriteEventAsync("k", "e" + i, i)));
+        }
+
+        await using (var second = await client.CreateWriterAsync("test", "sequences", Serializers.Utf8, options))
+        {
+            // Before the first setup answers: dropped when it does. After it: known at once.
+            await second.WriteEventAsync("k", "again-3", 3);
+            await second.WriteEventAsync("k", "again-7", 7);
+            await Task.WhenAll(Enumerable.Range(8, 7).Select(i => second.WriteEventAsync("k", "e" + i, i)));
+        }
+
+        // Written before the third writer's first setup answers, in one block: 12..14 are cut from it, 15..19 kept.
+        await using (var third = await client.CreateWriterAsync("test", "sequences", Serializers.Utf8, options))
+        {
+            await Task.WhenAll(Enumerable.Range(12, 8).Select(i => third.WriteEventAsync("k", "e" + i, i)));
+        }
+
+        var values = (await ReadAllAsync(client, "sequences")).Select(e => e.Value).ToList();
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => "e" + i), values);
+    }
 }

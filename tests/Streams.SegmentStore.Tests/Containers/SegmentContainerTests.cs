@@ -89,6 +89,8 @@ public sealed class SegmentContainerTests : IDisposable
         var otherWriter = await container.AppendAsync(Segment, WriterB, 5, 1, null, Events("b"));
         Assert.True(resent.IsSuccess && older.IsSuccess && otherWriter.IsSuccess);
         Assert.Equal(5, resent.EventNumber);
+        // Acknowledgements are cumulative: a re-sent older block is acknowledged with the writer's latest number.
+        Assert.Equal(5, older.EventNumber);
         Assert.Equal(["once", "b"], await ReadAllEventsAsync(container));
     }
 

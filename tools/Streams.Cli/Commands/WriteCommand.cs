@@ -16,9 +16,12 @@ internal static class WriteCommand
         var keyCount = new Option<int>("--key-count") { Description = "Generated events cycle through this many routing keys (key-0, key-1, ...).", DefaultValueFactory = _ => 16 };
         var key = new Option<string?>("--key") { Description = "Routing key of every line read from stdin." };
         var separator = new Option<string?>("--key-separator") { Description = "Split each stdin line at the first separator into routing key and event." };
+        var writerId = new Option<Guid?>("--writer-id") { Description = "A stable writer id (a UUID): a restarted writer with the same id continues after what the stream holds for it." };
+        var sequenceFrom = new Option<long?>("--sequence-from") { Description = "Number the events N, N+1, ... as the application's sequence: events the stream already holds for --writer-id are not stored again (exactly-once re-sends)." };
+        var reportAcks = new Option<bool>("--report-acks") { Description = "Print 'acked I' when the I-th event (0-based) is durable." };
         var command = new Command("write", "Write events: one per stdin line, or --count generated ones. Prints how many were acknowledged.")
         {
-            name, count, size, keyCount, key, separator,
+            name, count, size, keyCount, key, separator, writerId, sequenceFrom, reportAcks,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -29,17 +32,30 @@ internal static class WriteCommand
             }
 
             await using var client = CliSupport.CreateClient(parse);
-            await using var writer = await client.CreateWriterAsync(scope, stream, Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
+            if (parse.GetValue(sequenceFrom) is < 0)
+            {
+                throw new CliException("--sequence-from must be at least 0.");
+            }
+
+            await using var writer = await client.CreateWriterAsync(scope, stream, Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true, WriterId = parse.GetValue(writerId) }, ct);
             var pending = new List<Task>();
             long written = 0;
+            var firstSequence = parse.GetValue(sequenceFrom);
+            var acks = parse.GetValue(reportAcks) ? new AckReporter() : null;
+            Task Write(string? routingKey, string value)
+            {
+                var index = written++;
+                var write = firstSequence is { } first ? writer.WriteEventAsync(routingKey, value, first + index, ct) : writer.WriteEventAsync(routingKey, value, ct);
+                return acks is null ? write : acks.Track(write, index);
+            }
+
             if (parse.GetValue(count) is { } total)
             {
                 var payload = new string('x', parse.GetValue(size));
                 var keys = parse.GetValue(keyCount);
                 for (long i = 0; i < total; i++)
                 {
-                    pending.Add(writer.WriteEventAsync("key-" + (i % keys).ToString(CultureInfo.InvariantCulture), payload, ct));
-                    written++;
+                    pending.Add(Write("key-" + (i % keys).ToString(CultureInfo.InvariantCulture), payload));
                     await DrainAsync(pending, 10_000);
                 }
             }
@@ -57,8 +73,7 @@ internal static class WriteCommand
                         value = line[(at + sep.Length)..];
                     }
 
-                    pending.Add(writer.WriteEventAsync(routingKey, value, ct));
-                    written++;
+                    pending.Add(Write(routingKey, value));
                     await DrainAsync(pending, 10_000);
                 }
             }
@@ -69,6 +84,16 @@ internal static class WriteCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Prints "acked I" for each event as it becomes durable (for scripts and fault tests).</summary>
+    private sealed class AckReporter
+    {
+        public async Task Track(Task write, long index)
+        {
+            await write;
+            Console.Out.WriteLine("acked " + index.ToString(CultureInfo.InvariantCulture)); // Console.Out is synchronized and flushes each line
+        }
     }
 
     /// <summary>Keeps the list of unacknowledged writes bounded; rethrows the first failure.</summary>
