@@ -5,19 +5,35 @@ namespace Streams.ZooKeeper;
 
 public sealed partial class ZooKeeperClient
 {
-    /// <summary>Keeps a connection up for the session's life: connect, serve, and on loss reconnect (any server).</summary>
+    /// <summary>
+    /// Keeps a connection up for the session's life: connect, serve, and on loss reconnect (any server). A client that
+    /// has heard nothing from any server for the whole session timeout treats its session as expired without waiting
+    /// to be told: the servers have expired it (or are about to), so its ephemeral nodes are gone and whoever relied on
+    /// them (a container's owner) must stop now, not when the partition heals.
+    /// </summary>
     private async Task RunAsync()
     {
         var delay = TimeSpan.FromMilliseconds(50);
         while (!_closing.IsCancellationRequested && _state != ZooKeeperState.Expired)
         {
+            var silent = Environment.TickCount64 - Interlocked.Read(ref _lastContact);
+            if (Interlocked.Read(ref _sessionId) != 0 && silent >= _timeoutMs)
+            {
+                _logger.LogWarning("No ZooKeeper server answered for {Silent} ms, the session timeout: session 0x{Session:x} is expired.", silent, Interlocked.Read(ref _sessionId));
+                OnExpired();
+                return;
+            }
+
             var (host, port) = _servers[_nextServer++ % _servers.Length];
             ZooKeeperConnection connection;
             try
             {
+                var connectTimeout = Interlocked.Read(ref _sessionId) == 0
+                    ? _options.ConnectTimeout
+                    : TimeSpan.FromMilliseconds(Math.Clamp(_timeoutMs - silent, 50, _options.ConnectTimeout.TotalMilliseconds));
                 (connection, var granted, var sessionId, var password) = await ZooKeeperConnection.ConnectAsync(
                     host, port, Interlocked.Read(ref _lastZxid), _timeoutMs, Interlocked.Read(ref _sessionId), _password,
-                    _options.ConnectTimeout, _closing.Token);
+                    connectTimeout, _closing.Token);
                 if (granted <= 0)
                 {
                     await connection.DisposeAsync();
@@ -29,6 +45,7 @@ public sealed partial class ZooKeeperClient
                 _timeoutMs = granted;
                 Interlocked.Exchange(ref _sessionId, sessionId);
                 _password = password;
+                Interlocked.Exchange(ref _lastContact, Environment.TickCount64);
             }
             catch (OperationCanceledException) when (_closing.IsCancellationRequested)
             {
@@ -61,6 +78,7 @@ public sealed partial class ZooKeeperClient
             Raise(ZooKeeperState.Connected);
 
             await PingUntilClosedAsync(connection);
+            Interlocked.Exchange(ref _lastContact, Environment.TickCount64 - connection.MillisSinceReceive);
 
             lock (_lock)
             {

@@ -31,6 +31,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
     private long _sessionId;
     private byte[] _password;
     private int _timeoutMs;
+    private long _lastContact = Environment.TickCount64; // when a server last answered (Environment.TickCount64)
     private long _lastZxid;
     private int _xid;
     private int _nextServer;

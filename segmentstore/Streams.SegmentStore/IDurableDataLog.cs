@@ -27,6 +27,17 @@ internal interface IDurableDataLog : IAsyncDisposable
     /// <summary>Takes ownership of the log: fences earlier owners and recovers its tail.</summary>
     ValueTask OpenAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>This owner's epoch, set by <see cref="OpenAsync"/>: every new owner of the log has a higher one.</summary>
+    long Epoch { get; }
+
+    /// <summary>
+    /// Confirms with the metadata store that nobody took the log over since this owner opened it. Throws (and the log
+    /// fails) if somebody did, or if that cannot be confirmed now (the store is unreachable). Called before anything
+    /// irreversible outside the log, such as deleting Tier 2 data: a partitioned old owner, whose view is stale, must
+    /// delete nothing.
+    /// </summary>
+    ValueTask CheckOwnershipAsync(CancellationToken cancellationToken = default);
+
     /// <summary>Appends a record; completes with its address once it is durable.</summary>
     ValueTask<LogAddress> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken = default);
 

@@ -62,6 +62,12 @@ internal sealed record SegmentStoreOptions
     /// <summary>A container checkpoints its metadata after this many KiB of log; its log is truncated at checkpoints.</summary>
     public int CheckpointEveryKb { get; init; } = 16 * 1024;
 
+    /// <summary>
+    /// Milliseconds between sweeps for orphan chunks (written to Tier 2 by a crashed or fenced owner, never recorded);
+    /// a container also sweeps once when it starts.
+    /// </summary>
+    public int Tier2OrphanSweepMs { get; init; } = 60 * 60 * 1000;
+
     /// <summary>Minutes after which a writer that appended nothing to a segment is forgotten (its deduplication state goes).</summary>
     public int WriterExpiryMinutes { get; init; } = 24 * 60;
 
@@ -76,6 +82,7 @@ internal sealed record SegmentStoreOptions
             Tier1Budget = (long)Tier1BudgetMb * 1024 * 1024,
             BudgetTimeout = TimeSpan.FromSeconds(Tier1BudgetTimeoutSeconds),
             CheckpointEvery = (long)CheckpointEveryKb * 1024,
+            OrphanSweepInterval = TimeSpan.FromMilliseconds(Tier2OrphanSweepMs),
         },
         MaxFrameSize = MaxFrameSizeKb * 1024,
         MaxPendingFrames = MaxPendingFrames,
@@ -111,9 +118,9 @@ internal sealed record SegmentStoreOptions
             throw new ArgumentException($"SegmentStore:MaxReadsPerConnection must be at least 1 (is {MaxReadsPerConnection}).");
         }
 
-        if (Tier2FlushSizeKb < 1 || Tier2FlushAgeMs < 1 || Tier2MaxChunkMb < 1 || Tier2CacheMb < 1 || Tier1BudgetTimeoutSeconds < 1 || CheckpointEveryKb < 1 || WriterExpiryMinutes < 1)
+        if (Tier2FlushSizeKb < 1 || Tier2FlushAgeMs < 1 || Tier2MaxChunkMb < 1 || Tier2CacheMb < 1 || Tier1BudgetTimeoutSeconds < 1 || CheckpointEveryKb < 1 || WriterExpiryMinutes < 1 || Tier2OrphanSweepMs < 1)
         {
-            throw new ArgumentException("SegmentStore:Tier2FlushSizeKb, Tier2FlushAgeMs, Tier2MaxChunkMb, Tier2CacheMb, Tier1BudgetTimeoutSeconds, CheckpointEveryKb and WriterExpiryMinutes must be at least 1.");
+            throw new ArgumentException("SegmentStore:Tier2FlushSizeKb, Tier2FlushAgeMs, Tier2MaxChunkMb, Tier2CacheMb, Tier1BudgetTimeoutSeconds, CheckpointEveryKb, WriterExpiryMinutes and Tier2OrphanSweepMs must be at least 1.");
         }
 
         if ((long)Tier1BudgetMb * 1024 * 1024 < (long)Tier2MaxChunkMb * 1024 * 1024 * 2)

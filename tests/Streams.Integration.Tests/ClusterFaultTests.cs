@@ -160,6 +160,60 @@ public sealed class ClusterFaultTests
             TestContext.Current.TestOutputHelper?.WriteLine($"{load}; {moved >> 20} MiB in Tier 2 before the kill; read back {read.Count}");
         });
 
+    [Fact]
+    public async Task An_owner_partitioned_from_zookeeper_while_it_sweeps_tier2_deletes_nothing_and_every_acked_byte_reads_back()
+    {
+        await using var cluster = await ClusterProcesses.StartAsync(bookies: 3, stores: 0, quorums: (3, 3, 2), containers: Containers,
+            environment: new() { ["STREAMS__SegmentStore__Tier2OrphanSweepMs"] = "100" });
+        // The owner reaches ZooKeeper through a proxy (the bookies directly): cutting it is a partition from
+        // coordination while the owner keeps running, its storage writer sweeping Tier 2 ten times a second.
+        await using var partition = new TcpProxy(cluster.ZooKeeper.Port);
+        try
+        {
+            var owner = await cluster.AddSegmentStoreAsync($"127.0.0.1:{partition.Port}");
+            await cluster.WaitForContainersAsync(Containers, Bound);
+            await using var client = Client(cluster);
+            var writer = await CreateStreamAndWriterAsync(client, "partition");
+            var load = AckedLoad.Start(writer, maxDuration: Bound * 2, padding: 2048);
+            Assert.True(await load.WaitForAcknowledgedAsync(4_000, Bound), $"No write load before the fault: {load}");
+            for (var i = 0; i < 300 && DirectorySize.Of(cluster.Tier2Directory) < 4L << 20; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            var outputAtCut = owner.Output.Length;
+            partition.Block();
+            var successor = await cluster.AddSegmentStoreAsync();
+            await cluster.WaitForContainersAsync(Containers, Bound, among: [successor]);
+            var atTakeover = load.Acknowledged;
+            // The new owner writes chunks of its own epoch and truncates its logs while the old one is still cut off.
+            Assert.True(await load.WaitForAcknowledgedAsync(atTakeover + 4_000, Bound), $"Writes did not resume on the new owner: {load}");
+            await load.StopAsync(Bound);
+            await writer.DisposeAsync();
+
+            var afterCut = owner.Output[outputAtCut..];
+            Assert.DoesNotContain("unreferenced chunks from Tier 2", afterCut, StringComparison.Ordinal);
+            Assert.Contains("stopping every container", afterCut, StringComparison.Ordinal);
+
+            // A third owner recovers from checkpoints and reads everything before them from Tier 2: nothing was lost.
+            successor.Kill();
+            var third = await cluster.AddSegmentStoreAsync();
+            await cluster.WaitForContainersAsync(Containers, Bound, among: [third]);
+            await using var reader = Client(cluster);
+            var read = await AckedLoad.ReadAllAsync(reader, "partition", "events");
+            load.Verify(read);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{load}; {atTakeover} acknowledged before the takeover; read back {read.Count}");
+        }
+        catch (Exception e) when (e is not XunitException)
+        {
+            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
+        }
+        catch (XunitException e)
+        {
+            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
+        }
+    }
+
     private static async Task WithClusterAsync(int bookies, Func<ClusterProcesses, Task> test)
     {
         await using var cluster = await ClusterProcesses.StartAsync(bookies, stores: 1, quorums: (3, 3, 2), containers: Containers);

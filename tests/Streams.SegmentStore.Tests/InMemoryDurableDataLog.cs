@@ -26,7 +26,23 @@ internal sealed class InMemoryDurableDataLog(List<byte[]>? records = null) : IDu
 
     public int MaxRecordSize => 16 * 1024 * 1024;
 
+    public long Epoch { get; set; } = 1;
+
+    /// <summary>Another owner took the log over: <see cref="CheckOwnershipAsync"/> fails.</summary>
+    public bool TakenOver { get; set; }
+
+    /// <summary>Ownership checks made (each Tier 2 delete makes one).</summary>
+    public int OwnershipChecks => Volatile.Read(ref _ownershipChecks);
+
+    private int _ownershipChecks;
+
     public ValueTask OpenAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+    public ValueTask CheckOwnershipAsync(CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref _ownershipChecks);
+        return TakenOver ? ValueTask.FromException(new InvalidOperationException("Injected: another owner took the log.")) : ValueTask.CompletedTask;
+    }
 
     public async ValueTask<LogAddress> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken = default)
     {

@@ -54,10 +54,22 @@ public sealed class ClusterProcesses : IAsyncDisposable
     public string Tier2Directory => _dir.Sub("tier2");
 
     /// <summary>Starts ZooKeeper, <paramref name="bookies"/> bookies, a controller and <paramref name="stores"/> segment stores.</summary>
-    public static async Task<ClusterProcesses> StartAsync(int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000)
+    /// <param name="bookies">Bookie processes.</param>
+    /// <param name="stores">Segment store processes.</param>
+    /// <param name="quorums">E, Qw and Qa of the segment stores' ledgers.</param>
+    /// <param name="containers">The cluster's container count.</param>
+    /// <param name="sessionTimeoutMs">Every member's ZooKeeper session timeout.</param>
+    /// <param name="environment">Settings for every member on top of <see cref="Environment"/>'s.</param>
+    public static async Task<ClusterProcesses> StartAsync(
+        int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000, Dictionary<string, string>? environment = null)
     {
         var zooKeeper = await ZooKeeperServer.StartAsync();
         var cluster = new ClusterProcesses(zooKeeper, sessionTimeoutMs, quorums);
+        foreach (var (key, value) in environment ?? [])
+        {
+            cluster.Environment[key] = value;
+        }
+
         try
         {
             await Task.WhenAll(Enumerable.Range(0, bookies).Select(_ => cluster.AddBookieAsync()));
@@ -113,10 +125,13 @@ public sealed class ClusterProcesses : IAsyncDisposable
         return bookie;
     }
 
-    /// <summary>Starts a segment store; it registers and the controller assigns it containers.</summary>
-    public async Task<StreamsProcess> AddSegmentStoreAsync()
+    /// <summary>
+    /// Starts a segment store; it registers and the controller assigns it containers. <paramref name="zooKeeper"/>
+    /// overrides the ZooKeeper address it uses (e.g. a <see cref="TcpProxy"/> in front of the server, to cut it off).
+    /// </summary>
+    public async Task<StreamsProcess> AddSegmentStoreAsync(string? zooKeeper = null)
     {
-        var store = await StreamsProcess.RetryOnPortClashAsync(() => StartSegmentStoreProcessAsync(Ports.Free(), Ports.Free(), Ports.Free()));
+        var store = await StreamsProcess.RetryOnPortClashAsync(() => StartSegmentStoreProcessAsync(Ports.Free(), Ports.Free(), Ports.Free(), zooKeeper));
         SegmentStores.Add(store);
         return store;
     }
@@ -222,14 +237,14 @@ public sealed class ClusterProcesses : IAsyncDisposable
         _dir.Dispose();
     }
 
-    private string[] Common() => ["--zookeeper", ZooKeeper.ConnectionString, "--session-timeout-ms", SessionTimeoutMs.ToString(CultureInfo.InvariantCulture)];
+    private string[] Common(string? zooKeeper = null) => ["--zookeeper", zooKeeper ?? ZooKeeper.ConnectionString, "--session-timeout-ms", SessionTimeoutMs.ToString(CultureInfo.InvariantCulture)];
 
     private Task<StreamsProcess> StartBookieProcessAsync(int index, int grpc, int data, int metrics) =>
         StreamsProcess.StartServerAsync(["bookie", .. Common(), "--data-dir", BookieDirectory(index)], grpc, data, metrics, Environment);
 
-    private Task<StreamsProcess> StartSegmentStoreProcessAsync(int grpc, int data, int metrics) =>
+    private Task<StreamsProcess> StartSegmentStoreProcessAsync(int grpc, int data, int metrics, string? zooKeeper = null) =>
         StreamsProcess.StartServerAsync(
-            ["segmentstore", .. Common(), "--ensemble", Quorum(Quorums.E), "--write-quorum", Quorum(Quorums.Qw), "--ack-quorum", Quorum(Quorums.Qa), "--tier2", "file://" + Tier2Directory],
+            ["segmentstore", .. Common(zooKeeper), "--ensemble", Quorum(Quorums.E), "--write-quorum", Quorum(Quorums.Qw), "--ack-quorum", Quorum(Quorums.Qa), "--tier2", "file://" + Tier2Directory],
             grpc, data, metrics, Environment);
 
     private static string Quorum(int value) => value.ToString(CultureInfo.InvariantCulture);

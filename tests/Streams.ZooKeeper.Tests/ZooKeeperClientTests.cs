@@ -168,6 +168,27 @@ public sealed class ZooKeeperClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_cut_off_for_the_session_timeout_expires_its_session_without_waiting_to_be_told()
+    {
+        // The partition never heals: the client cannot learn from a server that its session expired, so it must
+        // conclude so itself once no server answered for the whole session timeout.
+        await using var proxy = new TcpProxy(_server.Port);
+        var victim = await ZooKeeperClient.ConnectAsync(new ZooKeeperOptions
+        {
+            ConnectionString = $"127.0.0.1:{proxy.Port}",
+            SessionTimeout = TimeSpan.FromSeconds(2),
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+        });
+        await victim.CreateAsync("/cut-off", Bytes("x"), CreateMode.Ephemeral);
+        var cut = System.Diagnostics.Stopwatch.StartNew();
+        proxy.Block();
+        await victim.Expired.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.InRange(cut.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(8));
+        Assert.Equal(ZooKeeperState.Expired, victim.State);
+        await victim.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_server_restart_mid_session_keeps_the_session_and_its_watches()
     {
         await using var zk = await ConnectAsync(timeout: TimeSpan.FromSeconds(10));

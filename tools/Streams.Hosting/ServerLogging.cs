@@ -12,6 +12,9 @@ internal static class ServerLogging
         {
             builder.AddConfiguration(configuration.GetSection("Logging"));
             builder.SetMinimumLevel(minimum);
+            // Readiness checks run every second and are reported by /readyz and the gRPC health service; the health
+            // library would log every unhealthy result as an error.
+            builder.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
             builder.AddSimpleConsole(options =>
             {
                 options.SingleLine = true;

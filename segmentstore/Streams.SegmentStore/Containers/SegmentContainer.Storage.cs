@@ -16,8 +16,14 @@ namespace Streams.SegmentStore.Containers;
 /// Why it is built this way. A segment's bytes not yet in Tier 2 are written as one immutable chunk per flush (by
 /// size, by age, or at once when the segment is sealed); only after the chunk is whole in Tier 2 is a
 /// <see cref="OperationType.StorageFlushed"/> record written to the log, so the chunk list that recovery rebuilds
-/// never names a chunk that is not there. Chunk names carry this owner's random tag, so a zombie owner can never
-/// overwrite a chunk the current owner recorded.
+/// never names a chunk that is not there.
+/// </para>
+/// <para>
+/// Fencing in Tier 2. Chunk names carry the epoch of the log's owner that wrote them (a new owner's epoch is higher),
+/// so a zombie owner can never overwrite a chunk the current owner recorded, and the orphan sweep deletes only chunks
+/// of lower epochs that nothing references: never a newer owner's, whose records a stale view cannot know. And before
+/// every delete the owner confirms with the metadata store that the log is still its own: an owner cut off from the
+/// store (partitioned, or frozen and woken) deletes nothing.
 /// </para>
 /// <para>
 /// Outages. A Tier 2 failure is retried with exponential back-off; the log keeps taking appends until the container's
@@ -30,7 +36,6 @@ internal sealed partial class SegmentContainer
     private readonly IChunkStorage? _tier2;
     private readonly FrameCache? _chunkCache;
     private readonly ConcurrentDictionary<FrameKey, Task> _chunkFetches = new(); // Tier 2 reads in flight, by chunk
-    private readonly string _owner = Guid.NewGuid().ToString("N")[..12];
     private readonly SemaphoreSlim _storageSignal = new(0, int.MaxValue);
     private readonly List<LogAddress> _checkpoints = [];
     private readonly Queue<(long SegmentId, List<ChunkInfo> Chunks)> _chunksToDelete = new();
@@ -134,7 +139,24 @@ internal sealed partial class SegmentContainer
         string.Create(CultureInfo.InvariantCulture, $"containers/{container}/segments/{segmentId}/");
 
     private string ChunkName(long segmentId, long start) =>
-        string.Create(CultureInfo.InvariantCulture, $"{ChunkPrefix(Id, segmentId)}{start:D19}.{_owner}");
+        string.Create(CultureInfo.InvariantCulture, $"{ChunkPrefix(Id, segmentId)}{start:D19}.e{_log.Epoch}");
+
+    /// <summary>The epoch of the owner that wrote a chunk; 0 for chunks named before epochs were part of the name.</summary>
+    internal static long EpochOf(string chunkName)
+    {
+        var dot = chunkName.LastIndexOf('.');
+        return dot >= 0 && chunkName.Length > dot + 2 && chunkName[dot + 1] == 'e'
+            && long.TryParse(chunkName.AsSpan(dot + 2), NumberStyles.None, CultureInfo.InvariantCulture, out var epoch)
+            ? epoch
+            : 0;
+    }
+
+    /// <summary>Deletes a chunk after confirming this container still owns its log (which fails the container if not).</summary>
+    private async Task DeleteChunkAsync(string name, CancellationToken cancellationToken)
+    {
+        await _log.CheckOwnershipAsync(cancellationToken);
+        await _tier2!.DeleteAsync(name, cancellationToken);
+    }
 
     // ---- The loop ----------------------------------------------------------------------------------
 
@@ -280,7 +302,7 @@ internal sealed partial class SegmentContainer
             var outcome = await RecordFlushAsync(segment, chunk, cancellationToken);
             if (!outcome.IsSuccess && outcome.Status == OutcomeStatus.NoSuchSegment)
             {
-                await _tier2.DeleteAsync(chunk.Name, cancellationToken);
+                await DeleteChunkAsync(chunk.Name, cancellationToken);
             }
         }
         finally
@@ -349,7 +371,7 @@ internal sealed partial class SegmentContainer
         {
             foreach (var chunk in chunks)
             {
-                await _tier2!.DeleteAsync(chunk.Name, cancellationToken);
+                await DeleteChunkAsync(chunk.Name, cancellationToken);
             }
 
             lock (_sync)
@@ -364,13 +386,13 @@ internal sealed partial class SegmentContainer
         {
             foreach (var chunk in chunks)
             {
-                await _tier2!.DeleteAsync(chunk.Name, cancellationToken);
+                await DeleteChunkAsync(chunk.Name, cancellationToken);
             }
 
             // Chunks whose flush record never became durable (a crash between the write and the record).
             await foreach (var orphan in _tier2!.ListAsync(ChunkPrefix(Id, segmentId), cancellationToken))
             {
-                await _tier2.DeleteAsync(orphan, cancellationToken);
+                await DeleteChunkAsync(orphan, cancellationToken);
             }
 
             lock (_sync)
@@ -385,9 +407,10 @@ internal sealed partial class SegmentContainer
     }
 
     /// <summary>
-    /// Deletes this container's chunks that no segment references: written by an owner that crashed (or was fenced)
-    /// before recording them. Chunks with this owner's tag are kept: only this loop writes them, and it is here.
-    /// Returns how many were deleted.
+    /// Deletes this container's chunks that no segment references and that an earlier owner wrote: it crashed (or was
+    /// fenced) before recording them. Chunks of this owner's epoch are kept (only this loop writes them, and it is
+    /// here), and so are those of higher epochs: a newer owner's, which this owner cannot know about. Returns how many
+    /// were deleted.
     /// </summary>
     internal async Task<int> SweepOrphansAsync(CancellationToken cancellationToken)
     {
@@ -401,9 +424,9 @@ internal sealed partial class SegmentContainer
         var deleted = 0;
         await foreach (var name in _tier2!.ListAsync(string.Create(CultureInfo.InvariantCulture, $"containers/{Id}/"), cancellationToken))
         {
-            if (!referenced.Contains(name) && !name.EndsWith("." + _owner, StringComparison.Ordinal))
+            if (!referenced.Contains(name) && EpochOf(name) < _log.Epoch)
             {
-                await _tier2.DeleteAsync(name, cancellationToken);
+                await DeleteChunkAsync(name, cancellationToken);
                 deleted++;
             }
         }

@@ -54,6 +54,47 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
 
     public string Path => LogMetadata.PathOf(_containerId);
 
+    public long Epoch
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _metadata.Epoch;
+            }
+        }
+    }
+
+    public async ValueTask CheckOwnershipAsync(CancellationToken cancellationToken = default)
+    {
+        long epoch;
+        lock (_lock)
+        {
+            if (_failure is { } failure)
+            {
+                throw failure;
+            }
+
+            epoch = _metadata.Epoch;
+        }
+
+        VersionedValue? stored;
+        try
+        {
+            stored = await _store.GetAsync(Path, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new InvalidOperationException($"Container {_containerId} cannot confirm it still owns its log (metadata store unreachable: {e.Message}).", e);
+        }
+
+        var current = stored is { } value ? LogMetadata.FromJson(value.Data).Epoch : -1;
+        if (current != epoch)
+        {
+            throw Fail(new InvalidOperationException($"Container {_containerId} lost ownership of its log: epoch {current} holds it, this owner has {epoch}."));
+        }
+    }
+
     public async ValueTask OpenAsync(CancellationToken cancellationToken = default)
     {
         for (var attempt = 1; ; attempt++)

@@ -9,8 +9,11 @@ namespace Streams.SegmentStore.Server;
 /// newly assigned containers (their recovery fences the previous owner) and stops the ones moved away.
 /// <para>
 /// When the metadata store's session is lost, this store's registration is gone and the controller may already have
-/// given its containers to others: every container stops at once, and only the assignment read with the new session
-/// decides what runs again. Even if that came too late, fencing guarantees an old owner can write nothing.
+/// given its containers to others: every container stops at once, wherever the assignment loop is (it may be stuck
+/// retrying a read against an unreachable store), and only the assignment read with the new session decides what runs
+/// again. A store cut off from ZooKeeper learns of the loss without reaching it, once the session timeout has passed
+/// with no answer (the ZooKeeper client's rule). Even if that came too late, fencing guarantees an old owner can write
+/// nothing, and it confirms ownership before deleting anything from Tier 2.
 /// </para>
 /// </summary>
 internal sealed class ContainerOwnership
@@ -37,6 +40,7 @@ internal sealed class ContainerOwnership
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        var stopping = StopOnSessionLossAsync(cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -45,25 +49,44 @@ internal sealed class ContainerOwnership
                 var (value, changed) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, cancellationToken);
                 var assignment = value is { } v ? ClusterPaths.Deserialize<ContainerAssignment>(v.Data) : ContainerAssignment.Empty;
                 var desired = assignment.OwnedBy(_storeId).ToHashSet();
-                _owned = desired;
-                await ApplyAsync(desired, cancellationToken);
-
-                await Task.WhenAny(changed, session, Task.Delay(RetryInterval, cancellationToken));
                 if (session.IsCompleted)
                 {
-                    _logger.LogWarning("Session lost: stopping every container until the assignment is read again.");
-                    _owned = [];
-                    await ApplyAsync([], cancellationToken);
+                    continue; // read with a session that is gone: read again with the new one
                 }
+
+                _owned = desired;
+                await ApplyAsync(desired, cancellationToken);
+                await Task.WhenAny(changed, session, Task.Delay(RetryInterval, cancellationToken));
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                _logger.LogWarning("Following the container assignment failed ({Error}); retrying.", e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+
+        await stopping;
+    }
+
+    /// <summary>Stops every container each time a session is lost, whatever the assignment loop is doing.</summary>
+    private async Task StopOnSessionLossAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _store.SessionLost.WaitAsync(cancellationToken);
+                _logger.LogWarning("Session lost: stopping every container until the assignment is read again.");
+                _owned = [];
+                await Task.WhenAll(Enumerable.Range(0, _service.ContainerCount).Select(_service.StopAsync));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return;
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "Following the container assignment failed; retrying.");
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
     }

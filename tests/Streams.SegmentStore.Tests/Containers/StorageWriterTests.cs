@@ -230,6 +230,35 @@ public sealed class StorageWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task The_sweep_deletes_only_older_owners_orphans_and_nothing_once_the_log_is_someone_elses()
+    {
+        var log = new InMemoryDurableDataLog { Epoch = 3 };
+        await using var container = Create(log, Options());
+        await container.StartAsync();
+        Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
+        await AppendEventsAsync(container, 0, 300);
+        await WaitUntilAsync(() => container.UnflushedBytes == 0, "everything is in Tier 2");
+        Assert.All(await ListChunksAsync("containers/0/"), name => Assert.EndsWith(".e3", name, StringComparison.Ordinal));
+
+        var ct = TestContext.Current.CancellationToken;
+        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000000.e2", new byte[10], ct); // a fenced predecessor's
+        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000010.0ldowner0000", new byte[10], ct); // named before epochs
+        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000020.e3", new byte[10], ct); // this owner's, being recorded
+        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000030.e4", new byte[10], ct); // a newer owner's: this one is a zombie
+        var checks = log.OwnershipChecks;
+        Assert.Equal(2, await container.SweepOrphansAsync(ct));
+        Assert.Equal(["containers/0/segments/9/0000000000000000020.e3", "containers/0/segments/9/0000000000000000030.e4"], (await ListChunksAsync("containers/0/segments/9/")).Order());
+        Assert.True(log.OwnershipChecks >= checks + 2, "Every delete confirms ownership first.");
+
+        // Taken over: whatever its stale view says, it deletes nothing.
+        log.TakenOver = true;
+        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000040.e1", new byte[10], ct);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => container.SweepOrphansAsync(ct));
+        Assert.Equal(3, (await ListChunksAsync("containers/0/segments/9/")).Count);
+        Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
+    }
+
+    [Fact]
     public async Task A_new_owner_recovers_from_the_checkpoint_after_truncation_and_keeps_deduplicating()
     {
         var log = new InMemoryDurableDataLog();
