@@ -119,12 +119,16 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
 
             if (pipelined < blocks.Count)
             {
-                // Set up again: the last durable event number; the re-sent last block is acknowledged, not appended again;
-                // a conditional append at a wrong offset is refused with the real length, at the right one it lands.
+                // Set up again: the last durable event number. Re-sent blocks are acknowledged, not appended again, with
+                // the writer's latest number (acknowledgements never go backwards) and the current length. A conditional
+                // append at a wrong offset is refused with the real length; at the right one it lands.
                 var before = ends[pipelined - 1];
                 Assert.Equal(blocks[pipelined - 1].Last, second.GetProperty("setupLastEventNumber").GetInt64());
-                var duplicate = second.GetProperty("duplicate");
-                Assert.Equal((blocks[pipelined - 1].Last, before), (duplicate.GetProperty("lastEventNumber").GetInt64(), duplicate.GetProperty("segmentLength").GetInt64()));
+                foreach (var duplicate in new[] { second.GetProperty("firstDuplicate"), second.GetProperty("duplicate") })
+                {
+                    Assert.Equal((blocks[pipelined - 1].Last, before), (duplicate.GetProperty("lastEventNumber").GetInt64(), duplicate.GetProperty("segmentLength").GetInt64()));
+                }
+
                 var refused = second.GetProperty("conditionFailed");
                 Assert.Equal(("APPEND_ERROR_CONDITION_FAILED", blocks[^1].Last, before), (refused.GetProperty("error").GetString(), refused.GetProperty("lastEventNumber").GetInt64(), refused.GetProperty("segmentLength").GetInt64()));
                 Assert.False(string.IsNullOrWhiteSpace(refused.GetProperty("message").GetString()));

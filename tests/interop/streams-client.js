@@ -11,9 +11,9 @@ const grpc = require('@grpc/grpc-js');
 const loader = require('@grpc/proto-loader');
 
 // Bounds on every wait: one call, one awaited reply, the whole scenario.
-const CALL_MS = 5000;
-const REPLY_MS = 5000;
-const SCENARIO_MS = 20000;
+const CALL_MS = 10000;
+const REPLY_MS = 10000;
+const SCENARIO_MS = 30000;
 // Read sizes cycled through so that reads end inside headers and bodies, not only at event boundaries.
 const READ_SIZES = [7, 100, 1000, 65536];
 const MAX_READS = 2000;
@@ -313,16 +313,19 @@ const scenarios = {
       callStatuses.push(await call.finish());
     }
 
-    // A second call: set up again (learns the last durable event number), re-send the last block (a duplicate: acknowledged,
-    // not appended), then the kept event conditionally, first at a wrong offset (refused), then at the right one.
+    // A second call: set up again (learns the last durable event number), re-send the first and the last block (duplicates:
+    // acknowledged, not appended), then the kept event conditionally, first at a wrong offset (refused), then at the right one.
     const first = segments[0];
     const again = new AppendCall(segmentStore(first.grpcUri));
     const requestId = 100;
     again.write({ setup: { requestId, writerId, segment: first.segment } });
     const resetup = await again.take(setupOf(requestId), 'second AppendSetup');
-    const lastBlock = first.blocks[first.blocks.length - 1];
-    again.write({ block: { requestId, lastEventNumber: lastBlock.lastEventNumber, eventCount: lastBlock.eventCount, data: lastBlock.data } });
-    const duplicate = acked(await again.take(answerOf(requestId), 'duplicate acknowledgement'));
+    const resend = async (b) => {
+      again.write({ block: { requestId, lastEventNumber: b.lastEventNumber, eventCount: b.eventCount, data: b.data } });
+      return acked(await again.take(answerOf(requestId), `acknowledgement of the re-sent block ${b.lastEventNumber}`));
+    };
+    const firstDuplicate = await resend(first.blocks[0]);
+    const duplicate = await resend(first.blocks[first.blocks.length - 1]);
     const kept = frameEvent(events[last].payload, events[last].key);
     const conditional = { requestId, lastEventNumber: first.nextEventNumber, eventCount: 1, data: kept };
     again.write({ block: { ...conditional, expectedOffset: first.length + 1 } });
@@ -348,7 +351,7 @@ const scenarios = {
       ok: true, writerId: writerId.toString('hex'), callStatuses, segments: results,
       second: {
         segment: first.segment, setupLastEventNumber: Number(resetup.setup.lastEventNumber),
-        duplicate, conditionFailed, conditionalAck, status: secondCallStatus,
+        firstDuplicate, duplicate, conditionFailed, conditionalAck, status: secondCallStatus,
       },
     });
   },
@@ -450,7 +453,7 @@ const scenarios = {
     const checks = {};
     for (const service of ['', ...args]) checks[service] = (await unary(health, 'Check', { service })).status;
     const unknown = await statusOf(unary(health, 'Check', { service: 'no.such.Service' }));
-    // The statuses a Watch delivers until `until` (or the first one if until is null), within 5 s.
+    // The statuses a Watch delivers until `until` (or the first one if until is null), within CALL_MS.
     const watch = (service, until) => new Promise((resolve) => {
       const statuses = [];
       const call = health.Watch({ service }, deadline());
