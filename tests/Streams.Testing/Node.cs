@@ -4,19 +4,26 @@ using System.Text.Json;
 namespace Streams.Testing;
 
 /// <summary>
-/// Runs the Node.js scripts of tests/interop (grpc-js, xxhash-wasm). The test command installs their packages
-/// (npm ci); if they are missing, tests fail saying how to install them rather than skipping.
+/// Runs the Node.js scripts of tests/interop (grpc-js and its reflection client, xxhash-wasm, s3rver). The test
+/// command installs their packages (npm ci); if any is missing, tests fail saying how to install them rather than
+/// skipping.
 /// </summary>
 public static class Node
 {
     public static string InteropDirectory => Path.Combine(Repository.Root, "tests", "interop");
 
+    /// <summary>Throws, saying how to install them, unless every package of tests/interop/package.json is installed.</summary>
     public static void EnsureInstalled()
     {
-        if (!Directory.Exists(Path.Combine(InteropDirectory, "node_modules", "@grpc", "grpc-js")))
+        using var manifest = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(InteropDirectory, "package.json")));
+        var missing = manifest.RootElement.GetProperty("dependencies").EnumerateObject()
+            .Select(p => p.Name)
+            .Where(name => !File.Exists(Path.Combine(InteropDirectory, "node_modules", name, "package.json")))
+            .ToList();
+        if (missing.Count > 0)
         {
             throw new InvalidOperationException(
-                $"The interop packages are not installed: run `npm ci --prefix {InteropDirectory}` (the README's test command does).");
+                $"The interop packages {string.Join(", ", missing)} are not installed: run `npm ci --prefix {InteropDirectory}` (the README's test command does).");
         }
     }
 
