@@ -280,7 +280,7 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
         }
     }
 
-    [Fact(Skip = "Product bug: Read's request marshaller (DataPathMethods.Protobuf, bound by DataPathMethodProvider) lets a parse failure escape, which Grpc.AspNetCore answers UNKNOWN. Remove the skip once it is INVALID_ARGUMENT.")]
+    [Fact]
     public async Task Grpcjs_malformed_read_request_is_invalid_argument()
     {
         var (code, details) = (await MalformedStatusesAsync())[ReadMethod];

@@ -1,5 +1,4 @@
 using System.Reflection;
-using Google.Protobuf;
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
 using Microsoft.AspNetCore.Routing;
@@ -62,7 +61,7 @@ internal sealed class GeneratedServiceMethodProvider<TService> : IServiceMethodP
         {
             if (Find<UnaryServerMethod<TService, TRequest, TResponse>>(method, [typeof(TRequest), typeof(ServerCallContext)]) is { } invoker)
             {
-                context.AddUnaryMethod(Checked(method), Metadata(), invoker);
+                context.AddUnaryMethod(CheckedRequests.Of(method), Metadata(), invoker);
             }
         }
 
@@ -70,7 +69,7 @@ internal sealed class GeneratedServiceMethodProvider<TService> : IServiceMethodP
         {
             if (Find<ServerStreamingServerMethod<TService, TRequest, TResponse>>(method, [typeof(TRequest), typeof(IServerStreamWriter<TResponse>), typeof(ServerCallContext)]) is { } invoker)
             {
-                context.AddServerStreamingMethod(Checked(method), Metadata(), invoker);
+                context.AddServerStreamingMethod(CheckedRequests.Of(method), Metadata(), invoker);
             }
         }
 
@@ -78,7 +77,7 @@ internal sealed class GeneratedServiceMethodProvider<TService> : IServiceMethodP
         {
             if (Find<ClientStreamingServerMethod<TService, TRequest, TResponse>>(method, [typeof(IAsyncStreamReader<TRequest>), typeof(ServerCallContext)]) is { } invoker)
             {
-                context.AddClientStreamingMethod(Checked(method), Metadata(), invoker);
+                context.AddClientStreamingMethod(CheckedRequests.Of(method), Metadata(), invoker);
             }
         }
 
@@ -86,31 +85,11 @@ internal sealed class GeneratedServiceMethodProvider<TService> : IServiceMethodP
         {
             if (Find<DuplexStreamingServerMethod<TService, TRequest, TResponse>>(method, [typeof(IAsyncStreamReader<TRequest>), typeof(IServerStreamWriter<TResponse>), typeof(ServerCallContext)]) is { } invoker)
             {
-                context.AddDuplexStreamingMethod(Checked(method), Metadata(), invoker);
+                context.AddDuplexStreamingMethod(CheckedRequests.Of(method), Metadata(), invoker);
             }
         }
 
         private static List<object> Metadata() => [new HttpMethodMetadata(["POST"], acceptCorsPreflight: true)];
-
-        /// <summary>The method with a request marshaller that turns a message that does not parse into INVALID_ARGUMENT.</summary>
-        private static Method<TRequest, TResponse> Checked<TRequest, TResponse>(Method<TRequest, TResponse> method)
-            where TRequest : class
-            where TResponse : class
-        {
-            var inner = method.RequestMarshaller;
-            var marshaller = new Marshaller<TRequest>(inner.ContextualSerializer, deserializationContext =>
-            {
-                try
-                {
-                    return inner.ContextualDeserializer(deserializationContext);
-                }
-                catch (Exception e) when (e is InvalidProtocolBufferException or InvalidDataException)
-                {
-                    throw new RpcException(new Status(StatusCode.InvalidArgument, $"Malformed {typeof(TRequest).Name} message: {e.Message}"));
-                }
-            });
-            return new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, marshaller, method.ResponseMarshaller);
-        }
 
         /// <summary>An open delegate to the service's override of the rpc, or null (recorded) when it has none.</summary>
         private TDelegate? Find<TDelegate>(IMethod method, Type[] parameters)

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Streams.Common.Contracts;
+using Streams.Common.Server.Grpc;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.SegmentStore.Server;
@@ -15,8 +16,8 @@ namespace Streams.SegmentStore.Server;
 internal sealed class DataPathMethodProvider : IServiceMethodProvider<GrpcSegmentStoreService>
 {
     /// <summary>The server's view of Read: the reply is written from cached frames without copying them into a message.</summary>
-    private static readonly Method<ReadSegmentRequest, ReadReplyFrame> ReadMethod = new(
-        MethodType.Unary, Contracts.SegmentStore.SegmentStore.Descriptor.FullName, "Read", DataPathMethods.Protobuf(ReadSegmentRequest.Parser), ReadReplyFrame.Marshaller);
+    private static readonly Method<ReadSegmentRequest, ReadReplyFrame> ReadMethod = CheckedRequests.Of(new Method<ReadSegmentRequest, ReadReplyFrame>(
+        MethodType.Unary, Contracts.SegmentStore.SegmentStore.Descriptor.FullName, "Read", DataPathMethods.Protobuf(ReadSegmentRequest.Parser), ReadReplyFrame.Marshaller));
 
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<GrpcSegmentStoreService> context)
     {
