@@ -24,7 +24,8 @@ internal sealed class InMemoryDurableDataLog(List<byte[]>? records = null) : IDu
 
     public TaskCompletionSource? Gate { get; set; }
 
-    public int MaxRecordSize => 16 * 1024 * 1024;
+    /// <summary>As a log on bookies: 10 MiB.</summary>
+    public int MaxRecordSize => 10 * 1024 * 1024;
 
     public long Epoch { get; set; } = 1;
 
@@ -46,6 +47,11 @@ internal sealed class InMemoryDurableDataLog(List<byte[]>? records = null) : IDu
 
     public async ValueTask<LogAddress> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken = default)
     {
+        if (record.Length > MaxRecordSize)
+        {
+            throw new ArgumentException($"A record of {record.Length} bytes exceeds the limit of {MaxRecordSize} bytes.");
+        }
+
         if (FailAppends)
         {
             throw new IOException("Injected log failure.");

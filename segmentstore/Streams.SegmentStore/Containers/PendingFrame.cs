@@ -13,7 +13,10 @@ internal enum PendingKind : byte
     /// <summary>A chunk was written to Tier 2 (Offset: the segment's new storage length; Length: the chunk's).</summary>
     StorageFlushed,
 
-    /// <summary>A checkpoint of the container's metadata (Segment: <see cref="SegmentMetadata.Container"/>).</summary>
+    /// <summary>The first page of a checkpoint (Segment: <see cref="SegmentMetadata.Container"/>; Offset: the checkpoint's id).</summary>
+    CheckpointStart,
+
+    /// <summary>The last page of a checkpoint (Segment: <see cref="SegmentMetadata.Container"/>; Offset: the checkpoint's id).</summary>
     Checkpoint,
 
     /// <summary>No log bytes: answers an append setup once everything before it is durable.</summary>
@@ -55,6 +58,13 @@ internal sealed class PendingFrame
     public ReadOnlyMemory<byte> Record { get; set; }
 
     public Task<LogAddress>? Write { get; set; }
+
+    /// <summary>
+    /// For a checkpoint: its pages, one frame each, being serialized off the container's lock from a snapshot taken at
+    /// this frame's place in the log. The writer writes them as consecutive records in this frame's turn; the frame's
+    /// address is its first page's. Null for an ordinary frame.
+    /// </summary>
+    public Task<List<DataFrameBuilder>>? CheckpointPages { get; set; }
 
     /// <summary>Stopwatch timestamp of the hand-off to the log.</summary>
     public long WriteStarted { get; set; }

@@ -7,21 +7,38 @@ namespace Streams.SegmentStore.Containers;
 /// <summary>
 /// Checkpoints and log truncation behind Tier 2.
 /// <para>
-/// Truncation. The log is truncated only at a <see cref="OperationType.Checkpoint"/> record (the whole container
-/// metadata, including chunk lists and writers' event numbers), and only at a checkpoint older than every frame that
-/// still holds bytes not in Tier 2. Recovery then starts at that checkpoint and loses nothing: earlier bytes are in
-/// Tier 2, later ones are replayed.
+/// Truncation. The log is truncated only at a checkpoint (the whole container metadata, including chunk lists and
+/// writers' event numbers), and only at a checkpoint older than every frame that still holds bytes not in Tier 2.
+/// Recovery then starts at that checkpoint and loses nothing: earlier bytes are in Tier 2, later ones are replayed.
+/// </para>
+/// <para>
+/// Size. A checkpoint grows with the container's metadata (a container with a million chunks and a million writers
+/// has one of about 100 MiB), so it is written as pages, one per frame (<see cref="CheckpointPages"/>), never as one
+/// record that the log could refuse. The snapshot is taken under the container's lock, where its placeholder frame takes
+/// its turn in the log; it is serialized off the lock, and the writer writes its pages as consecutive records in that
+/// turn, so nothing is logged between them. A checkpoint becomes a truncation point once all its pages are durable. And the next one
+/// waits until the log has grown by <see cref="CheckpointSpacing"/> times the last one's size (at least
+/// CheckpointEvery), so checkpoints never take more than a fraction of the log's bandwidth however large they get.
 /// </para>
 /// </summary>
 internal sealed partial class SegmentContainer
 {
+    /// <summary>The log grows by at least this many times the last checkpoint's size before the next one is written.</summary>
+    private const int CheckpointSpacing = 4;
+
+    private long _lastCheckpointBytes;
+    private long _checkpointCount;
+    private long _checkpointStart = -1;
+    private LogAddress _checkpointStartAddress;
+
     /// <summary>Writes a checkpoint when due, then truncates the log at the newest checkpoint that is safe.</summary>
     private async Task CheckpointAndTruncateAsync(bool progressed, CancellationToken cancellationToken)
     {
         bool due;
         lock (_sync)
         {
-            due = _logBytes - _logBytesAtCheckpoint >= _options.Storage.CheckpointEvery || (progressed && _checkpoints.Count == 0);
+            var spacing = Math.Max(_options.Storage.CheckpointEvery, CheckpointSpacing * Interlocked.Read(ref _lastCheckpointBytes));
+            due = _logBytes - _logBytesAtCheckpoint >= spacing || (progressed && _checkpoints.Count == 0);
         }
 
         if (due)
@@ -81,17 +98,49 @@ internal sealed partial class SegmentContainer
                 return unavailable;
             }
 
-            // A checkpoint opens its frame: recovery may start at that frame, and must find nothing before it.
+            // The snapshot is taken here, and its frame takes its place in the log now: whatever is accepted after
+            // this lock goes to later frames. Serializing it (a second for a million chunks) happens off the lock.
             SealCurrent();
-            var body = BuildCheckpoint().Serialize();
-            var frame = FrameFor(body.Length);
-            frame.Builder.AddBody(OperationType.Checkpoint, body);
-            frame.Operations.Add(new PendingOperation { Kind = PendingKind.Checkpoint, Segment = SegmentMetadata.Container, Callback = completion });
+            var started = Stopwatch.GetTimestamp();
+            var snapshot = BuildCheckpoint();
+            // Unique across owners: a later owner never takes the id of a checkpoint an earlier one left half written.
+            var checkpointId = (_log.Epoch << 32) | (uint)++_checkpointCount;
+            var frame = new PendingFrame(new DataFrameBuilder(DataFrame.HeaderSize + DataFrame.TrailerSize))
+            {
+                CheckpointPages = Task.Run(() => Paginate(snapshot, checkpointId, started), CancellationToken.None),
+            };
+            frame.Operations.Add(new PendingOperation { Kind = PendingKind.CheckpointStart, Segment = SegmentMetadata.Container, Offset = checkpointId });
+            frame.Operations.Add(new PendingOperation { Kind = PendingKind.Checkpoint, Segment = SegmentMetadata.Container, Offset = checkpointId, Callback = completion });
+            _pending.AddLast(frame);
+            _unwritten.Enqueue(frame);
             _logBytesAtCheckpoint = _logBytes;
         }
 
         _writeSignal.Release();
         return await completion.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Serializes a checkpoint into page frames (unsealed: the writer gives them their sequence numbers).</summary>
+    private List<DataFrameBuilder> Paginate(ContainerCheckpoint snapshot, long checkpointId, long started)
+    {
+        var pageSize = _options.MaxFrameSize - DataFrame.HeaderSize - DataFrame.OperationHeaderSize - CheckpointPages.HeaderSize - DataFrame.TrailerSize;
+        using var serialized = new PagedBuffer(pageSize);
+        snapshot.WriteTo(serialized);
+        var pages = serialized.Pages;
+        var frames = new List<DataFrameBuilder>(pages.Count);
+        for (var i = 0; i < pages.Count; i++)
+        {
+            var frame = new DataFrameBuilder(_options.MaxFrameSize);
+            frame.AddCheckpointPage(checkpointId, i, pages.Count, pages[i].Span);
+            frames.Add(frame);
+        }
+
+        Interlocked.Exchange(ref _lastCheckpointBytes, serialized.Length);
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        _logger.Log(elapsed >= TimeSpan.FromMilliseconds(100) ? LogLevel.Information : LogLevel.Debug,
+            "Container {Container} checkpoints {Bytes} bytes of metadata in {Pages} log frames (serialized in {Elapsed:F0} ms).",
+            Id, serialized.Length, pages.Count, elapsed.TotalMilliseconds);
+        return frames;
     }
 
     /// <summary>
@@ -117,6 +166,22 @@ internal sealed partial class SegmentContainer
         }
 
         return new ContainerCheckpoint(_nextSegmentId, segments);
+    }
+
+    /// <summary>The first page of a checkpoint is durable (container lock held): remember where it starts.</summary>
+    private void OnCheckpointStartDurable(long checkpointId, LogAddress address)
+    {
+        _checkpointStart = checkpointId;
+        _checkpointStartAddress = address;
+    }
+
+    /// <summary>The last page is durable (container lock held): the checkpoint's first frame becomes a truncation point.</summary>
+    private void OnCheckpointDurable(long checkpointId)
+    {
+        if (_checkpointStart == checkpointId)
+        {
+            _checkpoints.Add(_checkpointStartAddress);
+        }
     }
 
     /// <summary>Replays a checkpoint: the container's state becomes exactly the checkpoint's.</summary>

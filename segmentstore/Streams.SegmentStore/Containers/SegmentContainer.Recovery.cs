@@ -16,6 +16,7 @@ internal sealed partial class SegmentContainer
         var started = DateTime.UtcNow;
         long? expected = null;
         var frames = 0;
+        using var pages = new CheckpointCollector();
         await foreach (var record in _log.ReadAllAsync(cancellationToken))
         {
             var cached = false;
@@ -33,6 +34,22 @@ internal sealed partial class SegmentContainer
                 var hasAppends = false;
                 foreach (var op in DataFrame.Operations(record.Memory))
                 {
+                    if (op.Type == OperationType.CheckpointPage)
+                    {
+                        var body = record.Memory.Slice(op.DataOffset, op.DataLength);
+                        var (id, index, count) = CheckpointPages.ReadHeader(body.Span, where);
+                        pages.Add(id, index, count, body[CheckpointPages.HeaderSize..], record);
+                        if (pages.IsComplete)
+                        {
+                            ApplyCheckpoint(ContainerCheckpoint.Deserialize(pages.Data, where), pages.Start);
+                            pages.Clear(record);
+                        }
+
+                        continue;
+                    }
+
+                    // Anything between the pages of a checkpoint: its owner died before the rest; that one is ignored.
+                    pages.Clear(record);
                     hasAppends |= Replay(op, record.Memory, record.Address, where);
                 }
 
@@ -47,7 +64,7 @@ internal sealed partial class SegmentContainer
             }
             finally
             {
-                if (!cached)
+                if (!cached && !pages.Holds(record))
                 {
                     record.Dispose();
                 }
@@ -127,5 +144,63 @@ internal sealed partial class SegmentContainer
         }
 
         return false;
+    }
+
+    /// <summary>The pages of the checkpoint being read back; it keeps their log records until the checkpoint is applied.</summary>
+    private sealed class CheckpointCollector : IDisposable
+    {
+        private readonly List<ReadOnlyMemory<byte>> _data = [];
+        private readonly List<LogRecord> _records = [];
+        private long _id;
+        private int _count;
+
+        public IReadOnlyList<ReadOnlyMemory<byte>> Data => _data;
+
+        /// <summary>Where the checkpoint's first page is: recovery can start there.</summary>
+        public LogAddress Start { get; private set; }
+
+        public bool IsComplete => _count > 0 && _data.Count == _count;
+
+        /// <summary>Whether the collector keeps <paramref name="record"/> (then its reader must not dispose it).</summary>
+        public bool Holds(LogRecord record) => _records.Count > 0 && _records[^1].Address == record.Address;
+
+        /// <summary>Adds a page of <paramref name="record"/>, which the collector then keeps until it is cleared.</summary>
+        public void Add(long id, int index, int count, ReadOnlyMemory<byte> data, LogRecord record)
+        {
+            if (index == 0)
+            {
+                Clear(record);
+                (_id, _count, Start) = (id, count, record.Address);
+            }
+            else if (id != _id || index != _data.Count || count != _count)
+            {
+                Clear(record); // a page of a checkpoint whose beginning was cut short or truncated away
+                return;
+            }
+
+            _data.Add(data);
+            if (!Holds(record))
+            {
+                _records.Add(record);
+            }
+        }
+
+        /// <summary>Forgets the pages and releases their records, except <paramref name="inUse"/> (its reader still reads it).</summary>
+        public void Clear(LogRecord? inUse = null)
+        {
+            foreach (var record in _records)
+            {
+                if (inUse is not { } current || record.Address != current.Address)
+                {
+                    record.Dispose();
+                }
+            }
+
+            _records.Clear();
+            _data.Clear();
+            _count = 0;
+        }
+
+        public void Dispose() => Clear();
     }
 }

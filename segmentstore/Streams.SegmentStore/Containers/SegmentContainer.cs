@@ -196,7 +196,9 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
                 await _writeSignal.WaitAsync(_stop.Token);
                 while (true)
                 {
-                    PendingFrame frame;
+                    PendingFrame? frame = null;
+                    List<DataFrameBuilder>? pages = null;
+                    Task? serializing = null;
                     lock (_sync)
                     {
                         if (_state != ContainerState.Running || _writing >= _options.MaxConcurrentWrites)
@@ -215,20 +217,76 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
                             SealCurrent();
                         }
 
-                        frame = _unwritten.Dequeue();
-                        frame.Record = frame.Builder.Seal(_nextSequence++);
-                        _writing++;
-                        _logBytes += frame.Record.Length;
+                        if (_unwritten.Peek().CheckpointPages is { IsCompletedSuccessfully: false })
+                        {
+                            serializing = _unwritten.Peek().CheckpointPages; // a checkpoint's turn: nothing after it goes first
+                        }
+                        else
+                        {
+                            frame = _unwritten.Dequeue();
+                            if (frame.CheckpointPages is { } ready)
+                            {
+                                pages = ready.Result;
+                                frame.Record = pages[0].Seal(_nextSequence++);
+                                for (var i = 1; i < pages.Count; i++)
+                                {
+                                    _logBytes += pages[i].Seal(_nextSequence++).Length;
+                                }
+                            }
+                            else
+                            {
+                                frame.Record = frame.Builder.Seal(_nextSequence++);
+                            }
+
+                            _writing++;
+                            _logBytes += frame.Record.Length;
+                        }
+                    }
+
+                    if (frame is null)
+                    {
+                        // A checkpoint's turn: wait until it is serialized; if that failed, so does the container.
+                        await serializing!.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                        if (serializing.Exception is { } failed)
+                        {
+                            Fail(failed.InnerException ?? failed);
+                            break;
+                        }
+
+                        continue;
                     }
 
                     frame.WriteStarted = Stopwatch.GetTimestamp();
-                    frame.Write = _log.AppendAsync(frame.Record, CancellationToken.None).AsTask();
+                    frame.Write = pages is null ? _log.AppendAsync(frame.Record, CancellationToken.None).AsTask() : AppendPagesAsync(frame.Record, pages);
                     _written.Writer.TryWrite(frame);
                 }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// Writes a checkpoint's pages as consecutive records (appends are queued in call order) and completes with the first
+    /// one's address once all are durable; then releases their buffers.
+    /// </summary>
+    private async Task<LogAddress> AppendPagesAsync(ReadOnlyMemory<byte> first, List<DataFrameBuilder> pages)
+    {
+        try
+        {
+            var writes = new List<Task<LogAddress>>(pages.Count) { _log.AppendAsync(first, CancellationToken.None).AsTask() };
+            for (var i = 1; i < pages.Count; i++)
+            {
+                writes.Add(_log.AppendAsync(pages[i].Sealed, CancellationToken.None).AsTask());
+            }
+
+            await Task.WhenAll(writes);
+            return await writes[0];
+        }
+        finally
+        {
+            pages.ForEach(p => p.Dispose());
         }
     }
 
@@ -346,8 +404,11 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
             case PendingKind.StorageFlushed:
                 OnFlushDurable(segment, op.Offset, op.Length);
                 break;
+            case PendingKind.CheckpointStart:
+                OnCheckpointStartDurable(op.Offset, address);
+                break;
             case PendingKind.Checkpoint:
-                _checkpoints.Add(address);
+                OnCheckpointDurable(op.Offset);
                 break;
             case PendingKind.SetupBarrier:
                 return new OperationOutcome(OutcomeStatus.Success, segment.Length, segment.DurableEventNumber(op.Writer));

@@ -143,7 +143,8 @@ internal static class DataFrame
                         Current = new Operation(type, ReadId(body), 0, Guid.Empty, 0, start, length, null);
                         return true;
                     case OperationType.Checkpoint:
-                        // The body (at DataOffset, DataLength) is a ContainerCheckpoint.
+                    case OperationType.CheckpointPage:
+                        // The body (at DataOffset, DataLength) is a ContainerCheckpoint, or one page of one.
                         Current = new Operation(type, 0, 0, Guid.Empty, 0, start, length, null);
                         return true;
                     default:

@@ -65,11 +65,22 @@ internal sealed class DataFrameBuilder : IDisposable
     /// <summary>Adds an operation whose body is already serialized (storage records, checkpoints).</summary>
     public void AddBody(OperationType type, ReadOnlySpan<byte> body) => body.CopyTo(Begin(type, body.Length));
 
+    /// <summary>Adds one page of a checkpoint (<see cref="CheckpointPages"/>).</summary>
+    public void AddCheckpointPage(long checkpointId, int index, int count, ReadOnlySpan<byte> data)
+    {
+        var body = Begin(OperationType.CheckpointPage, CheckpointPages.HeaderSize + data.Length);
+        CheckpointPages.WriteHeader(body, checkpointId, index, count);
+        data.CopyTo(body[CheckpointPages.HeaderSize..]);
+    }
+
     public void AddDelete(long segmentId)
     {
         var body = Begin(OperationType.Delete, 8);
         BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
     }
+
+    /// <summary>The finished frame, once <see cref="Seal"/>ed.</summary>
+    public ReadOnlyMemory<byte> Sealed { get; private set; }
 
     /// <summary>Writes the header and checksum. The builder then owns a finished frame; take it with <see cref="Detach"/>.</summary>
     public ReadOnlyMemory<byte> Seal(long sequence)
@@ -83,7 +94,8 @@ internal sealed class DataFrameBuilder : IDisposable
         BinaryPrimitives.WriteInt32LittleEndian(span[16..], OperationCount);
         BinaryPrimitives.WriteInt32LittleEndian(span[20..], _position - DataFrame.HeaderSize);
         BinaryPrimitives.WriteUInt32LittleEndian(span[_position..], DataFrame.Checksum(span[.._position]));
-        return buffer.AsMemory(0, Length);
+        Sealed = buffer.AsMemory(0, Length);
+        return Sealed;
     }
 
     /// <summary>Hands the buffer over (to the read cache); the builder is empty afterwards.</summary>

@@ -137,6 +137,13 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
 
     public ValueTask<LogAddress> AppendAsync(ReadOnlyMemory<byte> record, CancellationToken cancellationToken = default)
     {
+        if (record.Length > MaxRecordSize)
+        {
+            // Refused here, with the reason: sent on, bookies would refuse it, and that reads like bookie failures.
+            return ValueTask.FromException<LogAddress>(new ArgumentException(
+                $"Container {_containerId}: a log record of {record.Length} bytes exceeds the limit of {MaxRecordSize} bytes."));
+        }
+
         lock (_lock)
         {
             if (_failure is { } failure)
@@ -282,6 +289,13 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
 
             return;
         }
+        catch (Exception e)
+        {
+            // The next ledger could not be made (e.g. the metadata store is unreachable): the log fails, and so do the
+            // appends queued for the new ledger. Left alone, they would wait for a rollover that never ends.
+            FailQueued(Fail(e));
+            return;
+        }
 
         try
         {
@@ -318,13 +332,18 @@ internal sealed class LedgerDurableDataLog : IDurableDataLog
         }
         catch (Exception e)
         {
-            var failure = Fail(e);
-            lock (_lock)
+            FailQueued(Fail(e));
+        }
+    }
+
+    private void FailQueued(Exception failure)
+    {
+        lock (_lock)
+        {
+            _rolling = false;
+            while (_queued.TryDequeue(out var queued))
             {
-                while (_queued.TryDequeue(out var queued))
-                {
-                    queued.Done.TrySetException(failure);
-                }
+                queued.Done.TrySetException(failure);
             }
         }
     }

@@ -12,6 +12,12 @@ internal enum OperationType : byte
     /// <summary>A chunk of a segment was written to Tier 2: the segment id, then a <see cref="ChunkInfo"/>.</summary>
     StorageFlushed = 6,
 
-    /// <summary>The container's whole metadata (<see cref="ContainerCheckpoint"/>); always the first operation of its frame.</summary>
+    /// <summary>
+    /// The container's whole metadata (<see cref="ContainerCheckpoint"/>) in one record; always the first operation of its
+    /// frame. Written by earlier versions (their checkpoints stopped at the largest log record); still read.
+    /// </summary>
     Checkpoint = 7,
+
+    /// <summary>One page of a checkpoint (<see cref="CheckpointPages"/>): the pages of a checkpoint are consecutive frames.</summary>
+    CheckpointPage = 8,
 }

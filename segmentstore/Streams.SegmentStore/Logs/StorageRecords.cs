@@ -36,40 +36,53 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
     public byte[] Serialize()
     {
         using var stream = new MemoryStream();
-        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
-        {
-            w.Write(FormatVersion);
-            w.Write(NextSegmentId);
-            w.Write(Segments.Count);
-            foreach (var s in Segments)
-            {
-                w.Write(s.Id);
-                w.Write(s.Name);
-                w.Write(s.CreatedAtUnixMs);
-                w.Write(s.Length);
-                w.Write(s.StartOffset);
-                w.Write(s.Sealed);
-                w.Write(s.StorageLength);
-                w.Write(s.Chunks.Count);
-                foreach (var c in s.Chunks)
-                {
-                    StorageRecords.WriteChunk(w, c);
-                }
-
-                w.Write(s.Writers.Count);
-                foreach (var writer in s.Writers)
-                {
-                    w.Write(writer.Id.ToByteArray());
-                    w.Write(writer.EventNumber);
-                    w.Write(writer.LastSeenUnixMs);
-                }
-            }
-        }
-
+        WriteTo(stream);
         return stream.ToArray();
     }
 
-    public static ContainerCheckpoint Deserialize(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r =>
+    /// <summary>Writes the checkpoint to <paramref name="stream"/> (a <see cref="PagedBuffer"/> for the log).</summary>
+    public void WriteTo(Stream stream)
+    {
+        // Millions of small writes: buffered, they cost a memory copy each instead of a call into the stream.
+        using var buffered = new BufferedStream(stream, 64 * 1024);
+        using var w = new BinaryWriter(buffered, Encoding.UTF8, leaveOpen: true);
+        Span<byte> id = stackalloc byte[16];
+        w.Write(FormatVersion);
+        w.Write(NextSegmentId);
+        w.Write(Segments.Count);
+        foreach (var s in Segments)
+        {
+            w.Write(s.Id);
+            w.Write(s.Name);
+            w.Write(s.CreatedAtUnixMs);
+            w.Write(s.Length);
+            w.Write(s.StartOffset);
+            w.Write(s.Sealed);
+            w.Write(s.StorageLength);
+            w.Write(s.Chunks.Count);
+            foreach (var c in s.Chunks)
+            {
+                StorageRecords.WriteChunk(w, c);
+            }
+
+            w.Write(s.Writers.Count);
+            foreach (var writer in s.Writers)
+            {
+                writer.Id.TryWriteBytes(id);
+                w.Write(id);
+                w.Write(writer.EventNumber);
+                w.Write(writer.LastSeenUnixMs);
+            }
+        }
+    }
+
+    public static ContainerCheckpoint Deserialize(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r => Read(r, where));
+
+    /// <summary>Reads a checkpoint from its pages' data.</summary>
+    public static ContainerCheckpoint Deserialize(IReadOnlyList<ReadOnlyMemory<byte>> pages, string where) =>
+        StorageRecords.Parse(new PagesStream(pages), where, r => Read(r, where));
+
+    private static ContainerCheckpoint Read(BinaryReader r, string where)
     {
         var version = r.ReadByte();
         if (version is not (1 or FormatVersion))
@@ -80,9 +93,10 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
         var next = r.ReadInt64();
         var count = r.ReadInt32();
         var segments = new List<CheckpointSegment>(count);
+        Span<byte> id = stackalloc byte[16];
         for (var i = 0; i < count; i++)
         {
-            var id = r.ReadInt64();
+            var segmentId = r.ReadInt64();
             var name = r.ReadString();
             var created = r.ReadInt64();
             var length = r.ReadInt64();
@@ -100,14 +114,15 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
             var writers = new List<CheckpointWriter>(writerCount);
             for (var c = 0; c < writerCount; c++)
             {
-                writers.Add(new(new Guid(r.ReadBytes(16)), r.ReadInt64(), version >= 2 ? r.ReadInt64() : 0));
+                r.BaseStream.ReadExactly(id);
+                writers.Add(new(new Guid(id), r.ReadInt64(), version >= 2 ? r.ReadInt64() : 0));
             }
 
-            segments.Add(new CheckpointSegment(id, name, created, length, start, isSealed, storageLength, chunks, writers));
+            segments.Add(new CheckpointSegment(segmentId, name, created, length, start, isSealed, storageLength, chunks, writers));
         }
 
         return new ContainerCheckpoint(next, segments);
-    });
+    }
 }
 
 /// <summary>Bodies of the Tier 2 operations of the log (<see cref="OperationType.StorageFlushed"/>).</summary>
@@ -138,11 +153,13 @@ internal static class StorageRecords
 
     internal static ChunkInfo ReadChunk(BinaryReader r) => new(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadUInt32());
 
-    internal static T Parse<T>(ReadOnlyMemory<byte> body, string where, Func<BinaryReader, T> read)
+    internal static T Parse<T>(ReadOnlyMemory<byte> body, string where, Func<BinaryReader, T> read) =>
+        Parse(new MemoryStream(body.ToArray(), writable: false), where, read);
+
+    internal static T Parse<T>(Stream stream, string where, Func<BinaryReader, T> read)
     {
         try
         {
-            using var stream = new MemoryStream(body.ToArray(), writable: false);
             using var reader = new BinaryReader(stream, Encoding.UTF8);
             return read(reader);
         }

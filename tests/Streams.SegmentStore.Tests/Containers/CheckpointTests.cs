@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging.Abstractions;
+using Streams.SegmentStore.Containers;
+using Streams.SegmentStore.Logs;
+using Streams.SegmentStore.Reading;
+using Streams.Testing;
+using Streams.Tier2.FileSystem;
+
+namespace Streams.SegmentStore.Tests.Containers;
+
+/// <summary>
+/// Checkpoints (SegmentContainer.Checkpoints.cs) of containers whose metadata is far larger than the largest log record
+/// (10 MiB): they are written as pages, recovered, and written again by the next owner.
+/// </summary>
+public sealed class CheckpointTests : IDisposable
+{
+    private const int Segments = 200;
+    private const int ChunksPerSegment = 1_000;
+    private const int WritersPerSegment = 1_000;
+    private readonly TempDirectory _dir = new("checkpoints");
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task Metadata_larger_than_a_log_record_is_checkpointed_in_pages_recovered_and_checkpointed_again()
+    {
+        var log = new InMemoryDurableDataLog();
+        var synthetic = Synthetic();
+        var size = WriteCheckpoint(log, synthetic);
+        Assert.True(size > log.MaxRecordSize, $"The checkpoint ({size} bytes) should not fit in one log record.");
+        TestContext.Current.TestOutputHelper?.WriteLine($"{Segments * ChunksPerSegment} chunks, {Segments * WritersPerSegment} writers: a {size >> 20} MiB checkpoint in {log.Records.Count} records");
+
+        // The first owner recovers from it, then writes a checkpoint of its own (a new owner checkpoints soon).
+        var before = log.Records.Count;
+        var watch = Stopwatch.StartNew();
+        await using (var first = Create(log))
+        {
+            await first.StartAsync();
+            TestContext.Current.TestOutputHelper?.WriteLine($"recovered in {watch.ElapsedMilliseconds} ms");
+            AssertHoldsEverything(first);
+            await WaitUntilAsync(() => log.Begin >= before, "the new owner checkpointed and truncated its log at that checkpoint");
+            Assert.All(log.Records, r => Assert.True(r.Length <= log.MaxRecordSize));
+        }
+
+        // The next owner recovers from that one.
+        await using var second = Create(new InMemoryDurableDataLog(log.Records) { Begin = log.Begin });
+        await second.StartAsync();
+        AssertHoldsEverything(second);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_cut_short_by_a_crash_is_ignored_and_the_one_before_it_is_used()
+    {
+        var log = new InMemoryDurableDataLog();
+        WriteCheckpoint(log, Synthetic(segments: 2));
+        var full = log.Records.Count;
+        // A second checkpoint whose owner died after its first pages: the log ends inside it.
+        WriteCheckpoint(log, new ContainerCheckpoint(99, []));
+        WriteCheckpoint(log, Synthetic(segments: 30), keepPages: 1);
+        Assert.True(log.Records.Count > full);
+
+        await using var container = Create(log);
+        await container.StartAsync();
+        Assert.Empty(container.ListSegments()); // the empty checkpoint, not the half-written one after it
+    }
+
+    private static ContainerCheckpoint Synthetic(int segments = Segments)
+    {
+        var list = new List<CheckpointSegment>(segments);
+        for (var s = 0; s < segments; s++)
+        {
+            var chunks = new List<ChunkInfo>(ChunksPerSegment);
+            for (var c = 0; c < ChunksPerSegment; c++)
+            {
+                chunks.Add(new ChunkInfo(string.Create(CultureInfo.InvariantCulture, $"containers/0/segments/{s + 1}/{(long)c * 4096:D19}.e1"), (long)c * 4096, 4096, (uint)c));
+            }
+
+            var writers = new List<CheckpointWriter>(WritersPerSegment);
+            for (var w = 0; w < WritersPerSegment; w++)
+            {
+                writers.Add(new CheckpointWriter(WriterId(s, w), w, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            }
+
+            var length = (long)ChunksPerSegment * 4096;
+            list.Add(new CheckpointSegment(s + 1, SegmentName(s), 0, length, 0, false, length, chunks, writers));
+        }
+
+        return new ContainerCheckpoint(segments + 1, list);
+    }
+
+    private static string SegmentName(int s) => string.Create(CultureInfo.InvariantCulture, $"scope/stream/{s}.#epoch.0");
+
+    private static Guid WriterId(int segment, int writer) => new(segment, (short)(writer >> 16), (short)writer, 1, 2, 3, 4, 5, 6, 7, 8);
+
+    /// <summary>Appends a checkpoint to the log as page frames, as a container writes them; returns its size in bytes.</summary>
+    private static long WriteCheckpoint(InMemoryDurableDataLog log, ContainerCheckpoint checkpoint, int keepPages = int.MaxValue)
+    {
+        const int FrameSize = 1024 * 1024;
+        var pageSize = FrameSize - DataFrame.HeaderSize - DataFrame.OperationHeaderSize - CheckpointPages.HeaderSize - DataFrame.TrailerSize;
+        using var serialized = new PagedBuffer(pageSize);
+        checkpoint.WriteTo(serialized);
+        var pages = serialized.Pages;
+        var sequence = log.Records.Count;
+        var id = Random.Shared.NextInt64();
+        for (var i = 0; i < pages.Count && i < keepPages; i++)
+        {
+            using var frame = new DataFrameBuilder(FrameSize);
+            frame.AddCheckpointPage(id, i, pages.Count, pages[i].Span);
+            log.Records.Add(frame.Seal(sequence++).ToArray());
+        }
+
+        return serialized.Length;
+    }
+
+    private static void AssertHoldsEverything(SegmentContainer container)
+    {
+        Assert.Equal(Segments, container.ListSegments().Count);
+        for (var s = 0; s < Segments; s += 37)
+        {
+            var info = container.GetInfo(SegmentName(s));
+            Assert.NotNull(info);
+            Assert.Equal((long)ChunksPerSegment * 4096, info.Length);
+        }
+    }
+
+    private SegmentContainer Create(InMemoryDurableDataLog log) =>
+        new(0, log, new FrameCache(1 << 20), new ContainerOptions
+        {
+            Storage = new StorageWriterOptions { FlushAge = TimeSpan.FromMilliseconds(50), CheckpointEvery = 1 << 20, MinRetryDelay = TimeSpan.FromMilliseconds(20) },
+        }, NullLogger.Instance, new FileChunkStorage(_dir.Sub("tier2")), new FrameCache(1 << 20));
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
+            await Task.Delay(20);
+        }
+    }
+}
