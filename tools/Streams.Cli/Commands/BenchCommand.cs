@@ -70,6 +70,10 @@ internal static class BenchCommand
                         ["SegmentStore:Tier2"] = parse.GetValue(tier2),
                         // A catch-up read should find the data in Tier 2 soon after the writes stop.
                         ["SegmentStore:Tier2FlushAgeMs"] = parse.GetValue(catchUp) ? "1000" : null,
+                        // Stdout is the result (a table, or the --json document): the server's log goes to stderr,
+                        // warnings and errors only.
+                        ["Logging:Console:LogToStandardErrorThreshold"] = nameof(LogLevel.Trace),
+                        ["Logging:LogLevel:Default"] = nameof(LogLevel.Warning),
                     };
                     var configuration = ServerConfiguration.Build(null, flags);
                     loggerFactory = ServerLogging.Create(configuration, LogLevel.Warning);
@@ -87,7 +91,7 @@ internal static class BenchCommand
                 var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors, bench.Interrupted);
                 if (parse.GetValue(catchUp) && !bench.Interrupted && bench.Stream is { } written)
                 {
-                    result = result with { CatchUp = await CatchUpAsync(client, written, server, asJson, ct) };
+                    result = result with { CatchUp = await CatchUpAsync(client, written, server, ct) };
                 }
 
                 await bench.CleanUpAsync();
@@ -127,7 +131,7 @@ internal static class BenchCommand
     }
 
     /// <summary>Reads the bench stream from the start as fast as possible; with an in-process server, first waits until it is all in Tier 2.</summary>
-    private static async Task<CatchUpResult> CatchUpAsync(StreamsClient client, string stream, StandaloneHost? server, bool quiet, CancellationToken ct)
+    private static async Task<CatchUpResult> CatchUpAsync(StreamsClient client, string stream, StandaloneHost? server, CancellationToken ct)
     {
         var settle = Stopwatch.StartNew();
         if (server is not null)
@@ -142,10 +146,7 @@ internal static class BenchCommand
         }
 
         var settled = settle.Elapsed.TotalSeconds;
-        if (!quiet)
-        {
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {stream} from the start (settled for {settled:F1} s)..."));
-        }
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {stream} from the start (settled for {settled:F1} s)..."));
 
         long events = 0, bytes = 0;
         var timer = Stopwatch.StartNew();
