@@ -1,7 +1,26 @@
+using HdrHistogram;
+
 namespace Streams.Cli.Bench;
 
-/// <summary>Ack latency percentiles in milliseconds.</summary>
-internal sealed record LatencySummary(double P50, double P95, double P99, double P999, double Max, double Mean);
+/// <summary>Latency percentiles in milliseconds.</summary>
+internal sealed record LatencySummary(double P50, double P90, double P95, double P99, double P999, double Max, double Mean)
+{
+    /// <summary>Reads a histogram of microseconds; all zeros if it is empty.</summary>
+    public static LatencySummary From(HistogramBase micros)
+    {
+        if (micros.TotalCount == 0)
+        {
+            return new LatencySummary(0, 0, 0, 0, 0, 0, 0);
+        }
+
+        double Ms(double percentile) => Math.Round(Milliseconds(micros, percentile), 3);
+        return new LatencySummary(Ms(50), Ms(90), Ms(95), Ms(99), Ms(99.9), Math.Round(micros.GetMaxValue() / 1000.0, 3), Math.Round(micros.GetMean() / 1000.0, 3));
+    }
+
+    /// <summary>A percentile of a histogram of microseconds, in milliseconds; 0 if it is empty (where HdrHistogram throws).</summary>
+    public static double Milliseconds(HistogramBase micros, double percentile) =>
+        micros.TotalCount == 0 ? 0 : micros.GetValueAtPercentile(percentile) / 1000.0;
+}
 
 /// <summary>The outcome of a write benchmark, as printed by <c>--json</c>.</summary>
 internal sealed record BenchResult(

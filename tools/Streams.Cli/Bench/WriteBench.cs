@@ -1,26 +1,31 @@
 using System.Diagnostics;
 using System.Globalization;
+using HdrHistogram;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Client.Writing;
-using Streams.Common.Diagnostics;
 
 namespace Streams.Cli.Bench;
 
 /// <summary>
 /// Writes to a fresh stream for a fixed time from several writers, each keeping a bounded number of events
-/// unacknowledged, and measures throughput and ack latency (write call to durable acknowledgement).
+/// unacknowledged, and measures throughput and ack latency (to the durable acknowledgement).
 /// </summary>
-internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
+internal sealed class WriteBench
 {
-    private readonly LatencyHistogram _latency = new();
-    private long _events;
+    private readonly StreamsClient _client;
+    private readonly BenchSettings _settings;
+    private readonly LatencyRecording _latency;
+    private long _measureFrom;
     private long _errors;
-    private volatile bool _measuring;
+    private Loop[] _loops = [];
 
-    public long Events => Interlocked.Read(ref _events);
-
-    public LatencyHistogram Latency => _latency;
+    public WriteBench(StreamsClient client, BenchSettings settings)
+    {
+        _client = client;
+        _settings = settings;
+        _latency = new LatencyRecording(settings.Writers);
+    }
 
     /// <summary>The stream written (scope "bench"), once <see cref="RunAsync"/> has created it.</summary>
     public string? Stream { get; private set; }
@@ -31,43 +36,45 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
     public bool Interrupted { get; private set; }
 
     /// <summary>
-    /// Creates the stream, runs the writers (first for the warm-up, unmeasured: connections, JIT, caches), then for
-    /// the measured duration, reporting progress once a second.
+    /// Creates the stream and the writers, runs them (first for the warm-up, unmeasured: connections, JIT, caches),
+    /// then for the measured duration, reporting progress once a second. Returns the measured seconds (until the last
+    /// measured event was acknowledged) and the ack latencies of the measured events.
     /// </summary>
-    public async Task<(double Seconds, long Events)> RunAsync(Action<double, long, LatencyHistogram> progress, CancellationToken cancellationToken)
+    public async Task<(double Seconds, HistogramBase Latency)> RunAsync(Action<double, HistogramBase> progress, CancellationToken cancellationToken)
     {
         var stream = "bench-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999).ToString(CultureInfo.InvariantCulture);
         Stream = stream;
-        await client.Streams.CreateScopeAsync("bench", cancellationToken);
-        await client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(settings.Segments), cancellationToken);
+        await _client.Streams.CreateScopeAsync("bench", cancellationToken);
+        await _client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(_settings.Segments), cancellationToken);
 
-        var payload = new byte[settings.EventSize];
+        var payload = new byte[_settings.EventSize];
         Random.Shared.NextBytes(payload);
-        var keys = Enumerable.Range(0, settings.Keys).Select(i => "key-" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var keys = Enumerable.Range(0, _settings.Keys).Select(i => "key-" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var options = new EventWriterOptions { Linger = _settings.Linger };
+        var writers = await Task.WhenAll(Enumerable.Range(0, _settings.Writers).Select(_ => _client.CreateWriterAsync("bench", stream, Serializers.Bytes, options, cancellationToken)));
+        _loops = [.. writers.Select((writer, index) => new Loop(this, index, writer, payload, keys))];
+
+        // The clock starts once every writer is connected.
+        _measureFrom = Stopwatch.GetTimestamp() + Ticks(_settings.Warmup);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        stop.CancelAfter(settings.Warmup + settings.Duration);
-        var writers = Enumerable.Range(0, settings.Writers).Select(w => RunWriterAsync(stream, payload, keys, w, stop.Token)).ToArray();
-        var all = Task.WhenAll(writers);
+        stop.CancelAfter(_settings.Warmup + _settings.Duration);
+        var all = Task.WhenAll(_loops.Select(loop => loop.RunClosedLoopAsync(stop.Token)));
         var interrupted = Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
-        await Task.WhenAny(all, interrupted, Task.Delay(settings.Warmup, CancellationToken.None));
-        _measuring = true;
-        var started = Stopwatch.StartNew();
+        await Task.WhenAny(all, interrupted, Task.Delay(_settings.Warmup, CancellationToken.None));
         while (!all.IsCompleted && !cancellationToken.IsCancellationRequested)
         {
             await Task.WhenAny(all, interrupted, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
-            progress(started.Elapsed.TotalSeconds, Events, _latency);
+            progress(MeasuredSeconds(), _latency.Collect());
         }
 
         // Interrupted: report what was measured until now, without waiting for the writes still in flight.
         Interrupted = cancellationToken.IsCancellationRequested;
-        var seconds = started.Elapsed.TotalSeconds;
         if (!Interrupted)
         {
             await all;
-            seconds = started.Elapsed.TotalSeconds;
         }
 
-        return (seconds, Events);
+        return (MeasuredSeconds(), _latency.Collect());
     }
 
     /// <summary>Seals and deletes the bench stream (best effort: the numbers stand either way).</summary>
@@ -81,58 +88,95 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
         try
         {
             using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(Interrupted ? 2 : 30));
-            await client.Streams.SealStreamAsync("bench", stream, cleanup.Token);
-            await client.Streams.DeleteStreamAsync("bench", stream, cleanup.Token);
+            await _client.Streams.SealStreamAsync("bench", stream, cleanup.Token);
+            await _client.Streams.DeleteStreamAsync("bench", stream, cleanup.Token);
         }
         catch (Exception e) when (e is StreamsException or OperationCanceledException)
         {
         }
     }
 
-    private async Task RunWriterAsync(string stream, byte[] payload, string[] keys, int index, CancellationToken stop)
+    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
+
+    private double MeasuredSeconds() => Math.Max(0, Stopwatch.GetElapsedTime(_measureFrom).TotalSeconds);
+
+    /// <summary>One writer: its window of unacknowledged events, its sending loop and its ack callback.</summary>
+    private sealed class Loop
     {
-        await using var writer = await client.CreateWriterAsync("bench", stream, Serializers.Bytes, new EventWriterOptions { Linger = settings.Linger });
-        using var window = new SemaphoreSlim(settings.Inflight);
-        var next = index;
-        try
+        private readonly WriteBench _bench;
+        private readonly int _index;
+        private readonly EventStreamWriter<byte[]> _writer;
+        private readonly byte[] _payload;
+        private readonly string[] _keys;
+        private readonly SemaphoreSlim _window;
+        private readonly Action<Task, object?> _onAck;
+        private int _next;
+
+        public Loop(WriteBench bench, int index, EventStreamWriter<byte[]> writer, byte[] payload, string[] keys)
         {
-            while (!stop.IsCancellationRequested)
+            _bench = bench;
+            _index = index;
+            _writer = writer;
+            _payload = payload;
+            _keys = keys;
+            _next = index;
+            _window = new SemaphoreSlim(bench._settings.Inflight);
+            _onAck = OnAck;
+        }
+
+        /// <summary>Sends whenever the window has room, until <paramref name="stop"/>; then waits for every ack.</summary>
+        public async Task RunClosedLoopAsync(CancellationToken stop)
+        {
+            await using var writer = _writer;
+            using var window = _window;
+            try
             {
-                await window.WaitAsync(stop);
-                var start = Stopwatch.GetTimestamp();
-                var write = writer.WriteEventAsync(keys[next++ % keys.Length], payload, CancellationToken.None);
-                _ = write.ContinueWith(
-                    (t, s) =>
-                    {
-                        if (t.IsCompletedSuccessfully)
-                        {
-                            if (_measuring)
-                            {
-                                _latency.Record((long)Stopwatch.GetElapsedTime((long)s!).TotalMicroseconds);
-                                Interlocked.Increment(ref _events);
-                            }
-                        }
-                        else
-                        {
-                            Interlocked.Increment(ref _errors);
-                        }
-
-                        window.Release();
-                    },
-                    start,
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
+                while (!stop.IsCancellationRequested)
+                {
+                    await _window.WaitAsync(stop);
+                    Send(Stopwatch.GetTimestamp());
+                }
             }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+
+            await DrainAsync();
         }
 
-        // Wait for everything in flight, so every counted event is acknowledged.
-        for (var i = 0; i < settings.Inflight; i++)
+        /// <summary>Writes one event (the window already has room for it); <paramref name="origin"/> is where its latency starts.</summary>
+        private void Send(long origin)
         {
-            await window.WaitAsync(CancellationToken.None);
+            var write = _writer.WriteEventAsync(_keys[_next++ % _keys.Length], _payload, CancellationToken.None);
+            _ = write.ContinueWith(_onAck, origin, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        private void OnAck(Task write, object? state)
+        {
+            if (write.IsCompletedSuccessfully)
+            {
+                var origin = (long)state!;
+                var now = Stopwatch.GetTimestamp();
+                if (now >= _bench._measureFrom)
+                {
+                    _bench._latency.Record(_index, origin, now);
+                }
+            }
+            else
+            {
+                Interlocked.Increment(ref _bench._errors);
+            }
+
+            _window.Release();
+        }
+
+        /// <summary>Waits for everything in flight, so every counted event is acknowledged.</summary>
+        private async Task DrainAsync()
+        {
+            for (var i = 0; i < _bench._settings.Inflight; i++)
+            {
+                await _window.WaitAsync(CancellationToken.None);
+            }
         }
     }
 }

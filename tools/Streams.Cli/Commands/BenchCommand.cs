@@ -4,13 +4,13 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using HdrHistogram;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Streams.Cli.Bench;
 using Streams.Hosting;
 using Streams.Client;
 using Streams.Client.Serialization;
-using Streams.Common.Diagnostics;
 
 namespace Streams.Cli.Commands;
 
@@ -85,10 +85,10 @@ internal static class BenchCommand
                 await using var client = StreamsClient.Create(new StreamsClientOptions { ControllerUri = controller, Transport = transport });
                 var bench = new WriteBench(client, settings);
                 var asJson = parse.GetValue(json);
-                var (seconds, events) = asJson || Console.IsOutputRedirected
+                var (seconds, latency) = asJson || Console.IsOutputRedirected
                     ? await bench.RunAsync(PrintProgressLine, ct)
                     : await RunWithLiveTableAsync(bench, settings, ct);
-                var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors, bench.Interrupted);
+                var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, latency, bench);
                 if (parse.GetValue(catchUp) && !bench.Interrupted && bench.Stream is { } written)
                 {
                     result = result with { CatchUp = await CatchUpAsync(client, written, server, ct) };
@@ -160,41 +160,41 @@ internal static class BenchCommand
         return new CatchUpResult(events, bytes, Math.Round(seconds, 2), Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2), Math.Round(settled, 1));
     }
 
-    private static async Task<(double, long)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
+    private static async Task<(double, HistogramBase)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
     {
-        (double, long) outcome = default;
+        (double, HistogramBase) outcome = default;
         var table = new Table().AddColumns("elapsed", "events", "events/s", "MB/s", "p50 ms", "p99 ms");
         await AnsiConsole.Live(table).StartAsync(async live =>
         {
-            outcome = await bench.RunAsync((elapsed, events, latency) =>
+            outcome = await bench.RunAsync((elapsed, latency) =>
             {
+                var events = latency.TotalCount;
                 table.Rows.Clear();
                 table.AddRow(
                     $"{elapsed:F0}/{settings.Duration.TotalSeconds:F0} s",
                     events.ToString("N0", CultureInfo.InvariantCulture),
                     (events / elapsed).ToString("N0", CultureInfo.InvariantCulture),
                     (events * (double)settings.EventSize / elapsed / 1e6).ToString("F1", CultureInfo.InvariantCulture),
-                    (latency.ValueAtPercentile(50) / 1000.0).ToString("F2", CultureInfo.InvariantCulture),
-                    (latency.ValueAtPercentile(99) / 1000.0).ToString("F2", CultureInfo.InvariantCulture));
+                    LatencySummary.Milliseconds(latency, 50).ToString("F2", CultureInfo.InvariantCulture),
+                    LatencySummary.Milliseconds(latency, 99).ToString("F2", CultureInfo.InvariantCulture));
                 live.Refresh();
             }, ct);
         });
         return outcome;
     }
 
-    private static void PrintProgressLine(double elapsed, long events, LatencyHistogram latency) =>
+    private static void PrintProgressLine(double elapsed, HistogramBase latency) =>
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{elapsed,6:F1} s  {events,12:N0} events  {events / elapsed,10:N0} ev/s  p50 {latency.ValueAtPercentile(50) / 1000.0:F2} ms  p99 {latency.ValueAtPercentile(99) / 1000.0:F2} ms"));
+            $"{elapsed,6:F1} s  {latency.TotalCount,12:N0} events  {latency.TotalCount / elapsed,10:N0} ev/s  p50 {LatencySummary.Milliseconds(latency, 50):F2} ms  p99 {LatencySummary.Milliseconds(latency, 99):F2} ms"));
 
-    private static BenchResult Summarize(string mode, string transport, BenchSettings s, double seconds, long events, LatencyHistogram latency, long errors, bool interrupted)
+    private static BenchResult Summarize(string mode, string transport, BenchSettings s, double seconds, HistogramBase latency, WriteBench bench)
     {
-        static double Ms(long micros) => Math.Round(micros / 1000.0, 3);
+        var events = latency.TotalCount;
         var bytes = events * s.EventSize;
-        return new BenchResult(mode, transport, s.EventSize, s.Writers, s.Keys, s.Segments, s.Inflight, Math.Round(seconds, 2), events, bytes,
-            Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2),
-            new LatencySummary(Ms(latency.ValueAtPercentile(50)), Ms(latency.ValueAtPercentile(95)), Ms(latency.ValueAtPercentile(99)),
-                Ms(latency.ValueAtPercentile(99.9)), Ms(latency.Max), Math.Round(latency.Mean / 1000.0, 3)),
-            errors, interrupted);
+        var perSecond = seconds > 0 ? 1 / seconds : 0; // 0 s: interrupted during the warm-up
+        return new BenchResult(mode, transport, s.EventSize, s.Writers, s.Keys, s.Segments, s.Inflight,
+            Math.Round(seconds, 2), events, bytes, Math.Round(events * perSecond), Math.Round(bytes * perSecond / 1e6, 2),
+            LatencySummary.From(latency), bench.Errors, bench.Interrupted);
     }
 
     private static void PrintResult(BenchResult r)
@@ -203,15 +203,16 @@ internal static class BenchCommand
             $"{r.Mode} ({r.Transport}), {r.EventSize} B events, {r.Writers} writers, {r.Keys} keys, {r.Segments} segments, {r.Inflight} in flight per writer"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  {r.Events:N0} events in {r.Seconds:F1} s: {r.EventsPerSecond:N0} events/s, {r.MegabytesPerSecond:F1} MB/s, {r.Errors} errors"));
-        var l = r.AckLatencyMs;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  ack latency ms: p50 {l.P50:F2}  p95 {l.P95:F2}  p99 {l.P99:F2}  p99.9 {l.P999:F2}  max {l.Max:F2}  mean {l.Mean:F2}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ack latency ms: {Percentiles(r.AckLatencyMs)}"));
         if (r.CatchUp is { } c)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  catch-up read from the start: {c.Events:N0} events, {c.Bytes / 1e6:F1} MB in {c.Seconds:F1} s: {c.EventsPerSecond:N0} events/s, {c.MegabytesPerSecond:F1} MB/s"));
         }
     }
+
+    private static string Percentiles(LatencySummary l) => string.Create(CultureInfo.InvariantCulture,
+        $"p50 {l.P50:F2}  p90 {l.P90:F2}  p95 {l.P95:F2}  p99 {l.P99:F2}  p99.9 {l.P999:F2}  max {l.Max:F2}  mean {l.Mean:F2}");
 
     private static string FreePort()
     {
