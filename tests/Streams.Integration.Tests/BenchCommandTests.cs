@@ -12,8 +12,41 @@ public sealed class BenchCommandTests
         var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--duration", "2", "--warmup", "0.5", "--json"]);
         var result = ParseResult(run);
 
+        Assert.Equal("closed-loop", result.GetProperty("mode").GetString());
         Assert.Equal("Raw", result.GetProperty("transport").GetString());
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("targetRate").ValueKind);
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("openLoop").ValueKind);
         AssertSaneLatencies(result);
+        Assert.Contains("Closed loop", run.Stderr);
+    }
+
+    [Fact]
+    public async Task Open_loop_over_grpc_sends_the_schedule_and_measures_from_it()
+    {
+        var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--duration", "2", "--warmup", "0.5", "--rate", "2000", "--transport", "Grpc", "--json"]);
+        var result = ParseResult(run);
+
+        Assert.Equal("open-loop", result.GetProperty("mode").GetString());
+        Assert.Equal("Grpc", result.GetProperty("transport").GetString());
+        Assert.Equal(2000, result.GetProperty("targetRate").GetDouble());
+        AssertSaneLatencies(result);
+        var open = result.GetProperty("openLoop");
+        var sent = open.GetProperty("sent").GetInt64();
+        // 2 s at 2,000 events/s: every event due in the measured time is sent, or counted as never sent.
+        Assert.InRange(sent + open.GetProperty("unsent").GetInt64(), 3_998, 4_002);
+        Assert.Equal(sent, result.GetProperty("events").GetInt64());
+        Assert.InRange(open.GetProperty("sentLate").GetInt64(), 0, sent);
+        Assert.True(open.GetProperty("achievedRate").GetDouble() > 0);
+        Assert.Contains("Open loop", run.Stderr);
+    }
+
+    [Fact]
+    public async Task A_rate_that_is_not_positive_is_refused()
+    {
+        var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--rate", "0"]);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--rate", run.Stderr);
+        Assert.Equal(string.Empty, run.Stdout);
     }
 
     private static JsonElement ParseResult(CliResult run)
@@ -28,6 +61,7 @@ public sealed class BenchCommandTests
     {
         Assert.True(result.GetProperty("events").GetInt64() > 0, result.ToString());
         Assert.Equal(0, result.GetProperty("errors").GetInt64());
+        Assert.Equal("standalone", result.GetProperty("server").GetString());
         var latency = result.GetProperty("ackLatencyMs");
         double P(string name) => latency.GetProperty(name).GetDouble();
         Assert.True(P("p50") > 0, latency.ToString());

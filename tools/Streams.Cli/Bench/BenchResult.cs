@@ -23,14 +23,21 @@ internal sealed record LatencySummary(double P50, double P90, double P95, double
 }
 
 /// <summary>The outcome of a write benchmark, as printed by <c>--json</c>.</summary>
+/// <remarks>
+/// Mode is <c>closed-loop</c> or <c>open-loop</c>; Server is <c>standalone</c> (in this process) or the controller
+/// address; TargetRate is the open loop's events per second across all writers (null for the closed loop). Ack
+/// latency runs from the write call (closed loop) or from the event's intended send time (open loop).
+/// </remarks>
 internal sealed record BenchResult(
     string Mode,
+    string Server,
     string Transport,
     int EventSize,
     int Writers,
     int Keys,
     int Segments,
     int Inflight,
+    double? TargetRate,
     double Seconds,
     long Events,
     long Bytes,
@@ -39,7 +46,16 @@ internal sealed record BenchResult(
     LatencySummary AckLatencyMs,
     long Errors,
     bool Interrupted,
+    OpenLoopResult? OpenLoop = null,
     CatchUpResult? CatchUp = null);
+
+/// <summary>What an open-loop run sent against its schedule (the events due in the measured time).</summary>
+/// <remarks>
+/// AchievedRate is events sent per second, the target when every event went out on time; SentLate counts those sent
+/// more than LateThresholdMs after they were due; Unsent those never sent (the writers were still behind one duration
+/// after the end); SendLagMs is how long after its intended time each event was sent.
+/// </remarks>
+internal sealed record OpenLoopResult(double AchievedRate, long Sent, long SentLate, double LateThresholdMs, long Unsent, LatencySummary SendLagMs);
 
 /// <summary>Reading the written stream from the start as fast as possible (<c>--catch-up</c>).</summary>
 internal sealed record CatchUpResult(long Events, long Bytes, double Seconds, double EventsPerSecond, double MegabytesPerSecond, double SettleSeconds);
