@@ -1,26 +1,45 @@
 using System.Diagnostics;
 using System.Globalization;
+using HdrHistogram;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Client.Writing;
-using Streams.Common.Diagnostics;
 
 namespace Streams.Cli.Bench;
 
 /// <summary>
 /// Writes to a fresh stream for a fixed time from several writers, each keeping a bounded number of events
-/// unacknowledged, and measures throughput and ack latency (write call to durable acknowledgement).
+/// unacknowledged, and measures throughput and ack latency (to the durable acknowledgement).
 /// </summary>
-internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
+/// <remarks>
+/// Closed loop (no rate): a writer sends whenever its window has room, and latency runs from the write call. Such a
+/// writer slows down with the server, so the time an event would have waited before it could be sent is never seen
+/// (coordinated omission): this mode measures capacity, not what a producer with its own pace feels.
+/// Open loop (a rate): event j of the run is due at start + j / rate, whatever happened before it, and its latency runs
+/// from that intended time. A writer that falls behind sends as fast as it can, and the wait shows in the latency.
+/// </remarks>
+internal sealed class WriteBench
 {
-    private readonly LatencyHistogram _latency = new();
-    private long _events;
+    /// <summary>
+    /// An open-loop event sent more than this after its intended time counts as late. A writer sleeps in whole
+    /// milliseconds (about 1.1 ms for one), so on time means up to about a millisecond after; an event later than
+    /// twice that waited for its writer (a full window, a slow write call) or for a busy CPU.
+    /// </summary>
+    private static readonly TimeSpan LateThreshold = TimeSpan.FromMilliseconds(2);
+
+    private readonly StreamsClient _client;
+    private readonly BenchSettings _settings;
+    private readonly LatencyRecording _latency;
+    private long _measureFrom;
     private long _errors;
-    private volatile bool _measuring;
+    private Loop[] _loops = [];
 
-    public long Events => Interlocked.Read(ref _events);
-
-    public LatencyHistogram Latency => _latency;
+    public WriteBench(StreamsClient client, BenchSettings settings)
+    {
+        _client = client;
+        _settings = settings;
+        _latency = new LatencyRecording(settings.Writers);
+    }
 
     /// <summary>The stream written (scope "bench"), once <see cref="RunAsync"/> has created it.</summary>
     public string? Stream { get; private set; }
@@ -31,43 +50,75 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
     public bool Interrupted { get; private set; }
 
     /// <summary>
-    /// Creates the stream, runs the writers (first for the warm-up, unmeasured: connections, JIT, caches), then for
-    /// the measured duration, reporting progress once a second.
+    /// Creates the stream and the writers, runs them (first for the warm-up, unmeasured: connections, JIT, caches),
+    /// then for the measured duration, reporting progress once a second. Returns the measured seconds (until the last
+    /// measured event was acknowledged) and the ack latencies of the measured events.
     /// </summary>
-    public async Task<(double Seconds, long Events)> RunAsync(Action<double, long, LatencyHistogram> progress, CancellationToken cancellationToken)
+    public async Task<(double Seconds, HistogramBase Latency)> RunAsync(Action<double, HistogramBase> progress, CancellationToken cancellationToken)
     {
         var stream = "bench-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999).ToString(CultureInfo.InvariantCulture);
         Stream = stream;
-        await client.Streams.CreateScopeAsync("bench", cancellationToken);
-        await client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(settings.Segments), cancellationToken);
+        await _client.Streams.CreateScopeAsync("bench", cancellationToken);
+        await _client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(_settings.Segments), cancellationToken);
 
-        var payload = new byte[settings.EventSize];
+        var payload = new byte[_settings.EventSize];
         Random.Shared.NextBytes(payload);
-        var keys = Enumerable.Range(0, settings.Keys).Select(i => "key-" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var keys = Enumerable.Range(0, _settings.Keys).Select(i => "key-" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var options = new EventWriterOptions { Linger = _settings.Linger };
+        var writers = await Task.WhenAll(Enumerable.Range(0, _settings.Writers).Select(_ => _client.CreateWriterAsync("bench", stream, Serializers.Bytes, options, cancellationToken)));
+        _loops = [.. writers.Select((writer, index) => new Loop(this, index, writer, payload, keys))];
+
+        // The clock starts once every writer is connected, so the warm-up and an open-loop schedule start together.
+        var start = Stopwatch.GetTimestamp();
+        _measureFrom = start + Ticks(_settings.Warmup);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        stop.CancelAfter(settings.Warmup + settings.Duration);
-        var writers = Enumerable.Range(0, settings.Writers).Select(w => RunWriterAsync(stream, payload, keys, w, stop.Token)).ToArray();
-        var all = Task.WhenAll(writers);
+        if (!_settings.OpenLoop)
+        {
+            stop.CancelAfter(_settings.Warmup + _settings.Duration);
+        }
+
+        var all = Task.WhenAll(_loops.Select(loop => _settings.OpenLoop ? loop.RunOpenLoopAsync(start, stop.Token) : loop.RunClosedLoopAsync(stop.Token)));
         var interrupted = Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
-        await Task.WhenAny(all, interrupted, Task.Delay(settings.Warmup, CancellationToken.None));
-        _measuring = true;
-        var started = Stopwatch.StartNew();
+        await Task.WhenAny(all, interrupted, Task.Delay(_settings.Warmup, CancellationToken.None));
         while (!all.IsCompleted && !cancellationToken.IsCancellationRequested)
         {
             await Task.WhenAny(all, interrupted, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
-            progress(started.Elapsed.TotalSeconds, Events, _latency);
+            progress(MeasuredSeconds(), _latency.Collect());
         }
 
         // Interrupted: report what was measured until now, without waiting for the writes still in flight.
         Interrupted = cancellationToken.IsCancellationRequested;
-        var seconds = started.Elapsed.TotalSeconds;
         if (!Interrupted)
         {
             await all;
-            seconds = started.Elapsed.TotalSeconds;
         }
 
-        return (seconds, Events);
+        return (MeasuredSeconds(), _latency.Collect());
+    }
+
+    /// <summary>What the open loop sent against its schedule; null for the closed loop. Call after <see cref="RunAsync"/>.</summary>
+    public OpenLoopResult? OpenLoopOutcome()
+    {
+        if (!_settings.OpenLoop)
+        {
+            return null;
+        }
+
+        var lag = new LongHistogram(LatencyRecording.HighestMicros, LatencyRecording.Precision);
+        long sent = 0, late = 0, unsent = 0, lastSend = _measureFrom;
+        foreach (var loop in _loops)
+        {
+            lag.Add(loop.SendLag);
+            sent += loop.Sent;
+            late += loop.SentLate;
+            unsent += loop.Unsent;
+            lastSend = Math.Max(lastSend, loop.LastSend);
+        }
+
+        // On schedule the last event goes out just before the end: the rate is then the target, not a little above it.
+        // Cut short, the run covers the time until then.
+        var sendSeconds = Math.Max(Interrupted ? 0 : _settings.Duration.TotalSeconds, Stopwatch.GetElapsedTime(_measureFrom, lastSend).TotalSeconds);
+        return new OpenLoopResult(sendSeconds > 0 ? Math.Round(sent / sendSeconds) : 0, sent, late, LateThreshold.TotalMilliseconds, unsent, LatencySummary.From(lag));
     }
 
     /// <summary>Seals and deletes the bench stream (best effort: the numbers stand either way).</summary>
@@ -81,58 +132,188 @@ internal sealed class WriteBench(StreamsClient client, BenchSettings settings)
         try
         {
             using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(Interrupted ? 2 : 30));
-            await client.Streams.SealStreamAsync("bench", stream, cleanup.Token);
-            await client.Streams.DeleteStreamAsync("bench", stream, cleanup.Token);
+            await _client.Streams.SealStreamAsync("bench", stream, cleanup.Token);
+            await _client.Streams.DeleteStreamAsync("bench", stream, cleanup.Token);
         }
         catch (Exception e) when (e is StreamsException or OperationCanceledException)
         {
         }
     }
 
-    private async Task RunWriterAsync(string stream, byte[] payload, string[] keys, int index, CancellationToken stop)
-    {
-        await using var writer = await client.CreateWriterAsync("bench", stream, Serializers.Bytes, new EventWriterOptions { Linger = settings.Linger });
-        using var window = new SemaphoreSlim(settings.Inflight);
-        var next = index;
-        try
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await window.WaitAsync(stop);
-                var start = Stopwatch.GetTimestamp();
-                var write = writer.WriteEventAsync(keys[next++ % keys.Length], payload, CancellationToken.None);
-                _ = write.ContinueWith(
-                    (t, s) =>
-                    {
-                        if (t.IsCompletedSuccessfully)
-                        {
-                            if (_measuring)
-                            {
-                                _latency.Record((long)Stopwatch.GetElapsedTime((long)s!).TotalMicroseconds);
-                                Interlocked.Increment(ref _events);
-                            }
-                        }
-                        else
-                        {
-                            Interlocked.Increment(ref _errors);
-                        }
+    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 
-                        window.Release();
-                    },
-                    start,
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
+    private double MeasuredSeconds() => Math.Max(0, Stopwatch.GetElapsedTime(_measureFrom).TotalSeconds);
+
+    /// <summary>One writer: its window of unacknowledged events, its sending loops and its ack callback, and the open-loop figures only it writes (read once it has finished).</summary>
+    private sealed class Loop
+    {
+        private readonly WriteBench _bench;
+        private readonly int _index;
+        private readonly EventStreamWriter<byte[]> _writer;
+        private readonly byte[] _payload;
+        private readonly string[] _keys;
+        private readonly SemaphoreSlim _window;
+        private readonly Action<Task, object?> _onAck;
+        private int _next;
+
+        public Loop(WriteBench bench, int index, EventStreamWriter<byte[]> writer, byte[] payload, string[] keys)
+        {
+            _bench = bench;
+            _index = index;
+            _writer = writer;
+            _payload = payload;
+            _keys = keys;
+            _next = index;
+            _window = new SemaphoreSlim(bench._settings.Inflight);
+            _onAck = OnAck;
+        }
+
+        /// <summary>How late the measured events were sent, in microseconds (open loop).</summary>
+        public LongHistogram SendLag { get; } = new(LatencyRecording.HighestMicros, LatencyRecording.Precision);
+
+        public long Sent { get; private set; }
+
+        public long SentLate { get; private set; }
+
+        /// <summary>Measured events never sent: the writer was still behind when the run gave up (open loop).</summary>
+        public long Unsent { get; private set; }
+
+        public long LastSend { get; private set; }
+
+        /// <summary>Sends whenever the window has room, until <paramref name="stop"/>; then waits for every ack.</summary>
+        public async Task RunClosedLoopAsync(CancellationToken stop)
+        {
+            await using var writer = _writer;
+            using var window = _window;
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await _window.WaitAsync(stop);
+                    Send(Stopwatch.GetTimestamp());
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+
+            await DrainAsync();
+        }
+
+        /// <summary>
+        /// Sends this writer's share of the schedule (events index, index + writers, ...), each no earlier than it is
+        /// due, until the end of the measured duration; then waits for every ack.
+        /// </summary>
+        public async Task RunOpenLoopAsync(long start, CancellationToken stop)
+        {
+            await using var writer = _writer;
+            using var window = _window;
+            // A thread of its own: Thread.Sleep(1) takes about 1.1 ms, while Task.Delay(1) waits for the runtime's
+            // timer queue, about 4 ms on the 2-core benchmark machine, and every event's latency would include that.
+            await Task.Factory.StartNew(() => Pace(start, stop), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            await DrainAsync();
+        }
+
+        /// <summary>
+        /// The open loop's sending, blocking its own thread. A writer still behind one more duration after the end
+        /// gives up, and counts what it did not send.
+        /// </summary>
+        private void Pace(long start, CancellationToken stop)
+        {
+            var settings = _bench._settings;
+            var ticksPerEvent = Stopwatch.Frequency / settings.Rate!.Value;
+            var measureFrom = _bench._measureFrom;
+            var end = measureFrom + Ticks(settings.Duration);
+            var giveUp = end + Ticks(settings.Duration);
+            var lateTicks = Ticks(LateThreshold);
+            long j = _index;
+            try
+            {
+                for (; ; j += settings.Writers)
+                {
+                    var intended = start + (long)(j * ticksPerEvent);
+                    if (intended >= end)
+                    {
+                        break;
+                    }
+
+                    long now;
+                    while ((now = Stopwatch.GetTimestamp()) < intended && !stop.IsCancellationRequested)
+                    {
+                        // Never early. Sleeps are whole milliseconds, so the events due meanwhile go out together.
+                        Thread.Sleep(Math.Max(1, (int)Stopwatch.GetElapsedTime(now, intended).TotalMilliseconds));
+                    }
+
+                    // A full window: rather than be woken for every ack (a context switch per event, which caps the
+                    // sending well below what the store takes), look again a millisecond later and send what fits.
+                    while (!_window.Wait(0, CancellationToken.None))
+                    {
+                        stop.ThrowIfCancellationRequested();
+                        Thread.Sleep(1);
+                    }
+
+                    now = Stopwatch.GetTimestamp();
+                    if (now >= giveUp)
+                    {
+                        _window.Release();
+                        break;
+                    }
+
+                    if (intended >= measureFrom)
+                    {
+                        Sent++;
+                        SentLate += now - intended > lateTicks ? 1 : 0;
+                        SendLag.RecordValue(Math.Min((long)Stopwatch.GetElapsedTime(intended, now).TotalMicroseconds, LatencyRecording.HighestMicros));
+                        LastSend = now;
+                    }
+
+                    Send(intended);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+
+            for (; start + (long)(j * ticksPerEvent) < end; j += settings.Writers)
+            {
+                Unsent += start + (long)(j * ticksPerEvent) >= measureFrom ? 1 : 0;
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+
+        /// <summary>Writes one event (the window already has room for it); <paramref name="origin"/> is where its latency starts.</summary>
+        private void Send(long origin)
         {
+            var write = _writer.WriteEventAsync(_keys[_next++ % _keys.Length], _payload, CancellationToken.None);
+            _ = write.ContinueWith(_onAck, origin, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
-        // Wait for everything in flight, so every counted event is acknowledged.
-        for (var i = 0; i < settings.Inflight; i++)
+        private void OnAck(Task write, object? state)
         {
-            await window.WaitAsync(CancellationToken.None);
+            if (write.IsCompletedSuccessfully)
+            {
+                var origin = (long)state!;
+                var now = Stopwatch.GetTimestamp();
+                // The open loop measures the events due in the measured time; the closed loop those acked in it.
+                if ((_bench._settings.OpenLoop ? origin : now) >= _bench._measureFrom)
+                {
+                    _bench._latency.Record(_index, origin, now);
+                }
+            }
+            else
+            {
+                Interlocked.Increment(ref _bench._errors);
+            }
+
+            _window.Release();
+        }
+
+        /// <summary>Waits for everything in flight, so every counted event is acknowledged.</summary>
+        private async Task DrainAsync()
+        {
+            for (var i = 0; i < _bench._settings.Inflight; i++)
+            {
+                await _window.WaitAsync(CancellationToken.None);
+            }
         }
     }
 }

@@ -4,17 +4,21 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using HdrHistogram;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Streams.Cli.Bench;
 using Streams.Hosting;
 using Streams.Client;
 using Streams.Client.Serialization;
-using Streams.Common.Diagnostics;
 
 namespace Streams.Cli.Commands;
 
-/// <summary><c>streams bench</c>: write throughput and ack latency against a server, or an in-process standalone.</summary>
+/// <summary>
+/// <c>streams bench</c>: write throughput and ack latency against a server, or an in-process standalone; closed loop
+/// (as fast as the windows allow) or, with <c>--rate</c>, open loop (events due on a schedule, latency from when each
+/// was due). Stdout carries only the result; progress and the in-process server's log go to stderr.
+/// </summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -27,6 +31,10 @@ internal static class BenchCommand
         var segments = new Option<int>("--segments") { Description = "Segments of the bench stream.", DefaultValueFactory = _ => 4 };
         var inflight = new Option<int>("--inflight") { Description = "Unacknowledged events per writer, at most.", DefaultValueFactory = _ => 4096 };
         var linger = new Option<double>("--linger-ms") { Description = "Writer linger in milliseconds.", DefaultValueFactory = _ => 1 };
+        var rate = new Option<double?>("--rate")
+        {
+            Description = "Open loop: events per second across all writers, each sent when due and its latency measured from then (default: closed loop).",
+        };
         var standalone = new Option<bool>("--standalone") { Description = "Start a standalone server in this process (fresh data directory, free ports)." };
         var dataDir = new Option<string?>("--data-dir") { Description = "With --standalone: the data directory (default: a temporary one, deleted after)." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
@@ -34,17 +42,22 @@ internal static class BenchCommand
         var tier2 = new Option<string?>("--tier2") { Description = "With --standalone: Tier 2 (file://PATH or s3://BUCKET/PREFIX?endpoint=URL; default under the data directory)." };
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
-            duration, warmup, size, writers, keys, segments, inflight, linger, standalone, dataDir, json, catchUp, tier2,
+            duration, warmup, size, writers, keys, segments, inflight, linger, rate, standalone, dataDir, json, catchUp, tier2,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var settings = new BenchSettings(
                 TimeSpan.FromSeconds(parse.GetValue(warmup)),
                 TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(size), parse.GetValue(writers), parse.GetValue(keys),
-                parse.GetValue(segments), parse.GetValue(inflight), TimeSpan.FromMilliseconds(parse.GetValue(linger)));
+                parse.GetValue(segments), parse.GetValue(inflight), TimeSpan.FromMilliseconds(parse.GetValue(linger)), parse.GetValue(rate));
             if (settings.Duration <= TimeSpan.Zero || settings.Warmup < TimeSpan.Zero || settings.EventSize < 0 || settings.Writers < 1 || settings.Keys < 1 || settings.Segments < 1 || settings.Inflight < 1)
             {
                 throw new CliException("--duration, --writers, --keys, --segments and --inflight must be positive, --size at least 0.");
+            }
+
+            if (settings.Rate is <= 0 or double.NaN or double.PositiveInfinity)
+            {
+                throw new CliException("--rate must be a positive number of events per second.");
             }
 
             var controller = parse.GetValue(CliSupport.Controller)!;
@@ -70,6 +83,10 @@ internal static class BenchCommand
                         ["SegmentStore:Tier2"] = parse.GetValue(tier2),
                         // A catch-up read should find the data in Tier 2 soon after the writes stop.
                         ["SegmentStore:Tier2FlushAgeMs"] = parse.GetValue(catchUp) ? "1000" : null,
+                        // Stdout is the result (a table, or the --json document): the server's log goes to stderr,
+                        // warnings and errors only.
+                        ["Logging:Console:LogToStandardErrorThreshold"] = nameof(LogLevel.Trace),
+                        ["Logging:LogLevel:Default"] = nameof(LogLevel.Warning),
                     };
                     var configuration = ServerConfiguration.Build(null, flags);
                     loggerFactory = ServerLogging.Create(configuration, LogLevel.Warning);
@@ -81,13 +98,16 @@ internal static class BenchCommand
                 await using var client = StreamsClient.Create(new StreamsClientOptions { ControllerUri = controller, Transport = transport });
                 var bench = new WriteBench(client, settings);
                 var asJson = parse.GetValue(json);
-                var (seconds, events) = asJson || Console.IsOutputRedirected
+                Console.Error.WriteLine(settings.Rate is { } target
+                    ? string.Create(CultureInfo.InvariantCulture, $"Open loop: {target:N0} events/s across {settings.Writers} writers, latency from each event's intended send time ({transport}).")
+                    : string.Create(CultureInfo.InvariantCulture, $"Closed loop: {settings.Writers} writers, {settings.Inflight} events in flight each, latency from the write call ({transport})."));
+                var (seconds, latency) = asJson || Console.IsOutputRedirected
                     ? await bench.RunAsync(PrintProgressLine, ct)
                     : await RunWithLiveTableAsync(bench, settings, ct);
-                var result = Summarize(server is null ? "server" : "standalone", transport.ToString(), settings, seconds, events, bench.Latency, bench.Errors, bench.Interrupted);
+                var result = Summarize(server is null ? controller : "standalone", transport.ToString(), settings, seconds, latency, bench);
                 if (parse.GetValue(catchUp) && !bench.Interrupted && bench.Stream is { } written)
                 {
-                    result = result with { CatchUp = await CatchUpAsync(client, written, server, asJson, ct) };
+                    result = result with { CatchUp = await CatchUpAsync(client, written, server, ct) };
                 }
 
                 await bench.CleanUpAsync();
@@ -127,7 +147,7 @@ internal static class BenchCommand
     }
 
     /// <summary>Reads the bench stream from the start as fast as possible; with an in-process server, first waits until it is all in Tier 2.</summary>
-    private static async Task<CatchUpResult> CatchUpAsync(StreamsClient client, string stream, StandaloneHost? server, bool quiet, CancellationToken ct)
+    private static async Task<CatchUpResult> CatchUpAsync(StreamsClient client, string stream, StandaloneHost? server, CancellationToken ct)
     {
         var settle = Stopwatch.StartNew();
         if (server is not null)
@@ -142,10 +162,7 @@ internal static class BenchCommand
         }
 
         var settled = settle.Elapsed.TotalSeconds;
-        if (!quiet)
-        {
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {stream} from the start (settled for {settled:F1} s)..."));
-        }
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {stream} from the start (settled for {settled:F1} s)..."));
 
         long events = 0, bytes = 0;
         var timer = Stopwatch.StartNew();
@@ -159,58 +176,68 @@ internal static class BenchCommand
         return new CatchUpResult(events, bytes, Math.Round(seconds, 2), Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2), Math.Round(settled, 1));
     }
 
-    private static async Task<(double, long)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
+    private static async Task<(double, HistogramBase)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
     {
-        (double, long) outcome = default;
+        (double, HistogramBase) outcome = default;
         var table = new Table().AddColumns("elapsed", "events", "events/s", "MB/s", "p50 ms", "p99 ms");
         await AnsiConsole.Live(table).StartAsync(async live =>
         {
-            outcome = await bench.RunAsync((elapsed, events, latency) =>
+            outcome = await bench.RunAsync((elapsed, latency) =>
             {
+                var events = latency.TotalCount;
                 table.Rows.Clear();
                 table.AddRow(
                     $"{elapsed:F0}/{settings.Duration.TotalSeconds:F0} s",
                     events.ToString("N0", CultureInfo.InvariantCulture),
                     (events / elapsed).ToString("N0", CultureInfo.InvariantCulture),
                     (events * (double)settings.EventSize / elapsed / 1e6).ToString("F1", CultureInfo.InvariantCulture),
-                    (latency.ValueAtPercentile(50) / 1000.0).ToString("F2", CultureInfo.InvariantCulture),
-                    (latency.ValueAtPercentile(99) / 1000.0).ToString("F2", CultureInfo.InvariantCulture));
+                    LatencySummary.Milliseconds(latency, 50).ToString("F2", CultureInfo.InvariantCulture),
+                    LatencySummary.Milliseconds(latency, 99).ToString("F2", CultureInfo.InvariantCulture));
                 live.Refresh();
             }, ct);
         });
         return outcome;
     }
 
-    private static void PrintProgressLine(double elapsed, long events, LatencyHistogram latency) =>
+    private static void PrintProgressLine(double elapsed, HistogramBase latency) =>
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{elapsed,6:F1} s  {events,12:N0} events  {events / elapsed,10:N0} ev/s  p50 {latency.ValueAtPercentile(50) / 1000.0:F2} ms  p99 {latency.ValueAtPercentile(99) / 1000.0:F2} ms"));
+            $"{elapsed,6:F1} s  {latency.TotalCount,12:N0} events  {latency.TotalCount / elapsed,10:N0} ev/s  p50 {LatencySummary.Milliseconds(latency, 50):F2} ms  p99 {LatencySummary.Milliseconds(latency, 99):F2} ms"));
 
-    private static BenchResult Summarize(string mode, string transport, BenchSettings s, double seconds, long events, LatencyHistogram latency, long errors, bool interrupted)
+    private static BenchResult Summarize(string server, string transport, BenchSettings s, double seconds, HistogramBase latency, WriteBench bench)
     {
-        static double Ms(long micros) => Math.Round(micros / 1000.0, 3);
+        var events = latency.TotalCount;
         var bytes = events * s.EventSize;
-        return new BenchResult(mode, transport, s.EventSize, s.Writers, s.Keys, s.Segments, s.Inflight, Math.Round(seconds, 2), events, bytes,
-            Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2),
-            new LatencySummary(Ms(latency.ValueAtPercentile(50)), Ms(latency.ValueAtPercentile(95)), Ms(latency.ValueAtPercentile(99)),
-                Ms(latency.ValueAtPercentile(99.9)), Ms(latency.Max), Math.Round(latency.Mean / 1000.0, 3)),
-            errors, interrupted);
+        var perSecond = seconds > 0 ? 1 / seconds : 0; // 0 s: interrupted during the warm-up
+        return new BenchResult(s.OpenLoop ? "open-loop" : "closed-loop", server, transport, s.EventSize, s.Writers, s.Keys, s.Segments, s.Inflight, s.Rate,
+            Math.Round(seconds, 2), events, bytes, Math.Round(events * perSecond), Math.Round(bytes * perSecond / 1e6, 2),
+            LatencySummary.From(latency), bench.Errors, bench.Interrupted, bench.OpenLoopOutcome());
     }
 
     private static void PrintResult(BenchResult r)
     {
+        var mode = r.TargetRate is { } target ? string.Create(CultureInfo.InvariantCulture, $"open loop at {target:N0} events/s") : "closed loop";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{r.Mode} ({r.Transport}), {r.EventSize} B events, {r.Writers} writers, {r.Keys} keys, {r.Segments} segments, {r.Inflight} in flight per writer"));
+            $"{mode}, {r.Server} ({r.Transport}), {r.EventSize} B events, {r.Writers} writers, {r.Keys} keys, {r.Segments} segments, {r.Inflight} in flight per writer"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  {r.Events:N0} events in {r.Seconds:F1} s: {r.EventsPerSecond:N0} events/s, {r.MegabytesPerSecond:F1} MB/s, {r.Errors} errors"));
-        var l = r.AckLatencyMs;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  ack latency ms: p50 {l.P50:F2}  p95 {l.P95:F2}  p99 {l.P99:F2}  p99.9 {l.P999:F2}  max {l.Max:F2}  mean {l.Mean:F2}"));
+            $"  ack latency ms{(r.OpenLoop is null ? string.Empty : " (from intended send time)")}: {Percentiles(r.AckLatencyMs)}"));
+        if (r.OpenLoop is { } o)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  sent {o.Sent:N0} events at {o.AchievedRate:N0} events/s ({o.AchievedRate / r.TargetRate!.Value * 100:F1}% of the target), {o.SentLate:N0} more than {o.LateThresholdMs:F0} ms late, {o.Unsent:N0} never sent"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  send lag ms: {Percentiles(o.SendLagMs)}"));
+        }
+
         if (r.CatchUp is { } c)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  catch-up read from the start: {c.Events:N0} events, {c.Bytes / 1e6:F1} MB in {c.Seconds:F1} s: {c.EventsPerSecond:N0} events/s, {c.MegabytesPerSecond:F1} MB/s"));
         }
     }
+
+    private static string Percentiles(LatencySummary l) => string.Create(CultureInfo.InvariantCulture,
+        $"p50 {l.P50:F2}  p90 {l.P90:F2}  p95 {l.P95:F2}  p99 {l.P99:F2}  p99.9 {l.P999:F2}  max {l.Max:F2}  mean {l.Mean:F2}");
 
     private static string FreePort()
     {
