@@ -86,15 +86,10 @@ internal sealed class FileMetadataStore : IMetadataStore
     public ValueTask<bool> TryCreateAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
         TryCommitAsync([new MetadataOp.Create(path, data.ToArray())], cancellationToken);
 
-    public async ValueTask<long?> TrySetAsync(string path, ReadOnlyMemory<byte> data, long expectedVersion, CancellationToken cancellationToken = default)
-    {
-        if (!await TryCommitAsync([new MetadataOp.Set(path, data.ToArray(), expectedVersion)], cancellationToken))
-        {
-            return null;
-        }
-
-        return (await GetAsync(path, cancellationToken))?.Version;
-    }
+    // The version comes from the commit's own critical section: read back afterwards, it could be a later writer's,
+    // and a caller that passed it to its next compare-and-set would overwrite that writer's update.
+    public async ValueTask<long?> TrySetAsync(string path, ReadOnlyMemory<byte> data, long expectedVersion, CancellationToken cancellationToken = default) =>
+        (await CommitAsync([new MetadataOp.Set(path, data.ToArray(), expectedVersion)], cancellationToken))?[0];
 
     public ValueTask<bool> TryDeleteAsync(string path, long expectedVersion = -1, CancellationToken cancellationToken = default) =>
         TryCommitAsync([new MetadataOp.Delete(path, expectedVersion)], cancellationToken);
@@ -160,7 +155,29 @@ internal sealed class FileMetadataStore : IMetadataStore
         }
     }
 
-    public async ValueTask<bool> TryCommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default)
+    public async ValueTask<bool> TryCommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default) =>
+        await CommitAsync(operations, cancellationToken) is not null;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _lock.WaitAsync();
+        _sessionLost.TrySetResult();
+        foreach (var watch in _nodeWatches.Values.Concat(_childWatches.Values))
+        {
+            watch.TrySetResult();
+        }
+
+        await _journal.DisposeAsync();
+        _lock.Dispose();
+    }
+
+    // ---- State ---------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Applies the operations atomically; returns, for each, the version it leaves its path at (the version it
+    /// created, set, deleted or checked), or null if a condition failed.
+    /// </summary>
+    private async ValueTask<long[]?> CommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken)
     {
         foreach (var op in operations)
         {
@@ -174,8 +191,10 @@ internal sealed class FileMetadataStore : IMetadataStore
             var pending = new Dictionary<string, VersionedValue?>(StringComparer.Ordinal);
             VersionedValue? Current(string p) => pending.TryGetValue(p, out var v) ? v : _values.TryGetValue(p, out var stored) ? stored : _ephemeral.TryGetValue(p, out var e) ? e : null;
             var records = new List<(byte Op, string Path, long Version, byte[] Data)>();
-            foreach (var op in operations)
+            var versions = new long[operations.Count];
+            for (var i = 0; i < operations.Count; i++)
             {
+                var op = operations[i];
                 var current = Current(op.Path);
                 switch (op)
                 {
@@ -185,6 +204,7 @@ internal sealed class FileMetadataStore : IMetadataStore
                         break;
                     case MetadataOp.Set set when current is { } c && (set.ExpectedVersion == -1 || c.Version == set.ExpectedVersion):
                         pending[op.Path] = new VersionedValue(set.Data, c.Version + 1);
+                        versions[i] = c.Version + 1;
                         if (!_ephemeral.ContainsKey(op.Path))
                         {
                             records.Add((OpPut, op.Path, c.Version + 1, set.Data));
@@ -193,6 +213,7 @@ internal sealed class FileMetadataStore : IMetadataStore
                         break;
                     case MetadataOp.Delete delete when current is { } c && (delete.ExpectedVersion == -1 || c.Version == delete.ExpectedVersion):
                         pending[op.Path] = null;
+                        versions[i] = c.Version;
                         if (!_ephemeral.ContainsKey(op.Path))
                         {
                             records.Add((OpDelete, op.Path, c.Version, []));
@@ -200,9 +221,10 @@ internal sealed class FileMetadataStore : IMetadataStore
 
                         break;
                     case MetadataOp.Check check when current is { } c && c.Version == check.ExpectedVersion:
+                        versions[i] = c.Version;
                         break;
                     default:
-                        return false;
+                        return null;
                 }
             }
 
@@ -233,28 +255,13 @@ internal sealed class FileMetadataStore : IMetadataStore
             }
 
             CompactIfLarge();
-            return true;
+            return versions;
         }
         finally
         {
             _lock.Release();
         }
     }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _lock.WaitAsync();
-        _sessionLost.TrySetResult();
-        foreach (var watch in _nodeWatches.Values.Concat(_childWatches.Values))
-        {
-            watch.TrySetResult();
-        }
-
-        await _journal.DisposeAsync();
-        _lock.Dispose();
-    }
-
-    // ---- State ---------------------------------------------------------------------------------------
 
     private async ValueTask<(VersionedValue? Value, Task? Changed)> GetAndMaybeWatchAsync(string path, bool watch, CancellationToken cancellationToken)
     {
