@@ -46,8 +46,8 @@ public sealed class FileMetadataStorePropertyTests : IDisposable
             select "/" + string.Join('/', segments);
         return
             from paths in Gen.Choose(1, 3).SelectMany(n => path.ArrayOf(n)).Select(p => p.Distinct().ToArray())
-            from writers in Gen.Choose(2, 16)
-            from plans in Gen.Choose(1, 8).SelectMany(n => Gen.Choose(0, paths.Length - 1).ArrayOf(n)).ArrayOf(writers)
+            from writers in Gen.Choose(2, 10)
+            from plans in Gen.Choose(1, 6).SelectMany(n => Gen.Choose(0, paths.Length - 1).ArrayOf(n)).ArrayOf(writers)
             select new Scenario(paths, plans);
     }
 
