@@ -229,34 +229,39 @@ internal sealed class FileMetadataStore : IMetadataStore
     /// <summary>Checks the conditions, and if they hold writes the record and applies the commit (lock held).</summary>
     private long[]? Decide(IReadOnlyList<MetadataOp> operations)
     {
-        // Check every condition against the state as the earlier operations of the commit leave it.
-        var pending = new Dictionary<string, VersionedValue?>(StringComparer.Ordinal);
-        VersionedValue? Current(string p) => pending.TryGetValue(p, out var v) ? v : _values.TryGetValue(p, out var stored) ? stored : _ephemeral.TryGetValue(p, out var e) ? e : null;
+        // Check every condition against the state as the earlier operations of the commit leave it. A node keeps
+        // its kind through a set; a create makes a persistent node, even where the commit deleted an ephemeral one.
+        var pending = new Dictionary<string, (VersionedValue? Value, bool Ephemeral)>(StringComparer.Ordinal);
+        (VersionedValue? Value, bool Ephemeral) Current(string p) =>
+            pending.TryGetValue(p, out var v) ? v
+            : _values.TryGetValue(p, out var stored) ? (stored, false)
+            : _ephemeral.TryGetValue(p, out var e) ? (e, true)
+            : (null, false);
         var records = new List<(byte Op, string Path, long Version, byte[] Data)>();
         var versions = new long[operations.Count];
         for (var i = 0; i < operations.Count; i++)
         {
             var op = operations[i];
-            var current = Current(op.Path);
+            var (current, ephemeral) = Current(op.Path);
             switch (op)
             {
                 case MetadataOp.Create create when current is null:
-                    pending[op.Path] = new VersionedValue(create.Data, 0);
+                    pending[op.Path] = (new VersionedValue(create.Data, 0), false);
                     records.Add((OpPut, op.Path, 0, create.Data));
                     break;
                 case MetadataOp.Set set when current is { } c && (set.ExpectedVersion == -1 || c.Version == set.ExpectedVersion):
-                    pending[op.Path] = new VersionedValue(set.Data, c.Version + 1);
+                    pending[op.Path] = (new VersionedValue(set.Data, c.Version + 1), ephemeral);
                     versions[i] = c.Version + 1;
-                    if (!_ephemeral.ContainsKey(op.Path))
+                    if (!ephemeral)
                     {
                         records.Add((OpPut, op.Path, c.Version + 1, set.Data));
                     }
 
                     break;
                 case MetadataOp.Delete delete when current is { } c && (delete.ExpectedVersion == -1 || c.Version == delete.ExpectedVersion):
-                    pending[op.Path] = null;
+                    pending[op.Path] = (null, ephemeral);
                     versions[i] = c.Version;
-                    if (!_ephemeral.ContainsKey(op.Path))
+                    if (!ephemeral)
                     {
                         records.Add((OpDelete, op.Path, c.Version, []));
                     }
@@ -275,22 +280,20 @@ internal sealed class FileMetadataStore : IMetadataStore
             Append(records);
         }
 
-        foreach (var (path, value) in pending)
+        foreach (var (path, (value, ephemeral)) in pending)
         {
-            if (value is { } v)
-            {
-                if (_ephemeral.ContainsKey(path))
-                {
-                    _ephemeral[path] = v;
-                }
-                else
-                {
-                    Put(path, v.Data, v.Version);
-                }
-            }
-            else if (!_ephemeral.Remove(path))
+            _ephemeral.Remove(path);
+            if (value is not { } v)
             {
                 Remove(path);
+            }
+            else if (ephemeral)
+            {
+                _ephemeral[path] = v;
+            }
+            else
+            {
+                Put(path, v.Data, v.Version);
             }
 
             Changed(path);

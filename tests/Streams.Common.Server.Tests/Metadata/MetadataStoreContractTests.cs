@@ -141,6 +141,21 @@ public abstract class MetadataStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_commit_that_deletes_an_ephemeral_node_and_creates_its_path_makes_it_persistent()
+    {
+        var owner = await OpenAsync();
+        Assert.True(await owner.TryCreateEphemeralAsync("/swapped", Bytes("ephemeral")));
+        Assert.True(await owner.TryCommitAsync([new MetadataOp.Delete("/swapped"), new MetadataOp.Create("/swapped", Bytes("persistent"))]));
+        Assert.Equal(1, await owner.TrySetAsync("/swapped", Bytes("updated"), 0));
+        await owner.DisposeAsync();
+
+        // Neither the node nor its update goes with the session.
+        var later = await StoreAsync();
+        var value = await later.GetAsync("/swapped");
+        Assert.Equal(("updated", 1L), (Encoding.UTF8.GetString(value!.Value.Data), value.Value.Version));
+    }
+
+    [Fact]
     public async Task Watches_fire_on_change_creation_and_children()
     {
         var store = await StoreAsync();
