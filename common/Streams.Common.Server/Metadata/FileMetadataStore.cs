@@ -1,45 +1,47 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
-using Streams.Common.Hashing;
-using Streams.Common.Server.Storage;
 
 namespace Streams.Common.Server.Metadata;
 
 /// <summary>
 /// The embedded metadata store of <c>streams standalone</c>: an in-memory map made durable by an append-only
-/// journal in one file. Each mutation (or atomic commit) appends one record and fsyncs before it completes:
-/// <c>length u32 | crc32c u32 | count u16 | (op u8, version i64, pathLength u16, path, dataLength i32, data) * count</c>.
-/// On open the journal is replayed; a torn last record (a write cut short by a crash, never acknowledged) is dropped,
-/// a bad record followed by others is corruption and stops the open. When the journal grows past four times the live
-/// data it is rewritten as a snapshot (write, fsync, rename, fsync the directory).
+/// journal in one file (<see cref="MetadataJournal"/>: framing, crash rules, group commit). Each mutation (or atomic
+/// commit) appends one record whose body is
+/// <c>count u16 | (op u8, version i64, pathLength u16, path, dataLength i32, data) * count</c>.
+/// On open the journal is replayed. When it grows past four times the live data it is rewritten as a snapshot.
 /// Ephemeral nodes live in memory only: the "session" is this process, and they vanish when it ends.
+/// <para>
+/// Every operation decides and applies its change under one async lock, appends its record there (so the journal's
+/// order is the order of the decisions), and releases the lock before the fsync; then it waits for a flush that
+/// covers every record it saw. So concurrent mutations share fsyncs, and nothing is acknowledged before the fsync
+/// that covers it: reads and failed conditions wait too, so no answer reflects a change a crash could undo. If the
+/// journal faults (an I/O error), the session is lost and every later call throws; a restart replays the journal.
+/// </para>
 /// </summary>
 internal sealed class FileMetadataStore : IMetadataStore
 {
     private const byte OpPut = 1;
     private const byte OpDelete = 2;
     private const byte OpSequence = 3;
-    private const int RecordHeaderSize = 8;
 
-    private readonly string _path;
     private readonly SortedDictionary<string, VersionedValue> _values = new(StringComparer.Ordinal);
     private readonly Dictionary<string, VersionedValue> _ephemeral = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _sequences = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TaskCompletionSource> _nodeWatches = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TaskCompletionSource> _childWatches = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _sessionLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Guards the state above and orders the journal's appends and rewrites.
     private readonly SemaphoreSlim _lock = new(1, 1);
-    private FileStream _journal;
+    private readonly MetadataJournal _journal;
     private long _liveBytes;
+    private bool _disposed;
 
-    private FileMetadataStore(string path, FileStream journal)
-    {
-        _path = path;
-        _journal = journal;
-    }
+    // Replays into the state, which the field initializers have set up.
+    private FileMetadataStore(string path) => _journal = MetadataJournal.Open(path, ApplyRecord, OnJournalFault);
 
-    /// <summary>The session is the process: it is lost only when the store is disposed.</summary>
+    /// <summary>The session is the process: it is lost when the store is disposed or faults.</summary>
     public Task SessionLost => _sessionLost.Task;
 
     /// <summary>A local file: reachable while the store is open.</summary>
@@ -52,27 +54,11 @@ internal sealed class FileMetadataStore : IMetadataStore
     public static FileMetadataStore Open(string directory)
     {
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, "metadata.journal");
-        var created = !File.Exists(path);
-        var journal = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 4096, FileOptions.None);
-        if (created)
-        {
-            DurableFiles.FsyncDirectory(directory);
-        }
-
-        var store = new FileMetadataStore(path, journal);
-        try
-        {
-            store.Replay();
-        }
-        catch
-        {
-            journal.Dispose();
-            throw;
-        }
-
-        return store;
+        return new FileMetadataStore(Path.Combine(directory, "metadata.journal"));
     }
+
+    /// <summary>The journal fsyncs run for group commit; for tests.</summary>
+    internal long FsyncCount => _journal.FsyncCount;
 
     public async ValueTask<VersionedValue?> GetAsync(string path, CancellationToken cancellationToken = default) =>
         (await GetAndMaybeWatchAsync(path, watch: false, cancellationToken)).Value;
@@ -86,15 +72,10 @@ internal sealed class FileMetadataStore : IMetadataStore
     public ValueTask<bool> TryCreateAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
         TryCommitAsync([new MetadataOp.Create(path, data.ToArray())], cancellationToken);
 
-    public async ValueTask<long?> TrySetAsync(string path, ReadOnlyMemory<byte> data, long expectedVersion, CancellationToken cancellationToken = default)
-    {
-        if (!await TryCommitAsync([new MetadataOp.Set(path, data.ToArray(), expectedVersion)], cancellationToken))
-        {
-            return null;
-        }
-
-        return (await GetAsync(path, cancellationToken))?.Version;
-    }
+    // The version comes from the commit's own critical section: read back afterwards, it could be a later writer's,
+    // and a caller that passed it to its next compare-and-set would overwrite that writer's update.
+    public async ValueTask<long?> TrySetAsync(string path, ReadOnlyMemory<byte> data, long expectedVersion, CancellationToken cancellationToken = default) =>
+        (await CommitAsync([new MetadataOp.Set(path, data.ToArray(), expectedVersion)], cancellationToken))?[0];
 
     public ValueTask<bool> TryDeleteAsync(string path, long expectedVersion = -1, CancellationToken cancellationToken = default) =>
         TryCommitAsync([new MetadataOp.Delete(path, expectedVersion)], cancellationToken);
@@ -111,33 +92,42 @@ internal sealed class FileMetadataStore : IMetadataStore
     public async ValueTask<bool> TryCreateEphemeralAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         MetadataPaths.Validate(path);
+        bool created;
+        long seen;
         await _lock.WaitAsync(cancellationToken);
         try
         {
-            if (Exists(path))
+            ThrowIfUnusable();
+            created = !Exists(path);
+            if (created)
             {
-                return false;
+                _ephemeral[path] = new VersionedValue(data.ToArray(), 0);
+                Changed(path);
             }
 
-            _ephemeral[path] = new VersionedValue(data.ToArray(), 0);
-            Changed(path);
-            return true;
+            seen = _journal.Written;
         }
         finally
         {
             _lock.Release();
         }
+
+        await _journal.DurableAsync(seen);
+        return created;
     }
 
     public async ValueTask<string> CreateSequentialAsync(string prefix, ReadOnlyMemory<byte> data, bool ephemeral = false, CancellationToken cancellationToken = default)
     {
         MetadataPaths.Validate(prefix);
         var parent = MetadataPaths.Parent(prefix);
+        string path;
+        long seen;
         await _lock.WaitAsync(cancellationToken);
         try
         {
+            ThrowIfUnusable();
             var next = _sequences.GetValueOrDefault(parent) + 1;
-            var path = prefix + (next - 1).ToString("D10", CultureInfo.InvariantCulture);
+            path = prefix + (next - 1).ToString("D10", CultureInfo.InvariantCulture);
             var value = data.ToArray();
             if (ephemeral)
             {
@@ -152,7 +142,46 @@ internal sealed class FileMetadataStore : IMetadataStore
 
             _sequences[parent] = next;
             Changed(path);
-            return path;
+            seen = _journal.Written;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+
+        await _journal.DurableAsync(seen);
+        return path;
+    }
+
+    public async ValueTask<bool> TryCommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default) =>
+        await CommitAsync(operations, cancellationToken) is not null;
+
+    /// <summary>
+    /// Waits for the records already written to be flushed (their writers are waiting for that), then closes the
+    /// journal. Calls waiting for the lock, and later calls, throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            try
+            {
+                await _journal.DurableAsync(_journal.Written);
+            }
+            catch (IOException)
+            {
+                // Faulted: the waiters have the error already, and the file closes all the same.
+            }
+
+            LoseSession();
+            _journal.Dispose();
         }
         finally
         {
@@ -160,124 +189,151 @@ internal sealed class FileMetadataStore : IMetadataStore
         }
     }
 
-    public async ValueTask<bool> TryCommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default)
+    // ---- State ---------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Applies the operations atomically; returns, for each, the version it leaves its path at (the version it
+    /// created, set, deleted or checked), or null if a condition failed.
+    /// </summary>
+    private async ValueTask<long[]?> CommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken)
     {
         foreach (var op in operations)
         {
             MetadataPaths.Validate(op.Path);
         }
 
+        long[]? versions;
+        long seen;
         await _lock.WaitAsync(cancellationToken);
         try
         {
-            // Check every condition against the state as the earlier operations of the commit leave it.
-            var pending = new Dictionary<string, VersionedValue?>(StringComparer.Ordinal);
-            VersionedValue? Current(string p) => pending.TryGetValue(p, out var v) ? v : _values.TryGetValue(p, out var stored) ? stored : _ephemeral.TryGetValue(p, out var e) ? e : null;
-            var records = new List<(byte Op, string Path, long Version, byte[] Data)>();
-            foreach (var op in operations)
+            ThrowIfUnusable();
+            versions = Decide(operations);
+            seen = _journal.Written;
+            if (versions is not null)
             {
-                var current = Current(op.Path);
-                switch (op)
-                {
-                    case MetadataOp.Create create when current is null:
-                        pending[op.Path] = new VersionedValue(create.Data, 0);
-                        records.Add((OpPut, op.Path, 0, create.Data));
-                        break;
-                    case MetadataOp.Set set when current is { } c && (set.ExpectedVersion == -1 || c.Version == set.ExpectedVersion):
-                        pending[op.Path] = new VersionedValue(set.Data, c.Version + 1);
-                        if (!_ephemeral.ContainsKey(op.Path))
-                        {
-                            records.Add((OpPut, op.Path, c.Version + 1, set.Data));
-                        }
-
-                        break;
-                    case MetadataOp.Delete delete when current is { } c && (delete.ExpectedVersion == -1 || c.Version == delete.ExpectedVersion):
-                        pending[op.Path] = null;
-                        if (!_ephemeral.ContainsKey(op.Path))
-                        {
-                            records.Add((OpDelete, op.Path, c.Version, []));
-                        }
-
-                        break;
-                    case MetadataOp.Check check when current is { } c && c.Version == check.ExpectedVersion:
-                        break;
-                    default:
-                        return false;
-                }
+                // The rewrite first makes this commit durable; if the rewrite itself fails, the journal faults,
+                // but this commit's answer stands.
+                await CompactIfLargeAsync();
             }
-
-            if (records.Count > 0)
-            {
-                Append(records);
-            }
-
-            foreach (var (path, value) in pending)
-            {
-                if (value is { } v)
-                {
-                    if (_ephemeral.ContainsKey(path))
-                    {
-                        _ephemeral[path] = v;
-                    }
-                    else
-                    {
-                        Put(path, v.Data, v.Version);
-                    }
-                }
-                else if (!_ephemeral.Remove(path))
-                {
-                    Remove(path);
-                }
-
-                Changed(path);
-            }
-
-            CompactIfLarge();
-            return true;
         }
         finally
         {
             _lock.Release();
         }
+
+        await _journal.DurableAsync(seen);
+        return versions;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Checks the conditions, and if they hold writes the record and applies the commit (lock held).</summary>
+    private long[]? Decide(IReadOnlyList<MetadataOp> operations)
     {
-        await _lock.WaitAsync();
-        _sessionLost.TrySetResult();
-        foreach (var watch in _nodeWatches.Values.Concat(_childWatches.Values))
+        // Check every condition against the state as the earlier operations of the commit leave it. A node keeps
+        // its kind through a set; a create makes a persistent node, even where the commit deleted an ephemeral one.
+        var pending = new Dictionary<string, (VersionedValue? Value, bool Ephemeral)>(StringComparer.Ordinal);
+        (VersionedValue? Value, bool Ephemeral) Current(string p) =>
+            pending.TryGetValue(p, out var v) ? v
+            : _values.TryGetValue(p, out var stored) ? (stored, false)
+            : _ephemeral.TryGetValue(p, out var e) ? (e, true)
+            : (null, false);
+        var records = new List<(byte Op, string Path, long Version, byte[] Data)>();
+        var versions = new long[operations.Count];
+        for (var i = 0; i < operations.Count; i++)
         {
-            watch.TrySetResult();
+            var op = operations[i];
+            var (current, ephemeral) = Current(op.Path);
+            switch (op)
+            {
+                case MetadataOp.Create create when current is null:
+                    pending[op.Path] = (new VersionedValue(create.Data, 0), false);
+                    records.Add((OpPut, op.Path, 0, create.Data));
+                    break;
+                case MetadataOp.Set set when current is { } c && (set.ExpectedVersion == -1 || c.Version == set.ExpectedVersion):
+                    pending[op.Path] = (new VersionedValue(set.Data, c.Version + 1), ephemeral);
+                    versions[i] = c.Version + 1;
+                    if (!ephemeral)
+                    {
+                        records.Add((OpPut, op.Path, c.Version + 1, set.Data));
+                    }
+
+                    break;
+                case MetadataOp.Delete delete when current is { } c && (delete.ExpectedVersion == -1 || c.Version == delete.ExpectedVersion):
+                    pending[op.Path] = (null, ephemeral);
+                    versions[i] = c.Version;
+                    if (!ephemeral)
+                    {
+                        records.Add((OpDelete, op.Path, c.Version, []));
+                    }
+
+                    break;
+                case MetadataOp.Check check when current is { } c && c.Version == check.ExpectedVersion:
+                    versions[i] = c.Version;
+                    break;
+                default:
+                    return null;
+            }
         }
 
-        await _journal.DisposeAsync();
-        _lock.Dispose();
-    }
+        if (records.Count > 0)
+        {
+            Append(records);
+        }
 
-    // ---- State ---------------------------------------------------------------------------------------
+        foreach (var (path, (value, ephemeral)) in pending)
+        {
+            _ephemeral.Remove(path);
+            if (value is not { } v)
+            {
+                Remove(path);
+            }
+            else if (ephemeral)
+            {
+                _ephemeral[path] = v;
+            }
+            else
+            {
+                Put(path, v.Data, v.Version);
+            }
+
+            Changed(path);
+        }
+
+        return versions;
+    }
 
     private async ValueTask<(VersionedValue? Value, Task? Changed)> GetAndMaybeWatchAsync(string path, bool watch, CancellationToken cancellationToken)
     {
         MetadataPaths.Validate(path);
+        (VersionedValue? Value, Task? Changed) result;
+        long seen;
         await _lock.WaitAsync(cancellationToken);
         try
         {
+            ThrowIfUnusable();
             var value = _values.TryGetValue(path, out var stored) ? stored : _ephemeral.TryGetValue(path, out var e) ? e : (VersionedValue?)null;
-            return (value is { } v ? v with { Data = v.Data.ToArray() } : null, watch ? WatchOf(_nodeWatches, path) : null);
+            result = (value is { } v ? v with { Data = v.Data.ToArray() } : null, watch ? WatchOf(_nodeWatches, path) : null);
+            seen = _journal.Written;
         }
         finally
         {
             _lock.Release();
         }
+
+        await _journal.DurableAsync(seen);
+        return result;
     }
 
     private async ValueTask<(IReadOnlyList<string> Children, Task? Changed)> ChildrenAsync(string path, bool watch, CancellationToken cancellationToken)
     {
         MetadataPaths.Validate(path);
         var prefix = path == "/" ? "/" : path + "/";
+        (IReadOnlyList<string> Children, Task? Changed) result;
+        long seen;
         await _lock.WaitAsync(cancellationToken);
         try
         {
+            ThrowIfUnusable();
             var children = new SortedSet<string>(StringComparer.Ordinal);
             foreach (var key in _values.Keys.Concat(_ephemeral.Keys))
             {
@@ -289,11 +345,50 @@ internal sealed class FileMetadataStore : IMetadataStore
                 }
             }
 
-            return ([.. children], watch ? WatchOf(_childWatches, path) : null);
+            result = ([.. children], watch ? WatchOf(_childWatches, path) : null);
+            seen = _journal.Written;
         }
         finally
         {
             _lock.Release();
+        }
+
+        await _journal.DurableAsync(seen);
+        return result;
+    }
+
+    /// <summary>Throws if the store is disposed or its journal faulted (lock held).</summary>
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _journal.ThrowIfFaulted();
+    }
+
+    /// <summary>The journal faulted: the session is lost now; the watches, the lock's, fire once it is free.</summary>
+    private void OnJournalFault(Exception cause)
+    {
+        _sessionLost.TrySetResult();
+        _ = Task.Run(async () =>
+        {
+            await _lock.WaitAsync();
+            try
+            {
+                LoseSession();
+            }
+            finally
+            {
+                _lock.Release();
+            }
+        });
+    }
+
+    /// <summary>Ends the session: ephemeral nodes are gone for everyone relying on them, and watches fire.</summary>
+    private void LoseSession()
+    {
+        _sessionLost.TrySetResult();
+        foreach (var watch in _nodeWatches.Values.Concat(_childWatches.Values))
+        {
+            watch.TrySetResult();
         }
     }
 
@@ -344,14 +439,9 @@ internal sealed class FileMetadataStore : IMetadataStore
 
     // ---- Journal -------------------------------------------------------------------------------------
 
-    private static int RecordSize(string path, int dataLength) => RecordHeaderSize + 2 + 1 + 8 + 2 + Encoding.UTF8.GetByteCount(path) + 4 + dataLength;
+    private static int RecordSize(string path, int dataLength) => MetadataJournal.HeaderSize + 2 + 1 + 8 + 2 + Encoding.UTF8.GetByteCount(path) + 4 + dataLength;
 
-    private void Append(IReadOnlyList<(byte Op, string Path, long Version, byte[] Data)> operations)
-    {
-        _journal.Seek(0, SeekOrigin.End);
-        _journal.Write(Encode(operations));
-        _journal.Flush(flushToDisk: true);
-    }
+    private void Append(IReadOnlyList<(byte Op, string Path, long Version, byte[] Data)> operations) => _journal.Append(Encode(operations));
 
     private static byte[] Encode(IReadOnlyList<(byte Op, string Path, long Version, byte[] Data)> operations)
     {
@@ -373,51 +463,7 @@ internal sealed class FileMetadataStore : IMetadataStore
             body.AddRange(data);
         }
 
-        var record = new byte[RecordHeaderSize + body.Count];
-        body.CopyTo(record, RecordHeaderSize);
-        BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)body.Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), Crc32C.Compute(record.AsSpan(RecordHeaderSize)));
-        return record;
-    }
-
-    private void Replay()
-    {
-        _journal.Seek(0, SeekOrigin.Begin);
-        var bytes = new byte[_journal.Length];
-        _journal.ReadExactly(bytes);
-        var position = 0;
-        while (position + RecordHeaderSize <= bytes.Length)
-        {
-            var bodyLength = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(position));
-            if (bodyLength < 2 || position + RecordHeaderSize + bodyLength > bytes.Length)
-            {
-                break;
-            }
-
-            var body = bytes.AsSpan(position + RecordHeaderSize, (int)bodyLength);
-            if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(position + 4)) != Crc32C.Compute(body))
-            {
-                // A bad last record is a write cut short; a bad record with others after it is corruption.
-                if (position + RecordHeaderSize + bodyLength == bytes.Length)
-                {
-                    break;
-                }
-
-                throw new InvalidDataException(
-                    $"The metadata journal {_path} is corrupt at offset {position} (checksum mismatch with {bytes.Length - position} bytes after it). " +
-                    "Refusing to start rather than lose the records that follow; restore the file from a backup.");
-            }
-
-            ApplyRecord(body);
-            position += RecordHeaderSize + (int)bodyLength;
-        }
-
-        // Anything after the last whole record is a write the crash cut short: it was never acknowledged.
-        if (position < bytes.Length)
-        {
-            _journal.SetLength(position);
-            _journal.Flush(flushToDisk: true);
-        }
+        return [.. body];
     }
 
     private void ApplyRecord(ReadOnlySpan<byte> body)
@@ -448,32 +494,25 @@ internal sealed class FileMetadataStore : IMetadataStore
         }
     }
 
-    private void CompactIfLarge()
+    /// <summary>Rewrites the journal as one record per sequence counter and per value (lock held).</summary>
+    private async Task CompactIfLargeAsync()
     {
         if (_journal.Length <= (4 * _liveBytes) + (1024 * 1024))
         {
             return;
         }
 
-        var temp = _path + ".compact";
-        using (var snapshot = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        var snapshot = new List<byte[]>(_sequences.Count + _values.Count);
+        foreach (var (parent, counter) in _sequences)
         {
-            foreach (var (parent, counter) in _sequences)
-            {
-                snapshot.Write(Encode([(OpSequence, parent, counter, [])]));
-            }
-
-            foreach (var (path, value) in _values)
-            {
-                snapshot.Write(Encode([(OpPut, path, value.Version, value.Data)]));
-            }
-
-            snapshot.Flush(flushToDisk: true);
+            snapshot.Add(Encode([(OpSequence, parent, counter, [])]));
         }
 
-        _journal.Dispose();
-        File.Move(temp, _path, overwrite: true);
-        DurableFiles.FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!);
-        _journal = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        foreach (var (path, value) in _values)
+        {
+            snapshot.Add(Encode([(OpPut, path, value.Version, value.Data)]));
+        }
+
+        await _journal.RewriteAsync(snapshot);
     }
 }

@@ -111,6 +111,92 @@ public sealed class FileMetadataStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task The_journal_is_compacted_under_concurrent_writers_without_losing_a_write()
+    {
+        const int Writers = 16;
+        const int Sets = 200;
+        var value = new byte[1024];
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+            {
+                await store.TryCreateAsync($"/hot/{w}", value);
+                for (var i = 0; i < Sets; i++)
+                {
+                    Assert.Equal(i + 1, await store.TrySetAsync($"/hot/{w}", value, i));
+                }
+            })));
+        }
+
+        // 3,200 updates of 1 KiB would be 3.2 MiB uncompacted.
+        Assert.True(new FileInfo(Path.Combine(_dir.Path, "metadata.journal")).Length < 2 * 1024 * 1024);
+        await using var reopened = FileMetadataStore.Open(_dir.Path);
+        for (var w = 0; w < Writers; w++)
+        {
+            Assert.Equal(Sets, (await reopened.GetAsync($"/hot/{w}"))!.Value.Version);
+        }
+    }
+
+    [Fact]
+    public async Task A_mutation_is_acknowledged_after_its_fsync_and_concurrent_ones_share_fsyncs()
+    {
+        const int Writers = 64;
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            Assert.True(await store.TryCreateAsync("/alone", Bytes("first")));
+            Assert.Equal(1, store.FsyncCount);
+
+            var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var writes = Enumerable.Range(0, Writers).Select(i => Task.Run(async () =>
+            {
+                await start.Task;
+                return await store.TryCreateAsync($"/group/{i}", Bytes($"value {i}"));
+            })).ToList();
+            start.SetResult();
+            Assert.All(await Task.WhenAll(writes), Assert.True);
+
+            var fsyncs = store.FsyncCount - 1;
+            TestContext.Current.TestOutputHelper?.WriteLine($"{Writers} concurrent mutations, {fsyncs} fsyncs ({(double)Writers / fsyncs:F1} mutations per fsync)");
+            Assert.True(fsyncs < Writers, $"{Writers} concurrent mutations took {fsyncs} fsyncs.");
+        }
+
+        await using var reopened = FileMetadataStore.Open(_dir.Path);
+        for (var i = 0; i < Writers; i++)
+        {
+            Assert.Equal($"value {i}", Encoding.UTF8.GetString((await reopened.GetAsync($"/group/{i}"))!.Value.Data));
+        }
+    }
+
+    [Fact]
+    public async Task Callers_waiting_when_the_store_is_disposed_fail_instead_of_hanging()
+    {
+        var store = FileMetadataStore.Open(_dir.Path);
+        var writing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writers = Enumerable.Range(0, 16).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < 10_000; i++)
+            {
+                try
+                {
+                    await store.TryCreateAsync($"/late/{w}/{i}", Bytes("x"));
+                    writing.TrySetResult();
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+            }
+        })).ToList();
+
+        // Dispose while writers queue on the store's lock: each must finish, none may wait forever.
+        await writing.Task.WaitAsync(TestContext.Current.CancellationToken);
+        await store.DisposeAsync();
+        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        await store.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await store.GetAsync("/late/0/0"));
+    }
+
+    [Fact]
     public async Task A_second_process_cannot_open_the_same_store()
     {
         await using var store = FileMetadataStore.Open(_dir.Path);

@@ -52,6 +52,32 @@ public abstract class MetadataStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Each_concurrent_set_returns_the_version_it_wrote()
+    {
+        const int Writers = 16;
+        const int SetsPerWriter = 8;
+        var store = await StoreAsync();
+        await store.TryCreateAsync("/contended", Bytes("initial"));
+        var results = await Task.WhenAll(Enumerable.Range(0, Writers).Select(writer => Task.Run(async () =>
+        {
+            var written = new List<(long Version, string Data)>();
+            for (var i = 0; i < SetsPerWriter; i++)
+            {
+                var data = $"{writer}.{i}";
+                written.Add(((await store.TrySetAsync("/contended", Bytes(data), -1))!.Value, data));
+            }
+
+            return written;
+        })));
+
+        // Every set moved the version by one, so each must have been told a version no other set was told.
+        var all = results.SelectMany(r => r).ToList();
+        Assert.Equal(Enumerable.Range(1, Writers * SetsPerWriter).Select(v => (long)v), all.Select(r => r.Version).Order());
+        var final = (await store.GetAsync("/contended"))!.Value;
+        Assert.Equal(all.Single(r => r.Version == final.Version).Data, Encoding.UTF8.GetString(final.Data));
+    }
+
+    [Fact]
     public async Task Children_are_direct_names_sorted_and_empty_parents_can_be_deleted()
     {
         var store = await StoreAsync();
@@ -112,6 +138,21 @@ public abstract class MetadataStoreContractTests : IAsyncLifetime
             Assert.Null(await reopened.GetAsync("/members/m1"));
             Assert.Null(await reopened.GetAsync(sequential));
         }
+    }
+
+    [Fact]
+    public async Task A_commit_that_deletes_an_ephemeral_node_and_creates_its_path_makes_it_persistent()
+    {
+        var owner = await OpenAsync();
+        Assert.True(await owner.TryCreateEphemeralAsync("/swapped", Bytes("ephemeral")));
+        Assert.True(await owner.TryCommitAsync([new MetadataOp.Delete("/swapped"), new MetadataOp.Create("/swapped", Bytes("persistent"))]));
+        Assert.Equal(1, await owner.TrySetAsync("/swapped", Bytes("updated"), 0));
+        await owner.DisposeAsync();
+
+        // Neither the node nor its update goes with the session.
+        var later = await StoreAsync();
+        var value = await later.GetAsync("/swapped");
+        Assert.Equal(("updated", 1L), (Encoding.UTF8.GetString(value!.Value.Data), value.Value.Version));
     }
 
     [Fact]
