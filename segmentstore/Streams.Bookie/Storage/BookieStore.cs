@@ -64,10 +64,14 @@ internal sealed class BookieStore : IAsyncDisposable
     }
 
     /// <summary>Opens the journal and rebuilds the index from it (the recovery after a crash).</summary>
-    public static async Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, CancellationToken cancellationToken = default)
+    public static Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
+        OpenAsync(options, logger, LocalJournalDisk.Instance, cancellationToken);
+
+    /// <summary>Like <see cref="OpenAsync(BookieOptions, ILogger, CancellationToken)"/>, on the given file system.</summary>
+    public static async Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, IJournalDisk disk, CancellationToken cancellationToken = default)
     {
         options.Validate();
-        var journal = new Journal(Path.Combine(options.DataDirectory, "journal"), options.JournalSegmentSizeBits);
+        var journal = new Journal(Path.Combine(options.DataDirectory, "journal"), options.JournalSegmentSizeBits, disk);
         await journal.OpenAsync(cancellationToken);
         var store = new BookieStore(journal, options, logger);
         try
