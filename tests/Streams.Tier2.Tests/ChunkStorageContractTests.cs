@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Amazon.Runtime;
 using Streams.Testing;
 using Streams.Tier2.FileSystem;
 using Streams.Tier2.S3;
@@ -215,16 +216,18 @@ public sealed class S3ServerFixture : IAsyncLifetime
 
     public async ValueTask DisposeAsync() => await Server.DisposeAsync();
 
-    internal S3ChunkStorage Open(string prefix, int partSize = 8 * 1024 * 1024) => new(new S3ChunkStorageOptions
-    {
-        Bucket = Server.Bucket,
-        Prefix = prefix,
-        Endpoint = Server.Endpoint,
-        AccessKey = S3Server.AccessKey,
-        SecretKey = S3Server.SecretKey,
-        MultipartPartSize = partSize,
-        RequestTimeout = TimeSpan.FromSeconds(5),
-    });
+    internal S3ChunkStorage Open(string prefix, int partSize = 8 * 1024 * 1024, HttpClientFactory? http = null) => new(
+        new S3ChunkStorageOptions
+        {
+            Bucket = Server.Bucket,
+            Prefix = prefix,
+            Endpoint = Server.Endpoint,
+            AccessKey = S3Server.AccessKey,
+            SecretKey = S3Server.SecretKey,
+            MultipartPartSize = partSize,
+            RequestTimeout = TimeSpan.FromSeconds(5),
+        },
+        http);
 }
 
 public sealed class S3ChunkStorageTests : ChunkStorageContractTests, IClassFixture<S3ServerFixture>, IAsyncDisposable
