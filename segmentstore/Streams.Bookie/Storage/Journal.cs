@@ -45,6 +45,7 @@ internal sealed class Journal : IAsyncDisposable
     private readonly int _pageSizeBits;
     private readonly IJournalDisk _disk;
     private readonly object _enqueueLock = new();
+    private readonly JournalFault _fault = new();
     private FileStream? _ownerLock;
     private IDevice? _device;
     private FasterLog? _log;
@@ -89,13 +90,13 @@ internal sealed class Journal : IAsyncDisposable
         // Files a previous run created (the lock file, or a segment whose first write never completed) are named durably
         // before anything new is acknowledged.
         _disk.SyncDirectory(_directory);
-        _device = new DirectorySyncingDevice(_disk.OpenLog(Path.Combine(_directory, "journal")), _disk);
+        _device = new FaultRecordingDevice(new DirectorySyncingDevice(_disk.OpenLog(Path.Combine(_directory, "journal")), _disk), _fault);
         _log = await FasterLog.CreateAsync(
             new FasterLogSettings
             {
                 LogDevice = _device,
                 LogCommitManager = new DeviceLogCommitCheckpointManager(
-                    new DirectorySyncingDeviceFactory(_disk.CommitFiles(), _disk),
+                    new DirectorySyncingDeviceFactory(_disk.CommitFiles(), _disk, _fault),
                     new DefaultCheckpointNamingScheme(commitDirectory),
                     removeOutdated: true,
                     fastCommitThrottleFreq: CommitMetadataInterval),
@@ -108,19 +109,45 @@ internal sealed class Journal : IAsyncDisposable
             cancellationToken);
     }
 
-    /// <summary>Copies a record into the journal; returns its address. Durable only after a commit covers it.</summary>
+    /// <summary>
+    /// Copies a record into the journal; returns its address. Durable only after a commit covers it. Waits while the
+    /// journal's memory is full (until a flush frees a page); throws <see cref="JournalFailedException"/> once the
+    /// journal failed.
+    /// </summary>
     public long Enqueue(ReadOnlySpan<byte> record)
     {
         lock (_enqueueLock)
         {
-            return Log.Enqueue(record);
+            // Not FasterLog.Enqueue: it spins until a flush frees memory, which on a failed disk never happens (and our
+            // callers hold their lock meanwhile, so the failure could not even be reported).
+            long address;
+            while (!Log.TryEnqueue(record, out address))
+            {
+                _fault.ThrowIfSet(_directory);
+                Thread.Yield();
+            }
+
+            return address;
         }
     }
 
-    /// <summary>Makes everything enqueued so far durable; returns the address up to which the journal is committed.</summary>
+    /// <summary>
+    /// Makes everything enqueued so far durable; returns the address up to which the journal is committed. Throws
+    /// <see cref="JournalFailedException"/> if any write of the journal failed, even one FASTER passed over.
+    /// </summary>
     public async ValueTask<long> CommitAsync(CancellationToken cancellationToken = default)
     {
-        await Log.CommitAsync(cancellationToken);
+        _fault.ThrowIfSet(_directory);
+        try
+        {
+            await Log.CommitAsync(cancellationToken);
+        }
+        catch (FasterException e)
+        {
+            _fault.Set(e);
+        }
+
+        _fault.ThrowIfSet(_directory);
         return Log.CommittedUntilAddress;
     }
 
@@ -150,7 +177,10 @@ internal sealed class Journal : IAsyncDisposable
         {
             try
             {
-                await _log.CommitAsync();
+                if (_fault.Error is null)
+                {
+                    await _log.CommitAsync();
+                }
             }
             catch (Exception e) when (e is ObjectDisposedException or FasterException or InvalidOperationException)
             {
