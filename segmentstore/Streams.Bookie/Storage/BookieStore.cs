@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
@@ -64,10 +65,14 @@ internal sealed class BookieStore : IAsyncDisposable
     }
 
     /// <summary>Opens the journal and rebuilds the index from it (the recovery after a crash).</summary>
-    public static async Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, CancellationToken cancellationToken = default)
+    public static Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
+        OpenAsync(options, logger, LocalJournalDisk.Instance, cancellationToken);
+
+    /// <summary>Like <see cref="OpenAsync(BookieOptions, ILogger, CancellationToken)"/>, on the given file system.</summary>
+    public static async Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, IJournalDisk disk, CancellationToken cancellationToken = default)
     {
         options.Validate();
-        var journal = new Journal(Path.Combine(options.DataDirectory, "journal"), options.JournalSegmentSizeBits);
+        var journal = new Journal(Path.Combine(options.DataDirectory, "journal"), options.JournalSegmentSizeBits, disk);
         await journal.OpenAsync(cancellationToken);
         var store = new BookieStore(journal, options, logger);
         try
@@ -124,6 +129,10 @@ internal sealed class BookieStore : IAsyncDisposable
             _commitSignal.Release();
             return pending.Completion.Task.ContinueWith(t => t.Result.Status, TaskScheduler.Default);
         }
+        catch (JournalFailedException)
+        {
+            return Task.FromResult(BookieStatus.Unavailable);
+        }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
@@ -133,7 +142,7 @@ internal sealed class BookieStore : IAsyncDisposable
     /// <summary>Fences a ledger: no add is accepted from now on (except recovery adds). Answers once durable.</summary>
     public async Task<LedgerSummary> FenceAsync(long ledger)
     {
-        Pending pending;
+        Pending? pending;
         lock (_lock)
         {
             if (_failed)
@@ -148,8 +157,10 @@ internal sealed class BookieStore : IAsyncDisposable
 
             var state = StateOf(ledger);
             state.Fenced = true;
-            pending = new Pending(_journal.Enqueue(Control(JournalRecordType.Fence, ledger)), JournalRecordType.Fence, ledger, -1, -1, JournalRecord.HeaderSize);
-            _pending.Enqueue(pending);
+            if (!TryEnqueue(Control(JournalRecordType.Fence, ledger), JournalRecordType.Fence, ledger, out pending))
+            {
+                return new LedgerSummary(BookieStatus.Unavailable, -1, -1, false);
+            }
         }
 
         _commitSignal.Release();
@@ -159,7 +170,7 @@ internal sealed class BookieStore : IAsyncDisposable
     /// <summary>Deletes a ledger: its entries are no longer served and their space is reclaimed.</summary>
     public async Task<BookieStatus> DeleteAsync(long ledger)
     {
-        Pending pending;
+        Pending? pending;
         lock (_lock)
         {
             if (_failed)
@@ -172,10 +183,13 @@ internal sealed class BookieStore : IAsyncDisposable
                 return BookieStatus.Ok;
             }
 
+            if (!TryEnqueue(Control(JournalRecordType.Delete, ledger), JournalRecordType.Delete, ledger, out pending))
+            {
+                return BookieStatus.Unavailable;
+            }
+
             _deleted.Add(ledger);
             _ledgers.Remove(ledger);
-            pending = new Pending(_journal.Enqueue(Control(JournalRecordType.Delete, ledger)), JournalRecordType.Delete, ledger, -1, -1, JournalRecord.HeaderSize);
-            _pending.Enqueue(pending);
         }
 
         _commitSignal.Release();
@@ -334,7 +348,15 @@ internal sealed class BookieStore : IAsyncDisposable
                     return;
                 }
 
-                pending = new Pending(_journal.Enqueue(owner.Memory.Span[..length]), type, ledger, entry, -1, length) { RelocatedFrom = address };
+                try
+                {
+                    pending = new Pending(_journal.Enqueue(owner.Memory.Span[..length]), type, ledger, entry, -1, length) { RelocatedFrom = address };
+                }
+                catch (JournalFailedException)
+                {
+                    return; // the record stays where it was
+                }
+
                 _pending.Enqueue(pending);
             }
 
@@ -396,6 +418,23 @@ internal sealed class BookieStore : IAsyncDisposable
             _failed = true;
             FailPending(BookieStatus.Unavailable);
         }
+    }
+
+    /// <summary>Enqueues a fence or delete record (lock held); false if the journal failed.</summary>
+    private bool TryEnqueue(byte[] record, JournalRecordType type, long ledger, [NotNullWhen(true)] out Pending? pending)
+    {
+        try
+        {
+            pending = new Pending(_journal.Enqueue(record), type, ledger, -1, -1, JournalRecord.HeaderSize);
+        }
+        catch (JournalFailedException)
+        {
+            pending = null;
+            return false;
+        }
+
+        _pending.Enqueue(pending);
+        return true;
     }
 
     /// <summary>Applies a durable record to the index (lock held).</summary>

@@ -12,6 +12,12 @@ namespace Streams.Bookie.Storage;
 /// load one fsync serves many entries (group commit).
 /// </para>
 /// <para>
+/// Directory entries: O_SYNC does not make a new file's name durable. The journal's segment files and FASTER's
+/// commit metadata files are created and removed through <see cref="DirectorySyncingDevice"/> and
+/// <see cref="DirectorySyncingDeviceFactory"/>, which fsync the directory before a write into a new file completes
+/// and after a removal; the directories themselves are created durably on open.
+/// </para>
+/// <para>
 /// Ownership: an exclusive lock file makes the directory single-owner, so two bookie processes can never write the
 /// same journal.
 /// </para>
@@ -25,19 +31,32 @@ internal sealed class Journal : IAsyncDisposable
     /// </summary>
     private const int MaxPageSizeBits = 24;
 
+    /// <summary>
+    /// FASTER writes its commit metadata (a new small file, and a directory fsync) every this many commits, and
+    /// whenever the begin address moves. In FastCommitMode every commit also leaves a commit record in the log, and
+    /// recovery scans forward from the newest metadata to the last intact commit record, so skipped metadata commits
+    /// cost a slightly longer scan on open, never data; writing metadata on every commit would add a file creation,
+    /// a synchronous write and two directory fsyncs to each group commit.
+    /// </summary>
+    private const int CommitMetadataInterval = 64;
+
     private readonly string _directory;
     private readonly int _segmentSizeBits;
     private readonly int _pageSizeBits;
+    private readonly IJournalDisk _disk;
     private readonly object _enqueueLock = new();
+    private readonly JournalFault _fault = new();
     private FileStream? _ownerLock;
     private IDevice? _device;
     private FasterLog? _log;
 
     /// <param name="directory">Where the journal lives.</param>
     /// <param name="segmentSizeBits">Journal files are 2^bits bytes; space is reclaimed a whole file at a time.</param>
-    public Journal(string directory, int segmentSizeBits = 26)
+    /// <param name="disk">The file system under the journal (the local one unless a test simulates another).</param>
+    public Journal(string directory, int segmentSizeBits = 26, IJournalDisk? disk = null)
     {
-        _directory = directory;
+        _directory = Path.GetFullPath(directory);
+        _disk = disk ?? LocalJournalDisk.Instance;
         _segmentSizeBits = segmentSizeBits;
         _pageSizeBits = Math.Min(MaxPageSizeBits, segmentSizeBits);
     }
@@ -57,7 +76,8 @@ internal sealed class Journal : IAsyncDisposable
 
     public async Task OpenAsync(CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(_directory);
+        var commitDirectory = Path.Combine(_directory, "commits");
+        CreateDirectoryDurably(Path.Combine(commitDirectory, "log-commits")); // where FASTER's naming scheme puts commit files
         try
         {
             _ownerLock = new FileStream(Path.Combine(_directory, "owner.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
@@ -67,35 +87,67 @@ internal sealed class Journal : IAsyncDisposable
             throw new InvalidOperationException($"The journal in {_directory} is in use by another process.", e);
         }
 
-        _device = Devices.CreateLogDevice(Path.Combine(_directory, "journal"), preallocateFile: false);
+        // Files a previous run created (the lock file, or a segment whose first write never completed) are named durably
+        // before anything new is acknowledged.
+        _disk.SyncDirectory(_directory);
+        _device = new FaultRecordingDevice(new DirectorySyncingDevice(_disk.OpenLog(Path.Combine(_directory, "journal")), _disk), _fault);
         _log = await FasterLog.CreateAsync(
             new FasterLogSettings
             {
                 LogDevice = _device,
-                LogCommitDir = Path.Combine(_directory, "commits"),
+                LogCommitManager = new DeviceLogCommitCheckpointManager(
+                    new DirectorySyncingDeviceFactory(_disk.CommitFiles(), _disk, _fault),
+                    new DefaultCheckpointNamingScheme(commitDirectory),
+                    removeOutdated: true,
+                    fastCommitThrottleFreq: CommitMetadataInterval),
                 PageSizeBits = _pageSizeBits,
                 MemorySizeBits = _pageSizeBits + 1,
                 SegmentSizeBits = _segmentSizeBits,
                 FastCommitMode = true,
                 TryRecoverLatest = true,
-                RemoveOutdatedCommits = true,
             },
             cancellationToken);
     }
 
-    /// <summary>Copies a record into the journal; returns its address. Durable only after a commit covers it.</summary>
+    /// <summary>
+    /// Copies a record into the journal; returns its address. Durable only after a commit covers it. Waits while the
+    /// journal's memory is full (until a flush frees a page); throws <see cref="JournalFailedException"/> once the
+    /// journal failed.
+    /// </summary>
     public long Enqueue(ReadOnlySpan<byte> record)
     {
         lock (_enqueueLock)
         {
-            return Log.Enqueue(record);
+            // Not FasterLog.Enqueue: it spins until a flush frees memory, which on a failed disk never happens (and our
+            // callers hold their lock meanwhile, so the failure could not even be reported).
+            long address;
+            while (!Log.TryEnqueue(record, out address))
+            {
+                _fault.ThrowIfSet(_directory);
+                Thread.Yield();
+            }
+
+            return address;
         }
     }
 
-    /// <summary>Makes everything enqueued so far durable; returns the address up to which the journal is committed.</summary>
+    /// <summary>
+    /// Makes everything enqueued so far durable; returns the address up to which the journal is committed. Throws
+    /// <see cref="JournalFailedException"/> if any write of the journal failed, even one FASTER passed over.
+    /// </summary>
     public async ValueTask<long> CommitAsync(CancellationToken cancellationToken = default)
     {
-        await Log.CommitAsync(cancellationToken);
+        _fault.ThrowIfSet(_directory);
+        try
+        {
+            await Log.CommitAsync(cancellationToken);
+        }
+        catch (FasterException e)
+        {
+            _fault.Set(e);
+        }
+
+        _fault.ThrowIfSet(_directory);
         return Log.CommittedUntilAddress;
     }
 
@@ -125,7 +177,10 @@ internal sealed class Journal : IAsyncDisposable
         {
             try
             {
-                await _log.CommitAsync();
+                if (_fault.Error is null)
+                {
+                    await _log.CommitAsync();
+                }
             }
             catch (Exception e) when (e is ObjectDisposedException or FasterException or InvalidOperationException)
             {
@@ -140,5 +195,19 @@ internal sealed class Journal : IAsyncDisposable
         {
             await _ownerLock.DisposeAsync();
         }
+    }
+
+    /// <summary>Creates missing directories, fsyncing each new one's parent so the new entries survive a power cut.</summary>
+    private void CreateDirectoryDurably(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            return;
+        }
+
+        var parent = Path.GetDirectoryName(directory)!;
+        CreateDirectoryDurably(parent);
+        Directory.CreateDirectory(directory);
+        _disk.SyncDirectory(parent);
     }
 }

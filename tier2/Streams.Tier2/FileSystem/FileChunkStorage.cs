@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Streams.Common.Server.Storage;
 
 namespace Streams.Tier2.FileSystem;
@@ -7,15 +8,34 @@ namespace Streams.Tier2.FileSystem;
 /// A chunk is written to a temporary file, fsynced, renamed into place and its directory fsynced, so a chunk name
 /// that exists always holds the whole chunk, even after a crash. Temporary files left by a crash are named
 /// "*.tmp-*" and never listed.
+/// <para>
+/// The directories on the way are made durable too, before the first chunk in them is reported written: each one's
+/// entry in its parent is fsynced once per process, whether this process created it or found it (a directory found
+/// may be one that another writer, or a run that crashed, created but had not fsynced yet).
+/// </para>
 /// </summary>
 internal sealed class FileChunkStorage : IChunkStorage
 {
     private const string TempMarker = ".tmp-";
+
+    /// <summary>Directories remembered as durable; past this many the memory starts afresh (costing an fsync each).</summary>
+    private const int MaxKnownDirectories = 16 * 1024;
+
     private readonly string _root;
+    private readonly Action<string> _syncDirectory;
+    private readonly ConcurrentDictionary<string, bool> _durableDirectories = new(StringComparer.Ordinal);
 
     public FileChunkStorage(string root)
+        : this(root, DurableFiles.FsyncDirectory)
+    {
+    }
+
+    /// <param name="root">The directory that holds the chunks.</param>
+    /// <param name="syncDirectory">Makes a directory's entries durable (fsync; tests count the calls).</param>
+    internal FileChunkStorage(string root, Action<string> syncDirectory)
     {
         _root = Path.GetFullPath(root);
+        _syncDirectory = syncDirectory;
         Directory.CreateDirectory(_root);
     }
 
@@ -27,7 +47,7 @@ internal sealed class FileChunkStorage : IChunkStorage
         var directory = Path.GetDirectoryName(path)!;
         await Io(name, async () =>
         {
-            CreateDirectoryDurably(directory);
+            EnsureDirectoryDurable(directory);
             var temp = path + TempMarker + Guid.NewGuid().ToString("N");
             try
             {
@@ -38,7 +58,7 @@ internal sealed class FileChunkStorage : IChunkStorage
                 }
 
                 File.Move(temp, path, overwrite: true);
-                DurableFiles.FsyncDirectory(directory);
+                _syncDirectory(directory);
             }
             catch
             {
@@ -167,18 +187,27 @@ internal sealed class FileChunkStorage : IChunkStorage
         return Path.Combine(_root, name.Replace('/', Path.DirectorySeparatorChar));
     }
 
-    /// <summary>Creates missing directories and fsyncs each new one's parent, so the new entries survive a crash.</summary>
-    private void CreateDirectoryDurably(string directory)
+    /// <summary>
+    /// Creates missing directories up from the root and fsyncs each one's parent, once per process, so their entries
+    /// survive a crash before a chunk in them is reported written.
+    /// </summary>
+    private void EnsureDirectoryDurable(string directory)
     {
-        if (Directory.Exists(directory))
+        if (directory.Length <= _root.Length || (_durableDirectories.ContainsKey(directory) && Directory.Exists(directory)))
         {
             return;
         }
 
         var parent = Path.GetDirectoryName(directory)!;
-        CreateDirectoryDurably(parent);
+        EnsureDirectoryDurable(parent);
         Directory.CreateDirectory(directory);
-        DurableFiles.FsyncDirectory(parent);
+        _syncDirectory(parent);
+        if (_durableDirectories.Count >= MaxKnownDirectories)
+        {
+            _durableDirectories.Clear();
+        }
+
+        _durableDirectories[directory] = true;
     }
 
     private static async Task<T> Io<T>(string name, Func<Task<T>> action)

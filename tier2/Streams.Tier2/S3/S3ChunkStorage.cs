@@ -1,8 +1,10 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Runtime.CompilerServices;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Streams.Common.Hashing;
 
 namespace Streams.Tier2.S3;
 
@@ -14,6 +16,14 @@ namespace Streams.Tier2.S3;
 /// servers would otherwise store the chunk signatures inside the object. The contract tests read every chunk back
 /// and compare it byte for byte against a real S3-protocol server.
 /// </para>
+/// <para>
+/// Integrity in transit: every upload carries the CRC-32C of its bytes (<c>x-amz-checksum-crc32c</c>), computed here
+/// from the same buffer the storage writer checksummed: a PutObject its chunk's, each part its own, and a multipart
+/// upload the whole chunk's (checksum type FULL_OBJECT, checked by S3 when it assembles the parts). S3 refuses a body
+/// that does not match (BadDigest) and stores nothing, so a chunk damaged on its way is never recorded as flushed and
+/// the log is not truncated behind it: the write fails and the storage writer sends it again. Servers that ignore the
+/// header (s3rver does) store what arrives; reads are still checked against the recorded CRC-32C before serving.
+/// </para>
 /// </summary>
 internal sealed class S3ChunkStorage : IChunkStorage
 {
@@ -22,6 +32,13 @@ internal sealed class S3ChunkStorage : IChunkStorage
     private readonly string _prefix;
 
     public S3ChunkStorage(S3ChunkStorageOptions options)
+        : this(options, null)
+    {
+    }
+
+    /// <param name="options">Where and how to reach the bucket.</param>
+    /// <param name="httpClientFactory">The SDK's HTTP clients (tests put handlers into the pipeline); null for the SDK's own.</param>
+    internal S3ChunkStorage(S3ChunkStorageOptions options, HttpClientFactory? httpClientFactory)
     {
         options.Validate();
         _options = options;
@@ -32,9 +49,15 @@ internal sealed class S3ChunkStorage : IChunkStorage
             Timeout = options.RequestTimeout,
             MaxErrorRetry = 2,
             AuthenticationRegion = options.Region,
+            // Checksums are given explicitly on each upload (below), not computed by the SDK over a trailer.
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
         };
+        if (httpClientFactory is not null)
+        {
+            config.HttpClientFactory = httpClientFactory;
+        }
+
         if (options.Endpoint is { } endpoint)
         {
             config.ServiceURL = endpoint;
@@ -65,6 +88,8 @@ internal sealed class S3ChunkStorage : IChunkStorage
                     InputStream = new ReadOnlyMemoryStream(data),
                     AutoCloseStream = true,
                     UseChunkEncoding = false,
+                    ChecksumAlgorithm = ChecksumAlgorithm.CRC32C,
+                    ChecksumCRC32C = Crc32CHeader(Crc32C.Compute(data.Span)),
                 }, cancellationToken);
             }
             else
@@ -182,13 +207,22 @@ internal sealed class S3ChunkStorage : IChunkStorage
 
     private async Task WriteMultipartAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        var upload = await _client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest { BucketName = _options.Bucket, Key = key }, cancellationToken);
+        var upload = await _client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest
+        {
+            BucketName = _options.Bucket,
+            Key = key,
+            ChecksumAlgorithm = ChecksumAlgorithm.CRC32C,
+            ChecksumType = ChecksumType.FULL_OBJECT,
+        }, cancellationToken);
         try
         {
             var parts = new List<PartETag>();
+            var whole = 0xFFFFFFFFu;
             for (int offset = 0, number = 1; offset < data.Length; offset += _options.MultipartPartSize, number++)
             {
                 var part = data.Slice(offset, Math.Min(_options.MultipartPartSize, data.Length - offset));
+                var partCrc = Crc32CHeader(Crc32C.Compute(part.Span));
+                whole = Crc32C.Append(whole, part.Span);
                 var uploaded = await _client.UploadPartAsync(new UploadPartRequest
                 {
                     BucketName = _options.Bucket,
@@ -198,8 +232,10 @@ internal sealed class S3ChunkStorage : IChunkStorage
                     PartSize = part.Length,
                     InputStream = new ReadOnlyMemoryStream(part),
                     UseChunkEncoding = false,
+                    ChecksumAlgorithm = ChecksumAlgorithm.CRC32C,
+                    ChecksumCRC32C = partCrc,
                 }, cancellationToken);
-                parts.Add(new PartETag(number, uploaded.ETag));
+                parts.Add(new PartETag(number, uploaded.ETag) { ChecksumCRC32C = partCrc });
             }
 
             await _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
@@ -208,6 +244,9 @@ internal sealed class S3ChunkStorage : IChunkStorage
                 Key = key,
                 UploadId = upload.UploadId,
                 PartETags = parts,
+                ChecksumType = ChecksumType.FULL_OBJECT,
+                ChecksumCRC32C = Crc32CHeader(~whole),
+                MpuObjectSize = data.Length,
             }, cancellationToken);
         }
         catch
@@ -223,6 +262,14 @@ internal sealed class S3ChunkStorage : IChunkStorage
 
             throw;
         }
+    }
+
+    /// <summary>S3's form of a CRC-32C: the four bytes big-endian, in base64.</summary>
+    private static string Crc32CHeader(uint crc)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(bytes, crc);
+        return Convert.ToBase64String(bytes);
     }
 
     private string KeyOf(string name)
@@ -244,6 +291,11 @@ internal sealed class S3ChunkStorage : IChunkStorage
         catch (AmazonS3Exception e) when (e.ErrorCode == "NoSuchBucket")
         {
             throw new ChunkStorageUnavailableException($"S3 bucket {_options.Bucket} does not exist at {Location}: create it.", e);
+        }
+        catch (AmazonS3Exception e) when (e.ErrorCode is "BadDigest" or "InvalidDigest" or "XAmzContentChecksumMismatch")
+        {
+            throw new ChunkStorageUnavailableException(
+                $"Tier 2 ({Location}) refused chunk {name}: it arrived damaged, its CRC-32C did not match ({e.ErrorCode}: {e.Message}). Nothing was stored; the chunk is sent again.", e);
         }
         catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException
                                       || (e is TaskCanceledException or TimeoutException && e is not OperationCanceledException { CancellationToken.IsCancellationRequested: true }))
