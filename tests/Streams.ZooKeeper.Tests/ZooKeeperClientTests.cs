@@ -135,12 +135,7 @@ public sealed class ZooKeeperClientTests : IAsyncLifetime
         // The client reaches ZooKeeper through a proxy; cutting it longer than the session timeout partitions the
         // client away until the server expires its session.
         await using var proxy = new TcpProxy(_server.Port);
-        var victim = await ZooKeeperClient.ConnectAsync(new ZooKeeperOptions
-        {
-            ConnectionString = $"127.0.0.1:{proxy.Port}",
-            SessionTimeout = TimeSpan.FromSeconds(2),
-            ConnectTimeout = TimeSpan.FromSeconds(1),
-        });
+        var victim = await ConnectThroughAsync(proxy);
         await victim.CreateAsync("/owned", Bytes("x"), CreateMode.Ephemeral);
         var states = new List<ZooKeeperState>();
         victim.StateChanged += s => { lock (states) { states.Add(s); } };
@@ -167,18 +162,22 @@ public sealed class ZooKeeperClientTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A client with a 2 s session that reaches ZooKeeper through <paramref name="proxy"/>, to be cut off.</summary>
+    private static Task<ZooKeeperClient> ConnectThroughAsync(TcpProxy proxy) =>
+        ZooKeeperClient.ConnectAsync(new ZooKeeperOptions
+        {
+            ConnectionString = $"127.0.0.1:{proxy.Port}",
+            SessionTimeout = TimeSpan.FromSeconds(2),
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+        });
+
     [Fact]
     public async Task A_client_cut_off_for_the_session_timeout_expires_its_session_without_waiting_to_be_told()
     {
         // The partition never heals: the client cannot learn from a server that its session expired, so it must
         // conclude so itself once no server answered for the whole session timeout.
         await using var proxy = new TcpProxy(_server.Port);
-        var victim = await ZooKeeperClient.ConnectAsync(new ZooKeeperOptions
-        {
-            ConnectionString = $"127.0.0.1:{proxy.Port}",
-            SessionTimeout = TimeSpan.FromSeconds(2),
-            ConnectTimeout = TimeSpan.FromSeconds(1),
-        });
+        var victim = await ConnectThroughAsync(proxy);
         await victim.CreateAsync("/cut-off", Bytes("x"), CreateMode.Ephemeral);
         var cut = System.Diagnostics.Stopwatch.StartNew();
         proxy.Block();
