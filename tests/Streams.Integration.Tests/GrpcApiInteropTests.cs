@@ -220,6 +220,9 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             ["describeMissingStream"] = StatusCode.NotFound,
             ["listStreamsOfMissingScope"] = StatusCode.NotFound,
             ["endpointOfInvalidSegment"] = StatusCode.InvalidArgument,
+            ["endpointOfMissingSegment"] = StatusCode.NotFound,
+            ["endpointOfMissingEpoch"] = StatusCode.NotFound,
+            ["endpointOfMissingStream"] = StatusCode.NotFound,
             ["deleteUnsealedStream"] = StatusCode.FailedPrecondition,
             ["deleteNonEmptyScope"] = StatusCode.FailedPrecondition,
             ["readMissingSegment"] = StatusCode.NotFound,
@@ -238,6 +241,10 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             Assert.Equal((name, code), (name, (StatusCode)status.GetProperty("code").GetInt32()));
             Assert.False(string.IsNullOrWhiteSpace(status.GetProperty("details").GetString()), $"{name}: the status has no message.");
         }
+
+        // A missing segment is named, with what the stream has instead.
+        Assert.Contains("has no segment 9 of epoch 0: epoch 0 has segment 0.", statuses.GetProperty("endpointOfMissingSegment").GetProperty("details").GetString());
+        Assert.Contains("has no segment 0 of epoch 1: the stream is at epoch 0.", statuses.GetProperty("endpointOfMissingEpoch").GetProperty("details").GetString());
 
         var rejections = new Dictionary<string, (string Error, long EventNumber)>
         {
