@@ -205,6 +205,64 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task Grpcjs_sees_a_sealed_stream_with_no_active_segments_and_reads_it_to_its_end()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await CreateStreamAsync("js-sealed", "events", 3, ct);
+        await using (var client = fixture.CreateClient())
+        await using (var writer = await client.CreateWriterAsync("js-sealed", "events", Serializers.Bytes, new EventWriterOptions { StoreRoutingKeys = true }, ct))
+        {
+            for (var i = 0; i < 24; i++)
+            {
+                await writer.WriteEventAsync($"key-{i}", Encoding.UTF8.GetBytes($"event {i}"), ct);
+            }
+        }
+
+        var result = await RunAsync("sealed", "js-sealed", "events");
+
+        Assert.Equal(("STREAM_STATE_SEALED", "STREAM_STATE_SEALED"), (result.GetProperty("sealedState").GetString(), result.GetProperty("describedState").GetString()));
+        var active = result.GetProperty("active");
+        Assert.Equal("STREAM_STATE_SEALED", active.GetProperty("state").GetString());
+        Assert.Empty(Strings(active.GetProperty("segments")));
+
+        // DescribeStream names the segments that hold the data; each resolves, is sealed and reads to its end.
+        var segments = result.GetProperty("segments").EnumerateArray().ToList();
+        Assert.Equal(["js-sealed/events/0.#epoch.0", "js-sealed/events/1.#epoch.0", "js-sealed/events/2.#epoch.0"], segments.Select(s => s.GetProperty("segment").GetString()));
+        var js = new Dictionary<string, List<TestEvent>>();
+        foreach (var segment in segments)
+        {
+            Assert.True(segment.GetProperty("sealed").GetBoolean());
+            var read = segment.GetProperty("read");
+            Assert.Empty(Strings(read.GetProperty("problems")));
+            Assert.Equal(("READ_STATUS_END_OF_SEGMENT", "READ_STATUS_END_OF_SEGMENT"), (read.GetProperty("tailStatus").GetString(), read.GetProperty("tailWaitStatus").GetString()));
+            var events = Events(read.GetProperty("events"));
+            if (events.Count > 0)
+            {
+                js[segment.GetProperty("segment").GetString()!] = events;
+            }
+        }
+
+        Assert.Equal(24, js.Values.Sum(e => e.Count));
+        foreach (var transport in new[] { DataTransport.Raw, DataTransport.Grpc })
+        {
+            Assert.Equal(js, await ReadWithSdkAsync("js-sealed", "events", transport, ct));
+        }
+
+        // A setup on a sealed segment is answered; its block is refused.
+        var append = result.GetProperty("append");
+        Assert.Equal(-1, append.GetProperty("setupLastEventNumber").GetInt64());
+        Assert.Equal("APPEND_ERROR_SEGMENT_SEALED", append.GetProperty("block").GetProperty("error").GetString());
+        Assert.Equal(0, append.GetProperty("status").GetProperty("code").GetInt32());
+
+        // KEDA: no segment to read in parallel, and nothing to keep readers up for.
+        var scaler = result.GetProperty("scaler");
+        Assert.False(scaler.GetProperty("isActive").GetProperty("result").GetBoolean());
+        Assert.False(scaler.GetProperty("streamIsActive").GetProperty("result").GetBoolean());
+        var value = Assert.Single(scaler.GetProperty("metrics").GetProperty("values").EnumerateArray());
+        Assert.Equal((0L, 0.0), (value.GetProperty("metricValue").GetInt64(), value.GetProperty("metricValueFloat").GetDouble()));
+    }
+
+    [Fact]
     public async Task Grpcjs_gets_the_documented_status_codes_with_messages()
     {
         await CreateStreamAsync("js-errors", "input", 1, TestContext.Current.CancellationToken);

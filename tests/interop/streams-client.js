@@ -195,7 +195,7 @@ async function readSegment(client, segment) {
     const reply = await unary(client, 'Read', { requestId: reads + 1, segment, offset, maxBytes, waitMillis: 0 });
     reads++;
     length = Number(reply.segmentLength);
-    if (reply.status === 'READ_STATUS_AT_TAIL' && offset === length) break;
+    if ((reply.status === 'READ_STATUS_AT_TAIL' || reply.status === 'READ_STATUS_END_OF_SEGMENT') && offset === length) break;
     if (reply.status !== 'READ_STATUS_OK') { problems.push(`read at ${offset}: ${reply.status}`); break; }
     if (Number(reply.offset) !== offset) problems.push(`read at ${offset} answered offset ${reply.offset}`);
     if (reply.data.length === 0 || reply.data.length > maxBytes) problems.push(`read of ${maxBytes} at ${offset} returned ${reply.data.length} bytes`);
@@ -211,6 +211,42 @@ async function readSegment(client, segment) {
     events: parser.events, reads, endOffset: offset, problems,
     tailStatus: tail.status, tailWaitStatus: tailWait.status, tailWaitMs: Date.now() - waitStarted,
   };
+}
+
+// ---- KEDA's external scaler, asked what KEDA asks ----
+
+/** The first message of a server stream; the call is cancelled once it arrives. */
+const firstMessage = (call) => new Promise((resolve, reject) => {
+  let settled = false;
+  call.on('data', (message) => { if (!settled) { settled = true; resolve(message); call.cancel(); } });
+  call.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+});
+
+/** A call's reply picked apart as pick says, with code 0; or its status. */
+const outcome = async (promise, pick) => {
+  try {
+    return { code: 0, ...pick(await promise) };
+  } catch (e) {
+    return { code: e.code, details: e.details };
+  }
+};
+
+/** Asks the scaler about a ScaledObject with these trigger metadata: IsActive, StreamIsActive, GetMetricSpec, GetMetrics. */
+async function askScaler(metadata) {
+  const scaler = new (load(contractsDir, 'externalscaler.proto').externalscaler.ExternalScaler)(address, credentials);
+  // KEDA passes every metadata entry of the trigger, scalerAddress included.
+  const ref = { name: 'readers', namespace: 'default', scalerMetadata: { scalerAddress: address, ...metadata } };
+  const isActive = await outcome(unary(scaler, 'IsActive', ref), (r) => ({ result: r.result }));
+  const streamIsActive = await outcome(firstMessage(scaler.StreamIsActive(ref, deadline())), (r) => ({ result: r.result }));
+  const metricSpec = await outcome(unary(scaler, 'GetMetricSpec', ref), (r) => ({
+    specs: r.metricSpecs.map((m) => ({ metricName: m.metricName, targetSize: Number(m.targetSize), targetSizeFloat: m.targetSizeFloat })),
+  }));
+  // KEDA asks for the metric by the name GetMetricSpec gave it (without the "s0-" prefix it adds).
+  const metricName = metricSpec.code === 0 && metricSpec.specs.length ? metricSpec.specs[0].metricName : 'streams-segments';
+  const metrics = await outcome(unary(scaler, 'GetMetrics', { scaledObjectRef: ref, metricName }), (r) => ({
+    values: r.metricValues.map((v) => ({ metricName: v.metricName, metricValue: Number(v.metricValue), metricValueFloat: v.metricValueFloat })),
+  }));
+  return { isActive, streamIsActive, metricSpec, metrics };
 }
 
 const scenarios = {
@@ -367,6 +403,41 @@ const scenarios = {
       segments.push({ segment: s.segment, read: await readSegment(segmentStore(endpoint.grpcUri), s.segment) });
     }
     done({ ok: true, segments });
+  },
+
+  /**
+   * args: scope stream. Seals a stream someone else wrote, then looks at it as a reader, a writer and KEDA would: it
+   * has no active segments, the segments DescribeStream names resolve and read to their ends, a setup on one is
+   * answered and its block refused, and the scaler reports 0 segments and inactive.
+   */
+  async sealed() {
+    const [scope, stream] = args;
+    const ctl = controller();
+    const sealedInfo = await unary(ctl, 'SealStream', { scope, stream });
+    const active = await unary(ctl, 'GetActiveSegments', { scope, stream });
+    const info = await unary(ctl, 'DescribeStream', { scope, stream });
+    const segments = [];
+    for (const s of info.activeSegments) {
+      const endpoint = await unary(ctl, 'GetSegmentEndpoint', { segment: s.segment });
+      const store = segmentStore(endpoint.grpcUri);
+      const segmentInfo = await unary(store, 'GetSegmentInfo', { segment: s.segment });
+      segments.push({ segment: s.segment, grpcUri: endpoint.grpcUri, sealed: segmentInfo.sealed, read: await readSegment(store, s.segment) });
+    }
+
+    const call = new AppendCall(segmentStore(segments[0].grpcUri));
+    call.write({ setup: { requestId: 1, writerId: crypto.randomBytes(16), segment: segments[0].segment } });
+    const setup = await call.take(setupOf(1), 'setup on a sealed segment');
+    call.write({ block: { requestId: 1, lastEventNumber: 0, eventCount: 1, data: frameEvent(Buffer.from('too late'), null) } });
+    const block = rejected(await call.take(answerOf(1), 'block to a sealed segment'));
+    const appendCallStatus = await call.finish();
+
+    done({
+      ok: true, sealedState: sealedInfo.state, describedState: info.state,
+      active: { state: active.state, segments: active.segments.map((r) => r.segment) },
+      segments: segments.map(({ grpcUri, ...rest }) => rest),
+      append: { setupLastEventNumber: Number(setup.setup.lastEventNumber), block, status: appendCallStatus },
+      scaler: await askScaler({ scope, stream }),
+    });
   },
 
   /** args: scope stream. The stream must exist with an empty segment 0. Every documented failure, one by one. */

@@ -182,11 +182,19 @@ internal sealed class ControllerService
         return true;
     }
 
+    /// <summary>
+    /// The segments that take appends. A sealed stream (or one being sealed or deleted) has none: the list is empty and
+    /// the state SEALED. <see cref="DescribeStreamAsync"/> still lists the segments that hold its data.
+    /// </summary>
     public async Task<ActiveSegments> GetActiveSegmentsAsync(string scope, string stream, CancellationToken cancellationToken)
     {
         var (record, _) = await GetRequiredAsync(scope, stream, cancellationToken);
-        var reply = new ActiveSegments { State = StateOf(record.State) };
-        reply.Segments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        var reply = new ActiveSegments { State = StateOf(record) };
+        if (record.IsOpen)
+        {
+            reply.Segments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        }
+
         return reply;
     }
 
@@ -458,8 +466,7 @@ internal sealed class ControllerService
         KeyEnd = segment.KeyEnd,
     };
 
-    private static StreamState StateOf(StreamRecordState state) =>
-        state is StreamRecordState.Creating or StreamRecordState.Active ? StreamState.Active : StreamState.Sealed;
+    private static StreamState StateOf(StreamRecord record) => record.IsOpen ? StreamState.Active : StreamState.Sealed;
 
     private static StreamInfo ToInfo(StreamRecord record)
     {
@@ -473,7 +480,7 @@ internal sealed class ControllerService
                 Retention = record.RetentionTimeMs is { } time ? new RetentionPolicy { TimeMs = time }
                     : record.RetentionSizeBytes is { } size ? new RetentionPolicy { SizeBytes = size } : null,
             },
-            State = StateOf(record.State),
+            State = StateOf(record),
             Epoch = record.Epoch,
             CreatedAtUnixMs = record.CreatedAtUnixMs,
         };

@@ -35,6 +35,12 @@ internal sealed record StreamRecord(
 {
     public bool HasRetention => RetentionTimeMs is not null || RetentionSizeBytes is not null;
 
+    /// <summary>
+    /// Whether the stream takes appends: from its creation until sealing begins. A stream that is not open has no active
+    /// segments; its <see cref="ActiveSegments"/> still hold its data and are read to their ends.
+    /// </summary>
+    public bool IsOpen => State is StreamRecordState.Creating or StreamRecordState.Active;
+
     /// <summary>Every segment the stream has: the current epoch's and the earlier epochs'.</summary>
     public IEnumerable<SegmentRecord> AllSegments => EarlierSegments is { } earlier ? earlier.Concat(ActiveSegments) : ActiveSegments;
 

@@ -157,9 +157,14 @@ public sealed class ControllerServiceTests : IAsyncLifetime
         await AssertStatus(StatusCode.FailedPrecondition, "must be sealed", () => _controller.DeleteStreamAsync("shop", "orders", default));
         await AssertStatus(StatusCode.FailedPrecondition, "still has 1 stream", () => _controller.DeleteScopeAsync("shop", default));
 
+        Assert.Equal((StreamState.Active, 2), await ActiveOf("orders"));
         var sealedInfo = await _controller.SealStreamAsync("shop", "orders", default);
         Assert.Equal(StreamState.Sealed, sealedInfo.State);
         Assert.Equal(2, _segments.Sealed.Count);
+
+        // No segment takes appends any more; the description still names the segments that hold the data.
+        Assert.Equal((StreamState.Sealed, 0), await ActiveOf("orders"));
+        Assert.Equal(2, (await _controller.DescribeStreamAsync("shop", "orders", default)).ActiveSegments.Count);
         Assert.Equal(StreamState.Sealed, (await _controller.SealStreamAsync("shop", "orders", default)).State);
 
         Assert.True(await _controller.DeleteStreamAsync("shop", "orders", default));
@@ -193,6 +198,12 @@ public sealed class ControllerServiceTests : IAsyncLifetime
         _metadata = FileMetadataStore.Open(_dir.Path);
         var info = await Create(_metadata, _segments).DescribeStreamAsync("shop", "orders", default);
         Assert.Equal(4, info.ActiveSegments.Count);
+    }
+
+    private async Task<(StreamState State, int Segments)> ActiveOf(string stream)
+    {
+        var active = await _controller.GetActiveSegmentsAsync("shop", stream, default);
+        return (active.State, active.Segments.Count);
     }
 
     private static async Task AssertStatus(StatusCode code, string message, Func<Task> call)
