@@ -263,6 +263,48 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task Grpcjs_asks_the_keda_scaler_what_keda_asks_and_bad_triggers_are_refused_alike()
+    {
+        // '_', '.' and capitals are valid in stream names, not in metric names.
+        await CreateStreamAsync("js-scaler", "Orders_v2.EU", 2, TestContext.Current.CancellationToken);
+
+        var result = await RunAsync("scaler", "js-scaler", "Orders_v2.EU");
+
+        var answers = result.GetProperty("answers");
+        foreach (var (trigger, target) in new[] { ("good", 1.0), ("twoPerReplica", 2.0) })
+        {
+            var answer = answers.GetProperty(trigger);
+            Assert.True(answer.GetProperty("isActive").GetProperty("result").GetBoolean(), trigger);
+            Assert.True(answer.GetProperty("streamIsActive").GetProperty("result").GetBoolean(), trigger);
+            var spec = Assert.Single(answer.GetProperty("metricSpec").GetProperty("specs").EnumerateArray());
+            Assert.Equal(("streams-segments-js-scaler-orders-v2-eu", (long)target, target),
+                (spec.GetProperty("metricName").GetString(), spec.GetProperty("targetSize").GetInt64(), spec.GetProperty("targetSizeFloat").GetDouble()));
+            var value = Assert.Single(answer.GetProperty("metrics").GetProperty("values").EnumerateArray());
+            Assert.Equal((2L, 2.0), (value.GetProperty("metricValue").GetInt64(), value.GetProperty("metricValueFloat").GetDouble()));
+        }
+
+        var refused = new Dictionary<string, StatusCode>
+        {
+            ["invalidScope"] = StatusCode.InvalidArgument,
+            ["invalidStream"] = StatusCode.InvalidArgument,
+            ["noStreamKey"] = StatusCode.InvalidArgument,
+            ["zeroPerReplica"] = StatusCode.InvalidArgument,
+            ["nanPerReplica"] = StatusCode.InvalidArgument,
+            ["missingStream"] = StatusCode.NotFound,
+            ["missingScope"] = StatusCode.NotFound,
+        };
+        foreach (var (trigger, code) in refused)
+        {
+            foreach (var call in new[] { "isActive", "streamIsActive", "metricSpec", "metrics" })
+            {
+                var answer = answers.GetProperty(trigger).GetProperty(call);
+                Assert.Equal((trigger, call, code), (trigger, call, (StatusCode)answer.GetProperty("code").GetInt32()));
+                Assert.False(string.IsNullOrWhiteSpace(answer.GetProperty("details").GetString()), $"{trigger} {call}: the status has no message.");
+            }
+        }
+    }
+
+    [Fact]
     public async Task Grpcjs_gets_the_documented_status_codes_with_messages()
     {
         await CreateStreamAsync("js-errors", "input", 1, TestContext.Current.CancellationToken);

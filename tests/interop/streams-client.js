@@ -440,6 +440,28 @@ const scenarios = {
     });
   },
 
+  /**
+   * args: scope stream (an existing stream). KEDA's four calls for a good trigger, and for triggers with an invalid
+   * name, a missing stream, missing keys and a bad segmentsPerReplica.
+   */
+  async scaler() {
+    const [scope, stream] = args;
+    const triggers = {
+      good: { scope, stream },
+      twoPerReplica: { scope, stream, segmentsPerReplica: '2' },
+      invalidScope: { scope: 'no spaces allowed', stream },
+      invalidStream: { scope, stream: '-leading-dash' },
+      missingStream: { scope, stream: 'no-such-stream' },
+      missingScope: { scope: 'no-such-scope', stream },
+      noStreamKey: { scope },
+      zeroPerReplica: { scope, stream, segmentsPerReplica: '0' },
+      nanPerReplica: { scope, stream, segmentsPerReplica: 'NaN' },
+    };
+    const answers = {};
+    for (const [name, metadata] of Object.entries(triggers)) answers[name] = await askScaler(metadata);
+    done({ ok: true, answers });
+  },
+
   /** args: scope stream. The stream must exist with an empty segment 0. Every documented failure, one by one. */
   async errors() {
     const [scope, stream] = args;
