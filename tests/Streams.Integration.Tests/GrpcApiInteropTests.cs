@@ -355,6 +355,7 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             ["wrongEventCount"] = ("APPEND_ERROR_INVALID_BLOCK", 0),
             ["negativeEventNumber"] = ("APPEND_ERROR_INVALID_BLOCK", -1),
             ["emptyBlock"] = ("APPEND_ERROR_INVALID_BLOCK", 0),
+            ["keyNotUtf8"] = ("APPEND_ERROR_INVALID_BLOCK", 1),
             ["wrongExpectedOffset"] = ("APPEND_ERROR_CONDITION_FAILED", 0),
         };
         var append = result.GetProperty("append");
@@ -365,6 +366,8 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             Assert.Equal((name, error, eventNumber), (name, rejected.GetProperty("error").GetString(), rejected.GetProperty("lastEventNumber").GetInt64()));
             Assert.False(string.IsNullOrWhiteSpace(rejected.GetProperty("message").GetString()), $"{name}: the rejection has no message.");
         }
+
+        Assert.Contains("routing key stored with event 1 (counting from 0) is not valid UTF-8", append.GetProperty("keyNotUtf8").GetProperty("message").GetString());
 
         // The segment's real length comes with a failed condition; none of the refused blocks was appended; the call
         // itself stays healthy through all of it.

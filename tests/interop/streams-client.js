@@ -86,9 +86,12 @@ function rawCall(client, methodPath, kind, bytes) {
 
 const KEY_FLAG = 0x80000000;
 
-/** One event's frame: u32 BE header (bit 31 = key stored, bits 0..30 = body length), [u16 BE key length, key], payload. */
+/**
+ * One event's frame: u32 BE header (bit 31 = key stored, bits 0..30 = body length), [u16 BE key length, key], payload.
+ * The key is a string (stored as UTF-8) or, to send what no writer should, a Buffer of any bytes.
+ */
 function frameEvent(payload, key) {
-  const keyBytes = key === null || key === undefined ? null : Buffer.from(key, 'utf8');
+  const keyBytes = key === null || key === undefined ? null : (Buffer.isBuffer(key) ? key : Buffer.from(key, 'utf8'));
   const keyPart = keyBytes ? 2 + keyBytes.length : 0;
   const bodyLength = keyPart + payload.length;
   const frame = Buffer.alloc(4 + bodyLength);
@@ -512,6 +515,7 @@ const scenarios = {
       wrongEventCount: { lastEventNumber: 0, eventCount: 2, data: event },
       negativeEventNumber: { lastEventNumber: -1, eventCount: 1, data: event },
       emptyBlock: { lastEventNumber: 0, eventCount: 0, data: Buffer.alloc(0) },
+      keyNotUtf8: { lastEventNumber: 1, eventCount: 2, data: Buffer.concat([event, frameEvent(Buffer.from('x'), Buffer.from([0x6b, 0xff, 0xfe]))]) },
       wrongExpectedOffset: { lastEventNumber: 0, eventCount: 1, data: event, expectedOffset: 12345 },
     };
     for (const [name, block] of Object.entries(blocks)) {
