@@ -205,6 +205,106 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task Grpcjs_sees_a_sealed_stream_with_no_active_segments_and_reads_it_to_its_end()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await CreateStreamAsync("js-sealed", "events", 3, ct);
+        await using (var client = fixture.CreateClient())
+        await using (var writer = await client.CreateWriterAsync("js-sealed", "events", Serializers.Bytes, new EventWriterOptions { StoreRoutingKeys = true }, ct))
+        {
+            for (var i = 0; i < 24; i++)
+            {
+                await writer.WriteEventAsync($"key-{i}", Encoding.UTF8.GetBytes($"event {i}"), ct);
+            }
+        }
+
+        var result = await RunAsync("sealed", "js-sealed", "events");
+
+        Assert.Equal(("STREAM_STATE_SEALED", "STREAM_STATE_SEALED"), (result.GetProperty("sealedState").GetString(), result.GetProperty("describedState").GetString()));
+        var active = result.GetProperty("active");
+        Assert.Equal("STREAM_STATE_SEALED", active.GetProperty("state").GetString());
+        Assert.Empty(Strings(active.GetProperty("segments")));
+
+        // DescribeStream names the segments that hold the data; each resolves, is sealed and reads to its end.
+        var segments = result.GetProperty("segments").EnumerateArray().ToList();
+        Assert.Equal(["js-sealed/events/0.#epoch.0", "js-sealed/events/1.#epoch.0", "js-sealed/events/2.#epoch.0"], segments.Select(s => s.GetProperty("segment").GetString()));
+        var js = new Dictionary<string, List<TestEvent>>();
+        foreach (var segment in segments)
+        {
+            Assert.True(segment.GetProperty("sealed").GetBoolean());
+            var read = segment.GetProperty("read");
+            Assert.Empty(Strings(read.GetProperty("problems")));
+            Assert.Equal(("READ_STATUS_END_OF_SEGMENT", "READ_STATUS_END_OF_SEGMENT"), (read.GetProperty("tailStatus").GetString(), read.GetProperty("tailWaitStatus").GetString()));
+            var events = Events(read.GetProperty("events"));
+            if (events.Count > 0)
+            {
+                js[segment.GetProperty("segment").GetString()!] = events;
+            }
+        }
+
+        Assert.Equal(24, js.Values.Sum(e => e.Count));
+        foreach (var transport in new[] { DataTransport.Raw, DataTransport.Grpc })
+        {
+            Assert.Equal(js, await ReadWithSdkAsync("js-sealed", "events", transport, ct));
+        }
+
+        // A setup on a sealed segment is answered; its block is refused.
+        var append = result.GetProperty("append");
+        Assert.Equal(-1, append.GetProperty("setupLastEventNumber").GetInt64());
+        Assert.Equal("APPEND_ERROR_SEGMENT_SEALED", append.GetProperty("block").GetProperty("error").GetString());
+        Assert.Equal(0, append.GetProperty("status").GetProperty("code").GetInt32());
+
+        // KEDA: no segment to read in parallel, and nothing to keep readers up for.
+        var scaler = result.GetProperty("scaler");
+        Assert.False(scaler.GetProperty("isActive").GetProperty("result").GetBoolean());
+        Assert.False(scaler.GetProperty("streamIsActive").GetProperty("result").GetBoolean());
+        var value = Assert.Single(scaler.GetProperty("metrics").GetProperty("values").EnumerateArray());
+        Assert.Equal((0L, 0.0), (value.GetProperty("metricValue").GetInt64(), value.GetProperty("metricValueFloat").GetDouble()));
+    }
+
+    [Fact]
+    public async Task Grpcjs_asks_the_keda_scaler_what_keda_asks_and_bad_triggers_are_refused_alike()
+    {
+        // '_', '.' and capitals are valid in stream names, not in metric names.
+        await CreateStreamAsync("js-scaler", "Orders_v2.EU", 2, TestContext.Current.CancellationToken);
+
+        var result = await RunAsync("scaler", "js-scaler", "Orders_v2.EU");
+
+        var answers = result.GetProperty("answers");
+        foreach (var (trigger, target) in new[] { ("good", 1.0), ("twoPerReplica", 2.0) })
+        {
+            var answer = answers.GetProperty(trigger);
+            Assert.True(answer.GetProperty("isActive").GetProperty("result").GetBoolean(), trigger);
+            Assert.True(answer.GetProperty("streamIsActive").GetProperty("result").GetBoolean(), trigger);
+            var spec = Assert.Single(answer.GetProperty("metricSpec").GetProperty("specs").EnumerateArray());
+            Assert.Equal(("streams-segments-js-scaler-orders-v2-eu", (long)target, target),
+                (spec.GetProperty("metricName").GetString(), spec.GetProperty("targetSize").GetInt64(), spec.GetProperty("targetSizeFloat").GetDouble()));
+            var value = Assert.Single(answer.GetProperty("metrics").GetProperty("values").EnumerateArray());
+            Assert.Equal((2L, 2.0), (value.GetProperty("metricValue").GetInt64(), value.GetProperty("metricValueFloat").GetDouble()));
+        }
+
+        var refused = new Dictionary<string, StatusCode>
+        {
+            ["invalidScope"] = StatusCode.InvalidArgument,
+            ["invalidStream"] = StatusCode.InvalidArgument,
+            ["noStreamKey"] = StatusCode.InvalidArgument,
+            ["zeroPerReplica"] = StatusCode.InvalidArgument,
+            ["nanPerReplica"] = StatusCode.InvalidArgument,
+            ["missingStream"] = StatusCode.NotFound,
+            ["missingScope"] = StatusCode.NotFound,
+        };
+        foreach (var (trigger, code) in refused)
+        {
+            foreach (var call in new[] { "isActive", "streamIsActive", "metricSpec", "metrics" })
+            {
+                var answer = answers.GetProperty(trigger).GetProperty(call);
+                Assert.Equal((trigger, call, code), (trigger, call, (StatusCode)answer.GetProperty("code").GetInt32()));
+                Assert.False(string.IsNullOrWhiteSpace(answer.GetProperty("details").GetString()), $"{trigger} {call}: the status has no message.");
+            }
+        }
+    }
+
+    [Fact]
     public async Task Grpcjs_gets_the_documented_status_codes_with_messages()
     {
         await CreateStreamAsync("js-errors", "input", 1, TestContext.Current.CancellationToken);
@@ -220,6 +320,9 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             ["describeMissingStream"] = StatusCode.NotFound,
             ["listStreamsOfMissingScope"] = StatusCode.NotFound,
             ["endpointOfInvalidSegment"] = StatusCode.InvalidArgument,
+            ["endpointOfMissingSegment"] = StatusCode.NotFound,
+            ["endpointOfMissingEpoch"] = StatusCode.NotFound,
+            ["endpointOfMissingStream"] = StatusCode.NotFound,
             ["deleteUnsealedStream"] = StatusCode.FailedPrecondition,
             ["deleteNonEmptyScope"] = StatusCode.FailedPrecondition,
             ["readMissingSegment"] = StatusCode.NotFound,
@@ -239,6 +342,10 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             Assert.False(string.IsNullOrWhiteSpace(status.GetProperty("details").GetString()), $"{name}: the status has no message.");
         }
 
+        // A missing segment is named, with what the stream has instead.
+        Assert.Contains("has no segment 9 of epoch 0: epoch 0 has segment 0.", statuses.GetProperty("endpointOfMissingSegment").GetProperty("details").GetString());
+        Assert.Contains("has no segment 0 of epoch 1: the stream is at epoch 0.", statuses.GetProperty("endpointOfMissingEpoch").GetProperty("details").GetString());
+
         var rejections = new Dictionary<string, (string Error, long EventNumber)>
         {
             ["notSetUp"] = ("APPEND_ERROR_NOT_SET_UP", 3),
@@ -248,6 +355,7 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             ["wrongEventCount"] = ("APPEND_ERROR_INVALID_BLOCK", 0),
             ["negativeEventNumber"] = ("APPEND_ERROR_INVALID_BLOCK", -1),
             ["emptyBlock"] = ("APPEND_ERROR_INVALID_BLOCK", 0),
+            ["keyNotUtf8"] = ("APPEND_ERROR_INVALID_BLOCK", 1),
             ["wrongExpectedOffset"] = ("APPEND_ERROR_CONDITION_FAILED", 0),
         };
         var append = result.GetProperty("append");
@@ -258,6 +366,8 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
             Assert.Equal((name, error, eventNumber), (name, rejected.GetProperty("error").GetString(), rejected.GetProperty("lastEventNumber").GetInt64()));
             Assert.False(string.IsNullOrWhiteSpace(rejected.GetProperty("message").GetString()), $"{name}: the rejection has no message.");
         }
+
+        Assert.Contains("routing key stored with event 1 (counting from 0) is not valid UTF-8", append.GetProperty("keyNotUtf8").GetProperty("message").GetString());
 
         // The segment's real length comes with a failed condition; none of the refused blocks was appended; the call
         // itself stays healthy through all of it.

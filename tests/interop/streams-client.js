@@ -86,9 +86,12 @@ function rawCall(client, methodPath, kind, bytes) {
 
 const KEY_FLAG = 0x80000000;
 
-/** One event's frame: u32 BE header (bit 31 = key stored, bits 0..30 = body length), [u16 BE key length, key], payload. */
+/**
+ * One event's frame: u32 BE header (bit 31 = key stored, bits 0..30 = body length), [u16 BE key length, key], payload.
+ * The key is a string (stored as UTF-8) or, to send what no writer should, a Buffer of any bytes.
+ */
 function frameEvent(payload, key) {
-  const keyBytes = key === null || key === undefined ? null : Buffer.from(key, 'utf8');
+  const keyBytes = key === null || key === undefined ? null : (Buffer.isBuffer(key) ? key : Buffer.from(key, 'utf8'));
   const keyPart = keyBytes ? 2 + keyBytes.length : 0;
   const bodyLength = keyPart + payload.length;
   const frame = Buffer.alloc(4 + bodyLength);
@@ -195,7 +198,7 @@ async function readSegment(client, segment) {
     const reply = await unary(client, 'Read', { requestId: reads + 1, segment, offset, maxBytes, waitMillis: 0 });
     reads++;
     length = Number(reply.segmentLength);
-    if (reply.status === 'READ_STATUS_AT_TAIL' && offset === length) break;
+    if ((reply.status === 'READ_STATUS_AT_TAIL' || reply.status === 'READ_STATUS_END_OF_SEGMENT') && offset === length) break;
     if (reply.status !== 'READ_STATUS_OK') { problems.push(`read at ${offset}: ${reply.status}`); break; }
     if (Number(reply.offset) !== offset) problems.push(`read at ${offset} answered offset ${reply.offset}`);
     if (reply.data.length === 0 || reply.data.length > maxBytes) problems.push(`read of ${maxBytes} at ${offset} returned ${reply.data.length} bytes`);
@@ -211,6 +214,42 @@ async function readSegment(client, segment) {
     events: parser.events, reads, endOffset: offset, problems,
     tailStatus: tail.status, tailWaitStatus: tailWait.status, tailWaitMs: Date.now() - waitStarted,
   };
+}
+
+// ---- KEDA's external scaler, asked what KEDA asks ----
+
+/** The first message of a server stream; the call is cancelled once it arrives. */
+const firstMessage = (call) => new Promise((resolve, reject) => {
+  let settled = false;
+  call.on('data', (message) => { if (!settled) { settled = true; resolve(message); call.cancel(); } });
+  call.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+});
+
+/** A call's reply picked apart as pick says, with code 0; or its status. */
+const outcome = async (promise, pick) => {
+  try {
+    return { code: 0, ...pick(await promise) };
+  } catch (e) {
+    return { code: e.code, details: e.details };
+  }
+};
+
+/** Asks the scaler about a ScaledObject with these trigger metadata: IsActive, StreamIsActive, GetMetricSpec, GetMetrics. */
+async function askScaler(metadata) {
+  const scaler = new (load(contractsDir, 'externalscaler.proto').externalscaler.ExternalScaler)(address, credentials);
+  // KEDA passes every metadata entry of the trigger, scalerAddress included.
+  const ref = { name: 'readers', namespace: 'default', scalerMetadata: { scalerAddress: address, ...metadata } };
+  const isActive = await outcome(unary(scaler, 'IsActive', ref), (r) => ({ result: r.result }));
+  const streamIsActive = await outcome(firstMessage(scaler.StreamIsActive(ref, deadline())), (r) => ({ result: r.result }));
+  const metricSpec = await outcome(unary(scaler, 'GetMetricSpec', ref), (r) => ({
+    specs: r.metricSpecs.map((m) => ({ metricName: m.metricName, targetSize: Number(m.targetSize), targetSizeFloat: m.targetSizeFloat })),
+  }));
+  // KEDA asks for the metric by the name GetMetricSpec gave it (without the "s0-" prefix it adds).
+  const metricName = metricSpec.code === 0 && metricSpec.specs.length ? metricSpec.specs[0].metricName : 'streams-segments';
+  const metrics = await outcome(unary(scaler, 'GetMetrics', { scaledObjectRef: ref, metricName }), (r) => ({
+    values: r.metricValues.map((v) => ({ metricName: v.metricName, metricValue: Number(v.metricValue), metricValueFloat: v.metricValueFloat })),
+  }));
+  return { isActive, streamIsActive, metricSpec, metrics };
 }
 
 const scenarios = {
@@ -369,6 +408,63 @@ const scenarios = {
     done({ ok: true, segments });
   },
 
+  /**
+   * args: scope stream. Seals a stream someone else wrote, then looks at it as a reader, a writer and KEDA would: it
+   * has no active segments, the segments DescribeStream names resolve and read to their ends, a setup on one is
+   * answered and its block refused, and the scaler reports 0 segments and inactive.
+   */
+  async sealed() {
+    const [scope, stream] = args;
+    const ctl = controller();
+    const sealedInfo = await unary(ctl, 'SealStream', { scope, stream });
+    const active = await unary(ctl, 'GetActiveSegments', { scope, stream });
+    const info = await unary(ctl, 'DescribeStream', { scope, stream });
+    const segments = [];
+    for (const s of info.activeSegments) {
+      const endpoint = await unary(ctl, 'GetSegmentEndpoint', { segment: s.segment });
+      const store = segmentStore(endpoint.grpcUri);
+      const segmentInfo = await unary(store, 'GetSegmentInfo', { segment: s.segment });
+      segments.push({ segment: s.segment, grpcUri: endpoint.grpcUri, sealed: segmentInfo.sealed, read: await readSegment(store, s.segment) });
+    }
+
+    const call = new AppendCall(segmentStore(segments[0].grpcUri));
+    call.write({ setup: { requestId: 1, writerId: crypto.randomBytes(16), segment: segments[0].segment } });
+    const setup = await call.take(setupOf(1), 'setup on a sealed segment');
+    call.write({ block: { requestId: 1, lastEventNumber: 0, eventCount: 1, data: frameEvent(Buffer.from('too late'), null) } });
+    const block = rejected(await call.take(answerOf(1), 'block to a sealed segment'));
+    const appendCallStatus = await call.finish();
+
+    done({
+      ok: true, sealedState: sealedInfo.state, describedState: info.state,
+      active: { state: active.state, segments: active.segments.map((r) => r.segment) },
+      segments: segments.map(({ grpcUri, ...rest }) => rest),
+      append: { setupLastEventNumber: Number(setup.setup.lastEventNumber), block, status: appendCallStatus },
+      scaler: await askScaler({ scope, stream }),
+    });
+  },
+
+  /**
+   * args: scope stream (an existing stream). KEDA's four calls for a good trigger, and for triggers with an invalid
+   * name, a missing stream, missing keys and a bad segmentsPerReplica.
+   */
+  async scaler() {
+    const [scope, stream] = args;
+    const triggers = {
+      good: { scope, stream },
+      twoPerReplica: { scope, stream, segmentsPerReplica: '2' },
+      invalidScope: { scope: 'no spaces allowed', stream },
+      invalidStream: { scope, stream: '-leading-dash' },
+      missingStream: { scope, stream: 'no-such-stream' },
+      missingScope: { scope: 'no-such-scope', stream },
+      noStreamKey: { scope },
+      zeroPerReplica: { scope, stream, segmentsPerReplica: '0' },
+      nanPerReplica: { scope, stream, segmentsPerReplica: 'NaN' },
+    };
+    const answers = {};
+    for (const [name, metadata] of Object.entries(triggers)) answers[name] = await askScaler(metadata);
+    done({ ok: true, answers });
+  },
+
   /** args: scope stream. The stream must exist with an empty segment 0. Every documented failure, one by one. */
   async errors() {
     const [scope, stream] = args;
@@ -386,6 +482,9 @@ const scenarios = {
       describeMissingStream: await statusOf(unary(ctl, 'DescribeStream', { scope, stream: 'no-such-stream' })),
       listStreamsOfMissingScope: await statusOf(unary(ctl, 'ListStreams', { scope: 'no-such-scope' })),
       endpointOfInvalidSegment: await statusOf(unary(ctl, 'GetSegmentEndpoint', { segment: 'not a segment' })),
+      endpointOfMissingSegment: await statusOf(unary(ctl, 'GetSegmentEndpoint', { segment: missing })),
+      endpointOfMissingEpoch: await statusOf(unary(ctl, 'GetSegmentEndpoint', { segment: `${scope}/${stream}/0.#epoch.1` })),
+      endpointOfMissingStream: await statusOf(unary(ctl, 'GetSegmentEndpoint', { segment: `${scope}/no-such-stream/0.#epoch.0` })),
       deleteUnsealedStream: await statusOf(unary(ctl, 'DeleteStream', { scope, stream })),
       deleteNonEmptyScope: await statusOf(unary(ctl, 'DeleteScope', { scope })),
       readMissingSegment: await statusOf(unary(store, 'Read', { segment: missing, offset: 0, maxBytes: 100 })),
@@ -416,6 +515,7 @@ const scenarios = {
       wrongEventCount: { lastEventNumber: 0, eventCount: 2, data: event },
       negativeEventNumber: { lastEventNumber: -1, eventCount: 1, data: event },
       emptyBlock: { lastEventNumber: 0, eventCount: 0, data: Buffer.alloc(0) },
+      keyNotUtf8: { lastEventNumber: 1, eventCount: 2, data: Buffer.concat([event, frameEvent(Buffer.from('x'), Buffer.from([0x6b, 0xff, 0xfe]))]) },
       wrongExpectedOffset: { lastEventNumber: 0, eventCount: 1, data: event, expectedOffset: 12345 },
     };
     for (const [name, block] of Object.entries(blocks)) {

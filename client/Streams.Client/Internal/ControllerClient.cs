@@ -50,5 +50,8 @@ internal sealed class ControllerClient : IDisposable
     public Task<ActiveSegments> GetActiveSegmentsAsync(string scope, string stream, CancellationToken cancellationToken) =>
         CallAsync((c, o) => c.GetActiveSegmentsAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
 
+    public Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        CallAsync((c, o) => c.DescribeStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
+
     public void Dispose() => _channel.Dispose();
 }

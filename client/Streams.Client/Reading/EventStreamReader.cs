@@ -47,10 +47,11 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
     /// </summary>
     public async IAsyncEnumerable<EventRead<T>> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var active = await _controller.GetActiveSegmentsAsync(Scope, Stream, cancellationToken);
-        var batches = Channel.CreateBounded<List<EventRead<T>>>(new BoundedChannelOptions(Math.Max(4, active.Segments.Count * 2)) { SingleReader = true });
+        // The stream's segments, not its active ones: a sealed stream has no active segments, yet they hold its data.
+        var segments = (await _controller.DescribeStreamAsync(Scope, Stream, cancellationToken)).ActiveSegments;
+        var batches = Channel.CreateBounded<List<EventRead<T>>>(new BoundedChannelOptions(Math.Max(4, segments.Count * 2)) { SingleReader = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var readers = active.Segments
+        var readers = segments
             .Select(s => ReadSegmentAsync(s.Segment, StartOf(s.Segment), batches.Writer, stop.Token))
             .ToArray();
         var all = Task.WhenAll(readers).ContinueWith(t => batches.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Default);

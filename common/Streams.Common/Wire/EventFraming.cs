@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Text.Unicode;
 
 namespace Streams.Common.Wire;
 
@@ -87,8 +88,8 @@ public static class EventFraming
     }
 
     /// <summary>
-    /// Checks that <paramref name="data"/> is exactly <paramref name="expectedCount"/> whole, well-formed events.
-    /// Returns null if so, otherwise what is wrong.
+    /// Checks that <paramref name="data"/> is exactly <paramref name="expectedCount"/> whole, well-formed events, each
+    /// stored routing key valid UTF-8 (readers decode it as such). Returns null if so, otherwise what is wrong.
     /// </summary>
     public static string? Validate(ReadOnlySequence<byte> data, int expectedCount)
     {
@@ -97,9 +98,14 @@ public static class EventFraming
         {
             while (!data.IsEmpty)
             {
-                if (!TryReadEvent(ref data, out _))
+                if (!TryReadEvent(ref data, out var framed))
                 {
                     return "the block ends inside an event";
+                }
+
+                if (framed.HasKey && !IsUtf8(framed.Key))
+                {
+                    return $"the routing key stored with event {count} (counting from 0) is not valid UTF-8";
                 }
 
                 count++;
@@ -111,6 +117,19 @@ public static class EventFraming
         }
 
         return count == expectedCount ? null : $"the block holds {count} events but declares {expectedCount}";
+    }
+
+    private static bool IsUtf8(in ReadOnlySequence<byte> key)
+    {
+        if (key.IsSingleSegment)
+        {
+            return Utf8.IsValid(key.FirstSpan);
+        }
+
+        // A key split across receive buffers: at most MaxRoutingKeyLength bytes, checked in one piece.
+        Span<byte> bytes = stackalloc byte[MaxRoutingKeyLength];
+        key.CopyTo(bytes);
+        return Utf8.IsValid(bytes[..(int)key.Length]);
     }
 
     private static (bool HasKey, int BodyLength) ReadHeader(in ReadOnlySequence<byte> buffer)

@@ -12,8 +12,8 @@ internal sealed class ControllerMetrics : IDisposable
 
     public ControllerMetrics(ControllerService controller)
     {
-        _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.ActiveSegments.Count),
-            description: "Active segments of a stream: the number of readers that can work on it in parallel.");
+        _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0),
+            description: "Active segments of a stream (0 once sealed): the number of readers that can work on it in parallel.");
         _meter.CreateObservableGauge("streams.stream.sealed", () => Measure(controller, r => r.State is StreamRecordState.Sealed ? 1 : 0),
             description: "1 if the stream is sealed, else 0.");
     }

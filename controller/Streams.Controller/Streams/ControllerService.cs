@@ -182,11 +182,19 @@ internal sealed class ControllerService
         return true;
     }
 
+    /// <summary>
+    /// The segments that take appends. A sealed stream (or one being sealed or deleted) has none: the list is empty and
+    /// the state SEALED. <see cref="DescribeStreamAsync"/> still lists the segments that hold its data.
+    /// </summary>
     public async Task<ActiveSegments> GetActiveSegmentsAsync(string scope, string stream, CancellationToken cancellationToken)
     {
         var (record, _) = await GetRequiredAsync(scope, stream, cancellationToken);
-        var reply = new ActiveSegments { State = StateOf(record.State) };
-        reply.Segments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        var reply = new ActiveSegments { State = StateOf(record) };
+        if (record.IsOpen)
+        {
+            reply.Segments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        }
+
         return reply;
     }
 
@@ -197,7 +205,19 @@ internal sealed class ControllerService
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N)."));
         }
 
-        await GetRequiredAsync(name.Value.Scope, name.Value.Stream, cancellationToken);
+        var (record, _) = await GetRequiredAsync(name.Value.Scope, name.Value.Stream, cancellationToken);
+        if (record.FindSegment(name.Value.Number, name.Value.Epoch) is null)
+        {
+            throw new RpcException(new Status(StatusCode.NotFound, MissingSegment(record, name.Value)));
+        }
+
+        // The segment store knows a segment by its exact name: "0.#epoch.0", never "00.#epoch.0".
+        var canonical = name.Value.ToString();
+        if (canonical != segment)
+        {
+            throw new RpcException(new Status(StatusCode.NotFound, $"Stream {record.Scope}/{record.Stream} has no segment '{segment}'; numbers and epochs are written without leading zeros: '{canonical}'."));
+        }
+
         return _locator.Locate(segment) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry."));
     }
 
@@ -230,7 +250,8 @@ internal sealed class ControllerService
         var segments = new List<(string Name, long Offset)>();
         foreach (var (id, offset) in cut.Positions)
         {
-            var segment = record.ActiveSegments.FirstOrDefault(s => SegmentName.ComposeId(s.Epoch, s.Number) == id)
+            var named = SegmentName.FromId(cut.Scope, cut.Stream, id);
+            var segment = record.FindSegment(named.Number, named.Epoch)
                 ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"Segment id {id} is not a segment of {cut.Scope}/{cut.Stream}."));
             if (offset < 0)
             {
@@ -351,7 +372,7 @@ internal sealed class ControllerService
             version = await UpdateAsync(record, version, cancellationToken);
         }
 
-        await Task.WhenAll(record.ActiveSegments.Select(s => _segments.DeleteSegmentAsync(NameOf(record, s), cancellationToken)));
+        await Task.WhenAll(record.AllSegments.Select(s => _segments.DeleteSegmentAsync(NameOf(record, s), cancellationToken)));
         await _metadata.DeleteRetentionAsync(record.Scope, record.Stream, cancellationToken);
         if (!await _metadata.DeleteStreamAsync(record.Scope, record.Stream, version, cancellationToken))
         {
@@ -418,6 +439,22 @@ internal sealed class ControllerService
     internal static IReadOnlyList<SegmentRecord> EvenSegments(int count) =>
         [.. Enumerable.Range(0, count).Select(i => new SegmentRecord(i, 0, (double)i / count, i == count - 1 ? 1.0 : (double)(i + 1) / count))];
 
+    /// <summary>Why a parsed segment name is not one of the stream's: its epoch never came, or that epoch had no such number.</summary>
+    private static string MissingSegment(StreamRecord record, SegmentName name)
+    {
+        const int Shown = 10;
+        var prefix = $"Stream {record.Scope}/{record.Stream} has no segment {name.Number} of epoch {name.Epoch}";
+        if (name.Epoch > record.Epoch)
+        {
+            return $"{prefix}: the stream is at epoch {record.Epoch}.";
+        }
+
+        var numbers = record.AllSegments.Where(s => s.Epoch == name.Epoch).Select(s => s.Number).Order().ToList();
+        return numbers.Count == 0
+            ? $"{prefix}: no segment of the stream was created in epoch {name.Epoch}."
+            : $"{prefix}: epoch {name.Epoch} has segment{(numbers.Count == 1 ? string.Empty : "s")} {string.Join(", ", numbers.Take(Shown))}{(numbers.Count > Shown ? ", …" : string.Empty)}.";
+    }
+
     private static string NameOf(StreamRecord record, SegmentRecord segment) =>
         new SegmentName(record.Scope, record.Stream, segment.Number, segment.Epoch).ToString();
 
@@ -429,8 +466,7 @@ internal sealed class ControllerService
         KeyEnd = segment.KeyEnd,
     };
 
-    private static StreamState StateOf(StreamRecordState state) =>
-        state is StreamRecordState.Creating or StreamRecordState.Active ? StreamState.Active : StreamState.Sealed;
+    private static StreamState StateOf(StreamRecord record) => record.IsOpen ? StreamState.Active : StreamState.Sealed;
 
     private static StreamInfo ToInfo(StreamRecord record)
     {
@@ -444,7 +480,7 @@ internal sealed class ControllerService
                 Retention = record.RetentionTimeMs is { } time ? new RetentionPolicy { TimeMs = time }
                     : record.RetentionSizeBytes is { } size ? new RetentionPolicy { SizeBytes = size } : null,
             },
-            State = StateOf(record.State),
+            State = StateOf(record),
             Epoch = record.Epoch,
             CreatedAtUnixMs = record.CreatedAtUnixMs,
         };

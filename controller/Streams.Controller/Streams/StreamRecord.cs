@@ -15,7 +15,12 @@ internal enum StreamRecordState
 /// <summary>One segment of a stream's epoch and its routing-key range [KeyStart, KeyEnd).</summary>
 internal sealed record SegmentRecord(int Number, int Epoch, double KeyStart, double KeyEnd);
 
-/// <summary>A stream as stored in the metadata store (JSON), at /scopes/{scope}/streams/{stream}.</summary>
+/// <summary>
+/// A stream as stored in the metadata store (JSON), at /scopes/{scope}/streams/{stream}. <see cref="ActiveSegments"/>
+/// are the segments of the current <see cref="Epoch"/>; <see cref="EarlierSegments"/> those of earlier epochs, which
+/// a scale sealed and replaced (none until streams scale: a scale must move the segments it replaces there). Together
+/// they are every segment the stream has; a segment in neither never belonged to it.
+/// </summary>
 internal sealed record StreamRecord(
     string Scope,
     string Stream,
@@ -25,9 +30,23 @@ internal sealed record StreamRecord(
     IReadOnlyList<SegmentRecord> ActiveSegments,
     long CreatedAtUnixMs,
     long? RetentionTimeMs = null,
-    long? RetentionSizeBytes = null)
+    long? RetentionSizeBytes = null,
+    IReadOnlyList<SegmentRecord>? EarlierSegments = null)
 {
     public bool HasRetention => RetentionTimeMs is not null || RetentionSizeBytes is not null;
+
+    /// <summary>
+    /// Whether the stream takes appends: from its creation until sealing begins. A stream that is not open has no active
+    /// segments; its <see cref="ActiveSegments"/> still hold its data and are read to their ends.
+    /// </summary>
+    public bool IsOpen => State is StreamRecordState.Creating or StreamRecordState.Active;
+
+    /// <summary>Every segment the stream has: the current epoch's and the earlier epochs'.</summary>
+    public IEnumerable<SegmentRecord> AllSegments => EarlierSegments is { } earlier ? earlier.Concat(ActiveSegments) : ActiveSegments;
+
+    /// <summary>The stream's segment with this number and epoch, or null if it never had one.</summary>
+    public SegmentRecord? FindSegment(int number, int epoch) =>
+        AllSegments.FirstOrDefault(s => s.Number == number && s.Epoch == epoch);
 }
 
 /// <summary>A scope as stored at /scopes/{scope}.</summary>

@@ -55,6 +55,28 @@ public sealed class EventStreamReaderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_sealed_stream_is_read_to_its_end_though_it_has_no_active_segments()
+    {
+        await _client.Streams.CreateStreamAsync("test", "done", StreamConfig.Fixed(3));
+        string[] values = [.. Enumerable.Range(0, 30).Select(i => $"event-{i}")];
+        await WriteAsync("done", values);
+        await _client.Streams.SealStreamAsync("test", "done");
+
+        foreach (var follow in new[] { false, true })
+        {
+            var seen = new List<string>();
+            var reader = _client.CreateReader("test", "done", Serializers.Utf8, new EventReaderOptions { Follow = follow, TailWait = TimeSpan.FromMilliseconds(200) });
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await foreach (var e in reader.ReadAllAsync(timeout.Token))
+            {
+                seen.Add(e.Value);
+            }
+
+            Assert.Equal(values.Order(), seen.Order());
+        }
+    }
+
+    [Fact]
     public async Task Readers_start_at_the_tail_or_at_given_offsets()
     {
         await _client.Streams.CreateStreamAsync("test", "positions", StreamConfig.Fixed(1));

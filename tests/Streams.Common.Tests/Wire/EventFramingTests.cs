@@ -64,4 +64,63 @@ public sealed class EventFramingTests
         BinaryPrimitives.WriteUInt16BigEndian(badKey.AsSpan(4), 60_000);
         Assert.Contains("routing key length", EventFraming.Validate(new ReadOnlySequence<byte>(badKey), 1));
     }
+
+    [Theory]
+    [InlineData(new byte[] { 0xFF })] // never in UTF-8
+    [InlineData(new byte[] { (byte)'k', 0xC3 })] // a two-byte sequence cut short
+    [InlineData(new byte[] { 0xC0, 0x80 })] // an overlong NUL
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 })] // a UTF-16 surrogate
+    [InlineData(new byte[] { 0xF4, 0x90, 0x80, 0x80 })] // above U+10FFFF
+    public void Stored_routing_keys_must_be_utf8(byte[] key)
+    {
+        var good = Frame("first", "schlüssel ✓");
+        var bad = RawFrame(key, "second"u8);
+        Assert.Null(EventFraming.Validate(new ReadOnlySequence<byte>(good), 1));
+        Assert.Equal("the routing key stored with event 1 (counting from 0) is not valid UTF-8", EventFraming.Validate(new ReadOnlySequence<byte>([.. good, .. bad]), 2));
+
+        // A key split across buffers is checked whole: its bytes are valid or not wherever the split falls.
+        byte[] both = [.. good, .. bad];
+        for (var cut = 1; cut < both.Length; cut++)
+        {
+            Assert.NotNull(EventFraming.Validate(Split(both, cut), 2));
+        }
+    }
+
+    [Fact]
+    public void A_valid_key_split_across_buffers_passes()
+    {
+        var frame = Frame("payload", new string('ü', 400));
+        for (var cut = 1; cut < frame.Length; cut += 7)
+        {
+            Assert.Null(EventFraming.Validate(Split(frame, cut), 1));
+        }
+    }
+
+    /// <summary>A frame with a stored key of any bytes.</summary>
+    private static byte[] RawFrame(byte[] key, ReadOnlySpan<byte> payload)
+    {
+        var frame = new byte[EventFraming.FrameSize(payload.Length, key.Length)];
+        EventFraming.Write(frame, payload, key, storeKey: true);
+        return frame;
+    }
+
+    /// <summary>The bytes as a sequence of two buffers, split at <paramref name="cut"/>.</summary>
+    private static ReadOnlySequence<byte> Split(byte[] bytes, int cut)
+    {
+        var first = new Buffer(bytes.AsMemory(0, cut), 0);
+        var second = new Buffer(bytes.AsMemory(cut), cut);
+        first.SetNext(second);
+        return new ReadOnlySequence<byte>(first, 0, second, second.Memory.Length);
+    }
+
+    private sealed class Buffer : ReadOnlySequenceSegment<byte>
+    {
+        public Buffer(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public void SetNext(Buffer next) => Next = next;
+    }
 }

@@ -82,6 +82,48 @@ public sealed class ControllerServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Only_segments_the_stream_has_get_an_endpoint()
+    {
+        await _controller.CreateScopeAsync("shop", default);
+        await _controller.CreateStreamAsync("shop", "orders", Fixed(3), default);
+
+        Assert.Equal("shop/orders/2.#epoch.0", (await _controller.GetSegmentEndpointAsync("shop/orders/2.#epoch.0", default)).Segment);
+        await AssertStatus(StatusCode.NotFound, "has no segment 3 of epoch 0: epoch 0 has segments 0, 1, 2.", () => _controller.GetSegmentEndpointAsync("shop/orders/3.#epoch.0", default));
+        await AssertStatus(StatusCode.NotFound, "has no segment 0 of epoch 1: the stream is at epoch 0.", () => _controller.GetSegmentEndpointAsync("shop/orders/0.#epoch.1", default));
+        await AssertStatus(StatusCode.NotFound, "without leading zeros: 'shop/orders/1.#epoch.0'", () => _controller.GetSegmentEndpointAsync("shop/orders/01.#epoch.0", default));
+
+        // Sealed, its segments still hold its data, and readers still find them.
+        await _controller.SealStreamAsync("shop", "orders", default);
+        Assert.Equal("shop/orders/0.#epoch.0", (await _controller.GetSegmentEndpointAsync("shop/orders/0.#epoch.0", default)).Segment);
+    }
+
+    [Fact]
+    public async Task Segments_of_earlier_epochs_get_an_endpoint()
+    {
+        // A stream as a scale leaves it: epoch 2 now, the segments it replaced kept with their epochs.
+        await _controller.CreateScopeAsync("shop", default);
+        var record = new StreamRecord("shop", "scaled", 2, StreamRecordState.Active, 2,
+            [new SegmentRecord(3, 2, 0, 0.5), new SegmentRecord(4, 2, 0.5, 1)], 0,
+            EarlierSegments: [new SegmentRecord(0, 0, 0, 1), new SegmentRecord(1, 1, 0, 0.5), new SegmentRecord(2, 1, 0.5, 1)]);
+        Assert.True(await new StreamMetadataStore(_metadata).CreateStreamAsync(record, default));
+
+        foreach (var segment in new[] { "shop/scaled/0.#epoch.0", "shop/scaled/2.#epoch.1", "shop/scaled/4.#epoch.2" })
+        {
+            Assert.Equal(segment, (await _controller.GetSegmentEndpointAsync(segment, default)).Segment);
+        }
+
+        await AssertStatus(StatusCode.NotFound, "has no segment 1 of epoch 0: epoch 0 has segment 0.", () => _controller.GetSegmentEndpointAsync("shop/scaled/1.#epoch.0", default));
+        await AssertStatus(StatusCode.NotFound, "has no segment 3 of epoch 1: epoch 1 has segments 1, 2.", () => _controller.GetSegmentEndpointAsync("shop/scaled/3.#epoch.1", default));
+        await AssertStatus(StatusCode.NotFound, "the stream is at epoch 2.", () => _controller.GetSegmentEndpointAsync("shop/scaled/5.#epoch.3", default));
+
+        // Sealing seals the current epoch's segments (the earlier ones are sealed already); deleting deletes them all.
+        await _controller.SealStreamAsync("shop", "scaled", default);
+        Assert.Equal(["shop/scaled/3.#epoch.2", "shop/scaled/4.#epoch.2"], _segments.Sealed.Order());
+        Assert.True(await _controller.DeleteStreamAsync("shop", "scaled", default));
+        Assert.Equal(5, _segments.Deleted.Count);
+    }
+
+    [Fact]
     public async Task A_streams_retention_can_be_added_changed_and_removed_and_its_scaling_cannot_change()
     {
         await _controller.CreateScopeAsync("shop", default);
@@ -115,9 +157,14 @@ public sealed class ControllerServiceTests : IAsyncLifetime
         await AssertStatus(StatusCode.FailedPrecondition, "must be sealed", () => _controller.DeleteStreamAsync("shop", "orders", default));
         await AssertStatus(StatusCode.FailedPrecondition, "still has 1 stream", () => _controller.DeleteScopeAsync("shop", default));
 
+        Assert.Equal((StreamState.Active, 2), await ActiveOf("orders"));
         var sealedInfo = await _controller.SealStreamAsync("shop", "orders", default);
         Assert.Equal(StreamState.Sealed, sealedInfo.State);
         Assert.Equal(2, _segments.Sealed.Count);
+
+        // No segment takes appends any more; the description still names the segments that hold the data.
+        Assert.Equal((StreamState.Sealed, 0), await ActiveOf("orders"));
+        Assert.Equal(2, (await _controller.DescribeStreamAsync("shop", "orders", default)).ActiveSegments.Count);
         Assert.Equal(StreamState.Sealed, (await _controller.SealStreamAsync("shop", "orders", default)).State);
 
         Assert.True(await _controller.DeleteStreamAsync("shop", "orders", default));
@@ -151,6 +198,12 @@ public sealed class ControllerServiceTests : IAsyncLifetime
         _metadata = FileMetadataStore.Open(_dir.Path);
         var info = await Create(_metadata, _segments).DescribeStreamAsync("shop", "orders", default);
         Assert.Equal(4, info.ActiveSegments.Count);
+    }
+
+    private async Task<(StreamState State, int Segments)> ActiveOf(string stream)
+    {
+        var active = await _controller.GetActiveSegmentsAsync("shop", stream, default);
+        return (active.State, active.Segments.Count);
     }
 
     private static async Task AssertStatus(StatusCode code, string message, Func<Task> call)
