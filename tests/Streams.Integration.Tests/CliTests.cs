@@ -94,8 +94,7 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
         Assert.Equal(3, invalid.GetProperty("code").GetInt32());
         Assert.Contains("'scope' and the 'stream'", invalid.GetProperty("details").GetString());
 
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync($"http://127.0.0.1:{fixture.Server.MetricsPort}/metrics", TestContext.Current.CancellationToken);
-        Assert.Contains("streams_stream_active_segments{scope=\"keda\",stream=\"orders\"} 6", metrics);
+        var metrics = await PrometheusText.ScrapeAsync(fixture.Server.MetricsPort, TestContext.Current.CancellationToken);
+        Assert.Equal(6, PrometheusText.Value(metrics, "streams_stream_active_segments", ("scope", "keda"), ("stream", "orders")));
     }
 }

@@ -326,13 +326,14 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
 
                 _pending.RemoveFirst();
                 _writing--;
-                long appendedBytes = 0, appendedBlocks = 0;
+                long appendedBytes = 0, appendedBlocks = 0, appendedEvents = 0;
                 foreach (var op in frame.Operations)
                 {
                     if (op.Kind == PendingKind.Append)
                     {
                         appendedBytes += op.Length;
                         appendedBlocks++;
+                        appendedEvents += op.EventCount;
                     }
 
                     var outcome = ApplyDurable(op, address);
@@ -347,10 +348,11 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
                 SignalCapacity();
                 SegmentStoreMetrics.AppendedBytes.Add(appendedBytes);
                 SegmentStoreMetrics.AppendedBlocks.Add(appendedBlocks);
+                SegmentStoreMetrics.Appends.Add(appendedEvents);
             }
 
-            SegmentStoreMetrics.Frames.Add(1);
-            SegmentStoreMetrics.FrameLatency.Record(Stopwatch.GetElapsedTime(frame.WriteStarted).TotalMilliseconds);
+            SegmentStoreMetrics.LogFrames.Add(1);
+            SegmentStoreMetrics.LogWriteDuration.Record(Stopwatch.GetElapsedTime(frame.WriteStarted).TotalSeconds);
             _writeSignal.Release();
             foreach (var segment in changed)
             {
