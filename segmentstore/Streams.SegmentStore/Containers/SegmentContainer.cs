@@ -95,8 +95,15 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
         }
 
         _state = ContainerState.Recovering;
-        await _log.OpenAsync(cancellationToken);
-        await RecoverAsync(cancellationToken);
+        // Ended before the loops start, so they do not run under it.
+        using (var recovery = SegmentStoreTracing.Source.StartActivity("RecoverContainer"))
+        {
+            recovery?.SetTag("streams.container", Id);
+            await _log.OpenAsync(cancellationToken);
+            var frames = await RecoverAsync(cancellationToken);
+            recovery?.SetTag("streams.frames", frames).SetTag("streams.segments", _byId.Count);
+        }
+
         _writerLoop = Task.Run(WriterLoopAsync, CancellationToken.None);
         _commitLoop = Task.Run(CommitLoopAsync, CancellationToken.None);
         _state = ContainerState.Running;
