@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the tests need, runs every test, and prints "N passed, N failed" as its last line.
-#   Needs: the .NET 10 SDK. Installs (if missing): Debian's zookeeper and nodejs packages, then the interop npm packages.
+#   Needs: the .NET 10 SDK. Installs (if missing): Debian's zookeeper, prometheus and nodejs packages, then the interop
+#   npm packages.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: ZooKeeper (a real server for the coordination tests) and Node.js (grpc-js, xxHash's reference
-# implementation) when missing.
+# Debian packages: ZooKeeper (a real server for the coordination tests), Prometheus (a real server scraping /metrics,
+# and promtool) and Node.js (grpc-js, xxHash's reference implementation) when missing.
 packages=""
 [ -f /usr/share/java/zookeeper.jar ] || packages="$packages zookeeper"
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || packages="$packages prometheus"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 if [ -n "$packages" ]; then
   echo "== Installing Debian packages:$packages"

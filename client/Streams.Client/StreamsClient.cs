@@ -20,6 +20,13 @@ namespace Streams.Client;
 /// </example>
 public sealed class StreamsClient : IAsyncDisposable
 {
+    /// <summary>
+    /// The name of the SDK's <see cref="System.Diagnostics.ActivitySource"/>: add it to your tracer (OpenTelemetry:
+    /// <c>AddSource(StreamsClient.ActivitySourceName)</c>) to trace the SDK's controller calls and carry the trace into the
+    /// server's spans. The data path (the raw carrier) carries no trace context.
+    /// </summary>
+    public const string ActivitySourceName = "Streams.Client";
+
     private readonly StreamsClientOptions _options;
     private readonly ControllerClient _controller;
     private readonly ConnectionPool _pool;

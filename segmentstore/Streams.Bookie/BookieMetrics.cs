@@ -2,29 +2,45 @@ using System.Diagnostics.Metrics;
 
 namespace Streams.Bookie;
 
-/// <summary>The bookie's instruments (meter "Streams.Bookie"), exported on /metrics and through OTLP.</summary>
+/// <summary>
+/// The bookie's instruments (meter "Streams.Bookie"), in OpenTelemetry's naming: dotted names without the unit, base
+/// units (bytes, seconds). Prometheus shows them with the unit and "_total" appended (docs/metrics.md lists every one).
+/// </summary>
 internal static class BookieMetrics
 {
     public const string MeterName = "Streams.Bookie";
+
+    /// <summary>
+    /// Bucket bounds of <see cref="CommitDuration"/>, in seconds: 0.1 ms to 5 s. A group commit is one write and
+    /// flush of the journal: well under a millisecond on a fast SSD, milliseconds on a network disk; seconds mean a
+    /// disk in trouble.
+    /// </summary>
+    public static readonly double[] CommitBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
     private static readonly Meter Meter = new(MeterName);
 
     public static readonly Counter<long> AddedEntries = Meter.CreateCounter<long>("streams.bookie.added_entries", "{entry}", "Entries made durable in the journal.");
 
-    public static readonly Counter<long> AddedBytes = Meter.CreateCounter<long>("streams.bookie.added_bytes", "By", "Entry payload bytes made durable in the journal.");
+    public static readonly Counter<long> AddedBytes = Meter.CreateCounter<long>("streams.bookie.added", "By", "Entry payload bytes made durable in the journal.");
 
-    public static readonly Counter<long> Commits = Meter.CreateCounter<long>("streams.bookie.journal_commits", "{commit}", "Journal group commits (each one write-through to disk).");
+    public static readonly Counter<long> Commits = Meter.CreateCounter<long>("streams.bookie.journal.commits", "{commit}", "Journal group commits (each one write-through to disk).");
 
-    public static readonly Histogram<double> CommitLatency = Meter.CreateHistogram<double>("streams.bookie.journal_commit_latency", "ms", "Time of one group commit: the journal's disk write and flush.");
+    public static readonly Histogram<double> CommitDuration = Meter.CreateHistogram<double>("streams.bookie.journal.commit.duration", "s",
+        "Time of one group commit: the journal's disk write and flush.");
 
     public static readonly Counter<long> ReadEntries = Meter.CreateCounter<long>("streams.bookie.read_entries", "{entry}", "Entries served to readers.");
 
     public static readonly Counter<long> CorruptEntries = Meter.CreateCounter<long>("streams.bookie.corrupt_entries", "{entry}", "Entries that failed their checksum on read and were refused.");
 
-    /// <summary>Registers gauges that observe a running bookie.</summary>
-    public static void Observe(Func<long> journalBytes, Func<int> ledgers)
+    /// <summary>
+    /// Registers gauges that observe a running bookie, on a meter of their own that the returned handle disposes (a
+    /// stopped bookie is no longer observed).
+    /// </summary>
+    public static IDisposable Observe(Func<long> journalBytes, Func<int> ledgers)
     {
-        Meter.CreateObservableGauge("streams.bookie.journal_bytes", journalBytes, "By", "Bytes in the journal (live and not yet reclaimed).");
-        Meter.CreateObservableGauge("streams.bookie.ledgers", ledgers, "{ledger}", "Ledgers with entries on this bookie.");
+        var meter = new Meter(MeterName);
+        meter.CreateObservableGauge("streams.bookie.journal.size", journalBytes, "By", "Bytes in the journal (live and not yet reclaimed).");
+        meter.CreateObservableGauge("streams.bookie.ledgers", ledgers, "{ledger}", "Ledgers with entries on this bookie.");
+        return meter;
     }
 }

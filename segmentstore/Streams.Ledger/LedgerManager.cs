@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Hashing;
 using Streams.Common.Server.Metadata;
@@ -90,6 +91,23 @@ internal sealed class LedgerManager
 
     /// <summary>Closes a ledger someone else may still be writing: fence, recover the tail, close. Idempotent.</summary>
     public async Task<LedgerMetadata> RecoverAsync(long ledgerId, CancellationToken cancellationToken = default)
+    {
+        using var activity = LedgerTracing.Source.StartActivity("RecoverLedger");
+        activity?.SetTag("streams.ledger", ledgerId);
+        try
+        {
+            var recovered = await FenceAndCloseAsync(ledgerId, cancellationToken);
+            activity?.SetTag("streams.ledger.last_entry", recovered.LastEntryId);
+            return recovered;
+        }
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+    }
+
+    private async Task<LedgerMetadata> FenceAndCloseAsync(long ledgerId, CancellationToken cancellationToken)
     {
         while (true)
         {

@@ -2,39 +2,57 @@ using System.Diagnostics.Metrics;
 
 namespace Streams.SegmentStore;
 
-/// <summary>The segment store's instruments (meter "Streams.SegmentStore"), exported on /metrics and through OTLP.</summary>
+/// <summary>
+/// The segment store's instruments (meter "Streams.SegmentStore"), in OpenTelemetry's naming: dotted names without
+/// the unit, base units (bytes, seconds). Prometheus shows them with the unit and "_total" appended
+/// (docs/metrics.md lists every one).
+/// </summary>
 internal static class SegmentStoreMetrics
 {
     public const string MeterName = "Streams.SegmentStore";
 
+    /// <summary>
+    /// Bucket bounds of <see cref="LogWriteDuration"/>, in seconds: 0.1 ms to 5 s. A healthy write (a bookie group
+    /// commit on a local disk) takes 0.5–5 ms; the upper buckets show a slow or replaced bookie.
+    /// </summary>
+    public static readonly double[] LogWriteBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
     private static readonly Meter Meter = new(MeterName);
 
-    public static readonly Counter<long> AppendedBytes = Meter.CreateCounter<long>("streams.segmentstore.appended_bytes", "By", "Event bytes made durable.");
+    public static readonly Counter<long> Appends = Meter.CreateCounter<long>("streams.segmentstore.appends", "{event}", "Events made durable.");
+
+    public static readonly Counter<long> AppendedBytes = Meter.CreateCounter<long>("streams.segmentstore.appended", "By", "Event bytes (with their framing) made durable.");
 
     public static readonly Counter<long> AppendedBlocks = Meter.CreateCounter<long>("streams.segmentstore.appended_blocks", "{block}", "Append blocks made durable.");
 
-    public static readonly Counter<long> Frames = Meter.CreateCounter<long>("streams.segmentstore.log_frames", "{frame}", "Frames written to the durable log.");
+    public static readonly Counter<long> LogFrames = Meter.CreateCounter<long>("streams.segmentstore.log.frames", "{frame}", "Frames written to the durable log (Tier 1).");
 
-    public static readonly Histogram<double> FrameLatency = Meter.CreateHistogram<double>("streams.segmentstore.log_write_latency", "ms", "Time from handing a frame to the durable log until it is durable.");
+    public static readonly Histogram<double> LogWriteDuration = Meter.CreateHistogram<double>("streams.segmentstore.log.write.duration", "s",
+        "Time from handing a frame to the durable log until it is durable.");
 
-    public static readonly Counter<long> ReadBytes = Meter.CreateCounter<long>("streams.segmentstore.read_bytes", "By", "Bytes returned to readers.");
+    public static readonly Counter<long> ReadBytes = Meter.CreateCounter<long>("streams.segmentstore.read", "By", "Bytes returned to readers.");
 
-    public static readonly Counter<long> CacheMisses = Meter.CreateCounter<long>("streams.segmentstore.cache_misses", "{frame}", "Reads that had to load a frame from the durable log.");
+    public static readonly Counter<long> CacheMisses = Meter.CreateCounter<long>("streams.segmentstore.cache.misses", "{frame}", "Reads that had to load a frame from the durable log.");
 
-    public static readonly Counter<long> Tier2WrittenBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2_written_bytes", "By", "Segment bytes written to Tier 2 as chunks.");
+    public static readonly Counter<long> Tier2WrittenBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2.written", "By", "Segment bytes written to Tier 2 as chunks.");
 
-    public static readonly Counter<long> Tier2FlushedBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2_flushed_bytes", "By", "Segment bytes whose move to Tier 2 is durably recorded.");
+    public static readonly Counter<long> Tier2FlushedBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2.flushed", "By", "Segment bytes whose move to Tier 2 is durably recorded.");
 
-    public static readonly Counter<long> Tier2ReadBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2_read_bytes", "By", "Chunk bytes read back from Tier 2.");
+    public static readonly Counter<long> Tier2ReadBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2.read", "By", "Chunk bytes read back from Tier 2.");
 
-    public static readonly Counter<long> Tier2Errors = Meter.CreateCounter<long>("streams.segmentstore.tier2_errors", "{error}", "Failed rounds of the storage writer (retried with back-off).");
+    public static readonly Counter<long> Tier2Errors = Meter.CreateCounter<long>("streams.segmentstore.tier2.errors", "{error}", "Failed rounds of the storage writer (retried with back-off).");
 
-    /// <summary>Registers gauges that observe a running segment store.</summary>
-    public static void Observe(Func<long> cacheBytes, Func<int> runningContainers, Func<long> unflushedBytes, Func<long> chunkCacheBytes)
+    /// <summary>
+    /// Registers gauges that observe a running segment store, on a meter of their own that the returned handle disposes
+    /// (a stopped store is no longer observed; a process that starts a store again observes only the new one).
+    /// </summary>
+    public static IDisposable Observe(Func<long> cacheBytes, Func<int> runningContainers, Func<long> unflushedBytes, Func<long> chunkCacheBytes)
     {
-        Meter.CreateObservableGauge("streams.segmentstore.tier2_unflushed_bytes", unflushedBytes, "By", "Accepted segment bytes not yet in Tier 2 (held by Tier 1).");
-        Meter.CreateObservableGauge("streams.segmentstore.tier2_cache_bytes", chunkCacheBytes, "By", "Bytes of Tier 2 chunks held by the chunk cache.");
-        Meter.CreateObservableGauge("streams.segmentstore.cache_bytes", cacheBytes, "By", "Bytes held by the read cache.");
-        Meter.CreateObservableGauge("streams.segmentstore.containers_running", runningContainers, "{container}", "Containers running in this segment store.");
+        var meter = new Meter(MeterName);
+        meter.CreateObservableGauge("streams.segmentstore.tier2.unflushed", unflushedBytes, "By", "Accepted segment bytes not yet in Tier 2 (held by Tier 1).");
+        meter.CreateObservableGauge("streams.segmentstore.tier2.cache.size", chunkCacheBytes, "By", "Bytes of Tier 2 chunks held by the chunk cache.");
+        meter.CreateObservableGauge("streams.segmentstore.cache.size", cacheBytes, "By", "Bytes held by the read cache.");
+        meter.CreateObservableGauge("streams.segmentstore.containers.running", runningContainers, "{container}", "Containers running in this segment store.");
+        return meter;
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Common.Server.Metadata;
@@ -50,10 +49,9 @@ public sealed class BookieProcessTests
             using var entry = await manager.ReadAsync(metadata, writer.LedgerId, Damaged, TestContext.Current.CancellationToken);
             Assert.Equal(Payload(Damaged), entry.Data.Payload.ToArray());
 
-            using var http = new HttpClient();
-            var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{cluster.Bookies[0].MetricsPort}/metrics"), TestContext.Current.CancellationToken);
-            Assert.InRange(Metric(metrics, "streams_bookie_corrupt_entries_total"), 1, 2);
-            Assert.Equal(Entries - 1, Metric(metrics, "streams_bookie_read_entries_total"));
+            var metrics = await PrometheusText.ScrapeAsync(cluster.Bookies[0].MetricsPort, TestContext.Current.CancellationToken);
+            Assert.InRange(PrometheusText.Value(metrics, "streams_bookie_corrupt_entries_total") ?? 0, 1, 2);
+            Assert.Equal(Entries - 1, PrometheusText.Value(metrics, "streams_bookie_read_entries_total"));
         }
         catch (Exception e) when (e is not XunitException)
         {
@@ -94,9 +92,6 @@ public sealed class BookieProcessTests
             }
         }
     }
-
-    private static double Metric(string text, string name) =>
-        text.Split('\n').Where(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Select(l => double.Parse(l[(name.Length + 1)..], CultureInfo.InvariantCulture)).Single();
 
     private static string Marker(int i) => $"entry-{i:D5}-marker-";
 

@@ -87,16 +87,16 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
         Assert.Equal(1, result.GetProperty("targetSize").GetInt32());
         Assert.Equal(6, result.GetProperty("value").GetInt32());
 
-        using var http = new HttpClient();
-        var metricsUrl = $"http://127.0.0.1:{fixture.Server.MetricsPort}/metrics";
-        Assert.Contains("streams_stream_active_segments{scope=\"keda\",stream=\"orders\"} 6", await http.GetStringAsync(metricsUrl, TestContext.Current.CancellationToken));
+        var metrics = await PrometheusText.ScrapeAsync(fixture.Server.MetricsPort, TestContext.Current.CancellationToken);
+        Assert.Equal(6, PrometheusText.Value(metrics, "streams_stream_active_segments", ("scope", "keda"), ("stream", "orders")));
 
         // Sealed, the stream has no active segments: nothing for readers to scale on.
         await Run(null, "stream", "seal", "keda/orders");
         var sealedStream = await Node.RunJsonAsync("grpc-client.js", port, "keda", "keda", "orders");
         Assert.False(sealedStream.GetProperty("active").GetBoolean());
         Assert.Equal(0, sealedStream.GetProperty("value").GetInt32());
-        Assert.Contains("streams_stream_active_segments{scope=\"keda\",stream=\"orders\"} 0", await http.GetStringAsync(metricsUrl, TestContext.Current.CancellationToken));
+        metrics = await PrometheusText.ScrapeAsync(fixture.Server.MetricsPort, TestContext.Current.CancellationToken);
+        Assert.Equal(0, PrometheusText.Value(metrics, "streams_stream_active_segments", ("scope", "keda"), ("stream", "orders")));
 
         var invalid = await Node.RunJsonAsync("grpc-client.js", port, "kedaMissing");
         Assert.Equal(3, invalid.GetProperty("code").GetInt32());

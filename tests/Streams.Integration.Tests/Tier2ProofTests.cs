@@ -74,13 +74,12 @@ public sealed class Tier2ProofTests
     /// </summary>
     private static async Task<long> WaitUntilFlushedAsync(StreamsProcess server, TimeSpan timeout)
     {
-        using var http = new HttpClient();
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{server.MetricsPort}/metrics"), TestContext.Current.CancellationToken);
-            var line = metrics.Split('\n').Single(l => l.StartsWith("streams_segmentstore_tier2_unflushed_bytes ", StringComparison.Ordinal));
-            var unflushed = long.Parse(line.AsSpan(line.IndexOf(' ', StringComparison.Ordinal) + 1), CultureInfo.InvariantCulture);
+            var metrics = await PrometheusText.ScrapeAsync(server.MetricsPort, TestContext.Current.CancellationToken);
+            var unflushed = (long)(PrometheusText.Value(metrics, "streams_segmentstore_tier2_unflushed_bytes")
+                ?? throw new InvalidOperationException("/metrics has no streams_segmentstore_tier2_unflushed_bytes:\n" + metrics));
             if (unflushed == 0 || DateTime.UtcNow > deadline)
             {
                 return unflushed;

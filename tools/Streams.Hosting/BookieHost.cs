@@ -25,11 +25,11 @@ internal sealed class BookieHost : IAsyncDisposable
     private readonly BookieStore _store;
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly EphemeralRegistration _registration;
-    private readonly RoleTelemetry _metrics;
+    private readonly RoleTelemetry _telemetry;
 
-    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry metrics, string bookieId)
+    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry telemetry, string bookieId)
     {
-        (_app, _store, _zookeeper, _registration, _metrics, BookieId) = (app, store, zookeeper, registration, metrics, bookieId);
+        (_app, _store, _zookeeper, _registration, _telemetry, BookieId) = (app, store, zookeeper, registration, telemetry, bookieId);
     }
 
     public string BookieId { get; }
@@ -41,10 +41,10 @@ internal sealed class BookieHost : IAsyncDisposable
         var options = ServerConfiguration.Bind<BookieOptions>(configuration, "Bookie");
         options.Validate();
         var logger = loggerFactory.CreateLogger<BookieHost>();
+        var telemetry = RoleTelemetry.Start(configuration, "bookie");
         var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
         var store = await BookieStore.OpenAsync(options, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
-        var metrics = RoleTelemetry.Start(configuration, BookieMetrics.MeterName);
-        BookieMetrics.Observe(() => store.JournalBytes, () => store.LedgerCount);
+        telemetry.Own(BookieMetrics.Observe(() => store.JournalBytes, () => store.LedgerCount));
 
         var bookieId = $"{settings.Advertised}:{settings.DataPort}";
         var app = RoleServer.Build(settings, loggerFactory,
@@ -56,14 +56,14 @@ internal sealed class BookieHost : IAsyncDisposable
                         : HealthCheckResult.Unhealthy($"bookie {bookieId}: the journal failed or is closed"),
                     [RoleServices.Bookie]),
             ],
-            metrics.Prometheus,
+            telemetry.Meters,
             listen => listen.UseConnectionHandler<BookieConnectionHandler>());
         await RoleServer.StartAsync(app, settings, cancellationToken);
 
         // Registered only once it serves: ledger clients pick bookies from this list.
         var registration = new EphemeralRegistration(zookeeper, $"{BookieDirectory.AvailablePath}/{bookieId}", System.Text.Encoding.UTF8.GetBytes(bookieId), logger);
         await registration.StartAsync(cancellationToken);
-        return new BookieHost(app, store, zookeeper, registration, metrics, bookieId);
+        return new BookieHost(app, store, zookeeper, registration, telemetry, bookieId);
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
@@ -72,8 +72,8 @@ internal sealed class BookieHost : IAsyncDisposable
     {
         await _registration.DisposeAsync();
         await RoleServer.StopAsync(_app);
+        _telemetry.Dispose();
         await _store.DisposeAsync();
         await _zookeeper.DisposeAsync();
-        _metrics.Dispose();
     }
 }

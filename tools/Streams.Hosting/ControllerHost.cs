@@ -26,14 +26,13 @@ internal sealed class ControllerHost : IAsyncDisposable
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly ClusterView _view;
     private readonly GrpcSegmentStoreAdmin _admin;
-    private readonly RoleTelemetry _metrics;
-    private readonly ControllerMetrics _controllerMetrics;
+    private readonly RoleTelemetry _telemetry;
     private readonly CancellationTokenSource _stop;
     private readonly Task _election;
 
-    private ControllerHost(WebApplication app, ZooKeeperMetadataStore zookeeper, ClusterView view, GrpcSegmentStoreAdmin admin, RoleTelemetry metrics, ControllerMetrics controllerMetrics, CancellationTokenSource stop, Task election)
+    private ControllerHost(WebApplication app, ZooKeeperMetadataStore zookeeper, ClusterView view, GrpcSegmentStoreAdmin admin, RoleTelemetry telemetry, CancellationTokenSource stop, Task election)
     {
-        (_app, _zookeeper, _view, _admin, _metrics, _controllerMetrics, _stop, _election) = (app, zookeeper, view, admin, metrics, controllerMetrics, stop, election);
+        (_app, _zookeeper, _view, _admin, _telemetry, _stop, _election) = (app, zookeeper, view, admin, telemetry, stop, election);
     }
 
     public static async Task<ControllerHost> StartAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
@@ -49,6 +48,7 @@ internal sealed class ControllerHost : IAsyncDisposable
         }
 
         var logger = loggerFactory.CreateLogger<ControllerHost>();
+        var telemetry = RoleTelemetry.Start(configuration, "controller");
         var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
         var config = await EnsureClusterConfigAsync(zookeeper, containerCount, cancellationToken);
         var view = new ClusterView(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ClusterView>());
@@ -56,7 +56,7 @@ internal sealed class ControllerHost : IAsyncDisposable
         var admin = new GrpcSegmentStoreAdmin(view, config.ContainerCount, controllerOptions.SegmentOperationTimeout);
         var streams = new StreamMetadataStore(zookeeper);
         var controller = new ControllerService(streams, admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>());
-        var controllerMetrics = new ControllerMetrics(controller);
+        telemetry.Own(new ControllerMetrics(controller));
 
         var stop = new CancellationTokenSource();
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
@@ -78,7 +78,6 @@ internal sealed class ControllerHost : IAsyncDisposable
             await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership));
         }, stop.Token), CancellationToken.None);
 
-        var metrics = RoleTelemetry.Start(configuration, ControllerMetrics.MeterName);
         var app = RoleServer.Build(settings, loggerFactory,
             services => services.AddSingleton(new GrpcControllerService(controller)).AddSingleton(new ExternalScalerService(controller)),
             endpoints =>
@@ -92,10 +91,10 @@ internal sealed class ControllerHost : IAsyncDisposable
                         : HealthCheckResult.Unhealthy("ZooKeeper not connected"),
                     [RoleServices.Controller, RoleServices.ExternalScaler]),
             ],
-            metrics.Prometheus,
+            telemetry.Meters,
             data: null);
         await RoleServer.StartAsync(app, settings, cancellationToken);
-        return new ControllerHost(app, zookeeper, view, admin, metrics, controllerMetrics, stop, leading);
+        return new ControllerHost(app, zookeeper, view, admin, telemetry, stop, leading);
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
@@ -105,11 +104,10 @@ internal sealed class ControllerHost : IAsyncDisposable
         await _stop.CancelAsync();
         await _election;
         await RoleServer.StopAsync(_app);
+        _telemetry.Dispose();
         await _view.DisposeAsync();
         _admin.Dispose();
         await _zookeeper.DisposeAsync();
-        _controllerMetrics.Dispose();
-        _metrics.Dispose();
         _stop.Dispose();
     }
 

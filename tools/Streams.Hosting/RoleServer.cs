@@ -3,23 +3,24 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using Streams.Common.Server.Grpc;
 using Streams.Common.Server.Hosting;
-using Streams.Common.Server.Metrics;
 
 namespace Streams.Hosting;
 
 /// <summary>
 /// The network face every server role shares: gRPC on the gRPC port (cleartext HTTP/2, or TLS with ALPN) with health
-/// and reflection, an optional raw framed data port, and HTTP/1.1 on the metrics port: /metrics, /healthz (liveness:
-/// the process answers) and /readyz (readiness: the role's checks pass, one line per check); Kestrel tuned for
-/// long-lived streams.
+/// and reflection, an optional raw framed data port, and HTTP/1.1 on the metrics port: /metrics (OpenTelemetry's
+/// Prometheus exporter), /healthz (liveness: the process answers) and /readyz (readiness: the role's checks pass, one
+/// line per check); Kestrel tuned for long-lived streams.
 /// </summary>
 internal static class RoleServer
 {
@@ -28,7 +29,7 @@ internal static class RoleServer
     /// <param name="services">Registers the role's singletons: its gRPC service implementations and what the data handler needs.</param>
     /// <param name="grpc">Maps the role's gRPC services.</param>
     /// <param name="readiness">The role's readiness checks, each gating the gRPC services it names.</param>
-    /// <param name="metrics">What /metrics renders.</param>
+    /// <param name="meters">The meter provider whose Prometheus exporter answers /metrics.</param>
     /// <param name="data">Installs the raw data carrier's connection handler, or null for none.</param>
     public static WebApplication Build(
         ServerSettings settings,
@@ -36,7 +37,7 @@ internal static class RoleServer
         Action<IServiceCollection> services,
         Action<IEndpointRouteBuilder> grpc,
         IReadOnlyList<ReadinessCheck> readiness,
-        PrometheusMetrics metrics,
+        MeterProvider meters,
         Action<ListenOptions>? data)
     {
         var certificate = settings.LoadCertificate();
@@ -74,7 +75,20 @@ internal static class RoleServer
         });
 
         var app = builder.Build();
-        app.MapWhen(context => context.Connection.LocalPort == settings.MetricsPort, http => http.Run(context => ServeHttpAsync(context, metrics)));
+        var metricsPort = settings.MetricsPort;
+        app.Use((context, next) =>
+        {
+            // Scrapes and probes are not the role's traffic: they stay out of the HTTP server metrics.
+            if (context.Connection.LocalPort == metricsPort && context.Features.Get<IHttpMetricsTagsFeature>() is { } tags)
+            {
+                tags.MetricsDisabled = true;
+            }
+
+            return next(context);
+        });
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(
+            meters, context => context.Connection.LocalPort == metricsPort && context.Request.Path == "/metrics", path: null, configureBranchedPipeline: null, optionsName: null);
+        app.MapWhen(context => context.Connection.LocalPort == metricsPort, http => http.Run(ServeHttpAsync));
         grpc(app);
         app.MapStreamsGrpc();
         return app;
@@ -109,14 +123,10 @@ internal static class RoleServer
         await app.DisposeAsync();
     }
 
-    private static async Task ServeHttpAsync(HttpContext context, PrometheusMetrics metrics)
+    private static async Task ServeHttpAsync(HttpContext context)
     {
         switch (context.Request.Path.Value)
         {
-            case "/metrics":
-                context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-                await context.Response.WriteAsync(metrics.Render());
-                break;
             case "/healthz":
                 await context.Response.WriteAsync("live\n");
                 break;

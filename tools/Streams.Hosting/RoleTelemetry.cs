@@ -1,42 +1,66 @@
 using Microsoft.Extensions.Configuration;
-using OpenTelemetry.Exporter;
-using Streams.Common.Server.Metrics;
+using OpenTelemetry.Metrics;
 
 namespace Streams.Hosting;
 
 /// <summary>
-/// A role's metrics: always /metrics (Prometheus text), and pushed to an OpenTelemetry collector as well when
-/// Telemetry:OtlpEndpoint (--otlp-endpoint) is set.
+/// A server role's handle on its process's <see cref="TelemetryPipeline"/>. There is one pipeline per process: the
+/// first role to start builds it from its configuration, roles started later in the same process share it (the tests
+/// run several standalones in one process; a deployed process runs one role), and it is disposed, flushing OTLP, with
+/// the last handle. The handle also keeps the role's observers (gauges over its state) and disposes them first.
 /// </summary>
 internal sealed class RoleTelemetry : IDisposable
 {
-    private readonly IDisposable? _otlp;
+    private static readonly Lock Gate = new();
+    private static TelemetryPipeline? _shared;
+    private static int _handles;
+    private readonly List<IDisposable> _observers = [];
+    private TelemetryPipeline? _pipeline;
 
-    private RoleTelemetry(PrometheusMetrics prometheus, IDisposable? otlp)
+    private RoleTelemetry(TelemetryPipeline pipeline)
     {
-        Prometheus = prometheus;
-        _otlp = otlp;
+        _pipeline = pipeline;
     }
 
-    public PrometheusMetrics Prometheus { get; }
+    /// <summary>The process's meter provider, whose Prometheus exporter answers /metrics.</summary>
+    public MeterProvider Meters => (_pipeline ?? throw new ObjectDisposedException(nameof(RoleTelemetry))).Meters;
 
-    /// <param name="configuration">Where Telemetry:OtlpEndpoint and Telemetry:OtlpProtocol ("grpc" or "http/protobuf") come from.</param>
-    /// <param name="meters">The meters the role publishes.</param>
-    public static RoleTelemetry Start(IConfiguration configuration, params string[] meters)
+    /// <param name="configuration">The Telemetry section (see <see cref="TelemetryPipeline.Build"/>), read by the first role only.</param>
+    /// <param name="role">The role ("standalone", "controller", ...): the service is named "streams-{role}".</param>
+    public static RoleTelemetry Start(IConfiguration configuration, string role)
     {
-        var otlp = configuration["Telemetry:OtlpEndpoint"] is { Length: > 0 } endpoint
-            ? OtlpMetrics.Start(
-                new Uri(endpoint),
-                configuration["Telemetry:OtlpProtocol"] == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf,
-                TimeSpan.FromSeconds(15),
-                meters)
-            : null;
-        return new RoleTelemetry(new PrometheusMetrics(), otlp);
+        lock (Gate)
+        {
+            _shared ??= TelemetryPipeline.Build(configuration, "streams-" + role);
+            _handles++;
+            return new RoleTelemetry(_shared);
+        }
     }
+
+    /// <summary>Keeps <paramref name="observer"/> (e.g. the gauges of a store) until this handle is disposed.</summary>
+    public void Own(IDisposable observer) => _observers.Add(observer);
 
     public void Dispose()
     {
-        _otlp?.Dispose();
-        Prometheus.Dispose();
+        foreach (var observer in _observers)
+        {
+            observer.Dispose();
+        }
+
+        _observers.Clear();
+        lock (Gate)
+        {
+            if (_pipeline is null)
+            {
+                return;
+            }
+
+            _pipeline = null;
+            if (--_handles == 0)
+            {
+                _shared!.Dispose();
+                _shared = null;
+            }
+        }
     }
 }

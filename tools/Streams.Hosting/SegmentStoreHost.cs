@@ -27,13 +27,13 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
     private readonly BookieDirectory _bookies;
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly EphemeralRegistration _registration;
-    private readonly RoleTelemetry _metrics;
+    private readonly RoleTelemetry _telemetry;
     private readonly CancellationTokenSource _stop;
     private readonly Task _ownership;
 
-    private SegmentStoreHost(WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry metrics, CancellationTokenSource stop, Task ownership, string storeId)
+    private SegmentStoreHost(WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry telemetry, CancellationTokenSource stop, Task ownership, string storeId)
     {
-        (_app, _service, _bookies, _zookeeper, _registration, _metrics, _stop, _ownership, StoreId) = (app, service, bookies, zookeeper, registration, metrics, stop, ownership, storeId);
+        (_app, _service, _bookies, _zookeeper, _registration, _telemetry, _stop, _ownership, StoreId) = (app, service, bookies, zookeeper, registration, telemetry, stop, ownership, storeId);
     }
 
     public string StoreId { get; }
@@ -43,6 +43,7 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
         var settings = ServerConfiguration.Bind<ServerSettings>(configuration, "Server");
         settings.Validate();
         var logger = loggerFactory.CreateLogger<SegmentStoreHost>();
+        var telemetry = RoleTelemetry.Start(configuration, "segmentstore");
         var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
         var cluster = await WaitForClusterConfigAsync(zookeeper, logger, cancellationToken);
         var storeOptions = ServerConfiguration.Bind<SegmentStoreOptions>(configuration, "SegmentStore") with { ContainerCount = cluster.ContainerCount };
@@ -68,12 +69,11 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
             id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverMb * 1024L * 1024, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
             loggerFactory,
             tier2);
-        SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count(), () => service.UnflushedBytes, () => service.ChunkCache.Size);
+        telemetry.Own(SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count(), () => service.UnflushedBytes, () => service.ChunkCache.Size));
         var requests = new SegmentRequests(service);
         var storeId = $"{settings.Advertised}:{settings.GrpcPort}";
         var ownership = new ContainerOwnership(service, zookeeper, storeId, loggerFactory.CreateLogger<ContainerOwnership>());
 
-        var metrics = RoleTelemetry.Start(configuration, SegmentStoreMetrics.MeterName);
         var app = RoleServer.Build(settings, loggerFactory,
             services => services.AddSegmentStoreGrpc(requests),
             endpoints => endpoints.MapGrpcService<GrpcSegmentStoreService>(),
@@ -87,7 +87,7 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
                     },
                     [RoleServices.SegmentStore]),
             ],
-            metrics.Prometheus,
+            telemetry.Meters,
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
         await RoleServer.StartAsync(app, settings, cancellationToken);
 
@@ -97,7 +97,7 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
         await registration.StartAsync(cancellationToken);
         var stop = new CancellationTokenSource();
         var following = Task.Run(() => ownership.RunAsync(stop.Token), CancellationToken.None);
-        return new SegmentStoreHost(app, service, bookies, zookeeper, registration, metrics, stop, following, storeId);
+        return new SegmentStoreHost(app, service, bookies, zookeeper, registration, telemetry, stop, following, storeId);
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
@@ -108,10 +108,10 @@ internal sealed class SegmentStoreHost : IAsyncDisposable
         await _ownership;
         await _registration.DisposeAsync();
         await RoleServer.StopAsync(_app);
+        _telemetry.Dispose();
         await _service.DisposeAsync();
         await _bookies.DisposeAsync();
         await _zookeeper.DisposeAsync();
-        _metrics.Dispose();
         _stop.Dispose();
     }
 

@@ -34,19 +34,17 @@ internal sealed class StandaloneHost : IAsyncDisposable
     private readonly IMetadataStore _metadata;
     private readonly SegmentStoreService _store;
     private readonly BookieStore _bookie;
-    private readonly RoleTelemetry _metrics;
-    private readonly ControllerMetrics _controllerMetrics;
+    private readonly RoleTelemetry _telemetry;
     private readonly CancellationTokenSource _stop = new();
     private Task _retention = Task.CompletedTask;
 
-    private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, RoleTelemetry metrics, ControllerMetrics controllerMetrics, ServerSettings settings, string dataDirectory)
+    private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, RoleTelemetry telemetry, ServerSettings settings, string dataDirectory)
     {
         _bookie = bookie;
         _app = app;
         _metadata = metadata;
         _store = store;
-        _metrics = metrics;
-        _controllerMetrics = controllerMetrics;
+        _telemetry = telemetry;
         Settings = settings;
         DataDirectory = dataDirectory;
     }
@@ -73,7 +71,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
         controllerOptions.Validate();
 
         var logger = loggerFactory.CreateLogger<StandaloneHost>();
-        var metrics = RoleTelemetry.Start(configuration, SegmentStoreMetrics.MeterName, ControllerMetrics.MeterName, BookieMetrics.MeterName);
+        var telemetry = RoleTelemetry.Start(configuration, "standalone");
         var metadata = FileMetadataStore.Open(Path.Combine(dataDirectory, "metadata"));
 
         // One bookie in this process; containers log to ledgers on it (E = Qw = Qa = 1) through the cluster's code path.
@@ -100,11 +98,12 @@ internal sealed class StandaloneHost : IAsyncDisposable
             await store.DisposeAsync();
             await bookie.DisposeAsync();
             await metadata.DisposeAsync();
-            metrics.Dispose();
+            telemetry.Dispose();
             throw;
         }
 
-        SegmentStoreMetrics.Observe(() => store.Cache.Size, () => store.RunningContainers.Count(), () => store.UnflushedBytes, () => store.ChunkCache.Size);
+        telemetry.Own(SegmentStoreMetrics.Observe(() => store.Cache.Size, () => store.RunningContainers.Count(), () => store.UnflushedBytes, () => store.ChunkCache.Size));
+        telemetry.Own(BookieMetrics.Observe(() => bookie.JournalBytes, () => bookie.LedgerCount));
         var requests = new SegmentRequests(store);
         var streams = new StreamMetadataStore(metadata);
         var controller = new ControllerService(
@@ -114,7 +113,7 @@ internal sealed class StandaloneHost : IAsyncDisposable
             controllerOptions,
             loggerFactory.CreateLogger<ControllerService>());
         await controller.RecoverAsync(cancellationToken);
-        var controllerMetrics = new ControllerMetrics(controller);
+        telemetry.Own(new ControllerMetrics(controller));
 
         var app = RoleServer.Build(
             settings,
@@ -137,10 +136,10 @@ internal sealed class StandaloneHost : IAsyncDisposable
                 new ReadinessCheck("journal", () => bookie.IsHealthy ? HealthCheckResult.Healthy("bookie journal open") : HealthCheckResult.Unhealthy("the bookie journal failed or is closed"),
                     [RoleServices.SegmentStore]),
             ],
-            metrics.Prometheus,
+            telemetry.Meters,
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
-        var host = new StandaloneHost(app, metadata, bookie, store, metrics, controllerMetrics, settings, dataDirectory);
+        var host = new StandaloneHost(app, metadata, bookie, store, telemetry, settings, dataDirectory);
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         host._retention = Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None);
         try
@@ -165,11 +164,10 @@ internal sealed class StandaloneHost : IAsyncDisposable
         await _stop.CancelAsync();
         await _retention;
         await RoleServer.StopAsync(_app);
+        _telemetry.Dispose(); // before the stores its gauges observe
         await _store.DisposeAsync();
         await _bookie.DisposeAsync();
         await _metadata.DisposeAsync();
-        _controllerMetrics.Dispose();
-        _metrics.Dispose();
         _stop.Dispose();
     }
 }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Streams.Common.Grpc;
@@ -22,9 +24,14 @@ internal sealed class ControllerClient : IDisposable
         _timeout = timeout;
     }
 
-    /// <summary>Makes a call with the client's timeout; retries it while the controller is UNAVAILABLE if <paramref name="idempotent"/>.</summary>
-    public async Task<TResponse> CallAsync<TResponse>(Func<GeneratedClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true)
+    /// <summary>
+    /// Makes a call with the client's timeout; retries it while the controller is UNAVAILABLE if <paramref name="idempotent"/>.
+    /// The call, retries included, is one span named after <paramref name="method"/>, the SDK method that makes it.
+    /// </summary>
+    public async Task<TResponse> CallAsync<TResponse>(
+        Func<GeneratedClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, [CallerMemberName] string method = "")
     {
+        using var activity = ClientTracing.StartCall(method);
         var delay = TimeSpan.FromMilliseconds(100);
         for (var attempt = 1; ; attempt++)
         {
@@ -39,6 +46,7 @@ internal sealed class ControllerClient : IDisposable
             }
             catch (RpcException e)
             {
+                activity?.SetStatus(ActivityStatusCode.Error, e.Status.Detail);
                 throw StreamsException.From(e);
             }
         }

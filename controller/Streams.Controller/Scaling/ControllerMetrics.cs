@@ -3,7 +3,10 @@ using Streams.Controller.Streams;
 
 namespace Streams.Controller.Scaling;
 
-/// <summary>The scaling signal as Prometheus gauges: each stream's active segment count and whether it is sealed.</summary>
+/// <summary>
+/// The scaling signal as gauges (meter "Streams.Controller"): each stream's active segment count and whether it is
+/// sealed, labelled by scope and stream.
+/// </summary>
 internal sealed class ControllerMetrics : IDisposable
 {
     public const string MeterName = "Streams.Controller";
@@ -12,8 +15,9 @@ internal sealed class ControllerMetrics : IDisposable
 
     public ControllerMetrics(ControllerService controller)
     {
-        _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0),
-            description: "Active segments of a stream (0 once sealed): the number of readers that can work on it in parallel.");
+        _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0), "{segment}",
+            "Active segments of a stream (0 once sealed): the number of readers that can work on it in parallel.");
+        // No unit: a unit of "1" would make Prometheus name it streams_stream_sealed_ratio.
         _meter.CreateObservableGauge("streams.stream.sealed", () => Measure(controller, r => r.State is StreamRecordState.Sealed ? 1 : 0),
             description: "1 if the stream is sealed, else 0.");
     }

@@ -27,7 +27,7 @@ internal sealed class ControllerService
     {
         options.Validate();
         _metadata = metadata;
-        _segments = segments;
+        _segments = new TracedSegmentStoreAdmin(segments);
         _locator = locator;
         _options = options;
         _logger = logger;
@@ -63,6 +63,7 @@ internal sealed class ControllerService
 
     public async Task<(bool Created, StreamInfo Info)> CreateStreamAsync(string scope, string stream, StreamConfiguration? config, CancellationToken cancellationToken)
     {
+        using var activity = ControllerTracing.StartStream("CreateStream", scope, stream);
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
         var segmentCount = SegmentCountOf(config);
@@ -99,6 +100,7 @@ internal sealed class ControllerService
     /// </summary>
     public async Task<StreamInfo> UpdateStreamAsync(string scope, string stream, StreamConfiguration? config, CancellationToken cancellationToken)
     {
+        using var activity = ControllerTracing.StartStream("UpdateStream", scope, stream);
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
         var (retentionTime, retentionSize) = RetentionOf(config);
@@ -147,6 +149,7 @@ internal sealed class ControllerService
 
     public async Task<StreamInfo> SealStreamAsync(string scope, string stream, CancellationToken cancellationToken)
     {
+        using var activity = ControllerTracing.StartStream("SealStream", scope, stream);
         using var _ = await LockAsync(scope, stream, cancellationToken);
         var (record, version) = await GetRequiredAsync(scope, stream, cancellationToken);
         switch (record.State)
@@ -165,6 +168,7 @@ internal sealed class ControllerService
 
     public async Task<bool> DeleteStreamAsync(string scope, string stream, CancellationToken cancellationToken)
     {
+        using var activity = ControllerTracing.StartStream("DeleteStream", scope, stream);
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
         using var _ = await LockAsync(scope, stream, cancellationToken);
@@ -241,6 +245,7 @@ internal sealed class ControllerService
     /// </summary>
     public async Task<StreamInfo> TruncateStreamAsync(StreamCut cut, CancellationToken cancellationToken)
     {
+        using var activity = ControllerTracing.StartStream("TruncateStream", cut.Scope, cut.Stream);
         var (record, _) = await GetRequiredAsync(cut.Scope, cut.Stream, cancellationToken);
         if (record.State is StreamRecordState.Deleting)
         {
@@ -309,6 +314,7 @@ internal sealed class ControllerService
     /// <summary>Finishes every create, seal and delete that an earlier controller left half done.</summary>
     public async Task RecoverAsync(CancellationToken cancellationToken)
     {
+        using var activity = ControllerTracing.Source.StartActivity("RecoverStreams");
         foreach (var scope in await _metadata.ListScopesAsync(cancellationToken))
         {
             foreach (var stream in await _metadata.ListStreamsAsync(scope, cancellationToken))

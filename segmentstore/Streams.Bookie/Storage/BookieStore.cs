@@ -380,7 +380,7 @@ internal sealed class BookieStore : IAsyncDisposable
 
                 var started = Stopwatch.GetTimestamp();
                 var committed = await _journal.CommitAsync(_stop.Token);
-                BookieMetrics.CommitLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                BookieMetrics.CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 BookieMetrics.Commits.Add(1);
                 lock (_lock)
                 {

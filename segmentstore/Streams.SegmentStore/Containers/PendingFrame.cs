@@ -36,6 +36,7 @@ internal struct PendingOperation
     public int FrameOffset;
     public Guid Writer;
     public long EventNumber;
+    public int EventCount;
     public IOperationCallback? Callback;
     public long Token;
 }

@@ -106,7 +106,7 @@ internal sealed partial class SegmentContainer
             frame.Operations.Add(new PendingOperation
             {
                 Kind = PendingKind.Append, Segment = segment, Offset = offset, Length = (int)data.Length, FrameOffset = frameOffset,
-                Writer = writer, EventNumber = lastEventNumber, Callback = callback, Token = token,
+                Writer = writer, EventNumber = lastEventNumber, EventCount = eventCount, Callback = callback, Token = token,
             });
             frame.HasAppends = true;
             segment.PendingLength = offset + data.Length;

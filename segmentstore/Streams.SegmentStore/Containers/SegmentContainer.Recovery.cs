@@ -9,9 +9,9 @@ internal sealed partial class SegmentContainer
     /// <summary>
     /// Rebuilds the container's state by replaying its log: every frame is verified (checksum, and that frame
     /// sequence numbers have no gap) and its operations applied. A corrupt or missing frame stops recovery:
-    /// serving a container whose history has a hole would hand out wrong data.
+    /// serving a container whose history has a hole would hand out wrong data. Returns how many frames it replayed.
     /// </summary>
-    private async Task RecoverAsync(CancellationToken cancellationToken)
+    private async Task<int> RecoverAsync(CancellationToken cancellationToken)
     {
         var started = DateTime.UtcNow;
         long? expected = null;
@@ -73,6 +73,7 @@ internal sealed partial class SegmentContainer
 
         ResetStorageState();
         _logger.LogInformation("Container {Container} replayed {Frames} frames in {Elapsed:F0} ms.", Id, frames, (DateTime.UtcNow - started).TotalMilliseconds);
+        return frames;
     }
 
     /// <summary>Applies one logged operation to both views. Returns true for appends.</summary>

@@ -162,6 +162,8 @@ internal sealed partial class SegmentContainer
 
     private async Task StorageLoopAsync()
     {
+        // Background work: its spans (one per chunk flushed) are roots, not children of whatever started the container.
+        Activity.Current = null;
         var storage = _options.Storage;
         var delay = storage.MinRetryDelay;
         var poll = TimeSpan.FromMilliseconds(Math.Clamp(storage.FlushAge.TotalMilliseconds / 4, 10, 1000));
@@ -280,6 +282,8 @@ internal sealed partial class SegmentContainer
         }
 
         var count = (int)Math.Min(length - from, maxChunk);
+        using var activity = SegmentStoreTracing.Source.StartActivity("FlushChunk");
+        activity?.SetTag("streams.container", Id).SetTag("streams.segment", segment.Name).SetTag("streams.offset", from).SetTag("streams.bytes", count);
         var buffer = ArrayPool<byte>.Shared.Rent(count);
         try
         {
@@ -304,6 +308,11 @@ internal sealed partial class SegmentContainer
             {
                 await DeleteChunkAsync(chunk.Name, cancellationToken);
             }
+        }
+        catch (Exception e) when (activity is not null && e is not OperationCanceledException)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
         }
         finally
         {

@@ -95,8 +95,15 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
         }
 
         _state = ContainerState.Recovering;
-        await _log.OpenAsync(cancellationToken);
-        await RecoverAsync(cancellationToken);
+        // Ended before the loops start, so they do not run under it.
+        using (var recovery = SegmentStoreTracing.Source.StartActivity("RecoverContainer"))
+        {
+            recovery?.SetTag("streams.container", Id);
+            await _log.OpenAsync(cancellationToken);
+            var frames = await RecoverAsync(cancellationToken);
+            recovery?.SetTag("streams.frames", frames).SetTag("streams.segments", _byId.Count);
+        }
+
         _writerLoop = Task.Run(WriterLoopAsync, CancellationToken.None);
         _commitLoop = Task.Run(CommitLoopAsync, CancellationToken.None);
         _state = ContainerState.Running;
@@ -326,13 +333,14 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
 
                 _pending.RemoveFirst();
                 _writing--;
-                long appendedBytes = 0, appendedBlocks = 0;
+                long appendedBytes = 0, appendedBlocks = 0, appendedEvents = 0;
                 foreach (var op in frame.Operations)
                 {
                     if (op.Kind == PendingKind.Append)
                     {
                         appendedBytes += op.Length;
                         appendedBlocks++;
+                        appendedEvents += op.EventCount;
                     }
 
                     var outcome = ApplyDurable(op, address);
@@ -347,10 +355,11 @@ internal sealed partial class SegmentContainer : IAsyncDisposable
                 SignalCapacity();
                 SegmentStoreMetrics.AppendedBytes.Add(appendedBytes);
                 SegmentStoreMetrics.AppendedBlocks.Add(appendedBlocks);
+                SegmentStoreMetrics.Appends.Add(appendedEvents);
             }
 
-            SegmentStoreMetrics.Frames.Add(1);
-            SegmentStoreMetrics.FrameLatency.Record(Stopwatch.GetElapsedTime(frame.WriteStarted).TotalMilliseconds);
+            SegmentStoreMetrics.LogFrames.Add(1);
+            SegmentStoreMetrics.LogWriteDuration.Record(Stopwatch.GetElapsedTime(frame.WriteStarted).TotalSeconds);
             _writeSignal.Release();
             foreach (var segment in changed)
             {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Streams.Common.Naming;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
@@ -15,8 +16,12 @@ namespace Streams.SegmentStore.Server;
 /// fails with "retry" (its container failed or restarted), every later block of that id is refused too, until
 /// the client sets it up again: otherwise a later block could land before the failed one is re-sent.
 /// </para>
+/// <para>
+/// Tracing: one span per session, from its first setup until <see cref="Dispose"/>, with an event per setup; never
+/// anything per block.
+/// </para>
 /// </summary>
-internal sealed class AppendSession
+internal sealed class AppendSession : IDisposable
 {
     private readonly SegmentStoreService _store;
     private readonly Action<AppendReply> _send;
@@ -26,6 +31,7 @@ internal sealed class AppendSession
     private readonly object _drainLock = new();
     private TaskCompletionSource? _drained;
     private int _outstanding;
+    private Activity? _activity;
 
     public AppendSession(SegmentStoreService store, Action<AppendReply> send)
     {
@@ -76,6 +82,7 @@ internal sealed class AppendSession
         }
 
         var writer = new Guid(setup.WriterId.Span);
+        TraceSetup(setup.Segment, writer);
         _registrations[setup.RequestId] = new Registration(setup.Segment, writer, container);
         container.SetupAppend(setup.Segment, writer, _setupCallback, setup.RequestId);
     }
@@ -117,6 +124,19 @@ internal sealed class AppendSession
 
             await registration.Container.WaitForCapacityAsync(cancellationToken);
         }
+    }
+
+    /// <summary>Ends the session's span.</summary>
+    public void Dispose() => _activity?.Dispose();
+
+    private void TraceSetup(string segment, Guid writer)
+    {
+        _activity ??= SegmentStoreTracing.StartSession("AppendSession");
+        _activity?.AddEvent(new ActivityEvent("setup", tags: new ActivityTagsCollection
+        {
+            ["streams.segment"] = segment,
+            ["streams.writer"] = writer.ToString(),
+        }));
     }
 
     private void OnBlockOutcome(long requestId, in OperationOutcome outcome, long blockEventNumber)

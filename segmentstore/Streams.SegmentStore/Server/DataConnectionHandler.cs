@@ -38,7 +38,7 @@ internal sealed class DataConnectionHandler : ConnectionHandler
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
         var aborted = lifetime.Token;
         var replies = new FramedReplyChannel(connection.Transport.Output);
-        var session = new AppendSession(_requests.Store, replies.Send);
+        using var session = new AppendSession(_requests.Store, replies.Send);
         using var reads = new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection);
         var reader = new FramedMessageReader(connection.Transport.Input, RawFraming.DefaultMaxFrameSize);
         try

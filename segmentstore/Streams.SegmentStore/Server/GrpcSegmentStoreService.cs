@@ -48,7 +48,7 @@ internal sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contra
     {
         // Multi-reader only so that the sender can see how many replies wait (single-reader channels cannot count).
         var replies = Channel.CreateUnbounded<AppendReply>(new UnboundedChannelOptions { SingleReader = false });
-        var session = new AppendSession(requests.Store, reply => replies.Writer.TryWrite(reply));
+        using var session = new AppendSession(requests.Store, reply => replies.Writer.TryWrite(reply));
         var sender = SendRepliesAsync(replies.Reader, responseStream, context.CancellationToken);
         try
         {

@@ -31,12 +31,16 @@ internal sealed class SegmentRequests
             throw new RpcException(new Status(StatusCode.InvalidArgument, "offset, max_bytes and wait_millis must not be negative."));
         }
 
+        // One span per read request (a block of up to max_bytes), tagged with what it returned.
+        using var activity = SegmentStoreTracing.Source.StartActivity("Read");
+        activity?.SetTag("streams.segment", request.Segment).SetTag("streams.offset", request.Offset);
         var container = Resolve(request.Segment);
         var wait = TimeSpan.FromMilliseconds(Math.Min(request.WaitMillis, MaxReadWait.TotalMilliseconds));
         SegmentRead result;
         try
         {
             result = await container.ReadAsync(request.Segment, request.Offset, request.MaxBytes, wait, cancellationToken);
+            activity?.SetTag("streams.bytes", result.Data.Length).SetTag("streams.read.status", result.Status.ToString());
         }
         catch (DataCorruptionException e)
         {

@@ -24,7 +24,7 @@ internal sealed class ServerFlags
         Map(new Option<int?>("--metrics-port") { Description = $"HTTP port of /metrics, /healthz and /readyz (default {metricsPort})." }, "Server:MetricsPort", metricsPort);
         Map(new Option<string?>("--tls-cert") { Description = "Certificate (.pfx or PEM) for TLS on the gRPC port." }, "Server:TlsCertificate");
         Map(new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert, or the .pfx password." }, "Server:TlsKey");
-        Map(new Option<string?>("--otlp-endpoint") { Description = "Also push metrics to this OpenTelemetry collector (OTLP/HTTP)." }, "Telemetry:OtlpEndpoint");
+        Map(new Option<string?>("--otlp-endpoint") { Description = "Push metrics and traces to this OpenTelemetry collector (OTLP/HTTP base address, e.g. http://collector:4318)." }, "Telemetry:OtlpEndpoint");
     }
 
     public Option<string?> Config { get; }
