@@ -1,7 +1,7 @@
 namespace Streams.Controller;
 
 /// <summary>Settings of the controller (configuration section "Controller").</summary>
-internal sealed record ControllerOptions
+public sealed record ControllerOptions
 {
     /// <summary>Upper bound on a stream's segment count, a guard against typos such as 100000.</summary>
     public int MaxSegmentsPerStream { get; init; } = 1024;

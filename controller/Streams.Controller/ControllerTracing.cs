@@ -7,7 +7,7 @@ namespace Streams.Controller;
 /// delete, finishing half-done ones) and each segment-store call they make. The gRPC server span that ASP.NET Core
 /// starts for the request is their parent, so a client's trace continues through them.
 /// </summary>
-internal static class ControllerTracing
+public static class ControllerTracing
 {
     public const string SourceName = "Streams.Controller";
 

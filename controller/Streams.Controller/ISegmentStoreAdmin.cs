@@ -7,7 +7,7 @@ namespace Streams.Controller;
 /// unavailable (e.g. recovering) and are idempotent: creating an existing segment, sealing a sealed one or
 /// deleting a missing one succeeds, because the controller repeats steps after a crash.
 /// </summary>
-internal interface ISegmentStoreAdmin
+public interface ISegmentStoreAdmin
 {
     Task CreateSegmentAsync(string segment, CancellationToken cancellationToken);
 

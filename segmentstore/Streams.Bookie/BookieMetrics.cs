@@ -6,7 +6,7 @@ namespace Streams.Bookie;
 /// The bookie's instruments (meter "Streams.Bookie"), in OpenTelemetry's naming: dotted names without the unit, base
 /// units (bytes, seconds). Prometheus shows them with the unit and "_total" appended (docs/metrics.md lists every one).
 /// </summary>
-internal static class BookieMetrics
+public static class BookieMetrics
 {
     public const string MeterName = "Streams.Bookie";
 

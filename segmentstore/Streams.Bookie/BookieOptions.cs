@@ -1,7 +1,7 @@
 namespace Streams.Bookie;
 
 /// <summary>Settings of a bookie (configuration section "Bookie").</summary>
-internal sealed record BookieOptions
+public sealed record BookieOptions
 {
     /// <summary>Where the journal lives.</summary>
     public string DataDirectory { get; init; } = "./streams-data/bookie";

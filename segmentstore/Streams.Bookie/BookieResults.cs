@@ -4,10 +4,10 @@ using Streams.Contracts.Bookie;
 namespace Streams.Bookie;
 
 /// <summary>What a ledger looks like on this bookie.</summary>
-internal readonly record struct LedgerSummary(BookieStatus Status, long LastAddConfirmed, long LastEntryId, bool Fenced);
+public readonly record struct LedgerSummary(BookieStatus Status, long LastAddConfirmed, long LastEntryId, bool Fenced);
 
 /// <summary>An entry read from the journal; owns its buffer until disposed.</summary>
-internal sealed class EntryRead(BookieStatus status, long lastAddConfirmed, uint crc, IMemoryOwner<byte>? owner, ReadOnlyMemory<byte> payload, string? message = null) : IDisposable
+public sealed class EntryRead(BookieStatus status, long lastAddConfirmed, uint crc, IMemoryOwner<byte>? owner, ReadOnlyMemory<byte> payload, string? message = null) : IDisposable
 {
     public BookieStatus Status { get; } = status;
 

@@ -3,7 +3,7 @@ using Streams.Contracts.Bookie;
 namespace Streams.Ledger;
 
 /// <summary>An entry as a bookie returned it; owns its payload buffer until disposed.</summary>
-internal sealed class BookieEntry(BookieStatus status, long lastAddConfirmed, uint crc, ReadOnlyMemory<byte> payload, IDisposable? owner = null) : IDisposable
+public sealed class BookieEntry(BookieStatus status, long lastAddConfirmed, uint crc, ReadOnlyMemory<byte> payload, IDisposable? owner = null) : IDisposable
 {
     public BookieStatus Status { get; } = status;
 
@@ -17,13 +17,13 @@ internal sealed class BookieEntry(BookieStatus status, long lastAddConfirmed, ui
 }
 
 /// <summary>A bookie's view of a ledger: its last-add-confirmed, last stored entry and whether it is fenced.</summary>
-internal readonly record struct BookieLedgerState(BookieStatus Status, long LastAddConfirmed, long LastEntryId, bool Fenced);
+public readonly record struct BookieLedgerState(BookieStatus Status, long LastAddConfirmed, long LastEntryId, bool Fenced);
 
 /// <summary>
 /// Talks to one bookie. Transport failures (the bookie is down, a connection broke, no answer in time) surface as
 /// <see cref="BookieUnavailableException"/>; answers the bookie gave (FENCED, NO_SUCH_ENTRY...) are statuses.
 /// </summary>
-internal interface IBookieClient : IAsyncDisposable
+public interface IBookieClient : IAsyncDisposable
 {
     string BookieId { get; }
 
@@ -39,7 +39,7 @@ internal interface IBookieClient : IAsyncDisposable
 }
 
 /// <summary>A bookie could not be reached or did not answer in time.</summary>
-internal sealed class BookieUnavailableException(string bookieId, string message, Exception? inner = null)
+public sealed class BookieUnavailableException(string bookieId, string message, Exception? inner = null)
     : IOException($"Bookie {bookieId}: {message}", inner)
 {
     public string BookieId { get; } = bookieId;

@@ -1,14 +1,14 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Hashing;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Contracts.Bookie;
 using Streams.Ledger.Bookies;
 
 namespace Streams.Ledger;
 
 /// <summary>An entry read from a ledger.</summary>
-internal readonly record struct LedgerEntry(long EntryId, BookieEntry Data) : IDisposable
+public readonly record struct LedgerEntry(long EntryId, BookieEntry Data) : IDisposable
 {
     public void Dispose() => Data.Dispose();
 }
@@ -25,7 +25,7 @@ internal readonly record struct LedgerEntry(long EntryId, BookieEntry Data) : ID
 /// set, so at least one of any Qw - Qa + 1 of them has it.
 /// </para>
 /// </summary>
-internal sealed class LedgerManager
+public sealed class LedgerManager
 {
     private readonly LedgerOptions _options;
     private readonly ILogger _logger;

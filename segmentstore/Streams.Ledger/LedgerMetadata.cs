@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 
 namespace Streams.Ledger;
 
-internal enum LedgerState
+public enum LedgerState
 {
     Open,
     InRecovery,
@@ -12,14 +12,14 @@ internal enum LedgerState
 }
 
 /// <summary>Entries from <see cref="FirstEntryId"/> on are written to these bookies (until the next fragment).</summary>
-internal sealed record LedgerFragment(long FirstEntryId, IReadOnlyList<string> Bookies);
+public sealed record LedgerFragment(long FirstEntryId, IReadOnlyList<string> Bookies);
 
 /// <summary>
 /// A ledger's metadata, stored at /ledgers/L{id}: its quorums, state, fragments (one per ensemble change) and, once
 /// closed, its last entry. Every change is a compare-and-set on the node's version: a writer whose ledger was taken
 /// into recovery by someone else cannot record anything more.
 /// </summary>
-internal sealed record LedgerMetadata(
+public sealed record LedgerMetadata(
     int EnsembleSize,
     int WriteQuorum,
     int AckQuorum,

@@ -1,7 +1,7 @@
 namespace Streams.Ledger;
 
 /// <summary>Replication settings of new ledgers and timeouts of bookie requests.</summary>
-internal sealed record LedgerOptions
+public sealed record LedgerOptions
 {
     /// <summary>Bookies a ledger is striped over (E).</summary>
     public int EnsembleSize { get; init; } = 3;

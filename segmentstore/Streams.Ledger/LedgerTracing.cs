@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace Streams.Ledger;
 
 /// <summary>The ledger client's spans (activity source "Streams.Ledger"): ledger recovery (fence, recover the tail, close).</summary>
-internal static class LedgerTracing
+public static class LedgerTracing
 {
     public const string SourceName = "Streams.Ledger";
 

@@ -16,7 +16,7 @@ namespace Streams.Ledger;
 /// (recovery by a new owner), or a bookie answers FENCED, the writer stops: it can write nothing more.
 /// </para>
 /// </summary>
-internal sealed class LedgerWriter
+public sealed class LedgerWriter
 {
     private readonly LedgerManager _manager;
     private readonly ILogger _logger;

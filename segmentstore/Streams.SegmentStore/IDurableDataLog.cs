@@ -3,7 +3,7 @@ using System.Buffers;
 namespace Streams.SegmentStore;
 
 /// <summary>A record read back from a durable log.</summary>
-internal readonly record struct LogRecord(LogAddress Address, IMemoryOwner<byte> Data, int Length) : IDisposable
+public readonly record struct LogRecord(LogAddress Address, IMemoryOwner<byte> Data, int Length) : IDisposable
 {
     public ReadOnlyMemory<byte> Memory => Data.Memory[..Length];
 
@@ -19,7 +19,7 @@ internal readonly record struct LogRecord(LogAddress Address, IMemoryOwner<byte>
 /// checksum fails: it throws <see cref="DataCorruptionException"/> instead.
 /// </para>
 /// </summary>
-internal interface IDurableDataLog : IAsyncDisposable
+public interface IDurableDataLog : IAsyncDisposable
 {
     /// <summary>Largest record <see cref="AppendAsync"/> accepts.</summary>
     int MaxRecordSize { get; }

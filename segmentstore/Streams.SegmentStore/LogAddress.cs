@@ -4,7 +4,7 @@ namespace Streams.SegmentStore;
 /// Where a record lives in a durable log: a ledger and an entry in it. Logs with a single underlying
 /// journal use ledger 0 and the journal address as the entry. Addresses order records in log order.
 /// </summary>
-internal readonly record struct LogAddress(long LedgerId, long EntryId) : IComparable<LogAddress>
+public readonly record struct LogAddress(long LedgerId, long EntryId) : IComparable<LogAddress>
 {
     public int CompareTo(LogAddress other)
     {

@@ -7,7 +7,7 @@ namespace Streams.SegmentStore;
 /// the unit, base units (bytes, seconds). Prometheus shows them with the unit and "_total" appended
 /// (docs/metrics.md lists every one).
 /// </summary>
-internal static class SegmentStoreMetrics
+public static class SegmentStoreMetrics
 {
     public const string MeterName = "Streams.SegmentStore";
 

@@ -3,7 +3,7 @@ using Streams.SegmentStore.Containers;
 namespace Streams.SegmentStore;
 
 /// <summary>Settings of a segment store (configuration section "SegmentStore").</summary>
-internal sealed record SegmentStoreOptions
+public sealed record SegmentStoreOptions
 {
     /// <summary>Where container logs live (standalone: under the data directory).</summary>
     public string DataDirectory { get; init; } = "./streams-data/segmentstore";

@@ -8,7 +8,7 @@ namespace Streams.SegmentStore;
 /// path carries hundreds of thousands of events a second). With no listener, starting a span costs one check and
 /// returns null.
 /// </summary>
-internal static class SegmentStoreTracing
+public static class SegmentStoreTracing
 {
     public const string SourceName = "Streams.SegmentStore";
 

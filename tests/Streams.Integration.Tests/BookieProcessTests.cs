@@ -1,6 +1,6 @@
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Contracts.Bookie;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;

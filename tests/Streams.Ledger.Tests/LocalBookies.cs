@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie;
 using Streams.Bookie.Storage;
-using Streams.Common.Server.Metadata;
 using Streams.Contracts.Bookie;
+using Streams.Coordination.Metadata;
+using Streams.Hosting;
 using Streams.Ledger.Bookies;
 using Streams.Testing;
 

@@ -1,7 +1,8 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie;
 using Streams.Bookie.Storage;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
+using Streams.Hosting;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
 using Streams.SegmentStore.Logs;

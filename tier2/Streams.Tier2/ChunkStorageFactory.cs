@@ -9,7 +9,7 @@ namespace Streams.Tier2;
 /// <c>s3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&amp;region=R&amp;pathStyle=true]</c> for S3, credentials from the
 /// standard AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the SDK's default chain.
 /// </summary>
-internal static class ChunkStorageFactory
+public static class ChunkStorageFactory
 {
     /// <summary>Like <see cref="Open"/>, but null, empty or "none" mean no Tier 2.</summary>
     public static IChunkStorage? OpenOrNone(string? uri) =>

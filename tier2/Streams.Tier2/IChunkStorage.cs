@@ -14,7 +14,7 @@ namespace Streams.Tier2;
 /// <see cref="ChunkStorageUnavailableException"/>; callers retry those with back-off.
 /// </para>
 /// </summary>
-internal interface IChunkStorage : IAsyncDisposable
+public interface IChunkStorage : IAsyncDisposable
 {
     /// <summary>Where the chunks live, for messages (a directory, or s3://bucket/prefix).</summary>
     string Location { get; }
@@ -50,7 +50,7 @@ internal interface IChunkStorage : IAsyncDisposable
 internal sealed class ChunkNotFoundException(string message) : Exception(message);
 
 /// <summary>Tier 2 could not be reached or failed in a way that may pass; retry later.</summary>
-internal sealed class ChunkStorageUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class ChunkStorageUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>Checks chunk names (<see cref="IChunkStorage"/>).</summary>
 internal static class ChunkNames

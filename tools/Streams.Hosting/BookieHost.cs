@@ -8,9 +8,9 @@ using Microsoft.Extensions.Logging;
 using Streams.Bookie;
 using Streams.Bookie.Server;
 using Streams.Bookie.Storage;
-using Streams.Common.Server.Cluster;
+using Streams.Coordination.Cluster;
 using Streams.Common.Server.Grpc;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Ledger.Bookies;
 
 namespace Streams.Hosting;
@@ -19,7 +19,7 @@ namespace Streams.Hosting;
 /// <c>streams bookie</c>: a storage node. Its journal lives in the data directory; it serves the raw carrier (for
 /// ledger clients) and gRPC, and registers at /bookies/available/{host:data-port} while it runs.
 /// </summary>
-internal sealed class BookieHost : IAsyncDisposable
+public sealed class BookieHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly BookieStore _store;

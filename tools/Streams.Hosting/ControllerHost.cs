@@ -4,9 +4,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Cluster;
+using Streams.Coordination.Cluster;
 using Streams.Common.Server.Grpc;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Controller;
 using Streams.Controller.Cluster;
 using Streams.Controller.Scaling;
@@ -20,7 +20,7 @@ namespace Streams.Hosting;
 /// metadata changes are compare-and-set in ZooKeeper) and one, elected, assigns containers to segment stores and
 /// finishes operations a crashed controller left half done.
 /// </summary>
-internal sealed class ControllerHost : IAsyncDisposable
+public sealed class ControllerHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ZooKeeperMetadataStore _zookeeper;

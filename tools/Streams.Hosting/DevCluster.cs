@@ -11,7 +11,7 @@ namespace Streams.Hosting;
 /// Runs a local cluster as child processes: ZooKeeper (Debian's zookeeper package), bookies, a controller and segment
 /// stores, all on loopback, their output prefixed with their name. Disposing stops every child (SIGTERM, then SIGKILL).
 /// </summary>
-internal sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : IAsyncDisposable
+public sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : IAsyncDisposable
 {
     private const string ZooKeeperJar = "/usr/share/java/zookeeper.jar";
 

@@ -4,9 +4,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Cluster;
+using Streams.Coordination.Cluster;
 using Streams.Common.Server.Grpc;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
 using Streams.SegmentStore;
@@ -20,7 +20,7 @@ namespace Streams.Hosting;
 /// <c>streams segmentstore</c>: serves the segments of the containers the controller assigns it. Container logs are
 /// ledgers on the cluster's bookies; the store registers at /cluster/segmentstores/{host:grpc-port} while it runs.
 /// </summary>
-internal sealed class SegmentStoreHost : IAsyncDisposable
+public sealed class SegmentStoreHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly SegmentStoreService _service;

@@ -7,7 +7,7 @@ namespace Streams.Hosting;
 /// an optional --config file, environment variables (STREAMS__SECTION__KEY, e.g. STREAMS__SEGMENTSTORE__CACHESIZEMB),
 /// then command-line flags.
 /// </summary>
-internal static class ServerConfiguration
+public static class ServerConfiguration
 {
     public static IConfiguration Build(string? configFile, IEnumerable<KeyValuePair<string, string?>> flags, IEnumerable<KeyValuePair<string, string?>>? defaults = null)
     {

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging.Console;
 namespace Streams.Hosting;
 
 /// <summary>Console logging for server roles: one line per entry, UTC timestamps, levels from configuration.</summary>
-internal static class ServerLogging
+public static class ServerLogging
 {
     public static ILoggerFactory Create(IConfiguration configuration, LogLevel minimum) =>
         LoggerFactory.Create(builder =>

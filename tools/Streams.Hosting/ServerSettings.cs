@@ -3,7 +3,7 @@ using System.Net;
 namespace Streams.Hosting;
 
 /// <summary>Network endpoints of a server process (configuration section "Server").</summary>
-internal sealed record ServerSettings
+public sealed record ServerSettings
 {
     /// <summary>Address to listen on. 127.0.0.1 by default: expose the store deliberately (0.0.0.0), not by accident.</summary>
     public string Host { get; init; } = "127.0.0.1";

@@ -9,7 +9,7 @@ using Microsoft.Extensions.Logging;
 using Streams.Bookie;
 using Streams.Bookie.Storage;
 using Streams.Common.Server.Grpc;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Controller;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
@@ -28,7 +28,7 @@ namespace Streams.Hosting;
 /// <c>metadata/</c> (streams, scopes, ledgers, container logs) and <c>bookie/</c> (the journal of the in-process bookie).
 /// It serves gRPC (every API, health and reflection), the raw data carrier, and HTTP /metrics, /healthz and /readyz.
 /// </summary>
-internal sealed class StandaloneHost : IAsyncDisposable
+public sealed class StandaloneHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly IMetadataStore _metadata;

@@ -18,7 +18,7 @@ namespace Streams.Hosting;
 /// server without one creates no spans at all): a tracer provider over the Streams activity sources, ASP.NET Core and
 /// Grpc.Net.Client, sampled by Telemetry:TraceSampleRatio, exported over OTLP. Names and units: docs/metrics.md.
 /// </summary>
-internal sealed class TelemetryPipeline : IDisposable
+public sealed class TelemetryPipeline : IDisposable
 {
     /// <summary>How often metrics are pushed over OTLP; Prometheus pulls /metrics on its own schedule.</summary>
     private static readonly TimeSpan OtlpExportInterval = TimeSpan.FromSeconds(15);

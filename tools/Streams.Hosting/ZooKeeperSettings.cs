@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 
 namespace Streams.Hosting;
 

@@ -12,7 +12,7 @@ namespace Streams.Common.Server.Framing;
 /// system call. Replies still go out while the server stops; only a closed connection stops the sender, and whatever
 /// was queued for it is released.
 /// </summary>
-internal sealed class FramedReplyChannel
+public sealed class FramedReplyChannel
 {
     private const int FlushThreshold = 256 * 1024;
 

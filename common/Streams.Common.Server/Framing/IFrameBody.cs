@@ -6,7 +6,7 @@ namespace Streams.Common.Server.Framing;
 /// A reply written by hand into the connection's send buffer (typically a payload from a cache or journal buffer,
 /// copied once into the socket's pipe). Disposed after it is written, or if the connection closes first.
 /// </summary>
-internal interface IFrameBody : IDisposable
+public interface IFrameBody : IDisposable
 {
     int Size { get; }
 

@@ -7,7 +7,7 @@ namespace Streams.Common.Server.Grpc;
 /// Grpc.AspNetCore parses a unary request before any interceptor runs and reports a parse failure as UNKNOWN; the
 /// documented status for a malformed message is INVALID_ARGUMENT. Every method a Streams server binds goes through here.
 /// </summary>
-internal static class CheckedRequests
+public static class CheckedRequests
 {
     /// <summary>The method with a request marshaller that turns a message that does not parse into INVALID_ARGUMENT.</summary>
     public static Method<TRequest, TResponse> Of<TRequest, TResponse>(Method<TRequest, TResponse> method)

@@ -6,7 +6,7 @@ namespace Streams.Common.Server.Grpc;
 /// is skipped (so the route is not bound twice) and they need no override of the generated method.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class, Inherited = false)]
-internal sealed class CustomMarshalledAttribute(params string[] methods) : Attribute
+public sealed class CustomMarshalledAttribute(params string[] methods) : Attribute
 {
     public IReadOnlyList<string> Methods { get; } = methods;
 }

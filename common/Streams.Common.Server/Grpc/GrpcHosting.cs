@@ -12,7 +12,7 @@ namespace Streams.Common.Server.Grpc;
 /// <param name="Name">Short name, shown by the HTTP readiness endpoint.</param>
 /// <param name="Check">Healthy or not, with a one-line reason.</param>
 /// <param name="Services">Fully qualified gRPC service names (e.g. "streams.controller.v1.Controller") it gates.</param>
-internal sealed record ReadinessCheck(string Name, Func<HealthCheckResult> Check, IReadOnlyList<string> Services);
+public sealed record ReadinessCheck(string Name, Func<HealthCheckResult> Check, IReadOnlyList<string> Services);
 
 /// <summary>
 /// gRPC on Grpc.AspNetCore as every Streams role serves it: generated services bound with start-up checks
@@ -21,7 +21,7 @@ internal sealed record ReadinessCheck(string Name, Func<HealthCheckResult> Check
 /// per service name follows the role's readiness checks (Check answers from the checks; Watch pushes a change within
 /// about a second).
 /// </summary>
-internal static class GrpcHosting
+public static class GrpcHosting
 {
     /// <summary>How often the readiness checks run for health Watch calls.</summary>
     private static readonly TimeSpan HealthPeriod = TimeSpan.FromSeconds(1);

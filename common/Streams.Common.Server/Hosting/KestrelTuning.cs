@@ -9,7 +9,7 @@ namespace Streams.Common.Server.Hosting;
 /// 16 MiB HTTP/2 windows so a stream is never stalled waiting for window updates, no request-body size or
 /// minimum-rate limits (append streams live for hours and idle for minutes), and 64 KiB pool blocks.
 /// </summary>
-internal static class KestrelTuning
+public static class KestrelTuning
 {
     private const int WindowSize = 16 * 1024 * 1024;
 

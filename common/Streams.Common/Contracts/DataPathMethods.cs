@@ -11,15 +11,17 @@ namespace Streams.Common.Contracts;
 /// Google.Protobuf's copy. On the client the data is the caller's buffers; on the server it is a pooled copy of the
 /// received bytes, released by <see cref="Dispose"/>.
 /// </summary>
-internal sealed class AppendRequestFrame : IDisposable
+public sealed class AppendRequestFrame : IDisposable
 {
     private readonly IMemoryOwner<byte>? _owner;
 
+    /// <summary>A setup message (or any message sent as protobuf).</summary>
     public AppendRequestFrame(AppendRequest message)
     {
         Message = message;
     }
 
+    /// <summary>A block: its header and data; <paramref name="owner"/>, if given, is released by <see cref="Dispose"/>.</summary>
     public AppendRequestFrame(AppendBlockHeader header, ReadOnlySequence<byte> data, IMemoryOwner<byte>? owner = null)
     {
         Header = header;
@@ -30,10 +32,13 @@ internal sealed class AppendRequestFrame : IDisposable
     /// <summary>The setup (or a block encoded unusually), parsed by Google.Protobuf; null for a block read as a frame.</summary>
     public AppendRequest? Message { get; }
 
+    /// <summary>The block's fields other than its data (for a block frame).</summary>
     public AppendBlockHeader Header { get; }
 
+    /// <summary>The block's framed events (for a block frame).</summary>
     public ReadOnlySequence<byte> Data { get; }
 
+    /// <summary>Releases the pooled copy of a received block's data.</summary>
     public void Dispose() => _owner?.Dispose();
 }
 
@@ -43,8 +48,9 @@ internal sealed class AppendRequestFrame : IDisposable
 /// difference): the client writes a block straight from the caller's buffers into the HTTP/2 stream, and the server
 /// copies it once into pooled memory instead of into a fresh array (on the large-object heap for blocks over 85 KB).
 /// </summary>
-internal static class DataPathMethods
+public static class DataPathMethods
 {
+    /// <summary>Writes and reads Append request messages with the wire bytes of the generated AppendRequest.</summary>
     public static readonly Marshaller<AppendRequestFrame> AppendFrameMarshaller = new(
         static (frame, context) =>
         {
@@ -60,6 +66,7 @@ internal static class DataPathMethods
         },
         static context => ReadAppendFrame(context.PayloadAsReadOnlySequence()));
 
+    /// <summary>The Append method with <see cref="AppendFrameMarshaller"/> for its requests.</summary>
     public static readonly Method<AppendRequestFrame, AppendReply> Append = new(
         MethodType.DuplexStreaming, SegmentStore.Descriptor.FullName, "Append", AppendFrameMarshaller, Protobuf(AppendReply.Parser));
 

@@ -6,7 +6,7 @@ using Grpc.Net.Client;
 namespace Streams.Common.Grpc;
 
 /// <summary>Settings of a client channel. The defaults suit the data plane: large windows and messages.</summary>
-internal sealed record GrpcChannelSettings
+public sealed record GrpcChannelSettings
 {
     /// <summary>How long to wait for a TCP connection.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -29,7 +29,7 @@ internal sealed record GrpcChannelSettings
 /// <see cref="SocketsHttpHandler"/> (cleartext with prior knowledge for http://, TLS with ALPN for https://), several
 /// connections when one is full, 16 MiB stream windows, and message limits that fit the largest event.
 /// </summary>
-internal static class GrpcChannels
+public static class GrpcChannels
 {
     /// <summary>
     /// Largest message either side sends or accepts. 16 MiB leaves room for the largest event (8 MiB) plus framing;

@@ -4,10 +4,12 @@ using System.Numerics;
 namespace Streams.Common.Hashing;
 
 /// <summary>CRC-32C (Castagnoli), hardware-accelerated through <see cref="BitOperations.Crc32C(uint, ulong)"/>.</summary>
-internal static class Crc32C
+public static class Crc32C
 {
+    /// <summary>The CRC-32C of <paramref name="data"/>.</summary>
     public static uint Compute(ReadOnlySpan<byte> data) => ~Append(0xFFFFFFFF, data);
 
+    /// <summary>The CRC-32C of <paramref name="data"/>, over all its segments.</summary>
     public static uint Compute(in System.Buffers.ReadOnlySequence<byte> data)
     {
         var crc = 0xFFFFFFFF;

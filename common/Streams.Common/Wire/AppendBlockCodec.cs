@@ -3,13 +3,13 @@ using System.Buffers;
 namespace Streams.Common.Wire;
 
 /// <summary>The header fields of an AppendBlock (segmentstore.proto).</summary>
-internal readonly record struct AppendBlockHeader(long RequestId, long LastEventNumber, int EventCount, long? ExpectedOffset);
+public readonly record struct AppendBlockHeader(long RequestId, long LastEventNumber, int EventCount, long? ExpectedOffset);
 
 /// <summary>
 /// An AppendRequest/DataRequest envelope holding one AppendBlock, read and written without copying its data
 /// (<see cref="PayloadMessageCodec"/>).
 /// </summary>
-internal static class AppendBlockCodec
+public static class AppendBlockCodec
 {
     /// <summary>AppendBlock's field number in both AppendRequest and DataRequest.</summary>
     public const int EnvelopeField = 2;

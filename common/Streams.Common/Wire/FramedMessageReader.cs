@@ -10,7 +10,7 @@ namespace Streams.Common.Wire;
 /// small header fields and copy payloads exactly once, to where they must go.
 /// Every whole message already buffered is returned before the pipe is asked for more.
 /// </summary>
-internal sealed class FramedMessageReader
+public sealed class FramedMessageReader
 {
     private readonly PipeReader _reader;
     private readonly int _maxMessageSize;
@@ -18,6 +18,7 @@ internal sealed class FramedMessageReader
     private bool _holdsBuffer;
     private bool _completed;
 
+    /// <summary>Reads frames from <paramref name="reader"/>, refusing any frame longer than <paramref name="maxMessageSize"/>.</summary>
     public FramedMessageReader(PipeReader reader, int maxMessageSize)
     {
         _reader = reader;

@@ -10,8 +10,9 @@ namespace Streams.Common.Wire;
 /// proto3 zero values omitted unless marked present (proto3 <c>optional</c>).
 /// Fields are addressed by number: <c>fields[n]</c> holds field n.
 /// </summary>
-internal static class PayloadMessageCodec
+public static class PayloadMessageCodec
 {
+    /// <summary>Highest field number the codec handles (one-byte tags).</summary>
     public const int MaxField = 15;
 
     /// <summary>

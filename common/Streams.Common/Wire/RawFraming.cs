@@ -9,8 +9,9 @@ namespace Streams.Common.Wire;
 /// The raw data carrier's framing: a 4-byte big-endian length, then one protobuf message
 /// (DataRequest from client to server, DataReply back). See docs/wire-protocol.md.
 /// </summary>
-internal static class RawFraming
+public static class RawFraming
 {
+    /// <summary>Bytes of the length prefix; the length does not count them.</summary>
     public const int HeaderSize = 4;
 
     /// <summary>Current version of the raw carrier, exchanged in Hello/HelloReply.</summary>

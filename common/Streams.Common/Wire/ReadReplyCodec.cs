@@ -4,19 +4,20 @@ using Streams.Contracts.SegmentStore;
 namespace Streams.Common.Wire;
 
 /// <summary>The fields of a ReadSegmentReply other than its data.</summary>
-internal readonly record struct ReadReplyHeader(long RequestId, ReadStatus Status, long Offset, long SegmentLength, long StartOffset, bool Sealed);
+public readonly record struct ReadReplyHeader(long RequestId, ReadStatus Status, long Offset, long SegmentLength, long StartOffset, bool Sealed);
 
 /// <summary>
 /// ReadSegmentReply, written from the server's cache and read into the client's buffers without intermediate copies
 /// (<see cref="PayloadMessageCodec"/>).
 /// </summary>
-internal static class ReadReplyCodec
+public static class ReadReplyCodec
 {
     /// <summary>ReadSegmentReply's field number in DataReply.</summary>
     public const int EnvelopeField = 4;
 
     private const int DataField = 7;
 
+    /// <summary>Encoded size of a ReadSegmentReply with <paramref name="dataLength"/> bytes of data.</summary>
     public static int Size(in ReadReplyHeader header, long dataLength)
     {
         Span<long> fields = stackalloc long[DataField];
@@ -24,9 +25,11 @@ internal static class ReadReplyCodec
         return PayloadMessageCodec.Size(fields, 0, DataField, dataLength);
     }
 
+    /// <summary>Encoded size of the reply as field <see cref="EnvelopeField"/> of a DataReply.</summary>
     public static int EnvelopeSize(in ReadReplyHeader header, long dataLength) =>
         ProtoWire.LengthDelimitedFieldSize(EnvelopeField, Size(header, dataLength));
 
+    /// <summary>Writes a ReadSegmentReply.</summary>
     public static void Write(IBufferWriter<byte> writer, in ReadReplyHeader header, in ReadOnlySequence<byte> data)
     {
         Span<long> fields = stackalloc long[DataField];
@@ -34,6 +37,7 @@ internal static class ReadReplyCodec
         PayloadMessageCodec.Write(writer, fields, 0, DataField, data);
     }
 
+    /// <summary>Writes the reply as field <see cref="EnvelopeField"/> of a DataReply.</summary>
     public static void WriteEnvelope(IBufferWriter<byte> writer, in ReadReplyHeader header, in ReadOnlySequence<byte> data)
     {
         Span<long> fields = stackalloc long[DataField];

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Streams.Common.Naming;
-using Streams.Common.Server.Cluster;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Cluster;
+using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
 
 namespace Streams.Controller.Cluster;
@@ -10,7 +10,7 @@ namespace Streams.Controller.Cluster;
 /// The controller's live picture of the cluster: the container assignment and the registered segment stores, kept
 /// current by watches. It answers "which segment store serves this segment" without a round trip.
 /// </summary>
-internal sealed class ClusterView : ISegmentLocator, IAsyncDisposable
+public sealed class ClusterView : ISegmentLocator, IAsyncDisposable
 {
     private readonly IMetadataStore _store;
     private readonly int _containerCount;

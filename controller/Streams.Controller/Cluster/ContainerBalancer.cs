@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Cluster;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Cluster;
+using Streams.Coordination.Metadata;
 
 namespace Streams.Controller.Cluster;
 
@@ -10,7 +10,7 @@ namespace Streams.Controller.Cluster;
 /// the least loaded live stores within moments, and when a store joins, containers move to it until loads differ by at
 /// most one. The assignment is replaced by compare-and-set, so a deposed leader cannot overwrite a newer one.
 /// </summary>
-internal sealed class ContainerBalancer(IMetadataStore store, int containerCount, ILogger logger)
+public sealed class ContainerBalancer(IMetadataStore store, int containerCount, ILogger logger)
 {
     private static readonly TimeSpan RecheckInterval = TimeSpan.FromSeconds(30);
 

@@ -12,7 +12,7 @@ namespace Streams.Controller.Cluster;
 /// Segment operations sent over gRPC to the segment store that owns the segment's container. While a container has
 /// no owner or is moving (UNAVAILABLE), the call is retried against the current owner until the timeout.
 /// </summary>
-internal sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCount, TimeSpan timeout) : ISegmentStoreAdmin, IDisposable
+public sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCount, TimeSpan timeout) : ISegmentStoreAdmin, IDisposable
 {
     /// <summary>Each segment operation waits this long for its answer.</summary>
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(30);

@@ -7,7 +7,7 @@ namespace Streams.Controller.Scaling;
 /// The scaling signal as gauges (meter "Streams.Controller"): each stream's active segment count and whether it is
 /// sealed, labelled by scope and stream.
 /// </summary>
-internal sealed class ControllerMetrics : IDisposable
+public sealed class ControllerMetrics : IDisposable
 {
     public const string MeterName = "Streams.Controller";
 

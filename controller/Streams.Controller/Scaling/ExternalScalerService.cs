@@ -18,7 +18,7 @@ namespace Streams.Controller.Scaling;
 /// All four calls check the metadata alike: INVALID_ARGUMENT for a missing key, a name the controller would refuse or a
 /// bad <c>segmentsPerReplica</c>; NOT_FOUND for a stream that does not exist.
 /// </summary>
-internal sealed class ExternalScalerService(ControllerService controller) : ExternalScaler.ExternalScalerBase
+public sealed class ExternalScalerService(ControllerService controller) : ExternalScaler.ExternalScalerBase
 {
     private static readonly TimeSpan PushInterval = TimeSpan.FromSeconds(5);
 

@@ -5,7 +5,7 @@ using Streams.Controller.Streams;
 namespace Streams.Controller.Server;
 
 /// <summary>streams.controller.v1.Controller: the generated service, answered by <see cref="ControllerService"/>.</summary>
-internal sealed class GrpcControllerService(ControllerService controller) : Contracts.Controller.Controller.ControllerBase
+public sealed class GrpcControllerService(ControllerService controller) : Contracts.Controller.Controller.ControllerBase
 {
     public override async Task<CreateScopeReply> CreateScope(ScopeRequest request, ServerCallContext context) =>
         new() { Created = await controller.CreateScopeAsync(request.Scope, context.CancellationToken) };

@@ -13,7 +13,7 @@ namespace Streams.Controller.Streams;
 /// <see cref="RecoverAsync"/> (run at start) finishes it, so a stream is never left half-created or half-sealed.
 /// Requests fail with gRPC statuses that say what to change.
 /// </summary>
-internal sealed class ControllerService
+public sealed class ControllerService
 {
     private readonly StreamMetadataStore _metadata;
     private readonly ISegmentStoreAdmin _segments;

@@ -15,7 +15,7 @@ namespace Streams.Controller.Streams;
 /// data on time.
 /// </para>
 /// </summary>
-internal sealed class RetentionService(ControllerService controller, StreamMetadataStore metadata, TimeSpan interval, ILogger<RetentionService> logger)
+public sealed class RetentionService(ControllerService controller, StreamMetadataStore metadata, TimeSpan interval, ILogger<RetentionService> logger)
 {
     /// <summary>Cuts are spaced by this fraction of the policy, so a stream holds about this many at a time.</summary>
     internal const int Steps = 16;

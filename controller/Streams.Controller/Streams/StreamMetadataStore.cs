@@ -1,10 +1,10 @@
 using System.Text.Json;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 
 namespace Streams.Controller.Streams;
 
 /// <summary>Scopes and streams on top of an <see cref="IMetadataStore"/>, with versions for compare-and-set updates.</summary>
-internal sealed class StreamMetadataStore
+public sealed class StreamMetadataStore
 {
     private const string ScopesRoot = "/scopes";
     private const string RetentionRoot = "/retention";

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace Streams.Controller.Streams;
 
 /// <summary>Lifecycle of a stream record. The transitional states let a restarted controller finish what it began.</summary>
-internal enum StreamRecordState
+public enum StreamRecordState
 {
     Creating,
     Active,
@@ -13,7 +13,7 @@ internal enum StreamRecordState
 }
 
 /// <summary>One segment of a stream's epoch and its routing-key range [KeyStart, KeyEnd).</summary>
-internal sealed record SegmentRecord(int Number, int Epoch, double KeyStart, double KeyEnd);
+public sealed record SegmentRecord(int Number, int Epoch, double KeyStart, double KeyEnd);
 
 /// <summary>
 /// A stream as stored in the metadata store (JSON), at /scopes/{scope}/streams/{stream}. <see cref="ActiveSegments"/>
@@ -21,7 +21,7 @@ internal sealed record SegmentRecord(int Number, int Epoch, double KeyStart, dou
 /// a scale sealed and replaced (none until streams scale: a scale must move the segments it replaces there). Together
 /// they are every segment the stream has; a segment in neither never belonged to it.
 /// </summary>
-internal sealed record StreamRecord(
+public sealed record StreamRecord(
     string Scope,
     string Stream,
     int FixedSegmentCount,
@@ -53,14 +53,14 @@ internal sealed record StreamRecord(
 internal sealed record ScopeRecord(long CreatedAtUnixMs);
 
 /// <summary>A stream's tail at one moment: when, how many bytes the stream had taken in all, and each segment's length.</summary>
-internal sealed record RetentionSample(long TimeUnixMs, long Total, IReadOnlyDictionary<long, long> Positions);
+public sealed record RetentionSample(long TimeUnixMs, long Total, IReadOnlyDictionary<long, long> Positions);
 
 /// <summary>
 /// The cuts a retention policy may truncate at, oldest first, as stored at /retention/{scope}/{stream}, so a new
 /// leading controller carries on where the last one stopped. <see cref="StreamCreatedAtUnixMs"/> ties them to one
 /// incarnation of the stream: a stream deleted and created again under the same name never inherits old cuts.
 /// </summary>
-internal sealed record RetentionRecord(long StreamCreatedAtUnixMs, IReadOnlyList<RetentionSample> Samples);
+public sealed record RetentionRecord(long StreamCreatedAtUnixMs, IReadOnlyList<RetentionSample> Samples);
 
 [JsonSerializable(typeof(StreamRecord))]
 [JsonSerializable(typeof(ScopeRecord))]

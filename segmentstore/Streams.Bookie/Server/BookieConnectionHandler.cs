@@ -16,7 +16,7 @@ namespace Streams.Bookie.Server;
 /// is copied once, from the receive buffer into the journal, before the next frame is read.
 /// A malformed frame gets a BookieError with request id 0 and the connection is closed.
 /// </summary>
-internal sealed class BookieConnectionHandler : ConnectionHandler
+public sealed class BookieConnectionHandler : ConnectionHandler
 {
     private readonly BookieStore _store;
     private readonly IHostApplicationLifetime _lifetime;

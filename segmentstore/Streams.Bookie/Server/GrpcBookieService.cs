@@ -7,7 +7,7 @@ using Streams.Contracts.Bookie;
 namespace Streams.Bookie.Server;
 
 /// <summary>streams.bookie.v1.Bookie on the gRPC carrier: the same operations as the raw carrier, for any language's gRPC stack.</summary>
-internal sealed class GrpcBookieService(BookieStore store) : Contracts.Bookie.Bookie.BookieBase
+public sealed class GrpcBookieService(BookieStore store) : Contracts.Bookie.Bookie.BookieBase
 {
     public override async Task<AddEntryReply> AddEntry(AddEntryRequest request, ServerCallContext context) => new()
     {

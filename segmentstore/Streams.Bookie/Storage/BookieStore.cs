@@ -23,7 +23,7 @@ namespace Streams.Bookie.Storage;
 /// pin it. Entry ids of deleted ledgers are never served again (ledger ids are never reused).
 /// </para>
 /// </summary>
-internal sealed class BookieStore : IAsyncDisposable
+public sealed class BookieStore : IAsyncDisposable
 {
     /// <summary>Live records moved by garbage collection at a time (they share commits; this many are in memory).</summary>
     private const int RelocationBatch = 32;

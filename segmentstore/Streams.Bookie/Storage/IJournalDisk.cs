@@ -7,7 +7,7 @@ namespace Streams.Bookie.Storage;
 /// directory fsync that makes file creations and removals durable. <see cref="LocalJournalDisk"/> is the real one;
 /// the bookie's power-cut tests put a disk here that forgets whatever was not made durable.
 /// </summary>
-internal interface IJournalDisk
+public interface IJournalDisk
 {
     /// <summary>The device that keeps the journal in files named <paramref name="path"/>.0, .1, ...</summary>
     IDevice OpenLog(string path);

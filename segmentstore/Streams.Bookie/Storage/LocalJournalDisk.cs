@@ -1,5 +1,5 @@
 using FASTER.core;
-using Streams.Common.Server.Storage;
+using Streams.Common.Storage;
 
 namespace Streams.Bookie.Storage;
 

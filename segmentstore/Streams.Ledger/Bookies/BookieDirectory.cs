@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 
 namespace Streams.Ledger.Bookies;
 
@@ -10,7 +10,7 @@ namespace Streams.Ledger.Bookies;
 /// <see cref="AvailablePath"/> named by its id, "host:port" of its raw data port, so a client can reach any bookie
 /// named in ledger metadata even after it left the registry. Clients are cached and replaced once broken.
 /// </summary>
-internal sealed class BookieDirectory : IAsyncDisposable
+public sealed class BookieDirectory : IAsyncDisposable
 {
     public const string AvailablePath = "/bookies/available";
 

@@ -1,7 +1,7 @@
 namespace Streams.SegmentStore.Containers;
 
 /// <summary>Settings of a segment container's operation pipeline.</summary>
-internal sealed record ContainerOptions
+public sealed record ContainerOptions
 {
     /// <summary>
     /// Target size of a log record. 1 MiB amortises the per-record cost (an fsync, a bookie round trip) over
@@ -59,7 +59,7 @@ internal sealed record ContainerOptions
 }
 
 /// <summary>Settings of a container's storage writer, which moves durable data from Tier 1 to Tier 2.</summary>
-internal sealed record StorageWriterOptions
+public sealed record StorageWriterOptions
 {
     /// <summary>A segment is flushed once it has this many bytes not in Tier 2 (one chunk per flush).</summary>
     public int FlushSize { get; init; } = 4 * 1024 * 1024;

@@ -1,7 +1,7 @@
 namespace Streams.SegmentStore.Containers;
 
 /// <summary>How a container operation ended. Expected outcomes are values, not exceptions.</summary>
-internal enum OutcomeStatus
+public enum OutcomeStatus
 {
     Success,
     NoSuchSegment,
@@ -19,7 +19,7 @@ internal enum OutcomeStatus
 /// <param name="SegmentLength">The segment's length once the operation is applied.</param>
 /// <param name="EventNumber">For appends: the acknowledged event number; for setups: the writer's last durable event number.</param>
 /// <param name="Message">Why the operation failed, for the user.</param>
-internal readonly record struct OperationOutcome(OutcomeStatus Status, long SegmentLength = 0, long EventNumber = -1, string? Message = null)
+public readonly record struct OperationOutcome(OutcomeStatus Status, long SegmentLength = 0, long EventNumber = -1, string? Message = null)
 {
     public bool IsSuccess => Status == OutcomeStatus.Success;
 
@@ -30,7 +30,7 @@ internal readonly record struct OperationOutcome(OutcomeStatus Status, long Segm
 /// Receives outcomes of operations handed to a container. Called on the container's commit path:
 /// implementations only queue the outcome (e.g. a reply) and return.
 /// </summary>
-internal interface IOperationCallback
+public interface IOperationCallback
 {
     void OnCompleted(long token, in OperationOutcome outcome);
 }

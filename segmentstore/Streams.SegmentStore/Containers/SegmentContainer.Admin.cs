@@ -3,7 +3,7 @@ using Streams.SegmentStore.Logs;
 
 namespace Streams.SegmentStore.Containers;
 
-internal sealed partial class SegmentContainer
+public sealed partial class SegmentContainer
 {
     public Task<OperationOutcome> CreateSegmentAsync(string name, CancellationToken cancellationToken = default)
     {

@@ -5,7 +5,7 @@ using Streams.SegmentStore.Logs;
 namespace Streams.SegmentStore.Containers;
 
 /// <summary>What happened to an append handed to <see cref="SegmentContainer.TryAppend"/>.</summary>
-internal enum AppendAcceptance
+public enum AppendAcceptance
 {
     /// <summary>Copied into a frame; the callback answers once it is durable (or failed).</summary>
     Accepted,
@@ -17,7 +17,7 @@ internal enum AppendAcceptance
     NoCapacity,
 }
 
-internal sealed partial class SegmentContainer
+public sealed partial class SegmentContainer
 {
     /// <summary>
     /// Accepts a block of framed events into the current frame. The data is copied exactly once, before this

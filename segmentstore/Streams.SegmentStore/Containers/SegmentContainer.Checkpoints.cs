@@ -21,7 +21,7 @@ namespace Streams.SegmentStore.Containers;
 /// CheckpointEvery), so checkpoints never take more than a fraction of the log's bandwidth however large they get.
 /// </para>
 /// </summary>
-internal sealed partial class SegmentContainer
+public sealed partial class SegmentContainer
 {
     /// <summary>The log grows by at least this many times the last checkpoint's size before the next one is written.</summary>
     private const int CheckpointSpacing = 4;

@@ -6,7 +6,7 @@ using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Containers;
 
-internal sealed partial class SegmentContainer
+public sealed partial class SegmentContainer
 {
     /// <summary>
     /// Reads durable bytes of a segment. At the tail, waits up to <paramref name="wait"/> for new data.

@@ -4,7 +4,7 @@ using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Containers;
 
-internal sealed partial class SegmentContainer
+public sealed partial class SegmentContainer
 {
     /// <summary>
     /// Rebuilds the container's state by replaying its log: every frame is verified (checksum, and that frame

@@ -31,7 +31,7 @@ namespace Streams.SegmentStore.Containers;
 /// <see cref="StorageWriterOptions.BudgetTimeout"/>.
 /// </para>
 /// </summary>
-internal sealed partial class SegmentContainer
+public sealed partial class SegmentContainer
 {
     private readonly IChunkStorage? _tier2;
     private readonly FrameCache? _chunkCache;

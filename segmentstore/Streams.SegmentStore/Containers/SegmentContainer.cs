@@ -7,7 +7,7 @@ using Streams.Tier2;
 
 namespace Streams.SegmentStore.Containers;
 
-internal enum ContainerState
+public enum ContainerState
 {
     Created,
     Recovering,
@@ -31,7 +31,7 @@ internal enum ContainerState
 /// and its owner restarts it, which recovers from the log.
 /// </para>
 /// </summary>
-internal sealed partial class SegmentContainer : IAsyncDisposable
+public sealed partial class SegmentContainer : IAsyncDisposable
 {
     private readonly IDurableDataLog _log;
     private readonly FrameCache _cache;

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Ledger;
 
 namespace Streams.SegmentStore.Logs;
@@ -21,7 +21,7 @@ namespace Streams.SegmentStore.Logs;
 /// never in a later ledger while an earlier record is still unacknowledged, so recovery never sees a gap.
 /// </para>
 /// </summary>
-internal sealed class LedgerDurableDataLog : IDurableDataLog
+public sealed class LedgerDurableDataLog : IDurableDataLog
 {
     private const int OpenAttempts = 5;
 

@@ -3,13 +3,13 @@ using System.Buffers;
 namespace Streams.SegmentStore.Reading;
 
 /// <summary>Identifies a frame across the segment store: containers have separate logs and address spaces.</summary>
-internal readonly record struct FrameKey(int ContainerId, LogAddress Address);
+public readonly record struct FrameKey(int ContainerId, LogAddress Address);
 
 /// <summary>
 /// A durable frame's bytes held in memory. Reference-counted: the cache holds one reference and every reader
 /// that is sending bytes from it holds another, so eviction never frees memory that is still being sent.
 /// </summary>
-internal sealed class CachedFrame
+public sealed class CachedFrame
 {
     private readonly IMemoryOwner<byte> _owner;
     private int _references = 1;
@@ -60,7 +60,7 @@ internal sealed class CachedFrame
 /// and evicted least-recently-used first. Every frame in it is durable, so eviction loses nothing: a read that
 /// misses loads the frame again from the container's log. One cache serves all containers.
 /// </summary>
-internal sealed class FrameCache
+public sealed class FrameCache
 {
     private readonly Dictionary<FrameKey, CachedFrame> _frames = [];
     private readonly LinkedList<CachedFrame> _lru = new();

@@ -7,7 +7,7 @@ namespace Streams.SegmentStore.Reading;
 /// The answer to a read. For <see cref="ReadStatus.Ok"/>, <see cref="Data"/> points into cached frames that
 /// stay alive until the result is disposed: dispose it once the bytes are sent.
 /// </summary>
-internal sealed class SegmentRead : IDisposable
+public sealed class SegmentRead : IDisposable
 {
     private List<CachedFrame>? _leases;
 

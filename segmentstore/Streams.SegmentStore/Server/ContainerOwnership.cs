@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Cluster;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Cluster;
+using Streams.Coordination.Metadata;
 
 namespace Streams.SegmentStore.Server;
 
@@ -16,7 +16,7 @@ namespace Streams.SegmentStore.Server;
 /// nothing, and it confirms ownership before deleting anything from Tier 2.
 /// </para>
 /// </summary>
-internal sealed class ContainerOwnership
+public sealed class ContainerOwnership
 {
     private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(5);
 

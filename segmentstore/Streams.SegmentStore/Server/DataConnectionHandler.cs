@@ -17,7 +17,7 @@ namespace Streams.SegmentStore.Server;
 /// into the container's frame; read data is copied once, from the cache into the send buffers.
 /// A malformed frame is answered with an ErrorReply carrying a gRPC status code, then the connection closes.
 /// </summary>
-internal sealed class DataConnectionHandler : ConnectionHandler
+public sealed class DataConnectionHandler : ConnectionHandler
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 

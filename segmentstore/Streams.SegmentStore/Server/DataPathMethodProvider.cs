@@ -29,7 +29,7 @@ internal sealed class DataPathMethodProvider : IServiceMethodProvider<GrpcSegmen
 }
 
 /// <summary>Registers the segment store's gRPC service and what both carriers need.</summary>
-internal static class SegmentStoreGrpcRegistration
+public static class SegmentStoreGrpcRegistration
 {
     public static IServiceCollection AddSegmentStoreGrpc(this IServiceCollection services, SegmentRequests requests) =>
         services

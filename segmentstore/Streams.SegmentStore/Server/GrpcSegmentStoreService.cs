@@ -12,7 +12,7 @@ namespace Streams.SegmentStore.Server;
 /// written straight from cached frames); the other rpcs are the generated ones.
 /// </summary>
 [CustomMarshalled("Append", "Read")]
-internal sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contracts.SegmentStore.SegmentStore.SegmentStoreBase
+public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contracts.SegmentStore.SegmentStore.SegmentStoreBase
 {
     /// <summary>How long a finished Append call waits for the answers to blocks it already sent.</summary>
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);

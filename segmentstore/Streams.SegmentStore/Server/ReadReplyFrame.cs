@@ -9,7 +9,7 @@ namespace Streams.SegmentStore.Server;
 /// A ReadSegmentReply whose data is written straight from cached frames; disposing releases them. On the gRPC
 /// carrier it is the message (<see cref="Marshaller"/>); on the raw carrier a DataReply frame body.
 /// </summary>
-internal sealed class ReadReplyFrame(long requestId, SegmentRead result) : IFrameBody
+public sealed class ReadReplyFrame(long requestId, SegmentRead result) : IFrameBody
 {
     public static readonly Marshaller<ReadReplyFrame> Marshaller = new(
         static (frame, context) =>

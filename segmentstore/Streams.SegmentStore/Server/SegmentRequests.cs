@@ -10,7 +10,7 @@ namespace Streams.SegmentStore.Server;
 /// The segment requests both carriers serve, with their validation. Failures are <see cref="RpcException"/>s
 /// carrying the status the gRPC carrier answers (the raw carrier sends the same code in an ErrorReply).
 /// </summary>
-internal sealed class SegmentRequests
+public sealed class SegmentRequests
 {
     /// <summary>Longest tail wait a reader may ask for; readers poll again after it.</summary>
     public static readonly TimeSpan MaxReadWait = TimeSpan.FromSeconds(60);

@@ -12,7 +12,7 @@ namespace Streams.SegmentStore.Server;
 /// (its log failed or was fenced) is restarted, which recovers it from its log; while it restarts its segments
 /// answer "unavailable, retry".
 /// </summary>
-internal sealed class SegmentStoreService : IAsyncDisposable
+public sealed class SegmentStoreService : IAsyncDisposable
 {
     /// <summary>Version of the on-disk layout: 2 = container logs on ledgers.</summary>
     private const int LayoutFormat = 2;
@@ -235,7 +235,7 @@ internal sealed class SegmentStoreService : IAsyncDisposable
             return;
         }
 
-        Common.Server.Storage.DurableFiles.WriteAtomically(path, JsonSerializer.SerializeToUtf8Bytes(new { format = LayoutFormat, containerCount = _options.ContainerCount }));
+        Common.Storage.DurableFiles.WriteAtomically(path, JsonSerializer.SerializeToUtf8Bytes(new { format = LayoutFormat, containerCount = _options.ContainerCount }));
     }
 
 }

@@ -1,6 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
-using Streams.Common.Server.Cluster;
+using Streams.Coordination.Cluster;
 using Streams.Controller.Cluster;
 
 namespace Streams.Controller.Tests.Cluster;

@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
 using Streams.Contracts.ExternalScaler;
 using Streams.Controller.Scaling;

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Grpc.Core;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
 using Streams.Testing;

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
 using Streams.Testing;

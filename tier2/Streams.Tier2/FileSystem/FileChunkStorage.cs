@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Streams.Common.Server.Storage;
+using Streams.Common.Storage;
 
 namespace Streams.Tier2.FileSystem;
 
@@ -14,7 +14,7 @@ namespace Streams.Tier2.FileSystem;
 /// may be one that another writer, or a run that crashed, created but had not fsynced yet).
 /// </para>
 /// </summary>
-internal sealed class FileChunkStorage : IChunkStorage
+public sealed class FileChunkStorage : IChunkStorage
 {
     private const string TempMarker = ".tmp-";
 

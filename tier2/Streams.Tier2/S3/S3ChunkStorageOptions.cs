@@ -1,7 +1,7 @@
 namespace Streams.Tier2.S3;
 
 /// <summary>Where and how to reach an S3 bucket (AWS or any S3-compatible server).</summary>
-internal sealed record S3ChunkStorageOptions
+public sealed record S3ChunkStorageOptions
 {
     /// <summary>The bucket; it must exist.</summary>
     public required string Bucket { get; init; }

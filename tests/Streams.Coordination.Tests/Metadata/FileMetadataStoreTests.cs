@@ -1,5 +1,5 @@
 using System.Text;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Testing;
 
 namespace Streams.Common.Server.Tests.Metadata;

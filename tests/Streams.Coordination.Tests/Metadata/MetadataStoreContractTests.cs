@@ -1,5 +1,5 @@
 using System.Text;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 
 namespace Streams.Common.Server.Tests.Metadata;
 

@@ -1,7 +1,7 @@
 using System.Text;
 using FsCheck;
 using FsCheck.Fluent;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Testing;
 
 namespace Streams.Common.Server.Tests.Metadata;

@@ -3,13 +3,13 @@ using Streams.Bookie.Storage;
 using Streams.Contracts.Bookie;
 using Streams.Ledger;
 
-namespace Streams.Bookie;
+namespace Streams.Hosting;
 
 /// <summary>
 /// A bookie in the same process (standalone): the ledger client calls the bookie's store directly instead of over
 /// TCP. Everything above the transport — ledgers, fencing, recovery, the journal — is the same code as in a cluster.
 /// </summary>
-internal sealed class LocalBookieClient(string bookieId, BookieStore store) : IBookieClient
+public sealed class LocalBookieClient(string bookieId, BookieStore store) : IBookieClient
 {
     public string BookieId { get; } = bookieId;
 

@@ -1,4 +1,4 @@
-namespace Streams.Common.Server.Metadata;
+namespace Streams.Coordination.Metadata;
 
 /// <summary>Path helpers shared by metadata store implementations.</summary>
 internal static class MetadataPaths

@@ -1,14 +1,14 @@
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 
-namespace Streams.Common.Server.Cluster;
+namespace Streams.Coordination.Cluster;
 
 /// <summary>
 /// Keeps an ephemeral node in place for as long as it runs: created at start, created again after every session
 /// loss (the old one vanished with the session). A node left by this member's previous, crashed process is waited
 /// out: it disappears when that session times out.
 /// </summary>
-internal sealed class EphemeralRegistration : IAsyncDisposable
+public sealed class EphemeralRegistration : IAsyncDisposable
 {
     private readonly IMetadataStore _store;
     private readonly string _path;

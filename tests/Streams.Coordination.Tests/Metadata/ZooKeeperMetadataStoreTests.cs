@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 using Streams.Testing;
 using Streams.ZooKeeper;
 

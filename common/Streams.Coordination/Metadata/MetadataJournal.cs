@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
 using Streams.Common.Hashing;
-using Streams.Common.Server.Storage;
+using Streams.Common.Storage;
 
-namespace Streams.Common.Server.Metadata;
+namespace Streams.Coordination.Metadata;
 
 /// <summary>
 /// The append-only file behind <see cref="FileMetadataStore"/>: records framed as <c>length u32 | crc32c u32 | body</c>,

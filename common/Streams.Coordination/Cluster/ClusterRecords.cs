@@ -1,16 +1,16 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Streams.Common.Server.Cluster;
+namespace Streams.Coordination.Cluster;
 
 /// <summary>Settings every member must agree on, at <see cref="ClusterPaths.Config"/>, written once by the first controller.</summary>
-internal sealed record ClusterConfig(int ContainerCount);
+public sealed record ClusterConfig(int ContainerCount);
 
 /// <summary>A live segment store, at /cluster/segmentstores/{id} (ephemeral): where clients and the controller reach it.</summary>
-internal sealed record SegmentStoreRegistration(string Id, string Host, int DataPort, string GrpcUri);
+public sealed record SegmentStoreRegistration(string Id, string Host, int DataPort, string GrpcUri);
 
 /// <summary>Which segment store owns each container, at <see cref="ClusterPaths.Assignment"/>; written by the leading controller.</summary>
-internal sealed record ContainerAssignment(long Generation, IReadOnlyDictionary<int, string> Owners)
+public sealed record ContainerAssignment(long Generation, IReadOnlyDictionary<int, string> Owners)
 {
     public static ContainerAssignment Empty { get; } = new(0, new Dictionary<int, string>());
 
@@ -18,7 +18,7 @@ internal sealed record ContainerAssignment(long Generation, IReadOnlyDictionary<
 }
 
 /// <summary>Where cluster coordination lives in the metadata store.</summary>
-internal static class ClusterPaths
+public static class ClusterPaths
 {
     public const string Config = "/cluster/config";
     public const string SegmentStores = "/cluster/segmentstores";

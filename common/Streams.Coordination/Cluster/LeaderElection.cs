@@ -1,14 +1,14 @@
 using Microsoft.Extensions.Logging;
-using Streams.Common.Server.Metadata;
+using Streams.Coordination.Metadata;
 
-namespace Streams.Common.Server.Cluster;
+namespace Streams.Coordination.Cluster;
 
 /// <summary>
 /// Leader election on one ephemeral node: whoever creates it leads until its session ends; the others watch it and
 /// try again when it vanishes. <see cref="RunAsync"/> calls the leader's work with a token that is cancelled when
 /// leadership is lost (session loss), and then competes again.
 /// </summary>
-internal sealed class LeaderElection(IMetadataStore store, string path, string candidate, ILogger logger)
+public sealed class LeaderElection(IMetadataStore store, string path, string candidate, ILogger logger)
 {
     public bool IsLeader { get; private set; }
 

@@ -1,15 +1,16 @@
 using System.Runtime.InteropServices;
 
-namespace Streams.Common.Server.Storage;
+namespace Streams.Common.Storage;
 
 /// <summary>
 /// File-system durability helpers. After a rename or a file creation, the directory entry itself must be
 /// fsynced, or a crash can forget the rename even though the file's data was flushed.
 /// </summary>
-internal static partial class DurableFiles
+public static partial class DurableFiles
 {
     private const int ReadOnly = 0;
 
+    /// <summary>Fsyncs <paramref name="directory"/>'s entries (a no-op where the OS has no directory fsync).</summary>
     public static void FsyncDirectory(string directory)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Streams.ZooKeeper;
 
-namespace Streams.Common.Server.Metadata;
+namespace Streams.Coordination.Metadata;
 
 /// <summary>
 /// Metadata and coordination in ZooKeeper, under a root path (e.g. "/streams"). Versions are ZooKeeper's node
@@ -10,7 +10,7 @@ namespace Streams.Common.Server.Metadata;
 /// Reads are retried across a lost connection; a write whose connection broke mid-flight fails (its outcome is
 /// unknown), as with any ZooKeeper client.
 /// </summary>
-internal sealed class ZooKeeperMetadataStore : IMetadataStore
+public sealed class ZooKeeperMetadataStore : IMetadataStore
 {
     private readonly ZooKeeperOptions _options;
     private readonly string _root;

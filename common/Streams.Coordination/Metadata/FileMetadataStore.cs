@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 
-namespace Streams.Common.Server.Metadata;
+namespace Streams.Coordination.Metadata;
 
 /// <summary>
 /// The embedded metadata store of <c>streams standalone</c>: an in-memory map made durable by an append-only
@@ -19,7 +19,7 @@ namespace Streams.Common.Server.Metadata;
 /// journal faults (an I/O error), the session is lost and every later call throws; a restart replays the journal.
 /// </para>
 /// </summary>
-internal sealed class FileMetadataStore : IMetadataStore
+public sealed class FileMetadataStore : IMetadataStore
 {
     private const byte OpPut = 1;
     private const byte OpDelete = 2;

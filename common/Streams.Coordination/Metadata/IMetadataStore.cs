@@ -1,10 +1,10 @@
-namespace Streams.Common.Server.Metadata;
+namespace Streams.Coordination.Metadata;
 
 /// <summary>A value and the version it was read at. Versions start at 0 on creation and grow by 1 per update.</summary>
-internal readonly record struct VersionedValue(byte[] Data, long Version);
+public readonly record struct VersionedValue(byte[] Data, long Version);
 
 /// <summary>One operation of an atomic commit (<see cref="IMetadataStore.TryCommitAsync"/>).</summary>
-internal abstract record MetadataOp(string Path)
+public abstract record MetadataOp(string Path)
 {
     /// <summary>Create the path; fails the commit if it exists.</summary>
     public sealed record Create(string Path, byte[] Data) : MetadataOp(Path);
@@ -32,7 +32,7 @@ internal abstract record MetadataOp(string Path)
 /// </para>
 /// Expected conflicts are results (null/false), not exceptions.
 /// </summary>
-internal interface IMetadataStore : IAsyncDisposable
+public interface IMetadataStore : IAsyncDisposable
 {
     ValueTask<VersionedValue?> GetAsync(string path, CancellationToken cancellationToken = default);
 
