@@ -1,3 +1,6 @@
+using System.Numerics;
+using Streams.Common.Configuration;
+
 namespace Streams.Bookie;
 
 /// <summary>Settings of a bookie (configuration section "Bookie").</summary>
@@ -7,16 +10,19 @@ public sealed record BookieOptions
     public string DataDirectory { get; init; } = "./streams-data/bookie";
 
     /// <summary>
-    /// Journal files are 2^bits bytes (26: 64 MiB). Space comes back a whole file at a time, so smaller files reclaim
-    /// sooner; larger ones mean fewer files.
+    /// Size of a journal file, a power of two from 1MiB to 4GiB. Space comes back a whole file at a time, so smaller
+    /// files reclaim sooner; larger ones mean fewer files.
     /// </summary>
-    public int JournalSegmentSizeBits { get; init; } = 26;
+    public ByteSize JournalSegmentSize { get; init; } = ByteSize.MiB(64);
+
+    /// <summary>log2 of <see cref="JournalSegmentSize"/>, as the journal takes it.</summary>
+    public int JournalSegmentSizeBits => BitOperations.Log2((ulong)JournalSegmentSize.Bytes);
 
     /// <summary>How often garbage collection looks for space to reclaim.</summary>
     public TimeSpan GcInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Largest entry payload accepted (an 8 MiB event plus frame overhead fits).</summary>
-    public int MaxEntrySize { get; init; } = 10 * 1024 * 1024;
+    public ByteSize MaxEntrySize { get; init; } = ByteSize.MiB(10);
 
     public void Validate()
     {
@@ -25,15 +31,15 @@ public sealed record BookieOptions
             throw new ArgumentException("Bookie:DataDirectory is empty.");
         }
 
-        if (JournalSegmentSizeBits is < 20 or > 32)
+        if (JournalSegmentSize < ByteSize.MiB(1) || JournalSegmentSize > ByteSize.GiB(4) || !BitOperations.IsPow2(JournalSegmentSize.Bytes))
         {
-            throw new ArgumentException($"Bookie:JournalSegmentSizeBits must be between 20 (1 MiB) and 32 (4 GiB) (is {JournalSegmentSizeBits}).");
+            throw new ArgumentException($"Bookie:JournalSegmentSize must be a power of two from 1MiB to 4GiB (is {JournalSegmentSize}).");
         }
 
-        if (MaxEntrySize + Storage.JournalRecord.HeaderSize > Storage.Journal.MaxRecordSizeFor(JournalSegmentSizeBits))
+        if (MaxEntrySize.Bytes < 1 || MaxEntrySize.Bytes + Storage.JournalRecord.HeaderSize > Storage.Journal.MaxRecordSizeFor(JournalSegmentSizeBits))
         {
             throw new ArgumentException(
-                $"Bookie:MaxEntrySize ({MaxEntrySize}) does not fit the journal's pages with JournalSegmentSizeBits {JournalSegmentSizeBits}; use 24 or more.");
+                $"Bookie:MaxEntrySize ({MaxEntrySize}) does not fit the journal's pages with JournalSegmentSize {JournalSegmentSize}; use 16MiB or more.");
         }
 
         if (GcInterval <= TimeSpan.Zero)

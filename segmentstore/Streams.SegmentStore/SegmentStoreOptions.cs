@@ -1,3 +1,4 @@
+using Streams.Common.Configuration;
 using Streams.SegmentStore.Containers;
 
 namespace Streams.SegmentStore;
@@ -14,26 +15,26 @@ public sealed record SegmentStoreOptions
     /// </summary>
     public int ContainerCount { get; init; } = 4;
 
-    /// <summary>Read cache size in MiB, shared by all containers. Recent data is served from it; misses read the log.</summary>
-    public int CacheSizeMb { get; init; } = 256;
+    /// <summary>Read cache size, shared by all containers. Recent data is served from it; misses read the log.</summary>
+    public ByteSize CacheSize { get; init; } = ByteSize.MiB(256);
 
-    /// <summary>Target size of a log frame in KiB (see ContainerOptions.MaxFrameSize).</summary>
-    public int MaxFrameSizeKb { get; init; } = 1024;
+    /// <summary>Target size of a log frame (see ContainerOptions.MaxFrameSize).</summary>
+    public ByteSize MaxFrameSize { get; init; } = ByteSize.MiB(1);
 
     /// <summary>Frames accepted but not yet durable, per container (bounds pipeline memory).</summary>
     public int MaxPendingFrames { get; init; } = 16;
 
-    /// <summary>Largest read answer in KiB.</summary>
-    public int MaxReadSizeKb { get; init; } = 1024;
+    /// <summary>Largest read answer.</summary>
+    public ByteSize MaxReadSize { get; init; } = ByteSize.MiB(1);
 
     /// <summary>Concurrent reads a single client connection may have outstanding.</summary>
     public int MaxReadsPerConnection { get; init; } = 64;
 
     /// <summary>
-    /// A container's log moves to a new ledger after this many MiB. Truncation frees whole ledgers, so smaller ledgers
+    /// A container's log moves to a new ledger after this much. Truncation frees whole ledgers, so smaller ledgers
     /// free space sooner; each rollover costs a metadata update.
     /// </summary>
-    public int LedgerRolloverMb { get; init; } = 256;
+    public ByteSize LedgerRolloverSize { get; init; } = ByteSize.MiB(256);
 
     /// <summary>
     /// Tier 2: file://PATH, a plain path, or s3://BUCKET/PREFIX?endpoint=URL. Null or empty keeps every byte in Tier 1
@@ -41,53 +42,53 @@ public sealed record SegmentStoreOptions
     /// </summary>
     public string? Tier2 { get; init; }
 
-    /// <summary>A segment is flushed to Tier 2 once it has this many KiB not there yet.</summary>
-    public int Tier2FlushSizeKb { get; init; } = 4096;
+    /// <summary>A segment is flushed to Tier 2 once it has this much not there yet.</summary>
+    public ByteSize Tier2FlushSize { get; init; } = ByteSize.MiB(4);
 
-    /// <summary>A segment is flushed to Tier 2 once its oldest byte not there is this many milliseconds old.</summary>
-    public int Tier2FlushAgeMs { get; init; } = 30_000;
+    /// <summary>A segment is flushed to Tier 2 once its oldest byte not there is this old.</summary>
+    public TimeSpan Tier2FlushAge { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Largest Tier 2 chunk in MiB.</summary>
-    public int Tier2MaxChunkMb { get; init; } = 16;
+    /// <summary>Largest Tier 2 chunk.</summary>
+    public ByteSize Tier2MaxChunkSize { get; init; } = ByteSize.MiB(16);
 
-    /// <summary>MiB of Tier 2 chunks kept in memory for reads (separate from the read cache of recent frames).</summary>
-    public int Tier2CacheMb { get; init; } = 128;
+    /// <summary>Tier 2 chunks kept in memory for reads (separate from the read cache of recent frames).</summary>
+    public ByteSize Tier2CacheSize { get; init; } = ByteSize.MiB(128);
 
-    /// <summary>MiB a container may hold that are not yet in Tier 2; beyond it appends wait for Tier 2.</summary>
-    public int Tier1BudgetMb { get; init; } = 1024;
+    /// <summary>What a container may hold that is not yet in Tier 2; beyond it appends wait for Tier 2.</summary>
+    public ByteSize Tier1Budget { get; init; } = ByteSize.GiB(1);
 
-    /// <summary>Seconds appends wait for room in a full Tier 1 budget before they are refused (retry).</summary>
-    public int Tier1BudgetTimeoutSeconds { get; init; } = 120;
+    /// <summary>How long appends wait for room in a full Tier 1 budget before they are refused (retry).</summary>
+    public TimeSpan Tier1BudgetTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>A container checkpoints its metadata after this many KiB of log; its log is truncated at checkpoints.</summary>
-    public int CheckpointEveryKb { get; init; } = 16 * 1024;
+    /// <summary>A container checkpoints its metadata after this much log; its log is truncated at checkpoints.</summary>
+    public ByteSize CheckpointEvery { get; init; } = ByteSize.MiB(16);
 
     /// <summary>
-    /// Milliseconds between sweeps for orphan chunks (written to Tier 2 by a crashed or fenced owner, never recorded);
-    /// a container also sweeps once when it starts.
+    /// Time between sweeps for orphan chunks (written to Tier 2 by a crashed or fenced owner, never recorded); a
+    /// container also sweeps once when it starts.
     /// </summary>
-    public int Tier2OrphanSweepMs { get; init; } = 60 * 60 * 1000;
+    public TimeSpan Tier2OrphanSweepInterval { get; init; } = TimeSpan.FromHours(1);
 
-    /// <summary>Minutes after which a writer that appended nothing to a segment is forgotten (its deduplication state goes).</summary>
-    public int WriterExpiryMinutes { get; init; } = 24 * 60;
+    /// <summary>How long a writer that appended nothing to a segment is remembered (its deduplication state).</summary>
+    public TimeSpan WriterExpiry { get; init; } = TimeSpan.FromDays(1);
 
     internal ContainerOptions ToContainerOptions() => new()
     {
-        WriterExpiry = TimeSpan.FromMinutes(WriterExpiryMinutes),
+        WriterExpiry = WriterExpiry,
         Storage = new StorageWriterOptions
         {
-            FlushSize = Tier2FlushSizeKb * 1024,
-            FlushAge = TimeSpan.FromMilliseconds(Tier2FlushAgeMs),
-            MaxChunkSize = Math.Max(Tier2MaxChunkMb * 1024 * 1024, Tier2FlushSizeKb * 1024),
-            Tier1Budget = (long)Tier1BudgetMb * 1024 * 1024,
-            BudgetTimeout = TimeSpan.FromSeconds(Tier1BudgetTimeoutSeconds),
-            CheckpointEvery = (long)CheckpointEveryKb * 1024,
-            OrphanSweepInterval = TimeSpan.FromMilliseconds(Tier2OrphanSweepMs),
+            FlushSize = Tier2FlushSize.ToInt32(),
+            FlushAge = Tier2FlushAge,
+            MaxChunkSize = Math.Max(Tier2MaxChunkSize.ToInt32(), Tier2FlushSize.ToInt32()),
+            Tier1Budget = Tier1Budget.Bytes,
+            BudgetTimeout = Tier1BudgetTimeout,
+            CheckpointEvery = CheckpointEvery.Bytes,
+            OrphanSweepInterval = Tier2OrphanSweepInterval,
         },
-        MaxFrameSize = MaxFrameSizeKb * 1024,
+        MaxFrameSize = MaxFrameSize.ToInt32(),
         MaxPendingFrames = MaxPendingFrames,
         MaxConcurrentWrites = Math.Min(4, MaxPendingFrames),
-        MaxReadBytes = MaxReadSizeKb * 1024,
+        MaxReadBytes = MaxReadSize.ToInt32(),
     };
 
     /// <summary>Checks the settings; throws with a message naming the setting to fix.</summary>
@@ -103,14 +104,14 @@ public sealed record SegmentStoreOptions
             throw new ArgumentException($"SegmentStore:ContainerCount must be between 1 and 4096 (is {ContainerCount}).");
         }
 
-        if (CacheSizeMb < 16)
+        if (CacheSize < ByteSize.MiB(16))
         {
-            throw new ArgumentException($"SegmentStore:CacheSizeMb must be at least 16 (is {CacheSizeMb}).");
+            throw new ArgumentException($"SegmentStore:CacheSize must be at least 16MiB (is {CacheSize}).");
         }
 
-        if (LedgerRolloverMb < 1)
+        if (LedgerRolloverSize < ByteSize.MiB(1))
         {
-            throw new ArgumentException($"SegmentStore:LedgerRolloverMb must be at least 1 (is {LedgerRolloverMb}).");
+            throw new ArgumentException($"SegmentStore:LedgerRolloverSize must be at least 1MiB (is {LedgerRolloverSize}).");
         }
 
         if (MaxReadsPerConnection < 1)
@@ -118,14 +119,34 @@ public sealed record SegmentStoreOptions
             throw new ArgumentException($"SegmentStore:MaxReadsPerConnection must be at least 1 (is {MaxReadsPerConnection}).");
         }
 
-        if (Tier2FlushSizeKb < 1 || Tier2FlushAgeMs < 1 || Tier2MaxChunkMb < 1 || Tier2CacheMb < 1 || Tier1BudgetTimeoutSeconds < 1 || CheckpointEveryKb < 1 || WriterExpiryMinutes < 1 || Tier2OrphanSweepMs < 1)
+        foreach (var (name, size, limit) in new[]
         {
-            throw new ArgumentException("SegmentStore:Tier2FlushSizeKb, Tier2FlushAgeMs, Tier2MaxChunkMb, Tier2CacheMb, Tier1BudgetTimeoutSeconds, CheckpointEveryKb, WriterExpiryMinutes and Tier2OrphanSweepMs must be at least 1.");
+            ("MaxFrameSize", MaxFrameSize, ByteSize.MiB(64)), ("MaxReadSize", MaxReadSize, ByteSize.MiB(64)),
+            ("Tier2FlushSize", Tier2FlushSize, ByteSize.GiB(1)), ("Tier2MaxChunkSize", Tier2MaxChunkSize, ByteSize.GiB(1)),
+            ("Tier2CacheSize", Tier2CacheSize, ByteSize.GiB(1024)), ("CheckpointEvery", CheckpointEvery, ByteSize.GiB(1024)),
+        })
+        {
+            if (size.Bytes < 1 || size > limit)
+            {
+                throw new ArgumentException($"SegmentStore:{name} must be between 1B and {limit} (is {size}).");
+            }
         }
 
-        if ((long)Tier1BudgetMb * 1024 * 1024 < (long)Tier2MaxChunkMb * 1024 * 1024 * 2)
+        foreach (var (name, duration) in new[]
         {
-            throw new ArgumentException($"SegmentStore:Tier1BudgetMb ({Tier1BudgetMb}) must be at least twice Tier2MaxChunkMb ({Tier2MaxChunkMb}).");
+            ("Tier2FlushAge", Tier2FlushAge), ("Tier1BudgetTimeout", Tier1BudgetTimeout),
+            ("Tier2OrphanSweepInterval", Tier2OrphanSweepInterval), ("WriterExpiry", WriterExpiry),
+        })
+        {
+            if (duration <= TimeSpan.Zero || duration > TimeSpan.FromDays(365))
+            {
+                throw new ArgumentException($"SegmentStore:{name} must be a positive duration of at most a year, as hh:mm:ss or d.hh:mm:ss (is {duration}).");
+            }
+        }
+
+        if (Tier1Budget.Bytes < Tier2MaxChunkSize.Bytes * 2)
+        {
+            throw new ArgumentException($"SegmentStore:Tier1Budget ({Tier1Budget}) must be at least twice Tier2MaxChunkSize ({Tier2MaxChunkSize}).");
         }
 
         ToContainerOptions().Validate();

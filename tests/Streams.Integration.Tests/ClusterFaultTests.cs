@@ -162,7 +162,7 @@ public sealed class ClusterFaultTests
 
     [Fact]
     public Task An_owner_partitioned_from_zookeeper_while_it_sweeps_tier2_deletes_nothing_and_every_acked_byte_reads_back() =>
-        WithClusterAsync(bookies: 3, stores: 0, environment: new() { ["STREAMS__SegmentStore__Tier2OrphanSweepMs"] = "100" }, test: async cluster =>
+        WithClusterAsync(bookies: 3, stores: 0, environment: new() { ["STREAMS__SegmentStore__Tier2OrphanSweepInterval"] = "00:00:00.100" }, test: async cluster =>
         {
             // The owner reaches ZooKeeper through a proxy (the bookies directly): cutting it is a partition from
             // coordination while the owner keeps running, its storage writer sweeping Tier 2 ten times a second.

@@ -67,7 +67,7 @@ public sealed class TracingTests
         using (var start = Test.StartActivity("start"))
         {
             started = start!.TraceId;
-            server = await TestServer.StartAsync(settings: new Dictionary<string, string?> { ["SegmentStore:Tier2FlushAgeMs"] = "100" });
+            server = await TestServer.StartAsync(settings: new Dictionary<string, string?> { ["SegmentStore:Tier2FlushAge"] = "00:00:00.100" });
         }
 
         await using (server)

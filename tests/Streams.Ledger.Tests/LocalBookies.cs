@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie;
 using Streams.Bookie.Storage;
+using Streams.Common.Configuration;
 using Streams.Contracts.Bookie;
 using Streams.Coordination.Metadata;
 using Streams.Hosting;
@@ -59,7 +60,7 @@ internal sealed class LocalBookies : IAsyncDisposable
         var cluster = new LocalBookies();
         for (var i = 0; i < count; i++)
         {
-            var store = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = cluster._dir.Sub("bookie" + i), JournalSegmentSizeBits = 24 }, NullLogger.Instance);
+            var store = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = cluster._dir.Sub("bookie" + i), JournalSegmentSize = new ByteSize(1L << 24) }, NullLogger.Instance);
             cluster._stores.Add(store);
             var bookie = new FaultyBookie(new LocalBookieClient($"bookie-{i}:{3180 + i}", store));
             cluster.Bookies.Add(bookie);

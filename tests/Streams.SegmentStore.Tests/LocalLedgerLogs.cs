@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie;
 using Streams.Bookie.Storage;
+using Streams.Common.Configuration;
 using Streams.Coordination.Metadata;
 using Streams.Hosting;
 using Streams.Ledger;
@@ -31,7 +32,7 @@ internal sealed class LocalLedgerLogs : IAsyncDisposable
     public static async Task<LocalLedgerLogs> OpenAsync(string directory)
     {
         var metadata = FileMetadataStore.Open(Path.Combine(directory, "metadata"));
-        var bookie = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = Path.Combine(directory, "bookie"), JournalSegmentSizeBits = 24 }, NullLogger.Instance);
+        var bookie = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = Path.Combine(directory, "bookie"), JournalSegmentSize = new ByteSize(1L << 24) }, NullLogger.Instance);
         var bookies = new BookieDirectory(metadata, TimeSpan.FromSeconds(5));
         bookies.AddLocal(new LocalBookieClient("local", bookie));
         var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, NullLogger.Instance);

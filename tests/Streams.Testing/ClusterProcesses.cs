@@ -39,15 +39,15 @@ public sealed class ClusterProcesses : IAsyncDisposable
     public Dictionary<string, string> Environment { get; } = new()
     {
         // Small journal files keep the test's disk use low; GC runs often.
-        ["STREAMS__Bookie__JournalSegmentSizeBits"] = "24",
+        ["STREAMS__Bookie__JournalSegmentSize"] = "16MiB",
         ["STREAMS__Bookie__GcInterval"] = "00:00:02",
         // Data moves to Tier 2 and logs are truncated within the test's load, so failovers recover from checkpoints and
         // read their predecessors' chunks.
-        ["STREAMS__SegmentStore__Tier2FlushSizeKb"] = "256",
-        ["STREAMS__SegmentStore__Tier2FlushAgeMs"] = "500",
-        ["STREAMS__SegmentStore__Tier2MaxChunkMb"] = "1",
-        ["STREAMS__SegmentStore__CheckpointEveryKb"] = "512",
-        ["STREAMS__SegmentStore__LedgerRolloverMb"] = "1",
+        ["STREAMS__SegmentStore__Tier2FlushSize"] = "256KiB",
+        ["STREAMS__SegmentStore__Tier2FlushAge"] = "00:00:00.500",
+        ["STREAMS__SegmentStore__Tier2MaxChunkSize"] = "1MiB",
+        ["STREAMS__SegmentStore__CheckpointEvery"] = "512KiB",
+        ["STREAMS__SegmentStore__LedgerRolloverSize"] = "1MiB",
     };
 
     /// <summary>The Tier 2 every segment store shares: a directory of the cluster's.</summary>

@@ -31,7 +31,7 @@ public sealed class TestServer : IAsyncDisposable
 
     public string ControllerUri => $"http://127.0.0.1:{GrpcPort}";
 
-    /// <summary>Starts a server; <paramref name="settings"/> override configuration keys (e.g. "SegmentStore:CacheSizeMb").</summary>
+    /// <summary>Starts a server; <paramref name="settings"/> override configuration keys (e.g. "SegmentStore:CacheSize").</summary>
     public static async Task<TestServer> StartAsync(string? dataDirectory = null, IReadOnlyDictionary<string, string?>? settings = null)
     {
         var owned = dataDirectory is null ? new TempDirectory("streams-server") : null;
@@ -41,7 +41,7 @@ public sealed class TestServer : IAsyncDisposable
             ["Server:GrpcPort"] = Ports.Free().ToString(CultureInfo.InvariantCulture),
             ["Server:DataPort"] = Ports.Free().ToString(CultureInfo.InvariantCulture),
             ["Server:MetricsPort"] = Ports.Free().ToString(CultureInfo.InvariantCulture),
-            ["SegmentStore:CacheSizeMb"] = "64",
+            ["SegmentStore:CacheSize"] = "64MiB",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {

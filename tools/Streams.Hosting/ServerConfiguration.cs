@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Configuration;
 
 namespace Streams.Hosting;
@@ -6,6 +7,9 @@ namespace Streams.Hosting;
 /// Server configuration, later sources winning: the role's defaults (its ports), appsettings.json next to the binary,
 /// an optional --config file, environment variables (STREAMS__SECTION__KEY, e.g. STREAMS__SEGMENTSTORE__CACHESIZEMB),
 /// then command-line flags.
+/// Sizes are written with a binary unit ("256MiB", a plain number is bytes) and durations as TimeSpans ("00:00:30");
+/// no key carries a unit in its name. Keys of earlier releases (CacheSizeMb, Tier2FlushAgeMs, ...) are still read,
+/// converted to their successors when those are not set, and named in a warning at start.
 /// </summary>
 public static class ServerConfiguration
 {
@@ -24,11 +28,64 @@ public static class ServerConfiguration
             builder.AddJsonFile(Path.GetFullPath(configFile), optional: false);
         }
 
-        return builder
+        var configuration = builder
             .AddEnvironmentVariables("STREAMS__")
             .AddInMemoryCollection(flags.Where(f => f.Value is not null))
             .Build();
+        var converted = new Dictionary<string, string?>();
+        foreach (var (old, successor, convert) in Renamed)
+        {
+            if (configuration[old] is { } value && configuration[successor] is null)
+            {
+                converted[successor] = convert(value, old);
+            }
+        }
+
+        return converted.Count == 0 ? configuration : new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(converted).Build();
     }
+
+    /// <summary>A warning for each key of an earlier release that is set, naming its successor.</summary>
+    public static IEnumerable<string> Deprecations(IConfiguration configuration)
+    {
+        foreach (var (old, successor, _) in Renamed)
+        {
+            if (configuration[old] is { } value)
+            {
+                yield return $"Setting {old}={value} is deprecated: use {successor} (in effect: {successor}={configuration[successor]}).";
+            }
+        }
+    }
+
+    /// <summary>Keys of earlier releases, each with its successor and how its value converts.</summary>
+    private static readonly (string Old, string Successor, Func<string, string, string> Convert)[] Renamed =
+    [
+        ("SegmentStore:CacheSizeMb", "SegmentStore:CacheSize", Unit("MiB")),
+        ("SegmentStore:MaxFrameSizeKb", "SegmentStore:MaxFrameSize", Unit("KiB")),
+        ("SegmentStore:MaxReadSizeKb", "SegmentStore:MaxReadSize", Unit("KiB")),
+        ("SegmentStore:LedgerRolloverMb", "SegmentStore:LedgerRolloverSize", Unit("MiB")),
+        ("SegmentStore:Tier2FlushSizeKb", "SegmentStore:Tier2FlushSize", Unit("KiB")),
+        ("SegmentStore:Tier2FlushAgeMs", "SegmentStore:Tier2FlushAge", Duration(TimeSpan.FromMilliseconds)),
+        ("SegmentStore:Tier2MaxChunkMb", "SegmentStore:Tier2MaxChunkSize", Unit("MiB")),
+        ("SegmentStore:Tier2CacheMb", "SegmentStore:Tier2CacheSize", Unit("MiB")),
+        ("SegmentStore:Tier1BudgetMb", "SegmentStore:Tier1Budget", Unit("MiB")),
+        ("SegmentStore:Tier1BudgetTimeoutSeconds", "SegmentStore:Tier1BudgetTimeout", Duration(TimeSpan.FromSeconds)),
+        ("SegmentStore:CheckpointEveryKb", "SegmentStore:CheckpointEvery", Unit("KiB")),
+        ("SegmentStore:Tier2OrphanSweepMs", "SegmentStore:Tier2OrphanSweepInterval", Duration(TimeSpan.FromMilliseconds)),
+        ("SegmentStore:WriterExpiryMinutes", "SegmentStore:WriterExpiry", Duration(TimeSpan.FromMinutes)),
+        ("ZooKeeper:SessionTimeoutMs", "ZooKeeper:SessionTimeout", Duration(TimeSpan.FromMilliseconds)),
+        ("Bookie:JournalSegmentSizeBits", "Bookie:JournalSegmentSize", (value, key) => (1L << (int)Number(value, key, 62)).ToString(CultureInfo.InvariantCulture)),
+    ];
+
+    private static Func<string, string, string> Unit(string unit) =>
+        (value, key) => Number(value, key, long.MaxValue >> 40).ToString(CultureInfo.InvariantCulture) + unit;
+
+    private static Func<string, string, string> Duration(Func<double, TimeSpan> of) =>
+        (value, key) => of(Number(value, key, int.MaxValue)).ToString("c", CultureInfo.InvariantCulture);
+
+    private static long Number(string value, string key, long max) =>
+        long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number <= max
+            ? number
+            : throw new ArgumentException($"{key} must be a whole number (is '{value}').");
 
     public static T Bind<T>(IConfiguration configuration, string section)
         where T : new() =>

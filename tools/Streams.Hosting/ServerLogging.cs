@@ -7,8 +7,10 @@ namespace Streams.Hosting;
 /// <summary>Console logging for server roles: one line per entry, UTC timestamps, levels from configuration.</summary>
 public static class ServerLogging
 {
-    public static ILoggerFactory Create(IConfiguration configuration, LogLevel minimum) =>
-        LoggerFactory.Create(builder =>
+    /// <summary>The logger factory of a role; it starts by warning of every deprecated setting in use.</summary>
+    public static ILoggerFactory Create(IConfiguration configuration, LogLevel minimum)
+    {
+        var factory = LoggerFactory.Create(builder =>
         {
             builder.AddConfiguration(configuration.GetSection("Logging"));
             builder.SetMinimumLevel(minimum);
@@ -23,4 +25,12 @@ public static class ServerLogging
                 options.ColorBehavior = LoggerColorBehavior.Disabled;
             });
         });
+        var logger = factory.CreateLogger("Streams.Configuration");
+        foreach (var deprecation in ServerConfiguration.Deprecations(configuration))
+        {
+            logger.LogWarning("{Deprecation}", deprecation);
+        }
+
+        return factory;
+    }
 }

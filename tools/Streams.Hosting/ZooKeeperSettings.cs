@@ -13,7 +13,7 @@ internal sealed record ZooKeeperSettings
     /// ZooKeeper session timeout. A crashed segment store's containers move after about this long: shorter means
     /// faster failover, too short and a GC pause or a slow disk expires a healthy member.
     /// </summary>
-    public int SessionTimeoutMs { get; init; } = 10_000;
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     public async Task<ZooKeeperMetadataStore> ConnectAsync(ILogger logger, CancellationToken cancellationToken)
     {
@@ -22,14 +22,14 @@ internal sealed record ZooKeeperSettings
             throw new ArgumentException("ZooKeeper:Connect is required in cluster mode: pass --zookeeper host:port.");
         }
 
-        if (SessionTimeoutMs is < 1000 or > 120_000)
+        if (SessionTimeout < TimeSpan.FromSeconds(1) || SessionTimeout > TimeSpan.FromMinutes(2))
         {
-            throw new ArgumentException($"ZooKeeper:SessionTimeoutMs must be between 1000 and 120000 (is {SessionTimeoutMs}).");
+            throw new ArgumentException($"ZooKeeper:SessionTimeout must be between 00:00:01 and 00:02:00 (is {SessionTimeout}).");
         }
 
         var slash = Connect.IndexOf('/', StringComparison.Ordinal);
         var hosts = slash < 0 ? Connect : Connect[..slash];
         var root = slash < 0 ? "/streams" : Connect[slash..].TrimEnd('/');
-        return await ZooKeeperMetadataStore.ConnectAsync(hosts, root.Length == 0 ? "/streams" : root, TimeSpan.FromMilliseconds(SessionTimeoutMs), logger, cancellationToken);
+        return await ZooKeeperMetadataStore.ConnectAsync(hosts, root.Length == 0 ? "/streams" : root, SessionTimeout, logger, cancellationToken);
     }
 }

@@ -93,7 +93,7 @@ public sealed class BookieStore : IAsyncDisposable
     /// <summary>Stores an entry; completes when it is durable, or with FENCED / INVALID / UNAVAILABLE.</summary>
     public Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, in ReadOnlySequence<byte> payload)
     {
-        if (payload.Length > _options.MaxEntrySize || ledger < 0 || entry < 0)
+        if (payload.Length > _options.MaxEntrySize.Bytes || ledger < 0 || entry < 0)
         {
             return Task.FromResult(BookieStatus.Invalid);
         }

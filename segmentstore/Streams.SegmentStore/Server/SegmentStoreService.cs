@@ -41,8 +41,8 @@ public sealed class SegmentStoreService : IAsyncDisposable
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<SegmentStoreService>();
         _containers = new SegmentContainer?[options.ContainerCount];
-        Cache = new FrameCache((long)options.CacheSizeMb * 1024 * 1024);
-        ChunkCache = new FrameCache((long)options.Tier2CacheMb * 1024 * 1024);
+        Cache = new FrameCache(options.CacheSize.Bytes);
+        ChunkCache = new FrameCache(options.Tier2CacheSize.Bytes);
     }
 
     public FrameCache Cache { get; }

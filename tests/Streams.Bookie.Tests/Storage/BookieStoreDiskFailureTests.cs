@@ -1,6 +1,7 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie.Storage;
+using Streams.Common.Configuration;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
 using Streams.Testing;
@@ -15,7 +16,7 @@ public sealed class BookieStoreDiskFailureTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private Task<BookieStore> OpenAsync(IJournalDisk disk) =>
-        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSizeBits = 20, MaxEntrySize = 512 * 1024, GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance, disk);
+        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSize = new ByteSize(1L << 20), MaxEntrySize = ByteSize.KiB(512), GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance, disk);
 
     private static Task<BookieStatus> AddAsync(BookieStore store, long ledger, long entry, byte[] payload) =>
         store.AddAsync(ledger, entry, -1, Crc32C.Compute(payload), false, new ReadOnlySequence<byte>(payload));

@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie.Storage;
+using Streams.Common.Configuration;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
 using Streams.Testing;
@@ -25,7 +26,7 @@ public sealed class BookieStorePowerCutTests : IDisposable
     private string JournalDirectory => Path.Combine(_dir.Path, "journal");
 
     private Task<BookieStore> OpenAsync(IJournalDisk disk) =>
-        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSizeBits = SegmentBits, MaxEntrySize = 512 * 1024, GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance, disk);
+        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSize = new ByteSize(1L << SegmentBits), MaxEntrySize = ByteSize.KiB(512), GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance, disk);
 
     /// <summary>The payload of an entry, a function of its ids (so nothing needs to be kept to check it).</summary>
     private static byte[] PayloadOf(long ledger, long entry, int maxLength = 6000)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie.Storage;
+using Streams.Common.Configuration;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
 using Streams.Testing;
@@ -15,7 +16,7 @@ public sealed class BookieStoreTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private Task<BookieStore> OpenAsync(int segmentBits = 20) =>
-        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSizeBits = segmentBits, MaxEntrySize = 512 * 1024, GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance);
+        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSize = new ByteSize(1L << segmentBits), MaxEntrySize = ByteSize.KiB(512), GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance);
 
     private static Task<BookieStatus> AddAsync(BookieStore store, long ledger, long entry, string payload, long lac = -1, bool recovery = false)
     {

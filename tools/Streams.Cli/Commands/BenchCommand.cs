@@ -82,7 +82,7 @@ internal static class BenchCommand
                         ["Server:MetricsPort"] = FreePort(),
                         ["SegmentStore:Tier2"] = parse.GetValue(tier2),
                         // A catch-up read should find the data in Tier 2 soon after the writes stop.
-                        ["SegmentStore:Tier2FlushAgeMs"] = parse.GetValue(catchUp) ? "1000" : null,
+                        ["SegmentStore:Tier2FlushAge"] = parse.GetValue(catchUp) ? "00:00:01" : null,
                         // Stdout is the result (a table, or the --json document): the server's log goes to stderr,
                         // warnings and errors only.
                         ["Logging:Console:LogToStandardErrorThreshold"] = nameof(LogLevel.Trace),

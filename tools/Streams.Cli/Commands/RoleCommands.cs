@@ -12,7 +12,7 @@ internal static class RoleCommands
     {
         var flags = new ServerFlags(grpcPort: 3182, dataPort: 3181, metricsPort: 3183)
             .Map(ZooKeeperOption(), "ZooKeeper:Connect")
-            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeoutMs")
+            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeout", format: ServerFlags.Milliseconds)
             .Map(new Option<string?>("--data-dir") { Description = "Journal directory (default ./streams-data/bookie)." }, "Bookie:DataDirectory");
         return Role("bookie", "Run a bookie: a storage node of the replicated log (Tier 1).", flags, async (configuration, loggers, ct) =>
         {
@@ -26,8 +26,8 @@ internal static class RoleCommands
     {
         var flags = new ServerFlags(grpcPort: 9100, dataPort: 9101, metricsPort: 9102)
             .Map(ZooKeeperOption(), "ZooKeeper:Connect")
-            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeoutMs")
-            .Map(new Option<int?>("--cache-mb") { Description = "Read cache size in MiB (default 256)." }, "SegmentStore:CacheSizeMb")
+            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeout", format: ServerFlags.Milliseconds)
+            .Map(new Option<int?>("--cache-mb") { Description = "Read cache size in MiB (default 256)." }, "SegmentStore:CacheSize", format: ServerFlags.MiB)
             .Map(StandaloneCommand.Tier2Option("default: none; every segment store of a cluster must name the same one"), "SegmentStore:Tier2")
             .Map(new Option<int?>("--ensemble") { Description = "Bookies each ledger is striped over, E (default 3)." }, "Ledger:EnsembleSize")
             .Map(new Option<int?>("--write-quorum") { Description = "Copies of each entry, Qw (default 3)." }, "Ledger:WriteQuorum")
@@ -44,7 +44,7 @@ internal static class RoleCommands
     {
         var flags = new ServerFlags(grpcPort: 9090, dataPort: null, metricsPort: 9092)
             .Map(ZooKeeperOption(), "ZooKeeper:Connect")
-            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeoutMs")
+            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeout", format: ServerFlags.Milliseconds)
             .Map(new Option<int?>("--containers") { Description = "Segment containers of the cluster (default 8; fixed once the cluster exists)." }, "Cluster:ContainerCount");
         return Role("controller", "Run a controller: the stream API, container assignment, the KEDA scaler.", flags, async (configuration, loggers, ct) =>
         {

@@ -7,7 +7,7 @@ namespace Streams.Cli.Commands;
 /// <summary>The flags every server role takes, mapped onto configuration keys (flags win over files and environment).</summary>
 internal sealed class ServerFlags
 {
-    private readonly List<(Option Option, string Key)> _mapped = [];
+    private readonly List<(Option Option, string Key, Func<object, string>? Format)> _mapped = [];
 
     public ServerFlags(int grpcPort, int? dataPort, int metricsPort)
     {
@@ -31,10 +31,13 @@ internal sealed class ServerFlags
 
     public Option<LogLevel> LogLevel { get; }
 
-    /// <summary>Adds a role-specific flag that sets <paramref name="key"/>.</summary>
-    public ServerFlags Map(Option option, string key, object? defaultValue = null)
+    /// <summary>
+    /// Adds a role-specific flag that sets <paramref name="key"/>, its value written in the key's form by
+    /// <paramref name="format"/> when given (a flag in MiB setting a size, for one).
+    /// </summary>
+    public ServerFlags Map(Option option, string key, object? defaultValue = null, Func<object, string>? format = null)
     {
-        _mapped.Add((option, key));
+        _mapped.Add((option, key, format));
         if (defaultValue is not null)
         {
             _defaults[key] = Convert.ToString(defaultValue, CultureInfo.InvariantCulture);
@@ -43,11 +46,18 @@ internal sealed class ServerFlags
         return this;
     }
 
+    /// <summary>Writes a flag's whole MiB as a size setting.</summary>
+    public static string MiB(object value) => Convert.ToString(value, CultureInfo.InvariantCulture) + "MiB";
+
+    /// <summary>Writes a flag's milliseconds as a duration setting.</summary>
+    public static string Milliseconds(object value) =>
+        TimeSpan.FromMilliseconds(Convert.ToDouble(value, CultureInfo.InvariantCulture)).ToString("c", CultureInfo.InvariantCulture);
+
     public void AddTo(Command command)
     {
         command.Options.Add(Config);
         command.Options.Add(LogLevel);
-        foreach (var (option, _) in _mapped)
+        foreach (var (option, _, _) in _mapped)
         {
             command.Options.Add(option);
         }
@@ -60,12 +70,12 @@ internal sealed class ServerFlags
     public Dictionary<string, string?> Values(ParseResult parse)
     {
         var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (option, key) in _mapped)
+        foreach (var (option, key, format) in _mapped)
         {
             var result = parse.GetResult(option);
             if (result is { Implicit: false } && result.GetValueOrDefault<object?>() is { } value)
             {
-                values[key] = Convert.ToString(value, CultureInfo.InvariantCulture);
+                values[key] = format is null ? Convert.ToString(value, CultureInfo.InvariantCulture) : format(value);
             }
         }
 

@@ -17,7 +17,7 @@ internal static class StandaloneCommand
         var flags = new ServerFlags(grpcPort: 9090, dataPort: 9091, metricsPort: 9092)
             .Map(new Option<string?>("--data-dir") { Description = "Data directory (default ./streams-data)." }, "DataDirectory")
             .Map(new Option<int?>("--containers") { Description = "Segment containers (default 4; fixed once data exists)." }, "SegmentStore:ContainerCount")
-            .Map(new Option<int?>("--cache-mb") { Description = "Read cache size in MiB (default 256)." }, "SegmentStore:CacheSizeMb")
+            .Map(new Option<int?>("--cache-mb") { Description = "Read cache size in MiB (default 256)." }, "SegmentStore:CacheSize", format: ServerFlags.MiB)
             .Map(Tier2Option("default: file://DATA-DIR/tier2"), "SegmentStore:Tier2");
         var command = new Command("standalone", "Run the controller, a segment store and a bookie in one process, durable on local disk.");
         flags.AddTo(command);
