@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Streams.Common.Resilience;
 using Streams.Coordination.Metadata;
 
 namespace Streams.Coordination.Cluster;
@@ -67,25 +68,11 @@ public sealed class EphemeralRegistration : IAsyncDisposable
         }
     }
 
-    private async Task KeepAliveAsync()
-    {
-        while (!_stop.IsCancellationRequested)
+    private Task KeepAliveAsync() =>
+        RetryLoop.RunAsync($"Registering {_path}", async token =>
         {
-            try
-            {
-                await _store.SessionLost.WaitAsync(_stop.Token);
-                _logger.LogWarning("Session lost: registering {Path} again.", _path);
-                await RegisterAsync(_stop.Token);
-            }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "Registering {Path} failed; retrying.", _path);
-                await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
-            }
-        }
-    }
+            await _store.SessionLost.WaitAsync(token);
+            _logger.LogWarning("Session lost: registering {Path} again.", _path);
+            await RegisterAsync(token);
+        }, _logger, null, _stop.Token);
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Streams.Common.Resilience;
 using Streams.Coordination.Metadata;
 
 namespace Streams.Coordination.Cluster;
@@ -24,51 +25,37 @@ public sealed class LeaderElection(IMetadataStore store, string path, string can
         }
     }
 
-    public async Task RunAsync(Func<CancellationToken, Task> lead, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
+    /// <summary>Competes for leadership and leads whenever won, until <paramref name="cancellationToken"/> is cancelled.</summary>
+    public Task RunAsync(Func<CancellationToken, Task> lead, CancellationToken cancellationToken) =>
+        RetryLoop.RunAsync($"Leader election on {path}", async token =>
         {
-            try
+            var session = store.SessionLost;
+            if (!await store.TryCreateEphemeralAsync(path, System.Text.Encoding.UTF8.GetBytes(candidate), token))
             {
-                var session = store.SessionLost;
-                if (await store.TryCreateEphemeralAsync(path, System.Text.Encoding.UTF8.GetBytes(candidate), cancellationToken))
-                {
-                    logger.LogInformation("{Candidate} leads ({Path}).", candidate, path);
-                    IsLeader = true;
-                    using var leadership = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                    _ = session.ContinueWith(_ => CancelQuietly(leadership), TaskScheduler.Default);
-                    try
-                    {
-                        await lead(leadership.Token);
-                    }
-                    catch (OperationCanceledException) when (leadership.IsCancellationRequested)
-                    {
-                    }
-                    finally
-                    {
-                        IsLeader = false;
-                    }
-
-                    if (!cancellationToken.IsCancellationRequested)
-                    {
-                        logger.LogWarning("{Candidate} lost leadership; competing again.", candidate);
-                    }
-
-                    continue;
-                }
-
-                var (_, changed) = await store.GetAndWatchAsync(path, cancellationToken);
-                await Task.WhenAny(changed, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
+                var (_, changed) = await store.GetAndWatchAsync(path, token);
+                await Task.WhenAny(changed, Task.Delay(TimeSpan.FromSeconds(5), token));
                 return;
             }
-            catch (Exception e)
+
+            logger.LogInformation("{Candidate} leads ({Path}).", candidate, path);
+            IsLeader = true;
+            using var leadership = CancellationTokenSource.CreateLinkedTokenSource(token);
+            _ = session.ContinueWith(_ => CancelQuietly(leadership), TaskScheduler.Default);
+            try
             {
-                logger.LogError(e, "Leader election on {Path} failed; retrying.", path);
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                await lead(leadership.Token);
             }
-        }
-    }
+            catch (OperationCanceledException) when (leadership.IsCancellationRequested)
+            {
+            }
+            finally
+            {
+                IsLeader = false;
+            }
+
+            if (!token.IsCancellationRequested)
+            {
+                logger.LogWarning("{Candidate} lost leadership; competing again.", candidate);
+            }
+        }, logger, null, cancellationToken);
 }

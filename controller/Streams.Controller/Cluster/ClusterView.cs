@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Streams.Common.Naming;
+using Streams.Common.Resilience;
 using Streams.Coordination.Cluster;
 using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
@@ -69,26 +70,12 @@ public sealed class ClusterView : ISegmentLocator, IAsyncDisposable
         _stop.Dispose();
     }
 
-    private async Task FollowAsync()
-    {
-        while (!_stop.IsCancellationRequested)
+    private Task FollowAsync() =>
+        RetryLoop.RunAsync("Refreshing the cluster view", async token =>
         {
-            try
-            {
-                var (_, assignmentChanged) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, _stop.Token);
-                var (_, storesChanged) = await _store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, _stop.Token);
-                await RefreshAsync(_stop.Token);
-                await Task.WhenAny(assignmentChanged, storesChanged, Task.Delay(TimeSpan.FromSeconds(10), _stop.Token));
-            }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                _logger.LogWarning("Refreshing the cluster view failed: {Error}", e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
-            }
-        }
-    }
+            var (_, assignmentChanged) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, token);
+            var (_, storesChanged) = await _store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, token);
+            await RefreshAsync(token);
+            await Task.WhenAny(assignmentChanged, storesChanged, Task.Delay(TimeSpan.FromSeconds(10), token));
+        }, _logger, null, _stop.Token);
 }

@@ -21,7 +21,7 @@ namespace Streams.SegmentStore.Server;
 /// anything per block.
 /// </para>
 /// </summary>
-internal sealed class AppendSession : IDisposable
+public sealed class AppendSession : IDisposable
 {
     private readonly SegmentStoreService _store;
     private readonly Action<AppendReply> _send;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Streams.Common.Resilience;
 using Streams.Coordination.Cluster;
 using Streams.Coordination.Metadata;
 
@@ -41,33 +42,21 @@ public sealed class ContainerOwnership
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var stopping = StopOnSessionLossAsync(cancellationToken);
-        while (!cancellationToken.IsCancellationRequested)
+        await RetryLoop.RunAsync("Following the container assignment", async token =>
         {
-            try
+            var session = _store.SessionLost;
+            var (value, changed) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, token);
+            var assignment = value is { } v ? ClusterPaths.Deserialize<ContainerAssignment>(v.Data) : ContainerAssignment.Empty;
+            var desired = assignment.OwnedBy(_storeId).ToHashSet();
+            if (session.IsCompleted)
             {
-                var session = _store.SessionLost;
-                var (value, changed) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, cancellationToken);
-                var assignment = value is { } v ? ClusterPaths.Deserialize<ContainerAssignment>(v.Data) : ContainerAssignment.Empty;
-                var desired = assignment.OwnedBy(_storeId).ToHashSet();
-                if (session.IsCompleted)
-                {
-                    continue; // read with a session that is gone: read again with the new one
-                }
+                return; // read with a session that is gone: read again with the new one
+            }
 
-                _owned = desired;
-                await ApplyAsync(desired, cancellationToken);
-                await Task.WhenAny(changed, session, Task.Delay(RetryInterval, cancellationToken));
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception e)
-            {
-                _logger.LogWarning("Following the container assignment failed ({Error}); retrying.", e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
-            }
-        }
+            _owned = desired;
+            await ApplyAsync(desired, token);
+            await Task.WhenAny(changed, session, Task.Delay(RetryInterval, token));
+        }, _logger, null, cancellationToken);
 
         await stopping;
     }

@@ -1,6 +1,6 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Framing;
@@ -17,104 +17,82 @@ namespace Streams.SegmentStore.Server;
 /// into the container's frame; read data is copied once, from the cache into the send buffers.
 /// A malformed frame is answered with an ErrorReply carrying a gRPC status code, then the connection closes.
 /// </summary>
-public sealed class DataConnectionHandler : ConnectionHandler
+public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnectionHandler.Session>
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
     private readonly SegmentRequests _requests;
-    private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<DataConnectionHandler> _logger;
 
     public DataConnectionHandler(SegmentRequests requests, IHostApplicationLifetime lifetime, ILogger<DataConnectionHandler> logger)
+        : base(lifetime, logger, "Data")
     {
         _requests = requests;
-        _lifetime = lifetime;
         _logger = logger;
     }
 
-    public override async Task OnConnectedAsync(ConnectionContext connection)
+    /// <summary>Clients then reconnect elsewhere (the connection ends when the client goes away or the server stops).</summary>
+    protected override string? ShutdownMessage => "The segment store is shutting down; reconnect.";
+
+    protected override Session OpenSession(FramedReplyChannel replies) =>
+        new(new AppendSession(_requests.Store, replies.Send), new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection), replies);
+
+    protected override ValueTask OnFrameAsync(Session session, ReadOnlySequence<byte> frame, CancellationToken aborted) =>
+        AppendBlockCodec.TryReadEnvelope(frame, out var header, out var data)
+            ? session.Appends.OnBlockAsync(header, data, aborted)
+            : OnRequestAsync(session, DataRequest.Parser.ParseFrom(frame), aborted);
+
+    /// <summary>The client finished sending: answer what it sent before closing.</summary>
+    protected override async ValueTask OnPeerFinishedAsync(Session session, CancellationToken aborted) =>
+        await session.Appends.DrainAsync(aborted).WaitAsync(DrainTimeout, aborted);
+
+    protected override void CloseSession(Session session)
     {
-        // The connection ends when the client goes away or the server begins to stop (clients then reconnect elsewhere).
-        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
-        var aborted = lifetime.Token;
-        var replies = new FramedReplyChannel(connection.Transport.Output);
-        using var session = new AppendSession(_requests.Store, replies.Send);
-        using var reads = new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection);
-        var reader = new FramedMessageReader(connection.Transport.Input, RawFraming.DefaultMaxFrameSize);
-        try
+        session.Reads.Dispose();
+        session.Appends.Dispose();
+    }
+
+    protected override IMessage ConnectionError(StatusCode code, string message) => Error(0, code, message);
+
+    // Pooled: a read that waits for its slot must not cost an allocation per frame.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask OnRequestAsync(Session session, DataRequest request, CancellationToken aborted)
+    {
+        switch (request.KindCase)
         {
-            while (await reader.MoveNextAsync(aborted))
-            {
-                var frame = reader.Current;
-                if (AppendBlockCodec.TryReadEnvelope(frame, out var header, out var data))
+            case DataRequest.KindOneofCase.Setup:
+                session.Appends.OnSetup(request.Setup);
+                break;
+            case DataRequest.KindOneofCase.Block:
+                var block = request.Block;
+                await session.Appends.OnBlockAsync(
+                    new AppendBlockHeader(block.RequestId, block.LastEventNumber, block.EventCount, block.HasExpectedOffset ? block.ExpectedOffset : null),
+                    new ReadOnlySequence<byte>(block.Data.Memory),
+                    aborted);
+                break;
+            case DataRequest.KindOneofCase.Read:
+                await session.Reads.WaitAsync(aborted);
+                _ = ReadAsync(request.Read, session.Replies, session.Reads, aborted);
+                break;
+            case DataRequest.KindOneofCase.Info:
+                session.Replies.Send(Info(request.Info));
+                break;
+            case DataRequest.KindOneofCase.Hello:
+                if (request.Hello.ProtocolVersion != RawFraming.ProtocolVersion)
                 {
-                    await session.OnBlockAsync(header, data, aborted);
-                    continue;
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Protocol version {request.Hello.ProtocolVersion} is not supported; this server speaks version {RawFraming.ProtocolVersion}."));
                 }
 
-                var request = DataRequest.Parser.ParseFrom(frame);
-                switch (request.KindCase)
+                session.Replies.Send(new DataReply
                 {
-                    case DataRequest.KindOneofCase.Setup:
-                        session.OnSetup(request.Setup);
-                        break;
-                    case DataRequest.KindOneofCase.Block:
-                        var block = request.Block;
-                        await session.OnBlockAsync(
-                            new AppendBlockHeader(block.RequestId, block.LastEventNumber, block.EventCount, block.HasExpectedOffset ? block.ExpectedOffset : null),
-                            new ReadOnlySequence<byte>(block.Data.Memory),
-                            aborted);
-                        break;
-                    case DataRequest.KindOneofCase.Read:
-                        await reads.WaitAsync(aborted);
-                        _ = ReadAsync(request.Read, replies, reads, aborted);
-                        break;
-                    case DataRequest.KindOneofCase.Info:
-                        replies.Send(Info(request.Info));
-                        break;
-                    case DataRequest.KindOneofCase.Hello:
-                        if (request.Hello.ProtocolVersion != RawFraming.ProtocolVersion)
-                        {
-                            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Protocol version {request.Hello.ProtocolVersion} is not supported; this server speaks version {RawFraming.ProtocolVersion}."));
-                        }
-
-                        replies.Send(new DataReply
-                        {
-                            Hello = new HelloReply { ProtocolVersion = RawFraming.ProtocolVersion, Server = "streams-segmentstore" },
-                        });
-                        break;
-                    case DataRequest.KindOneofCase.KeepAlive:
-                        replies.Send(new DataReply { KeepAlive = request.KeepAlive });
-                        break;
-                    default:
-                        throw new RpcException(new Status(StatusCode.InvalidArgument, "Empty or unknown DataRequest."));
-                }
-            }
-
-            // The client finished sending: answer what it sent before closing.
-            await session.DrainAsync(aborted).WaitAsync(DrainTimeout, aborted);
-        }
-        catch (RpcException e)
-        {
-            replies.Send(Error(0, e.StatusCode, e.Status.Detail));
-        }
-        catch (Exception e) when (e is InvalidProtocolBufferException or InvalidDataException)
-        {
-            replies.Send(Error(0, StatusCode.InvalidArgument, $"Malformed frame: {e.Message}"));
-        }
-        catch (OperationCanceledException) when (_lifetime.ApplicationStopping.IsCancellationRequested && !connection.ConnectionClosed.IsCancellationRequested)
-        {
-            replies.Send(Error(0, StatusCode.Unavailable, "The segment store is shutting down; reconnect."));
-        }
-        catch (Exception e) when (e is OperationCanceledException or ConnectionResetException or IOException or TimeoutException)
-        {
-            _logger.LogDebug("Data connection {Connection} ended: {Reason}", connection.ConnectionId, e.Message);
-        }
-        finally
-        {
-            await replies.CompleteAsync();
-            reader.Release();
-            await connection.Transport.Input.CompleteAsync();
+                    Hello = new HelloReply { ProtocolVersion = RawFraming.ProtocolVersion, Server = "streams-segmentstore" },
+                });
+                break;
+            case DataRequest.KindOneofCase.KeepAlive:
+                session.Replies.Send(new DataReply { KeepAlive = request.KeepAlive });
+                break;
+            default:
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "Empty or unknown DataRequest."));
         }
     }
 
@@ -157,4 +135,7 @@ public sealed class DataConnectionHandler : ConnectionHandler
 
     private static DataReply Error(long requestId, StatusCode code, string message) =>
         new() { Error = new ErrorReply { RequestId = requestId, Code = (int)code, Message = message } };
+
+    /// <summary>What a connection keeps: its append session, its bound on concurrent reads, its reply channel.</summary>
+    public sealed record Session(AppendSession Appends, SemaphoreSlim Reads, FramedReplyChannel Replies);
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Naming;
+using Streams.Common.Resilience;
 using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Reading;
 using Streams.Tier2;
@@ -16,6 +17,12 @@ public sealed class SegmentStoreService : IAsyncDisposable
 {
     /// <summary>Version of the on-disk layout: 2 = container logs on ledgers.</summary>
     private const int LayoutFormat = 2;
+
+    /// <summary>
+    /// A failed container's log is usually back within moments (a bookie restarted): retry soon, but never more
+    /// often than every 10 s while it keeps failing.
+    /// </summary>
+    private static readonly RetryOptions RestartRetry = new() { FirstDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(10) };
 
     private readonly SegmentStoreOptions _options;
     private readonly Func<int, IDurableDataLog> _logFactory;
@@ -176,34 +183,14 @@ public sealed class SegmentStoreService : IAsyncDisposable
         }
 
         await container.DisposeAsync();
-        var delay = TimeSpan.FromMilliseconds(100);
-        while (!_stop.IsCancellationRequested && _owns(id))
+        await RetryLoop.UntilSuccessAsync($"Restarting container {id}", async token =>
         {
-            try
+            if (_owns(id))
             {
                 _logger.LogWarning("Restarting container {Container} after failure: {Error}", id, container.Failure?.Message);
-                await StartContainerAsync(id, _stop.Token);
-                return;
+                await StartContainerAsync(id, token);
             }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "Container {Container} failed to restart; retrying in {Delay}.", id, delay);
-                try
-                {
-                    await Task.Delay(delay, _stop.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
-            }
-        }
+        }, _logger, RestartRetry, _stop.Token);
     }
 
     /// <summary>

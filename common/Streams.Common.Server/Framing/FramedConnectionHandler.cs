@@ -1,0 +1,116 @@
+using System.Buffers;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Wire;
+
+namespace Streams.Common.Server.Framing;
+
+/// <summary>
+/// The server end of a raw framed link (docs/wire-protocol.md), shared by the segment store's data handler and the
+/// bookie's handler: one loop per Kestrel connection that reads length-prefixed frames and hands each to the
+/// protocol, with replies queued on a <see cref="FramedReplyChannel"/>.
+/// <para>
+/// Invariants. Frames are handled one at a time, in arrival order: the next frame is read only once
+/// <see cref="OnFrameAsync"/> has returned, so a frame (a slice of Kestrel's pooled receive buffers, never copied
+/// here) stays valid until then, and whatever must outlive it is copied by the protocol. Work a frame starts in the
+/// background answers through the reply channel, which outlives the loop until everything queued is written.
+/// </para>
+/// <para>
+/// Failure strategy. A malformed or oversized frame, or an <see cref="RpcException"/> from the protocol, is answered
+/// with the protocol's connection-level error (request id 0, a gRPC status code and a message) and the connection
+/// closes. The server stopping ends every connection, optionally with an UNAVAILABLE error that tells the client to
+/// reconnect elsewhere; a client going away just ends the loop.
+/// </para>
+/// </summary>
+/// <typeparam name="TSession">What the protocol keeps per connection.</typeparam>
+public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
+{
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger _logger;
+    private readonly string _name;
+
+    /// <param name="lifetime">Its stopping token ends every connection.</param>
+    /// <param name="logger">Where ended connections are logged (at debug level).</param>
+    /// <param name="name">What the connections are called in the log ("Data", "Bookie").</param>
+    protected FramedConnectionHandler(IHostApplicationLifetime lifetime, ILogger logger, string name)
+    {
+        _lifetime = lifetime;
+        _logger = logger;
+        _name = name;
+    }
+
+    /// <summary>Largest frame accepted; a larger one is refused with RESOURCE_EXHAUSTED as soon as its prefix arrives.</summary>
+    protected virtual int MaxFrameSize => RawFraming.DefaultMaxFrameSize;
+
+    /// <summary>
+    /// The message sent to clients when the server stops under them, or null to just close (the default).
+    /// </summary>
+    protected virtual string? ShutdownMessage => null;
+
+    /// <inheritdoc />
+    public sealed override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
+        var aborted = lifetime.Token;
+        var replies = new FramedReplyChannel(connection.Transport.Output);
+        var session = OpenSession(replies);
+        var reader = new FramedMessageReader(connection.Transport.Input, MaxFrameSize);
+        try
+        {
+            while (await reader.MoveNextAsync(aborted))
+            {
+                await OnFrameAsync(session, reader.Current, aborted);
+            }
+
+            await OnPeerFinishedAsync(session, aborted);
+        }
+        catch (RpcException e)
+        {
+            replies.Send(ConnectionError(e.StatusCode, e.Status.Detail));
+        }
+        catch (Exception e) when (e is InvalidProtocolBufferException or InvalidDataException)
+        {
+            replies.Send(ConnectionError(StatusCode.InvalidArgument, $"Malformed frame: {e.Message}"));
+        }
+        catch (OperationCanceledException) when (ShutdownMessage is { } message
+            && _lifetime.ApplicationStopping.IsCancellationRequested && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            replies.Send(ConnectionError(StatusCode.Unavailable, message));
+        }
+        catch (Exception e) when (e is OperationCanceledException or ConnectionResetException or IOException or TimeoutException)
+        {
+            _logger.LogDebug("{Name} connection {Connection} ended: {Reason}", _name, connection.ConnectionId, e.Message);
+        }
+        finally
+        {
+            await replies.CompleteAsync();
+            reader.Release();
+            await connection.Transport.Input.CompleteAsync();
+            CloseSession(session);
+        }
+    }
+
+    /// <summary>Creates the per-connection state; replies go through <paramref name="replies"/>.</summary>
+    protected abstract TSession OpenSession(FramedReplyChannel replies);
+
+    /// <summary>
+    /// Handles one frame. <paramref name="frame"/> points into pooled receive buffers and is valid until the returned
+    /// task completes. Throws <see cref="RpcException"/> or <see cref="InvalidDataException"/> to refuse the frame and
+    /// close the connection.
+    /// </summary>
+    protected abstract ValueTask OnFrameAsync(TSession session, ReadOnlySequence<byte> frame, CancellationToken aborted);
+
+    /// <summary>Called when the client finished sending (a clean end of stream); by default nothing is waited for.</summary>
+    protected virtual ValueTask OnPeerFinishedAsync(TSession session, CancellationToken aborted) => ValueTask.CompletedTask;
+
+    /// <summary>Releases the per-connection state, after every queued reply is written.</summary>
+    protected virtual void CloseSession(TSession session)
+    {
+    }
+
+    /// <summary>A connection-level error reply (request id 0) with a gRPC status code.</summary>
+    protected abstract IMessage ConnectionError(StatusCode code, string message);
+}
