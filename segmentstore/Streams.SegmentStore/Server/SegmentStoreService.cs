@@ -42,13 +42,13 @@ internal sealed class SegmentStoreService : IAsyncDisposable
         _logger = loggerFactory.CreateLogger<SegmentStoreService>();
         _containers = new SegmentContainer?[options.ContainerCount];
         Cache = new FrameCache((long)options.CacheSizeMb * 1024 * 1024);
-        ChunkCache = new FrameCache((long)options.Tier2CacheMb * 1024 * 1024);
+        ChunkCache = new ChunkCache((long)options.Tier2CacheMb * 1024 * 1024);
     }
 
     public FrameCache Cache { get; }
 
     /// <summary>Chunks read back from Tier 2.</summary>
-    public FrameCache ChunkCache { get; }
+    public ChunkCache ChunkCache { get; }
 
     /// <summary>Tier 2, if the store has one.</summary>
     public IChunkStorage? Tier2 => _tier2;

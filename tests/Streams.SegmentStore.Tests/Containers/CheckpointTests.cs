@@ -128,7 +128,7 @@ public sealed class CheckpointTests : IDisposable
         new(0, log, new FrameCache(1 << 20), new ContainerOptions
         {
             Storage = new StorageWriterOptions { FlushAge = TimeSpan.FromMilliseconds(50), CheckpointEvery = 1 << 20, MinRetryDelay = TimeSpan.FromMilliseconds(20) },
-        }, NullLogger.Instance, new FileChunkStorage(_dir.Sub("tier2")), new FrameCache(1 << 20));
+        }, NullLogger.Instance, new FileChunkStorage(_dir.Sub("tier2")), new ChunkCache(1 << 20));
 
     private static async Task WaitUntilAsync(Func<bool> condition, string what)
     {

@@ -44,7 +44,7 @@ public sealed class StorageWriterTests : IDisposable
     };
 
     private SegmentContainer Create(InMemoryDurableDataLog log, ContainerOptions options, long cacheBytes = 128 * 1024) =>
-        new(0, log, new FrameCache(cacheBytes), options, NullLogger.Instance, _tier2, new FrameCache(256 * 1024));
+        new(0, log, new FrameCache(cacheBytes), options, NullLogger.Instance, _tier2, new ChunkCache(256 * 1024));
 
     /// <summary>An event whose payload says its number, padded to about 1 KiB.</summary>
     private static byte[] Event(long number)
