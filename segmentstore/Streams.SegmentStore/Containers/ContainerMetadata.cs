@@ -63,15 +63,9 @@ internal sealed class ContainerMetadata : IContainerMetadata
 
         lock (_sync)
         {
-            if (_log.Unavailable() is { } unavailable)
+            if (Find(segmentName, out var segment) is { } missing)
             {
-                outcome = unavailable;
-                return AppendAcceptance.Completed;
-            }
-
-            if (!_byName.TryGetValue(segmentName, out var segment))
-            {
-                outcome = OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Segment {segmentName} does not exist.");
+                outcome = missing;
                 return AppendAcceptance.Completed;
             }
 
@@ -124,7 +118,7 @@ internal sealed class ContainerMetadata : IContainerMetadata
                 case LogAcceptance.NoCapacity:
                     return AppendAcceptance.NoCapacity;
                 case LogAcceptance.Unavailable:
-                    outcome = _log.Unavailable() ?? OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, $"Container {_containerId} is not running; retry.");
+                    outcome = NotRunning();
                     return AppendAcceptance.Completed;
             }
 
@@ -139,14 +133,9 @@ internal sealed class ContainerMetadata : IContainerMetadata
     {
         lock (_sync)
         {
-            if (_log.Unavailable() is { } unavailable)
+            if (Find(segmentName, out var segment) is { } missing)
             {
-                return unavailable;
-            }
-
-            if (!_byName.TryGetValue(segmentName, out var segment))
-            {
-                return OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Segment {segmentName} does not exist.");
+                return missing;
             }
 
             var barrier = new PendingOperation { Type = OperationType.SetupBarrier, Segment = segment, Writer = writer, Callback = callback, Token = token };
@@ -185,14 +174,9 @@ internal sealed class ContainerMetadata : IContainerMetadata
     {
         lock (_sync)
         {
-            if (_log.Unavailable() is { } unavailable)
+            if (Find(name, out var segment) is { } missing)
             {
-                return unavailable;
-            }
-
-            if (!_byName.TryGetValue(name, out var segment))
-            {
-                return OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Segment {name} does not exist.");
+                return missing;
             }
 
             if (type == OperationType.Seal && segment.PendingSealed)
@@ -284,7 +268,14 @@ internal sealed class ContainerMetadata : IContainerMetadata
             // this lock goes to later frames. Serializing it (a second for a million chunks) happens off the lock.
             var snapshot = Snapshot();
             var pages = Task.Run(() => paginate(snapshot), CancellationToken.None);
-            return _log.TryAddCheckpoint(new PendingCheckpoint(checkpointId, pages, callback)) == LogAcceptance.Accepted ? null : _log.Unavailable();
+            if (_log.TryAddCheckpoint(new PendingCheckpoint(checkpointId, pages, callback)) == LogAcceptance.Accepted)
+            {
+                return null;
+            }
+
+            // The log stopped meanwhile: the pages will never be written.
+            pages.ContinueWith(static t => t.Result.ForEach(page => page.Dispose()), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            return NotRunning();
         }
     }
 
@@ -587,10 +578,24 @@ internal sealed class ContainerMetadata : IContainerMetadata
         return new ContainerCheckpoint(_nextSegmentId, segments);
     }
 
+    /// <summary>The accepted segment named <paramref name="name"/>, or why there is none to operate on (lock held).</summary>
+    private OperationOutcome? Find(string name, out SegmentMetadata segment)
+    {
+        if (_log.Unavailable() is { } unavailable)
+        {
+            segment = null!;
+            return unavailable;
+        }
+
+        return _byName.TryGetValue(name, out segment!) ? null : OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Segment {name} does not exist.");
+    }
+
     private OperationOutcome? Add(in PendingOperation operation, ReadOnlySpan<byte> body = default) =>
-        _log.TryAdd(operation, body) == LogAcceptance.Accepted
-            ? null
-            : _log.Unavailable() ?? OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, $"Container {_containerId} is not running; retry.");
+        _log.TryAdd(operation, body) == LogAcceptance.Accepted ? null : NotRunning();
+
+    /// <summary>The answer when the log refused an operation: it stopped between the check and the hand-off.</summary>
+    private OperationOutcome NotRunning() =>
+        _log.Unavailable() ?? OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, $"Container {_containerId} is not running; retry.");
 
     private string? ValidateBlock(long lastEventNumber, int eventCount, in ReadOnlySequence<byte> data)
     {
