@@ -1,23 +1,15 @@
-using System.Diagnostics;
-using System.Threading.Channels;
+using System.Buffers;
 using Microsoft.Extensions.Logging;
+using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 using Streams.Tier2;
 
 namespace Streams.SegmentStore.Containers;
 
-public enum ContainerState
-{
-    Created,
-    Recovering,
-    Running,
-    Failed,
-    Stopped,
-}
-
 /// <summary>
-/// A segment container: the unit of ownership, recovery and failover for the segments hashed onto it.
+/// A segment container: the unit of ownership, recovery and failover for the segments hashed onto it. It only wires
+/// its parts together; each part owns its state and its lock and talks to the others through its contract.
 /// <para>
 /// Why it is built this way. Every mutation (create, append, seal, truncate, delete) is validated against the
 /// accepted view of the metadata, serialized into the current frame and applied to the durable view only after
@@ -30,30 +22,36 @@ public enum ContainerState
 /// answered with <see cref="OutcomeStatus.ContainerUnavailable"/> (clients retry; deduplication makes it safe),
 /// and its owner restarts it, which recovers from the log.
 /// </para>
+/// <para>
+/// The parts, what each owns, and the locks:
+/// <list type="bullet">
+/// <item><see cref="OperationLog"/> (<see cref="IOperationLog"/>): frames (current, unwritten, in flight), frame
+/// sequence numbers, the container's state and failure, the log's truncation point. Its own lock.</item>
+/// <item><see cref="ContainerMetadata"/> (<see cref="IContainerMetadata"/>): segments by name and id, the next segment
+/// id, each segment's accepted view (pending lengths, seal, deletion, storage length, chunk list, writers) and its durable
+/// view. Its own lock.</item>
+/// <item><see cref="ContainerReadIndex"/> (<see cref="IReadIndex"/>): the Tier 2 fetches in flight, and this container's
+/// use of the shared frame and chunk caches (each with its own lock). Segment index entries have their own locks.</item>
+/// <item><see cref="StorageWriter"/> (<see cref="IStorageWriter"/>): the Tier 1 budget (lock-free), the durable
+/// checkpoints not yet truncated (its own lock), the chunks of deleted segments still to delete, its loop.</item>
+/// <item><see cref="ContainerRecovery"/> (<see cref="IContainerRecovery"/>): nothing that outlives the start.</item>
+/// </list>
+/// Lock order: the metadata's lock, then the operation log's. Only the metadata calls another part while holding its
+/// lock: it hands accepted operations to the operation log in the same critical section as their validation, so the log's
+/// order is the order of acceptance. No other part calls out while holding its lock (the caches' and segment indexes'
+/// locks are leaves), so there are no other orders to keep. The operation log's commit loop holds no lock while it
+/// applies a frame (<see cref="ApplyDurable"/>): the metadata takes its own lock for that, the others none.
+/// </para>
 /// </summary>
-public sealed partial class SegmentContainer : IAsyncDisposable
+public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
 {
-    private readonly IDurableDataLog _log;
-    private readonly FrameCache _cache;
-    private readonly ContainerOptions _options;
     private readonly ILogger _logger;
-    private readonly object _sync = new();
-    private readonly Dictionary<string, SegmentMetadata> _byName = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, SegmentMetadata> _byId = [];
-    private readonly LinkedList<PendingFrame> _pending = new();
-    private readonly Queue<PendingFrame> _unwritten = new();
-    private readonly SemaphoreSlim _writeSignal = new(0, int.MaxValue);
-    private readonly Channel<PendingFrame> _written = Channel.CreateUnbounded<PendingFrame>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-    private readonly CancellationTokenSource _stop = new();
-    private PendingFrame? _current;
-    private TaskCompletionSource _capacity = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _nextSegmentId = 1;
-    private long _nextSequence;
-    private int _writing;
-    private volatile ContainerState _state = ContainerState.Created;
-    private Exception? _failure;
-    private Task? _writerLoop;
-    private Task? _commitLoop;
+    private readonly OperationLog _log;
+    private readonly ContainerMetadata _metadata;
+    private readonly ContainerReadIndex _readIndex;
+    private readonly StorageWriter _storageWriter;
+    private readonly ContainerRecovery _recovery;
+    private readonly List<DeletedSegment> _deleted = []; // reused by the commit path, which applies one frame at a time
 
     /// <param name="id">The container's number.</param>
     /// <param name="log">Its durable log (Tier 1).</param>
@@ -62,480 +60,201 @@ public sealed partial class SegmentContainer : IAsyncDisposable
     /// <param name="logger">Where the container logs.</param>
     /// <param name="tier2">Long-term storage; null keeps every byte in the log (no storage writer, no log truncation).</param>
     /// <param name="chunkCache">Cache of chunks read back from Tier 2 (separate from <paramref name="cache"/>, so readers catching up never evict the tail).</param>
-    public SegmentContainer(int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger, IChunkStorage? tier2 = null, FrameCache? chunkCache = null)
+    public SegmentContainer(int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger, IChunkStorage? tier2 = null, ChunkCache? chunkCache = null)
     {
         options.Validate();
         Id = id;
-        _log = log;
-        _cache = cache;
-        _options = options;
         _logger = logger;
-        _tier2 = tier2;
-        _chunkCache = tier2 is null ? null : chunkCache ?? new FrameCache(4L * options.Storage.MaxChunkSize);
+        var budget = new Tier1Budget(id, options.Storage, tier2?.Location, logger);
+        _log = new OperationLog(id, log, options, logger);
+        _metadata = new ContainerMetadata(id, _log, budget, options, logger);
+        _readIndex = new ContainerReadIndex(id, _metadata, _log, cache, tier2,
+            tier2 is null ? null : chunkCache ?? new ChunkCache(4L * options.Storage.MaxChunkSize), options.MaxReadBytes);
+        _storageWriter = new StorageWriter(id, _log, _metadata, _readIndex, tier2, budget, options, logger);
+        _recovery = new ContainerRecovery(id, _log, _metadata, _readIndex, _storageWriter, logger);
     }
 
     public int Id { get; }
 
-    public ContainerState State => _state;
+    public ContainerState State => _log.State;
 
     /// <summary>Why the container failed, if it did.</summary>
-    public Exception? Failure => _failure;
+    public Exception? Failure => _log.Failure;
 
     /// <summary>Completes when the container fails (not when it is stopped).</summary>
-    public Task Failed => _failed.Task;
+    public Task Failed => _log.Failed;
 
-    private readonly TaskCompletionSource _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Accepted bytes not yet durably in Tier 2.</summary>
+    public long UnflushedBytes => _storageWriter.UnflushedBytes;
+
+    /// <summary>Whether the last Tier 2 request failed (the storage writer is retrying).</summary>
+    public bool Tier2Failing => _storageWriter.Tier2Failing;
+
+    /// <summary>Where the log was last truncated (nothing before it is in Tier 1 any more).</summary>
+    public LogAddress TruncatedAt => _log.TruncatedAt;
 
     /// <summary>Takes ownership of the log, replays it, and starts serving.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        if (_state != ContainerState.Created)
-        {
-            throw new InvalidOperationException($"Container {Id} was already started.");
-        }
-
-        _state = ContainerState.Recovering;
-        // Ended before the loops start, so they do not run under it.
+        // Ended before the parts start, so their loops do not run under it.
+        RecoveryResult recovered;
         using (var recovery = SegmentStoreTracing.Source.StartActivity("RecoverContainer"))
         {
             recovery?.SetTag("streams.container", Id);
             await _log.OpenAsync(cancellationToken);
-            var frames = await RecoverAsync(cancellationToken);
-            recovery?.SetTag("streams.frames", frames).SetTag("streams.segments", _byId.Count);
+            recovered = await _recovery.RecoverAsync(cancellationToken);
+            recovery?.SetTag("streams.frames", recovered.Frames).SetTag("streams.segments", _metadata.SegmentCount);
         }
 
-        _writerLoop = Task.Run(WriterLoopAsync, CancellationToken.None);
-        _commitLoop = Task.Run(CommitLoopAsync, CancellationToken.None);
-        _state = ContainerState.Running;
-        if (_tier2 is not null)
-        {
-            _storageLoop = Task.Run(StorageLoopAsync, CancellationToken.None);
-        }
-
-        _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _byId.Count);
+        _log.Start(recovered.NextSequence, this);
+        _storageWriter.Start();
+        _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _metadata.SegmentCount);
     }
 
     public async ValueTask DisposeAsync()
     {
-        lock (_sync)
-        {
-            if (_state is ContainerState.Running or ContainerState.Recovering or ContainerState.Created)
-            {
-                _state = ContainerState.Stopped;
-            }
-        }
-
-        // Let frames already handed to the log finish, so their writers get answers.
-        _written.Writer.TryComplete();
-        await _stop.CancelAsync();
-        if (_writerLoop is not null)
-        {
-            await _writerLoop;
-        }
-
-        if (_commitLoop is not null)
-        {
-            await _commitLoop;
-        }
-
-        if (_storageLoop is not null)
-        {
-            await _storageLoop;
-        }
-
-        FailPending(new ObjectDisposedException($"container {Id}"), "The container is shutting down.");
+        _log.Stop();
+        await _storageWriter.DisposeAsync();
         await _log.DisposeAsync();
-        _cache.RemoveContainer(Id);
-        _stop.Dispose();
-        _writeSignal.Dispose();
-        _storageSignal.Dispose();
+        _readIndex.Dispose();
     }
+
+    // ---- Appends -----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Accepts a block of framed events into the current frame. The data is copied exactly once, before this
+    /// method returns, so the caller may release its receive buffer right after. Thread-safe.
+    /// </summary>
+    public AppendAcceptance TryAppend(
+        string segmentName,
+        Guid writer,
+        long lastEventNumber,
+        int eventCount,
+        long? expectedOffset,
+        in ReadOnlySequence<byte> data,
+        IOperationCallback callback,
+        long token,
+        out OperationOutcome outcome) =>
+        _metadata.TryAppend(segmentName, writer, lastEventNumber, eventCount, expectedOffset, data, callback, token, out outcome);
 
     /// <summary>
     /// Waits until the pipeline has room for more frames, or the Tier 1 budget room for more data (back-pressure for
     /// appends). While the budget is full this returns at least once a second, so the caller re-checks its timeout.
     /// </summary>
-    public async Task WaitForCapacityAsync(CancellationToken cancellationToken)
-    {
-        Task capacity;
-        bool budget;
-        lock (_sync)
-        {
-            if (_state != ContainerState.Running)
-            {
-                return;
-            }
-
-            budget = _pending.Count < _options.MaxPendingFrames;
-            if (budget && !OverBudget)
-            {
-                return;
-            }
-
-            capacity = _capacity.Task;
-        }
-
-        if (!budget)
-        {
-            await capacity.WaitAsync(cancellationToken);
-            return;
-        }
-
-        try
-        {
-            await capacity.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken);
-        }
-        catch (TimeoutException)
-        {
-            // Re-check: the caller's append either fits now, waits again, or times out.
-        }
-    }
-
-    // ---- The pipeline ------------------------------------------------------------------------------
-
-    /// <summary>Starts writes of sealed frames, in order, keeping at most MaxConcurrentWrites in flight.</summary>
-    private async Task WriterLoopAsync()
-    {
-        try
-        {
-            while (true)
-            {
-                await _writeSignal.WaitAsync(_stop.Token);
-                while (true)
-                {
-                    PendingFrame? frame = null;
-                    List<DataFrameBuilder>? pages = null;
-                    Task? serializing = null;
-                    lock (_sync)
-                    {
-                        if (_state != ContainerState.Running || _writing >= _options.MaxConcurrentWrites)
-                        {
-                            break;
-                        }
-
-                        if (_unwritten.Count == 0)
-                        {
-                            // The log is ready for more: the current frame goes now, however full.
-                            if (_current is null || _current.Builder.IsEmpty)
-                            {
-                                break;
-                            }
-
-                            SealCurrent();
-                        }
-
-                        if (_unwritten.Peek().CheckpointPages is { IsCompletedSuccessfully: false })
-                        {
-                            serializing = _unwritten.Peek().CheckpointPages; // a checkpoint's turn: nothing after it goes first
-                        }
-                        else
-                        {
-                            frame = _unwritten.Dequeue();
-                            if (frame.CheckpointPages is { } ready)
-                            {
-                                pages = ready.Result;
-                                frame.Record = pages[0].Seal(_nextSequence++);
-                                for (var i = 1; i < pages.Count; i++)
-                                {
-                                    _logBytes += pages[i].Seal(_nextSequence++).Length;
-                                }
-                            }
-                            else
-                            {
-                                frame.Record = frame.Builder.Seal(_nextSequence++);
-                            }
-
-                            _writing++;
-                            _logBytes += frame.Record.Length;
-                        }
-                    }
-
-                    if (frame is null)
-                    {
-                        // A checkpoint's turn: wait until it is serialized; if that failed, so does the container.
-                        await serializing!.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
-                        if (serializing.Exception is { } failed)
-                        {
-                            Fail(failed.InnerException ?? failed);
-                            break;
-                        }
-
-                        continue;
-                    }
-
-                    frame.WriteStarted = Stopwatch.GetTimestamp();
-                    frame.Write = pages is null ? _log.AppendAsync(frame.Record, CancellationToken.None).AsTask() : AppendPagesAsync(frame.Record, pages);
-                    _written.Writer.TryWrite(frame);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-    }
+    public Task WaitForCapacityAsync(CancellationToken cancellationToken) => _log.WaitForCapacityAsync(_storageWriter.OverBudget, cancellationToken);
 
     /// <summary>
-    /// Writes a checkpoint's pages as consecutive records (appends are queued in call order) and completes with the first
-    /// one's address once all are durable; then releases their buffers.
+    /// Answers, through <paramref name="callback"/>, with the writer's last durable event number on the segment,
+    /// once everything accepted before this call is durable.
     /// </summary>
-    private async Task<LogAddress> AppendPagesAsync(ReadOnlyMemory<byte> first, List<DataFrameBuilder> pages)
+    public void SetupAppend(string segmentName, Guid writer, IOperationCallback callback, long token)
     {
-        try
+        if (_metadata.SetupAppend(segmentName, writer, callback, token) is { } now)
         {
-            var writes = new List<Task<LogAddress>>(pages.Count) { _log.AppendAsync(first, CancellationToken.None).AsTask() };
-            for (var i = 1; i < pages.Count; i++)
-            {
-                writes.Add(_log.AppendAsync(pages[i].Sealed, CancellationToken.None).AsTask());
-            }
-
-            await Task.WhenAll(writes);
-            return await writes[0];
-        }
-        finally
-        {
-            pages.ForEach(p => p.Dispose());
+            callback.OnCompleted(token, now);
         }
     }
 
-    /// <summary>Applies durable frames in log order and answers their operations.</summary>
-    private async Task CommitLoopAsync()
+    /// <summary>Appends and waits for the outcome, applying back-pressure by waiting for capacity.</summary>
+    public async Task<OperationOutcome> AppendAsync(
+        string segmentName, Guid writer, long lastEventNumber, int eventCount, long? expectedOffset, ReadOnlyMemory<byte> data,
+        CancellationToken cancellationToken = default)
     {
-        var completions = new List<(IOperationCallback Callback, long Token, OperationOutcome Outcome)>();
-        var changed = new HashSet<SegmentMetadata>();
-        await foreach (var frame in _written.Reader.ReadAllAsync())
+        var completion = new OperationCompletion();
+        var sequence = new ReadOnlySequence<byte>(data);
+        while (true)
         {
-            LogAddress address;
-            try
+            var acceptance = TryAppend(segmentName, writer, lastEventNumber, eventCount, expectedOffset, sequence, completion, 0, out var outcome);
+            switch (acceptance)
             {
-                address = await frame.Write!;
+                case AppendAcceptance.Completed:
+                    return outcome;
+                case AppendAcceptance.Accepted:
+                    return await completion.Task.WaitAsync(cancellationToken);
+                default:
+                    await WaitForCapacityAsync(cancellationToken);
+                    break;
             }
-            catch (Exception e)
-            {
-                Fail(e);
-                continue;
-            }
-
-            if (frame.HasAppends)
-            {
-                _cache.Add(new FrameKey(Id, address), frame.Builder.Detach(), frame.Record.Length);
-            }
-            else
-            {
-                frame.Builder.Dispose();
-            }
-
-            lock (_sync)
-            {
-                if (_state == ContainerState.Failed)
-                {
-                    continue;
-                }
-
-                _pending.RemoveFirst();
-                _writing--;
-                long appendedBytes = 0, appendedBlocks = 0, appendedEvents = 0;
-                foreach (var op in frame.Operations)
-                {
-                    if (op.Kind == PendingKind.Append)
-                    {
-                        appendedBytes += op.Length;
-                        appendedBlocks++;
-                        appendedEvents += op.EventCount;
-                    }
-
-                    var outcome = ApplyDurable(op, address);
-                    if (op.Callback is not null)
-                    {
-                        completions.Add((op.Callback, op.Token, outcome));
-                    }
-
-                    changed.Add(op.Segment);
-                }
-
-                SignalCapacity();
-                SegmentStoreMetrics.AppendedBytes.Add(appendedBytes);
-                SegmentStoreMetrics.AppendedBlocks.Add(appendedBlocks);
-                SegmentStoreMetrics.Appends.Add(appendedEvents);
-            }
-
-            SegmentStoreMetrics.LogFrames.Add(1);
-            SegmentStoreMetrics.LogWriteDuration.Record(Stopwatch.GetElapsedTime(frame.WriteStarted).TotalSeconds);
-            _writeSignal.Release();
-            foreach (var segment in changed)
-            {
-                segment.SignalChanged();
-            }
-
-            foreach (var (callback, token, outcome) in completions)
-            {
-                callback.OnCompleted(token, outcome);
-            }
-
-            completions.Clear();
-            changed.Clear();
         }
     }
 
-    /// <summary>Applies one operation of a durable frame to the durable view (container lock held).</summary>
-    private OperationOutcome ApplyDurable(in PendingOperation op, LogAddress address)
+    // ---- Reads and segment admin -------------------------------------------------------------------
+
+    /// <summary>
+    /// Reads durable bytes of a segment. At the tail, waits up to <paramref name="wait"/> for new data.
+    /// The result may hold cached frames: dispose it once its data is sent.
+    /// </summary>
+    public ValueTask<SegmentRead> ReadAsync(string name, long offset, int maxBytes, TimeSpan wait, CancellationToken cancellationToken = default) =>
+        _readIndex.ReadAsync(name, offset, maxBytes, wait, cancellationToken);
+
+    public Task<OperationOutcome> CreateSegmentAsync(string name, CancellationToken cancellationToken = default)
     {
-        var segment = op.Segment;
-        switch (op.Kind)
-        {
-            case PendingKind.Create:
-                segment.IsDurable = true;
-                break;
-            case PendingKind.Append:
-                segment.Index.Add(new IndexEntry(op.Offset, op.Length, address, op.FrameOffset));
-                segment.Length = op.Offset + op.Length;
-                segment.MakeDurable(op.Writer, op.EventNumber);
-                if (segment.UnflushedSince == 0)
-                {
-                    segment.UnflushedSince = Stopwatch.GetTimestamp();
-                }
-
-                return new OperationOutcome(OutcomeStatus.Success, segment.Length, op.EventNumber);
-            case PendingKind.Seal:
-                segment.IsSealed = true;
-                SignalStorage();
-                break;
-            case PendingKind.Truncate:
-                segment.StartOffset = op.Offset;
-                segment.Index.TruncateBefore(op.Offset);
-                SignalStorage();
-                break;
-            case PendingKind.Delete:
-                segment.IsDeleted = true;
-                segment.Index.Clear();
-                _byId.Remove(segment.Id);
-                OnSegmentDeleted(segment);
-                break;
-            case PendingKind.StorageFlushed:
-                OnFlushDurable(segment, op.Offset, op.Length);
-                break;
-            case PendingKind.CheckpointStart:
-                OnCheckpointStartDurable(op.Offset, address);
-                break;
-            case PendingKind.Checkpoint:
-                OnCheckpointDurable(op.Offset);
-                break;
-            case PendingKind.SetupBarrier:
-                return new OperationOutcome(OutcomeStatus.Success, segment.Length, segment.DurableEventNumber(op.Writer));
-            case PendingKind.DuplicateBarrier:
-                return new OperationOutcome(OutcomeStatus.Success, segment.Length, Math.Max(op.EventNumber, segment.DurableEventNumber(op.Writer)));
-        }
-
-        return new OperationOutcome(OutcomeStatus.Success, segment.Length);
+        var completion = new OperationCompletion();
+        return _metadata.Create(name, completion) is { } now ? Task.FromResult(now) : completion.Task.WaitAsync(cancellationToken);
     }
 
-    /// <summary>Moves the current frame to the write queue (container lock held).</summary>
-    private void SealCurrent()
+    public Task<OperationOutcome> SealSegmentAsync(string name, CancellationToken cancellationToken = default) =>
+        Mutate(name, OperationType.Seal, 0, cancellationToken);
+
+    public Task<OperationOutcome> TruncateSegmentAsync(string name, long offset, CancellationToken cancellationToken = default) =>
+        Mutate(name, OperationType.Truncate, offset, cancellationToken);
+
+    public Task<OperationOutcome> DeleteSegmentAsync(string name, CancellationToken cancellationToken = default) =>
+        Mutate(name, OperationType.Delete, 0, cancellationToken);
+
+    /// <summary>The segment's durable state, or null if it does not exist.</summary>
+    public SegmentInfo? GetInfo(string name)
     {
-        if (_current is { } current && !current.Builder.IsEmpty)
-        {
-            _unwritten.Enqueue(current);
-            _current = null;
-        }
-    }
-
-    /// <summary>Returns a frame with room for an operation body of <paramref name="bodyLength"/> bytes (container lock held).</summary>
-    private PendingFrame FrameFor(int bodyLength)
-    {
-        if (_current is { } current && current.Builder.HasRoomFor(bodyLength))
-        {
-            return current;
-        }
-
-        SealCurrent();
-        var capacity = Math.Max(_options.MaxFrameSize, DataFrame.HeaderSize + DataFrame.OperationHeaderSize + bodyLength + DataFrame.TrailerSize);
-        _current = new PendingFrame(new DataFrameBuilder(capacity));
-        _pending.AddLast(_current);
-        return _current;
-    }
-
-    /// <summary>Attaches an answer that must wait until everything accepted so far is durable (container lock held).</summary>
-    private bool TryAttachBarrier(in PendingOperation barrier)
-    {
-        if (_pending.Last is { } last)
-        {
-            last.Value.Operations.Add(barrier);
-            return true;
-        }
-
-        return false;
-    }
-
-    private void SignalCapacity()
-    {
-        var previous = _capacity;
-        _capacity = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        previous.TrySetResult();
-    }
-
-    private void Fail(Exception error)
-    {
-        lock (_sync)
-        {
-            if (_state == ContainerState.Failed)
-            {
-                return;
-            }
-
-            _state = ContainerState.Failed;
-            _failure = error;
-        }
-
-        _logger.LogError(error, "Container {Container} failed; its pending operations are answered with 'retry'.", Id);
-        FailPending(error, $"Container {Id} failed: {error.Message}. Retry.");
-        _failed.TrySetResult();
-    }
-
-    private void FailPending(Exception error, string message)
-    {
-        List<PendingOperation> operations = [];
-        lock (_sync)
-        {
-            _failure ??= error;
-            foreach (var frame in _pending)
-            {
-                operations.AddRange(frame.Operations);
-                // A frame being written may still be read by the log: leave its buffer to the GC.
-                if (frame.Write is null)
-                {
-                    frame.Builder.Dispose();
-                }
-            }
-
-            _pending.Clear();
-            _unwritten.Clear();
-            _current = null;
-            SignalCapacity();
-        }
-
-        var outcome = OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, message);
-        foreach (var op in operations)
-        {
-            op.Callback?.OnCompleted(op.Token, outcome);
-        }
-
-        foreach (var segment in SnapshotSegments())
-        {
-            segment.SignalChanged();
-        }
-    }
-
-    private List<SegmentMetadata> SnapshotSegments()
-    {
-        lock (_sync)
-        {
-            return [.. _byName.Values];
-        }
-    }
-
-    private OperationOutcome? Unavailable() =>
-        _state == ContainerState.Running
+        var segment = _metadata.FindDurable(name);
+        return segment is null
             ? null
-            : OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, _state == ContainerState.Failed
-                ? $"Container {Id} failed ({_failure?.Message}); retry."
-                : $"Container {Id} is not running ({_state}); retry.");
+            : new SegmentInfo
+            {
+                Segment = segment.Name,
+                Length = segment.Length,
+                StartOffset = segment.StartOffset,
+                Sealed = segment.IsSealed,
+                CreatedAtUnixMs = segment.CreatedAtUnixMs,
+            };
+    }
+
+    /// <summary>Names of the segments whose creation is durable.</summary>
+    public IReadOnlyList<string> ListSegments() => _metadata.ListSegments();
+
+    /// <summary>Deletes unreferenced chunks of earlier owners from Tier 2 now (the storage writer does it periodically).</summary>
+    internal Task<int> SweepOrphansAsync(CancellationToken cancellationToken) => _storageWriter.SweepOrphansAsync(cancellationToken);
+
+    // ---- The commit path: a durable frame reaches each part ------------------------------------------
+
+    /// <inheritdoc/>
+    public void ApplyDurable(PendingFrame frame, LogAddress address, List<DurableAnswer> answers, HashSet<SegmentMetadata> changed)
+    {
+        if (frame.HasAppends)
+        {
+            _readIndex.OnFrameDurable(address, frame.Builder.Detach(), frame.Record.Length);
+        }
+        else
+        {
+            frame.Builder.Dispose();
+        }
+
+        if (frame.Checkpoint is { } checkpoint)
+        {
+            _storageWriter.OnCheckpointDurable(address);
+            answers.Add(new DurableAnswer(checkpoint.Completion, 0, new OperationOutcome(OutcomeStatus.Success)));
+        }
+
+        var storageChanged = _metadata.ApplyDurable(frame, address, answers, changed, _deleted);
+        _storageWriter.OnDurable(storageChanged, _deleted);
+        _deleted.Clear();
+    }
+
+    /// <inheritdoc/>
+    public void OnLogStopped() => _metadata.SignalAll();
+
+    private Task<OperationOutcome> Mutate(string name, OperationType type, long offset, CancellationToken cancellationToken)
+    {
+        var completion = new OperationCompletion();
+        return _metadata.Mutate(name, type, offset, completion) is { } now ? Task.FromResult(now) : completion.Task.WaitAsync(cancellationToken);
+    }
 }

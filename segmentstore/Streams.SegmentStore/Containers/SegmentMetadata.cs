@@ -7,11 +7,11 @@ namespace Streams.SegmentStore.Containers;
 /// One segment's state in its container. Two views are kept:
 /// <list type="bullet">
 /// <item>accepted (Pending*): includes operations accepted into the log but not yet durable. New operations
-/// are validated against it (offsets, sealing, writer event numbers). Guarded by the container's lock.</item>
+/// are validated against it (offsets, sealing, writer event numbers). Guarded by the <see cref="ContainerMetadata"/>'s lock.</item>
 /// <item>durable (the rest): what readers see and what survives a crash. Written by the commit path only.</item>
 /// </list>
 /// </summary>
-internal sealed class SegmentMetadata
+public sealed class SegmentMetadata
 {
     private readonly Dictionary<Guid, WriterState> _writers = [];
     private TaskCompletionSource? _changed;
@@ -27,9 +27,6 @@ internal sealed class SegmentMetadata
         Name = name;
         CreatedAtUnixMs = createdAtUnixMs;
     }
-
-    /// <summary>Stands for the whole container in operations that belong to no segment (checkpoints).</summary>
-    public static SegmentMetadata Container { get; } = new(-1, "", 0);
 
     public long Id { get; }
 
@@ -55,7 +52,7 @@ internal sealed class SegmentMetadata
     /// <summary>Bytes [0, DurableStorageLength) are in Tier 2 (or truncated), durably recorded in the log.</summary>
     public long DurableStorageLength { get => Volatile.Read(ref _durableStorageLength); set => Volatile.Write(ref _durableStorageLength, value); }
 
-    // ---- Accepted view (container lock) ----
+    // ---- Accepted view (the metadata's lock) ----
 
     /// <summary>Bytes [0, StorageLength) are in Tier 2, or below the start offset, counting flushes not yet durable in the log.</summary>
     public long StorageLength { get; set; }

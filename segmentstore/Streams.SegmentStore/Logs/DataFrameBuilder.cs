@@ -9,7 +9,7 @@ namespace Streams.SegmentStore.Logs;
 /// straight from the transport's receive buffers; the frame buffer then goes to the durable log and,
 /// once durable, into the read cache, without further copies.
 /// </summary>
-internal sealed class DataFrameBuilder : IDisposable
+public sealed class DataFrameBuilder : IDisposable
 {
     private byte[]? _buffer;
     private int _position = DataFrame.HeaderSize;

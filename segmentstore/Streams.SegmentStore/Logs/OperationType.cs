@@ -1,7 +1,11 @@
 namespace Streams.SegmentStore.Logs;
 
-/// <summary>The kinds of operations a container writes to its durable log. Values are part of the log format.</summary>
-internal enum OperationType : byte
+/// <summary>
+/// The kinds of operations of a container: one enum for what is written to the durable log and what waits in the
+/// operation log for it. Values 1 to 8 are part of the log format and never change; the barriers (0x80 and up) are
+/// never written: they only answer once the operations before them are durable.
+/// </summary>
+public enum OperationType : byte
 {
     CreateSegment = 1,
     Append = 2,
@@ -20,4 +24,10 @@ internal enum OperationType : byte
 
     /// <summary>One page of a checkpoint (<see cref="CheckpointPages"/>): the pages of a checkpoint are consecutive frames.</summary>
     CheckpointPage = 8,
+
+    /// <summary>Never in the log: answers an append setup once everything before it is durable.</summary>
+    SetupBarrier = 0x80,
+
+    /// <summary>Never in the log: acknowledges a re-sent block (or a repeated seal) once the original is durable.</summary>
+    DuplicateBarrier = 0x81,
 }

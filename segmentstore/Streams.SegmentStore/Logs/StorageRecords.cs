@@ -3,7 +3,7 @@ using System.Text;
 namespace Streams.SegmentStore.Logs;
 
 /// <summary>One chunk of a segment in Tier 2: the segment's bytes [Start, Start + Length), with their CRC-32C.</summary>
-internal sealed record ChunkInfo(string Name, long Start, int Length, uint Crc)
+public sealed record ChunkInfo(string Name, long Start, int Length, uint Crc)
 {
     public long End => Start + Length;
 }
@@ -21,7 +21,7 @@ internal sealed record CheckpointSegment(
     IReadOnlyList<CheckpointWriter> Writers);
 
 /// <summary>A writer's deduplication state in a checkpoint: its highest event number and when it last appended (0: unknown).</summary>
-internal readonly record struct CheckpointWriter(Guid Id, long EventNumber, long LastSeenUnixMs);
+public readonly record struct CheckpointWriter(Guid Id, long EventNumber, long LastSeenUnixMs);
 
 /// <summary>
 /// A container's whole metadata at one point of its log: every segment (lengths, start offsets, sealing, writers'

@@ -1,7 +1,7 @@
 namespace Streams.SegmentStore.Reading;
 
 /// <summary>Where a contiguous range of a segment's bytes lives: inside a frame of the container's log.</summary>
-internal readonly record struct IndexEntry(long Offset, int Length, LogAddress Address, int FrameOffset)
+public readonly record struct IndexEntry(long Offset, int Length, LogAddress Address, int FrameOffset)
 {
     public long End => Offset + Length;
 }
@@ -10,7 +10,7 @@ internal readonly record struct IndexEntry(long Offset, int Length, LogAddress A
 /// A segment's read index: contiguous, offset-ordered entries, one per durable append, each pointing into a
 /// log frame. Appends only add at the end, so lookups are binary searches over a list.
 /// </summary>
-internal sealed class SegmentIndex
+public sealed class SegmentIndex
 {
     private readonly List<IndexEntry> _entries = [];
 

@@ -49,13 +49,13 @@ public sealed class SegmentStoreService : IAsyncDisposable
         _logger = loggerFactory.CreateLogger<SegmentStoreService>();
         _containers = new SegmentContainer?[options.ContainerCount];
         Cache = new FrameCache(options.CacheSize.Bytes);
-        ChunkCache = new FrameCache(options.Tier2CacheSize.Bytes);
+        ChunkCache = new ChunkCache(options.Tier2CacheSize.Bytes);
     }
 
     public FrameCache Cache { get; }
 
     /// <summary>Chunks read back from Tier 2.</summary>
-    public FrameCache ChunkCache { get; }
+    public ChunkCache ChunkCache { get; }
 
     /// <summary>Tier 2, if the store has one.</summary>
     public IChunkStorage? Tier2 => _tier2;

@@ -61,4 +61,21 @@ public sealed class FrameCacheTests
         frame.Release();
         Assert.False(original.Disposed);
     }
+
+    [Fact]
+    public void Truncation_drops_only_that_containers_older_frames()
+    {
+        var cache = new FrameCache(1000);
+        var buffers = Enumerable.Range(0, 4).Select(_ => new TrackedBuffer(10)).ToArray();
+        cache.Add(new FrameKey(0, new LogAddress(0, 1)), buffers[0], 10);
+        cache.Add(new FrameKey(0, new LogAddress(0, 5)), buffers[1], 10);
+        cache.Add(new FrameKey(1, new LogAddress(0, 1)), buffers[2], 10);
+        cache.Add(new FrameKey(0, new LogAddress(1, 0)), buffers[3], 10);
+
+        cache.RemoveBefore(0, new LogAddress(0, 5));
+        Assert.Equal([true, false, false, false], buffers.Select(b => b.Disposed));
+        cache.RemoveContainer(0);
+        Assert.Equal([true, true, false, true], buffers.Select(b => b.Disposed));
+        Assert.Equal(10, cache.Size);
+    }
 }

@@ -6,21 +6,116 @@ using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 using Streams.Testing;
 using Streams.Tier2.FileSystem;
+using static Streams.SegmentStore.Tests.ContainerTesting;
 
 namespace Streams.SegmentStore.Tests.Containers;
 
-/// <summary>
-/// Checkpoints (SegmentContainer.Checkpoints.cs) of containers whose metadata is far larger than the largest log record
-/// (10 MiB): they are written as pages, recovered, and written again by the next owner.
-/// </summary>
-public sealed class CheckpointTests : IDisposable
+/// <summary>Recovery (ContainerRecovery.cs): replaying the log, refusing holes and corruption, and starting from checkpoints, including ones far larger than a log record (10 MiB) written as pages.</summary>
+public sealed class ContainerRecoveryTests : IDisposable
 {
     private const int Segments = 200;
     private const int ChunksPerSegment = 1_000;
     private const int WritersPerSegment = 1_000;
-    private readonly TempDirectory _dir = new("checkpoints");
+
+    private readonly TempDirectory _dir = new("container-recovery");
+    private readonly ToggledChunkStorage _tier2;
+
+    public ContainerRecoveryTests()
+    {
+        _tier2 = new ToggledChunkStorage(new FileChunkStorage(_dir.Sub("tier2")));
+    }
 
     public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task Everything_survives_a_restart_on_the_same_log()
+    {
+        await using (var logs = await LocalLedgerLogs.OpenAsync(_dir.Path))
+        await using (var container = await StartWithSegmentAsync(logs.Log(0, rolloverSize: 64)))
+        {
+            await container.CreateSegmentAsync("scope/stream/1.#epoch.0");
+            await container.CreateSegmentAsync("scope/stream/2.#epoch.0");
+            for (var i = 0; i < 50; i++)
+            {
+                await container.AppendAsync(Segment, WriterA, i, 1, null, Events("e" + i));
+            }
+
+            await container.SealSegmentAsync("scope/stream/1.#epoch.0");
+            await container.DeleteSegmentAsync("scope/stream/2.#epoch.0");
+            await container.TruncateSegmentAsync(Segment, 6 * 10); // e0..e9 are 6 bytes each: e10 starts at 60
+        }
+
+        await using var reopened = await LocalLedgerLogs.OpenAsync(_dir.Path);
+        await using var recovered = Create(reopened.Log(0));
+        await recovered.StartAsync();
+        Assert.Equal(Enumerable.Range(10, 40).Select(i => "e" + i), await ReadAllEventsAsync(recovered));
+        Assert.True(recovered.GetInfo("scope/stream/1.#epoch.0")!.Sealed);
+        Assert.Null(recovered.GetInfo("scope/stream/2.#epoch.0"));
+
+        // Deduplication state survived too: a re-sent block is not appended again.
+        await recovered.AppendAsync(Segment, WriterA, 49, 1, null, Events("e49"));
+        Assert.Equal(40, (await ReadAllEventsAsync(recovered)).Count);
+        var setup = new OperationCompletion();
+        recovered.SetupAppend(Segment, WriterA, setup, 0);
+        Assert.Equal(49, (await setup.Task).EventNumber);
+    }
+
+    [Fact]
+    public async Task Recovery_refuses_a_corrupt_frame()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using (var container = await StartWithSegmentAsync(log))
+        {
+            await container.AppendAsync(Segment, WriterA, 0, 1, null, Events("data"));
+        }
+
+        log.Records[^1][30] ^= 0x01;
+        await using var recovering = Create(new InMemoryDurableDataLog(log.Records));
+        await Assert.ThrowsAsync<DataCorruptionException>(() => recovering.StartAsync());
+    }
+
+    [Fact]
+    public async Task Recovery_refuses_a_log_with_a_missing_frame()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using (var container = await StartWithSegmentAsync(log))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await container.AppendAsync(Segment, WriterA, i, 1, null, Events("data" + i));
+            }
+        }
+
+        log.Records.RemoveAt(2);
+        await using var recovering = Create(new InMemoryDurableDataLog(log.Records));
+        var error = await Assert.ThrowsAsync<DataCorruptionException>(() => recovering.StartAsync());
+        Assert.Contains("missing", error.Message);
+    }
+
+    [Fact]
+    public async Task A_new_owner_recovers_from_the_checkpoint_after_truncation_and_keeps_deduplicating()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using (var first = CreateWithTier2(_tier2, log, Options()))
+        {
+            await first.StartAsync();
+            Assert.True((await first.CreateSegmentAsync(Segment)).IsSuccess);
+            await AppendEventsAsync(first, 0, 600);
+            await WaitUntilAsync(() => first.UnflushedBytes == 0 && log.Begin > 0, "the log is truncated");
+            await AppendEventsAsync(first, 600, 20); // a tail that is only in Tier 1
+        }
+
+        var restarted = new InMemoryDurableDataLog(log.Records) { Begin = log.Begin };
+        await using var second = CreateWithTier2(_tier2, restarted, Options(flushAge: TimeSpan.FromMinutes(5)));
+        await second.StartAsync();
+        Assert.Equal(Enumerable.Range(0, 620).Select(n => (long)n), await ReadEventNumbersAsync(second));
+
+        var duplicate = await second.AppendAsync(Segment, Writer, 5, 1, null, Event(5));
+        Assert.True(duplicate.IsSuccess);
+        Assert.Equal(second.GetInfo(Segment)!.Length, duplicate.SegmentLength);
+        await AppendEventsAsync(second, 620, 5);
+        Assert.Equal(Enumerable.Range(0, 625).Select(n => (long)n), await ReadEventNumbersAsync(second));
+    }
 
     [Fact]
     public async Task Metadata_larger_than_a_log_record_is_checkpointed_in_pages_recovered_and_checkpointed_again()
@@ -34,7 +129,7 @@ public sealed class CheckpointTests : IDisposable
         // The first owner recovers from it, then writes a checkpoint of its own (a new owner checkpoints soon).
         var before = log.Records.Count;
         var watch = Stopwatch.StartNew();
-        await using (var first = Create(log))
+        await using (var first = CreateForCheckpoints(log))
         {
             await first.StartAsync();
             TestContext.Current.TestOutputHelper?.WriteLine($"recovered in {watch.ElapsedMilliseconds} ms");
@@ -44,7 +139,7 @@ public sealed class CheckpointTests : IDisposable
         }
 
         // The next owner recovers from that one.
-        await using var second = Create(new InMemoryDurableDataLog(log.Records) { Begin = log.Begin });
+        await using var second = CreateForCheckpoints(new InMemoryDurableDataLog(log.Records) { Begin = log.Begin });
         await second.StartAsync();
         AssertHoldsEverything(second);
     }
@@ -60,7 +155,7 @@ public sealed class CheckpointTests : IDisposable
         WriteCheckpoint(log, Synthetic(segments: 30), keepPages: 1);
         Assert.True(log.Records.Count > full);
 
-        await using var container = Create(log);
+        await using var container = CreateForCheckpoints(log);
         await container.StartAsync();
         Assert.Empty(container.ListSegments()); // the empty checkpoint, not the half-written one after it
     }
@@ -124,19 +219,9 @@ public sealed class CheckpointTests : IDisposable
         }
     }
 
-    private SegmentContainer Create(InMemoryDurableDataLog log) =>
+    private SegmentContainer CreateForCheckpoints(InMemoryDurableDataLog log) =>
         new(0, log, new FrameCache(1 << 20), new ContainerOptions
         {
             Storage = new StorageWriterOptions { FlushAge = TimeSpan.FromMilliseconds(50), CheckpointEvery = 1 << 20, MinRetryDelay = TimeSpan.FromMilliseconds(20) },
-        }, NullLogger.Instance, new FileChunkStorage(_dir.Sub("tier2")), new FrameCache(1 << 20));
-
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
-            await Task.Delay(20);
-        }
-    }
+        }, NullLogger.Instance, new FileChunkStorage(_dir.Sub("tier2")), new ChunkCache(1 << 20));
 }

@@ -1,28 +1,61 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using Streams.Common.Hashing;
 using Streams.Contracts.SegmentStore;
+using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Logs;
-using Streams.SegmentStore.Reading;
+using Streams.Tier2;
 
-namespace Streams.SegmentStore.Containers;
+namespace Streams.SegmentStore.Reading;
 
-public sealed partial class SegmentContainer
+/// <summary>
+/// A container's read index (<see cref="IReadIndex"/>).
+/// <para>
+/// State and lock. This class owns the Tier 2 fetches in flight (a concurrent dictionary, no lock) and its use of the
+/// frame and chunk caches (shared by the store's containers, each with its own lock). The segments' index entries live
+/// with the segments (each <see cref="SegmentIndex"/> has its own lock); chunk lists are the metadata's, read through it.
+/// </para>
+/// </summary>
+internal sealed class ContainerReadIndex : IReadIndex
 {
-    /// <summary>
-    /// Reads durable bytes of a segment. At the tail, waits up to <paramref name="wait"/> for new data.
-    /// The result may hold cached frames: dispose it once its data is sent.
-    /// </summary>
+    private readonly int _containerId;
+    private readonly IContainerMetadata _metadata;
+    private readonly IOperationLog _log;
+    private readonly FrameCache _cache;
+    private readonly IChunkStorage? _tier2;
+    private readonly ChunkCache? _chunkCache;
+    private readonly int _maxReadBytes;
+    private readonly ConcurrentDictionary<ChunkKey, Task> _chunkFetches = new(); // Tier 2 reads in flight, by chunk
+
+    /// <param name="containerId">The container's number (the caches' keys carry it).</param>
+    /// <param name="metadata">The container's segments.</param>
+    /// <param name="log">Where frames missing from the cache are read back.</param>
+    /// <param name="cache">The frame cache shared by the store's containers.</param>
+    /// <param name="tier2">Long-term storage; null when everything stays in the log.</param>
+    /// <param name="chunkCache">The chunk cache shared by the store's containers (used with <paramref name="tier2"/>).</param>
+    /// <param name="maxReadBytes">Largest read answer.</param>
+    public ContainerReadIndex(int containerId, IContainerMetadata metadata, IOperationLog log, FrameCache cache, IChunkStorage? tier2, ChunkCache? chunkCache, int maxReadBytes)
+    {
+        _containerId = containerId;
+        _metadata = metadata;
+        _log = log;
+        _cache = cache;
+        _tier2 = tier2;
+        _chunkCache = chunkCache;
+        _maxReadBytes = maxReadBytes;
+    }
+
     public async ValueTask<SegmentRead> ReadAsync(string name, long offset, int maxBytes, TimeSpan wait, CancellationToken cancellationToken = default)
     {
-        var segment = FindDurable(name);
+        var segment = _metadata.FindDurable(name);
         if (segment is null)
         {
             return SegmentRead.Failed(OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Segment {name} does not exist."));
         }
 
-        if (maxBytes <= 0 || maxBytes > _options.MaxReadBytes)
+        if (maxBytes <= 0 || maxBytes > _maxReadBytes)
         {
-            maxBytes = _options.MaxReadBytes;
+            maxBytes = _maxReadBytes;
         }
 
         var deadline = wait > TimeSpan.Zero ? DateTime.UtcNow + wait : DateTime.MinValue;
@@ -51,7 +84,7 @@ public sealed partial class SegmentContainer
 
             if (offset < length)
             {
-                return await ReadDataAsync(segment, offset, (int)Math.Min(maxBytes, length - offset), length, start, isSealed, tier1Only: false, cancellationToken);
+                return await ReadDataAsync(segment, offset, (int)Math.Min(maxBytes, length - offset), length, start, isSealed, fromLogOnly: false, cancellationToken);
             }
 
             if (isSealed)
@@ -59,7 +92,7 @@ public sealed partial class SegmentContainer
                 return new SegmentRead(ReadStatus.EndOfSegment, offset, length, start, isSealed);
             }
 
-            if (Unavailable() is { } unavailable)
+            if (_log.Unavailable() is { } unavailable)
             {
                 return SegmentRead.Failed(unavailable);
             }
@@ -81,14 +114,26 @@ public sealed partial class SegmentContainer
         }
     }
 
+    public ValueTask<SegmentRead> ReadFromLogAsync(SegmentMetadata segment, long offset, int count, long length, long start, CancellationToken cancellationToken = default) =>
+        ReadDataAsync(segment, offset, count, length, start, false, fromLogOnly: true, cancellationToken);
+
+    public void OnFrameDurable(LogAddress address, IMemoryOwner<byte> frame, int length) => _cache.Add(new FrameKey(_containerId, address), frame, length);
+
+    public void OnLogTruncated(LogAddress address)
+    {
+        _metadata.ForEachSegment(address, static (segment, at) => segment.Index.TruncateBeforeAddress(at));
+        _cache.RemoveBefore(_containerId, address);
+    }
+
+    public void Dispose() => _cache.RemoveContainer(_containerId);
+
     /// <summary>
     /// Collects up to <paramref name="count"/> bytes from <paramref name="offset"/>: from cached frames, from chunks in
     /// Tier 2 (bytes already there whose frame is not cached, or no longer in the log), else from the log. One
-    /// answer may stitch Tier 2 and Tier 1 parts. Reading a chunk never touches the frame cache, so a reader catching
-    /// up from the start does not evict the tail that live readers use. <paramref name="tier1Only"/> is for the
-    /// storage writer, which reads what is not in Tier 2 yet.
+    /// answer may stitch Tier 2 and Tier 1 parts. <paramref name="fromLogOnly"/> is for the storage writer, which reads
+    /// what is not in Tier 2 yet.
     /// </summary>
-    private async ValueTask<SegmentRead> ReadDataAsync(SegmentMetadata segment, long offset, int count, long length, long start, bool isSealed, bool tier1Only, CancellationToken cancellationToken)
+    private async ValueTask<SegmentRead> ReadDataAsync(SegmentMetadata segment, long offset, int count, long length, long start, bool isSealed, bool fromLogOnly, CancellationToken cancellationToken)
     {
         var result = new SegmentRead(ReadStatus.Ok, offset, length, start, isSealed);
         var leases = new List<CachedFrame>(4);
@@ -103,26 +148,18 @@ public sealed partial class SegmentContainer
                 found.Clear();
                 segment.Index.Find(position, 1, found);
                 IndexEntry? entry = found.Count > 0 && found[0].Offset <= position && position < found[0].End ? found[0] : null;
-                var frame = entry is { } e ? _cache.TryAcquire(new FrameKey(Id, e.Address)) : null;
-                if (frame is null && !tier1Only && _tier2 is not null && position < segment.DurableStorageLength)
+                var frame = entry is { } e ? _cache.TryAcquire(new FrameKey(_containerId, e.Address)) : null;
+                if (frame is null && !fromLogOnly && _tier2 is not null && position < segment.DurableStorageLength
+                    && _metadata.FindChunk(segment, position) is { Name.Length: > 0 } chunk)
                 {
-                    ChunkInfo? chunk;
-                    lock (_sync)
-                    {
-                        chunk = segment.FindChunk(position);
-                    }
-
-                    if (chunk is { Name.Length: > 0 })
-                    {
-                        var lease = await AcquireChunkAsync(segment.Id, chunk, cancellationToken);
-                        leases.Add(lease);
-                        var skip = (int)(position - chunk.Start);
-                        var fromChunk = (int)Math.Min(chunk.Length - skip, remaining);
-                        parts.Add(lease.Memory.Slice(skip, fromChunk));
-                        position += fromChunk;
-                        remaining -= fromChunk;
-                        continue;
-                    }
+                    var lease = await AcquireChunkAsync(segment.Id, chunk, cancellationToken);
+                    leases.Add(lease);
+                    var skip = (int)(position - chunk.Start);
+                    var fromChunk = (int)Math.Min(chunk.Length - skip, remaining);
+                    parts.Add(lease.Memory.Slice(skip, fromChunk));
+                    position += fromChunk;
+                    remaining -= fromChunk;
+                    continue;
                 }
 
                 if (entry is not { } at)
@@ -132,12 +169,12 @@ public sealed partial class SegmentContainer
 
                 if (frame is null)
                 {
-                    if (at.Address < TruncatedAt)
+                    if (at.Address < _log.TruncatedAt)
                     {
                         break; // Left the log meanwhile; the next read finds it in Tier 2.
                     }
 
-                    frame = await LoadFrameAsync(new FrameKey(Id, at.Address), cancellationToken);
+                    frame = await LoadFrameAsync(new FrameKey(_containerId, at.Address), cancellationToken);
                 }
 
                 leases.Add(frame);
@@ -181,7 +218,7 @@ public sealed partial class SegmentContainer
         var record = await _log.ReadAsync(key.Address, cancellationToken);
         try
         {
-            Logs.DataFrame.Verify(record.Memory.Span, $"container {Id} log address {key.Address}");
+            DataFrame.Verify(record.Memory.Span, $"container {_containerId} log address {key.Address}");
         }
         catch
         {
@@ -199,7 +236,7 @@ public sealed partial class SegmentContainer
     /// </summary>
     private async ValueTask<CachedFrame> AcquireChunkAsync(long segmentId, ChunkInfo chunk, CancellationToken cancellationToken)
     {
-        var key = new FrameKey(Id, new LogAddress(segmentId, chunk.Start));
+        var key = new ChunkKey(_containerId, segmentId, chunk.Start);
         if (_chunkCache!.TryAcquire(key) is { } cached)
         {
             return cached;
@@ -219,13 +256,13 @@ public sealed partial class SegmentContainer
         }
         finally
         {
-            _chunkFetches.TryRemove(new KeyValuePair<FrameKey, Task>(key, fetching.Task));
+            _chunkFetches.TryRemove(new KeyValuePair<ChunkKey, Task>(key, fetching.Task));
             fetching.SetResult();
         }
     }
 
     /// <summary>Reads a chunk from Tier 2, checks its length and CRC-32C, and caches it with one reference taken.</summary>
-    private async ValueTask<CachedFrame> FetchChunkAsync(FrameKey key, ChunkInfo chunk, CancellationToken cancellationToken)
+    private async ValueTask<CachedFrame> FetchChunkAsync(ChunkKey key, ChunkInfo chunk, CancellationToken cancellationToken)
     {
         var owner = MemoryPool<byte>.Shared.Rent(Math.Max(chunk.Length, 1));
         try
