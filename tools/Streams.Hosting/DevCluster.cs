@@ -186,12 +186,28 @@ public sealed class DevCluster(string dataDirectory, int sessionTimeoutMs) : IAs
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// A port free now and not handed out before: the kernel may offer a just-released ephemeral port again, and two
+    /// children told the same port would race for it (one of them fails to start).
+    /// </summary>
     private static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; ; attempt++)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            lock (HandedOut)
+            {
+                if (HandedOut.Add(port) || attempt >= 100)
+                {
+                    return port;
+                }
+            }
+        }
     }
+
+    private static readonly HashSet<int> HandedOut = [];
 
     private static async Task<bool> RespondsAsync(int port)
     {
