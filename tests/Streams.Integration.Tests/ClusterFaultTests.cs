@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Streams.Client;
-using Streams.Client.Serialization;
 using Streams.Client.Writing;
 using Streams.Contracts.SegmentStore;
 using Streams.Testing;
@@ -224,12 +223,8 @@ public sealed class ClusterFaultTests
         }
     }
 
-    private static async Task<EventStreamWriter<string>> CreateStreamAndWriterAsync(StreamsClient client, string scope)
-    {
-        await client.Streams.CreateScopeAsync(scope);
-        await client.Streams.CreateStreamAsync(scope, "events", StreamConfig.Fixed(Containers));
-        return await client.CreateWriterAsync(scope, "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true });
-    }
+    private static Task<EventStreamWriter<string>> CreateStreamAndWriterAsync(StreamsClient client, string scope) =>
+        ProcessTestClients.CreateStreamAndWriterAsync(client, scope, Containers);
 
     private static StreamsClient Client(ClusterProcesses cluster) =>
         StreamsClient.Create(new StreamsClientOptions

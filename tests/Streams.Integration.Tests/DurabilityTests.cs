@@ -1,6 +1,3 @@
-using Streams.Client;
-using Streams.Client.Serialization;
-using Streams.Client.Writing;
 using Streams.Testing;
 using Xunit.Sdk;
 
@@ -21,11 +18,9 @@ public sealed class DurabilityTests
         try
         {
             AckedLoad load;
-            await using (var client = Client(server.ControllerUri))
+            await using (var client = ProcessTestClients.Create(server.ControllerUri))
             {
-                await client.Streams.CreateScopeAsync("durable");
-                await client.Streams.CreateStreamAsync("durable", "events", StreamConfig.Fixed(4));
-                await using var writer = await client.CreateWriterAsync("durable", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true });
+                await using var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, "durable", 4);
 
                 // Kill once a good amount is acknowledged and writes are still flowing.
                 load = AckedLoad.Start(writer, maxDuration: TimeSpan.FromSeconds(30));
@@ -39,7 +34,7 @@ public sealed class DurabilityTests
 
             await server.DisposeAsync();
             server = await StreamsProcess.StartStandaloneAsync(dir.Path); // fresh ports: the data directory is what matters
-            await using var reader = Client(server.ControllerUri);
+            await using var reader = ProcessTestClients.Create(server.ControllerUri);
             var read = await AckedLoad.ReadAllAsync(reader, "durable", "events");
             load.Verify(read);
             TestContext.Current.TestOutputHelper?.WriteLine($"{load}, read back {read.Count}");
@@ -53,7 +48,4 @@ public sealed class DurabilityTests
             await server.DisposeAsync();
         }
     }
-
-    private static StreamsClient Client(string uri) =>
-        StreamsClient.Create(new StreamsClientOptions { ControllerUri = uri, ReconnectTimeout = TimeSpan.FromSeconds(3), ControlTimeout = TimeSpan.FromSeconds(5) });
 }

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Streams.Client;
 using Streams.Client.Serialization;
-using Streams.Client.Writing;
 using Streams.Testing;
 using Xunit.Sdk;
 
@@ -121,11 +119,9 @@ public sealed class Tier2ProofTests
                 }
             });
 
-            await using (var client = Client(server.ControllerUri))
+            await using (var client = ProcessTestClients.Create(server.ControllerUri))
             {
-                await client.Streams.CreateScopeAsync("proof");
-                await client.Streams.CreateStreamAsync("proof", "events", StreamConfig.Fixed(4));
-                await using var writer = await client.CreateWriterAsync("proof", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true });
+                await using var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, "proof", 4);
                 var pending = new List<Task>(1024);
                 for (var seq = 0; seq < EventsPerKey; seq++)
                 {
@@ -168,7 +164,7 @@ public sealed class Tier2ProofTests
             await server.DisposeAsync();
             server = await StartAsync(dataDirectory, tier2, environment); // fresh ports: nothing depends on the old ones
 
-            await using var reader = Client(server.ControllerUri);
+            await using var reader = ProcessTestClients.Create(server.ControllerUri);
             var next = new int[Keys];
             var count = 0;
             await foreach (var e in reader.CreateReader("proof", "events", Serializers.Utf8).ReadAllAsync())
@@ -201,10 +197,8 @@ public sealed class Tier2ProofTests
         await using var server = await StartAsync(dir.Sub("data"), s3.Tier2Uri("outage"), S3Server.Environment);
         try
         {
-            await using var client = Client(server.ControllerUri);
-            await client.Streams.CreateScopeAsync("outage");
-            await client.Streams.CreateStreamAsync("outage", "events", StreamConfig.Fixed(4));
-            await using var writer = await client.CreateWriterAsync("outage", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true });
+            await using var client = ProcessTestClients.Create(server.ControllerUri);
+            await using var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, "outage", 4);
             var load = AckedLoad.Start(writer, maxDuration: TimeSpan.FromSeconds(90), padding: 1024);
             Assert.True(await load.WaitForAcknowledgedAsync(2_000, TimeSpan.FromSeconds(30)), $"The load did not start: {load}");
 
@@ -251,7 +245,4 @@ public sealed class Tier2ProofTests
 
         return false;
     }
-
-    private static StreamsClient Client(string uri) =>
-        StreamsClient.Create(new StreamsClientOptions { ControllerUri = uri, ReconnectTimeout = TimeSpan.FromSeconds(3), ControlTimeout = TimeSpan.FromSeconds(5) });
 }

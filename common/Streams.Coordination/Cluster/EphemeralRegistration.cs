@@ -15,8 +15,7 @@ public sealed class EphemeralRegistration : IAsyncDisposable
     private readonly string _path;
     private readonly byte[] _data;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _loop;
+    private readonly BackgroundRetryLoop _keepAlive = new();
 
     public EphemeralRegistration(IMetadataStore store, string path, byte[] data, ILogger logger)
     {
@@ -30,17 +29,17 @@ public sealed class EphemeralRegistration : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await RegisterAsync(cancellationToken);
-        _loop = Task.Run(KeepAliveAsync, CancellationToken.None);
+        _keepAlive.Start($"Registering {_path}", async token =>
+        {
+            await _store.SessionLost.WaitAsync(token);
+            _logger.LogWarning("Session lost: registering {Path} again.", _path);
+            await RegisterAsync(token);
+        }, _logger);
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            await _loop;
-        }
-
+        await _keepAlive.StopAsync();
         try
         {
             await _store.TryDeleteAsync(_path);
@@ -49,8 +48,6 @@ public sealed class EphemeralRegistration : IAsyncDisposable
         {
             // The session ends with the process anyway, and the node with it.
         }
-
-        _stop.Dispose();
     }
 
     private async Task RegisterAsync(CancellationToken cancellationToken)
@@ -67,12 +64,4 @@ public sealed class EphemeralRegistration : IAsyncDisposable
             await changed.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
-
-    private Task KeepAliveAsync() =>
-        RetryLoop.RunAsync($"Registering {_path}", async token =>
-        {
-            await _store.SessionLost.WaitAsync(token);
-            _logger.LogWarning("Session lost: registering {Path} again.", _path);
-            await RegisterAsync(token);
-        }, _logger, null, _stop.Token);
 }

@@ -92,42 +92,27 @@ public sealed class FileMetadataStore : IMetadataStore
     public async ValueTask<bool> TryCreateEphemeralAsync(string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         MetadataPaths.Validate(path);
-        bool created;
-        long seen;
-        await _lock.WaitAsync(cancellationToken);
-        try
+        return await DecideAsync(() =>
         {
-            ThrowIfUnusable();
-            created = !Exists(path);
+            var created = !Exists(path);
             if (created)
             {
                 _ephemeral[path] = new VersionedValue(data.ToArray(), 0);
                 Changed(path);
             }
 
-            seen = _journal.Written;
-        }
-        finally
-        {
-            _lock.Release();
-        }
-
-        await _journal.DurableAsync(seen);
-        return created;
+            return created;
+        }, cancellationToken);
     }
 
     public async ValueTask<string> CreateSequentialAsync(string prefix, ReadOnlyMemory<byte> data, bool ephemeral = false, CancellationToken cancellationToken = default)
     {
         MetadataPaths.Validate(prefix);
         var parent = MetadataPaths.Parent(prefix);
-        string path;
-        long seen;
-        await _lock.WaitAsync(cancellationToken);
-        try
+        return await DecideAsync(() =>
         {
-            ThrowIfUnusable();
             var next = _sequences.GetValueOrDefault(parent) + 1;
-            path = prefix + (next - 1).ToString("D10", CultureInfo.InvariantCulture);
+            var path = prefix + (next - 1).ToString("D10", CultureInfo.InvariantCulture);
             var value = data.ToArray();
             if (ephemeral)
             {
@@ -142,15 +127,8 @@ public sealed class FileMetadataStore : IMetadataStore
 
             _sequences[parent] = next;
             Changed(path);
-            seen = _journal.Written;
-        }
-        finally
-        {
-            _lock.Release();
-        }
-
-        await _journal.DurableAsync(seen);
-        return path;
+            return path;
+        }, cancellationToken);
     }
 
     public async ValueTask<bool> TryCommitAsync(IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default) =>
@@ -305,35 +283,19 @@ public sealed class FileMetadataStore : IMetadataStore
     private async ValueTask<(VersionedValue? Value, Task? Changed)> GetAndMaybeWatchAsync(string path, bool watch, CancellationToken cancellationToken)
     {
         MetadataPaths.Validate(path);
-        (VersionedValue? Value, Task? Changed) result;
-        long seen;
-        await _lock.WaitAsync(cancellationToken);
-        try
+        return await DecideAsync<(VersionedValue?, Task?)>(() =>
         {
-            ThrowIfUnusable();
             var value = _values.TryGetValue(path, out var stored) ? stored : _ephemeral.TryGetValue(path, out var e) ? e : (VersionedValue?)null;
-            result = (value is { } v ? v with { Data = v.Data.ToArray() } : null, watch ? WatchOf(_nodeWatches, path) : null);
-            seen = _journal.Written;
-        }
-        finally
-        {
-            _lock.Release();
-        }
-
-        await _journal.DurableAsync(seen);
-        return result;
+            return (value is { } v ? v with { Data = v.Data.ToArray() } : null, watch ? WatchOf(_nodeWatches, path) : null);
+        }, cancellationToken);
     }
 
     private async ValueTask<(IReadOnlyList<string> Children, Task? Changed)> ChildrenAsync(string path, bool watch, CancellationToken cancellationToken)
     {
         MetadataPaths.Validate(path);
         var prefix = path == "/" ? "/" : path + "/";
-        (IReadOnlyList<string> Children, Task? Changed) result;
-        long seen;
-        await _lock.WaitAsync(cancellationToken);
-        try
+        return await DecideAsync<(IReadOnlyList<string>, Task?)>(() =>
         {
-            ThrowIfUnusable();
             var children = new SortedSet<string>(StringComparer.Ordinal);
             foreach (var key in _values.Keys.Concat(_ephemeral.Keys))
             {
@@ -345,7 +307,23 @@ public sealed class FileMetadataStore : IMetadataStore
                 }
             }
 
-            result = ([.. children], watch ? WatchOf(_childWatches, path) : null);
+            return ([.. children], watch ? WatchOf(_childWatches, path) : null);
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="decide"/> under the lock on a usable store, then waits for a flush covering every record
+    /// written by then: no answer reflects a change a crash could undo.
+    /// </summary>
+    private async ValueTask<T> DecideAsync<T>(Func<T> decide, CancellationToken cancellationToken)
+    {
+        T result;
+        long seen;
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            ThrowIfUnusable();
+            result = decide();
             seen = _journal.Written;
         }
         finally

@@ -16,10 +16,9 @@ public sealed class ClusterView : ISegmentLocator, IAsyncDisposable
     private readonly IMetadataStore _store;
     private readonly int _containerCount;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stop = new();
+    private readonly BackgroundRetryLoop _follow = new();
     private volatile ContainerAssignment _assignment = ContainerAssignment.Empty;
     private volatile IReadOnlyDictionary<string, SegmentStoreRegistration> _stores = new Dictionary<string, SegmentStoreRegistration>();
-    private Task? _loop;
 
     public ClusterView(IMetadataStore store, int containerCount, ILogger logger)
     {
@@ -31,7 +30,13 @@ public sealed class ClusterView : ISegmentLocator, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await RefreshAsync(cancellationToken);
-        _loop = Task.Run(FollowAsync, CancellationToken.None);
+        _follow.Start("Refreshing the cluster view", async token =>
+        {
+            var (_, assignmentChanged) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, token);
+            var (_, storesChanged) = await _store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, token);
+            await RefreshAsync(token);
+            await Task.WhenAny(assignmentChanged, storesChanged, Task.Delay(TimeSpan.FromSeconds(10), token));
+        }, _logger);
     }
 
     public SegmentEndpoint? Locate(string segment) => OwnerOf(ContainerMapper.ContainerOf(segment, _containerCount)) is { } store
@@ -59,23 +64,5 @@ public sealed class ClusterView : ISegmentLocator, IAsyncDisposable
         _stores = stores;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            await _loop;
-        }
-
-        _stop.Dispose();
-    }
-
-    private Task FollowAsync() =>
-        RetryLoop.RunAsync("Refreshing the cluster view", async token =>
-        {
-            var (_, assignmentChanged) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, token);
-            var (_, storesChanged) = await _store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, token);
-            await RefreshAsync(token);
-            await Task.WhenAny(assignmentChanged, storesChanged, Task.Delay(TimeSpan.FromSeconds(10), token));
-        }, _logger, null, _stop.Token);
+    public ValueTask DisposeAsync() => _follow.StopAsync();
 }

@@ -18,11 +18,13 @@ namespace Streams.Bookie.Server;
 public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedReplyChannel>
 {
     private readonly BookieStore _store;
+    private readonly BookieReplies _replies;
 
     public BookieConnectionHandler(BookieStore store, IHostApplicationLifetime lifetime, ILogger<BookieConnectionHandler> logger)
         : base(lifetime, logger, "Bookie")
     {
         _store = store;
+        _replies = new BookieReplies(store);
     }
 
     protected override FramedReplyChannel OpenSession(FramedReplyChannel replies) => replies;
@@ -49,15 +51,7 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedRepl
                 _ = ReadAsync(request.Read, replies, aborted);
                 break;
             case BookieRequest.KindOneofCase.ReadLac:
-                var lac = _store.ReadLac(request.ReadLac.LedgerId);
-                replies.Send(new BookieReply
-                {
-                    ReadLac = new ReadLacReply
-                    {
-                        RequestId = request.ReadLac.RequestId, LedgerId = request.ReadLac.LedgerId, Status = lac.Status,
-                        LastAddConfirmed = lac.LastAddConfirmed, LastEntryId = lac.LastEntryId, Fenced = lac.Fenced,
-                    },
-                });
+                replies.Send(new BookieReply { ReadLac = _replies.ReadLac(request.ReadLac) });
                 break;
             case BookieRequest.KindOneofCase.Fence:
                 _ = FenceAsync(request.Fence, replies);
@@ -106,22 +100,9 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedRepl
         });
     }
 
-    private async Task FenceAsync(FenceRequest request, FramedReplyChannel replies)
-    {
-        var fenced = await _store.FenceAsync(request.LedgerId);
-        replies.Send(new BookieReply
-        {
-            Fence = new FenceReply
-            {
-                RequestId = request.RequestId, LedgerId = request.LedgerId, Status = fenced.Status,
-                LastAddConfirmed = fenced.LastAddConfirmed, LastEntryId = fenced.LastEntryId,
-            },
-        });
-    }
+    private async Task FenceAsync(FenceRequest request, FramedReplyChannel replies) =>
+        replies.Send(new BookieReply { Fence = await _replies.FenceAsync(request) });
 
     private async Task DeleteAsync(DeleteLedgerRequest request, FramedReplyChannel replies) =>
-        replies.Send(new BookieReply
-        {
-            Delete = new DeleteLedgerReply { RequestId = request.RequestId, LedgerId = request.LedgerId, Status = await _store.DeleteAsync(request.LedgerId) },
-        });
+        replies.Send(new BookieReply { Delete = await _replies.DeleteAsync(request) });
 }

@@ -9,6 +9,8 @@ namespace Streams.Bookie.Server;
 /// <summary>streams.bookie.v1.Bookie on the gRPC carrier: the same operations as the raw carrier, for any language's gRPC stack.</summary>
 public sealed class GrpcBookieService(BookieStore store) : Contracts.Bookie.Bookie.BookieBase
 {
+    private readonly BookieReplies _replies = new(store);
+
     public override async Task<AddEntryReply> AddEntry(AddEntryRequest request, ServerCallContext context) => new()
     {
         RequestId = request.RequestId,
@@ -33,26 +35,9 @@ public sealed class GrpcBookieService(BookieStore store) : Contracts.Bookie.Book
         };
     }
 
-    public override Task<ReadLacReply> ReadLac(ReadLacRequest request, ServerCallContext context)
-    {
-        var lac = store.ReadLac(request.LedgerId);
-        return Task.FromResult(new ReadLacReply
-        {
-            RequestId = request.RequestId,
-            LedgerId = request.LedgerId,
-            Status = lac.Status,
-            LastAddConfirmed = lac.LastAddConfirmed,
-            LastEntryId = lac.LastEntryId,
-            Fenced = lac.Fenced,
-        });
-    }
+    public override Task<ReadLacReply> ReadLac(ReadLacRequest request, ServerCallContext context) => Task.FromResult(_replies.ReadLac(request));
 
-    public override async Task<FenceReply> Fence(FenceRequest request, ServerCallContext context)
-    {
-        var fenced = await store.FenceAsync(request.LedgerId);
-        return new FenceReply { RequestId = request.RequestId, LedgerId = request.LedgerId, Status = fenced.Status, LastAddConfirmed = fenced.LastAddConfirmed, LastEntryId = fenced.LastEntryId };
-    }
+    public override Task<FenceReply> Fence(FenceRequest request, ServerCallContext context) => _replies.FenceAsync(request);
 
-    public override async Task<DeleteLedgerReply> DeleteLedger(DeleteLedgerRequest request, ServerCallContext context) =>
-        new() { RequestId = request.RequestId, LedgerId = request.LedgerId, Status = await store.DeleteAsync(request.LedgerId) };
+    public override Task<DeleteLedgerReply> DeleteLedger(DeleteLedgerRequest request, ServerCallContext context) => _replies.DeleteAsync(request);
 }

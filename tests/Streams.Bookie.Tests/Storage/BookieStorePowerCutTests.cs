@@ -1,12 +1,9 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
-using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie.Storage;
-using Streams.Common.Configuration;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
-using Streams.Testing;
 
 namespace Streams.Bookie.Tests.Storage;
 
@@ -19,14 +16,13 @@ public sealed class BookieStorePowerCutTests : IDisposable
     /// <summary>Journal files of 1 MiB, so new files are created (and old ones removed) many times a round.</summary>
     private const int SegmentBits = 20;
 
-    private readonly TempDirectory _dir = new("bookie-power");
+    private readonly BookieStoreDirectory _dir = new("bookie-power");
 
     public void Dispose() => _dir.Dispose();
 
-    private string JournalDirectory => Path.Combine(_dir.Path, "journal");
+    private string JournalDirectory => _dir.JournalDirectory;
 
-    private Task<BookieStore> OpenAsync(IJournalDisk disk) =>
-        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSize = new ByteSize(1L << SegmentBits), MaxEntrySize = ByteSize.KiB(512), GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance, disk);
+    private Task<BookieStore> OpenAsync(IJournalDisk disk) => _dir.OpenAsync(disk, SegmentBits);
 
     /// <summary>The payload of an entry, a function of its ids (so nothing needs to be kept to check it).</summary>
     private static byte[] PayloadOf(long ledger, long entry, int maxLength = 6000)
@@ -38,7 +34,7 @@ public sealed class BookieStorePowerCutTests : IDisposable
     }
 
     private static Task<BookieStatus> AddAsync(BookieStore store, long ledger, long entry, byte[] payload) =>
-        store.AddAsync(ledger, entry, entry - 1, Crc32C.Compute(payload), false, new ReadOnlySequence<byte>(payload));
+        BookieStoreDirectory.AddAsync(store, ledger, entry, payload, lac: entry - 1);
 
     [Fact]
     public async Task Every_acknowledged_add_survives_power_cuts_at_random_moments_under_concurrent_load()

@@ -1,28 +1,21 @@
 using System.Buffers;
 using System.Text;
-using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Bookie.Storage;
-using Streams.Common.Configuration;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
-using Streams.Testing;
 
 namespace Streams.Bookie.Tests.Storage;
 
 public sealed class BookieStoreTests : IDisposable
 {
-    private readonly TempDirectory _dir = new("bookie");
+    private readonly BookieStoreDirectory _dir = new("bookie");
 
     public void Dispose() => _dir.Dispose();
 
-    private Task<BookieStore> OpenAsync(int segmentBits = 20) =>
-        BookieStore.OpenAsync(new BookieOptions { DataDirectory = _dir.Path, JournalSegmentSize = new ByteSize(1L << segmentBits), MaxEntrySize = ByteSize.KiB(512), GcInterval = TimeSpan.FromHours(1) }, NullLogger.Instance);
+    private Task<BookieStore> OpenAsync(int segmentBits = 20) => _dir.OpenAsync(segmentBits);
 
-    private static Task<BookieStatus> AddAsync(BookieStore store, long ledger, long entry, string payload, long lac = -1, bool recovery = false)
-    {
-        var bytes = Encoding.UTF8.GetBytes(payload);
-        return store.AddAsync(ledger, entry, lac, Crc32C.Compute(bytes), recovery, new ReadOnlySequence<byte>(bytes));
-    }
+    private static Task<BookieStatus> AddAsync(BookieStore store, long ledger, long entry, string payload, long lac = -1, bool recovery = false) =>
+        BookieStoreDirectory.AddAsync(store, ledger, entry, Encoding.UTF8.GetBytes(payload), lac, recovery);
 
     private static async Task<string?> ReadAsync(BookieStore store, long ledger, long entry)
     {

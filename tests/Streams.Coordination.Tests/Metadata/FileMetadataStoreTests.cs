@@ -32,7 +32,23 @@ public sealed class FileMetadataStoreTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    private string JournalPath => Path.Combine(_dir.Path, "metadata.journal");
+
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    /// <summary>Creates the nodes in a store that is then closed, and returns its journal's path.</summary>
+    private async Task<string> CreateAndCloseAsync(params (string Path, string Data)[] nodes)
+    {
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            foreach (var (path, data) in nodes)
+            {
+                await store.TryCreateAsync(path, Bytes(data));
+            }
+        }
+
+        return JournalPath;
+    }
 
     [Fact]
     public async Task Everything_survives_reopening()
@@ -54,13 +70,7 @@ public sealed class FileMetadataStoreTests : IDisposable
     [Fact]
     public async Task A_torn_last_record_is_dropped_and_the_store_opens()
     {
-        await using (var store = FileMetadataStore.Open(_dir.Path))
-        {
-            await store.TryCreateAsync("/safe", Bytes("acknowledged"));
-            await store.TryCreateAsync("/torn", Bytes("cut short by a crash"));
-        }
-
-        var journal = Path.Combine(_dir.Path, "metadata.journal");
+        var journal = await CreateAndCloseAsync(("/safe", "acknowledged"), ("/torn", "cut short by a crash"));
         var length = new FileInfo(journal).Length;
         using (var file = new FileStream(journal, FileMode.Open))
         {
@@ -76,13 +86,7 @@ public sealed class FileMetadataStoreTests : IDisposable
     [Fact]
     public async Task Corruption_before_the_last_record_refuses_to_open()
     {
-        await using (var store = FileMetadataStore.Open(_dir.Path))
-        {
-            await store.TryCreateAsync("/first", Bytes("11111111"));
-            await store.TryCreateAsync("/second", Bytes("22222222"));
-        }
-
-        var journal = Path.Combine(_dir.Path, "metadata.journal");
+        var journal = await CreateAndCloseAsync(("/first", "11111111"), ("/second", "22222222"));
         var bytes = await File.ReadAllBytesAsync(journal, TestContext.Current.CancellationToken);
         bytes[20] ^= 0xFF;
         await File.WriteAllBytesAsync(journal, bytes, TestContext.Current.CancellationToken);
@@ -105,7 +109,7 @@ public sealed class FileMetadataStoreTests : IDisposable
         }
 
         // 3,000 updates of 1 KiB would be 3 MiB uncompacted.
-        Assert.True(new FileInfo(Path.Combine(_dir.Path, "metadata.journal")).Length < 2 * 1024 * 1024);
+        Assert.True(new FileInfo(JournalPath).Length < 2 * 1024 * 1024);
         await using var reopened = FileMetadataStore.Open(_dir.Path);
         Assert.Equal(3000, (await reopened.GetAsync("/hot"))!.Value.Version);
     }
@@ -129,7 +133,7 @@ public sealed class FileMetadataStoreTests : IDisposable
         }
 
         // 3,200 updates of 1 KiB would be 3.2 MiB uncompacted.
-        Assert.True(new FileInfo(Path.Combine(_dir.Path, "metadata.journal")).Length < 2 * 1024 * 1024);
+        Assert.True(new FileInfo(JournalPath).Length < 2 * 1024 * 1024);
         await using var reopened = FileMetadataStore.Open(_dir.Path);
         for (var w = 0; w < Writers; w++)
         {

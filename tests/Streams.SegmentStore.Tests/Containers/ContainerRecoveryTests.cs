@@ -4,33 +4,22 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
-using Streams.Testing;
 using Streams.Tier2.FileSystem;
 using static Streams.SegmentStore.Tests.ContainerTesting;
 
 namespace Streams.SegmentStore.Tests.Containers;
 
 /// <summary>Recovery (ContainerRecovery.cs): replaying the log, refusing holes and corruption, and starting from checkpoints, including ones far larger than a log record (10 MiB) written as pages.</summary>
-public sealed class ContainerRecoveryTests : IDisposable
+public sealed class ContainerRecoveryTests() : FileTier2Tests("container-recovery")
 {
     private const int Segments = 200;
     private const int ChunksPerSegment = 1_000;
     private const int WritersPerSegment = 1_000;
 
-    private readonly TempDirectory _dir = new("container-recovery");
-    private readonly ToggledChunkStorage _tier2;
-
-    public ContainerRecoveryTests()
-    {
-        _tier2 = new ToggledChunkStorage(new FileChunkStorage(_dir.Sub("tier2")));
-    }
-
-    public void Dispose() => _dir.Dispose();
-
     [Fact]
     public async Task Everything_survives_a_restart_on_the_same_log()
     {
-        await using (var logs = await LocalLedgerLogs.OpenAsync(_dir.Path))
+        await using (var logs = await LocalLedgerLogs.OpenAsync(Dir.Path))
         await using (var container = await StartWithSegmentAsync(logs.Log(0, rolloverSize: 64)))
         {
             await container.CreateSegmentAsync("scope/stream/1.#epoch.0");
@@ -45,8 +34,8 @@ public sealed class ContainerRecoveryTests : IDisposable
             await container.TruncateSegmentAsync(Segment, 6 * 10); // e0..e9 are 6 bytes each: e10 starts at 60
         }
 
-        await using var reopened = await LocalLedgerLogs.OpenAsync(_dir.Path);
-        await using var recovered = Create(reopened.Log(0));
+        await using var reopened = await LocalLedgerLogs.OpenAsync(Dir.Path);
+        await using var recovered = ContainerTesting.Create(reopened.Log(0));
         await recovered.StartAsync();
         Assert.Equal(Enumerable.Range(10, 40).Select(i => "e" + i), await ReadAllEventsAsync(recovered));
         Assert.True(recovered.GetInfo("scope/stream/1.#epoch.0")!.Sealed);
@@ -70,7 +59,7 @@ public sealed class ContainerRecoveryTests : IDisposable
         }
 
         log.Records[^1][30] ^= 0x01;
-        await using var recovering = Create(new InMemoryDurableDataLog(log.Records));
+        await using var recovering = ContainerTesting.Create(new InMemoryDurableDataLog(log.Records));
         await Assert.ThrowsAsync<DataCorruptionException>(() => recovering.StartAsync());
     }
 
@@ -87,7 +76,7 @@ public sealed class ContainerRecoveryTests : IDisposable
         }
 
         log.Records.RemoveAt(2);
-        await using var recovering = Create(new InMemoryDurableDataLog(log.Records));
+        await using var recovering = ContainerTesting.Create(new InMemoryDurableDataLog(log.Records));
         var error = await Assert.ThrowsAsync<DataCorruptionException>(() => recovering.StartAsync());
         Assert.Contains("missing", error.Message);
     }
@@ -96,7 +85,7 @@ public sealed class ContainerRecoveryTests : IDisposable
     public async Task A_new_owner_recovers_from_the_checkpoint_after_truncation_and_keeps_deduplicating()
     {
         var log = new InMemoryDurableDataLog();
-        await using (var first = CreateWithTier2(_tier2, log, Options()))
+        await using (var first = Create(log, Options()))
         {
             await first.StartAsync();
             Assert.True((await first.CreateSegmentAsync(Segment)).IsSuccess);
@@ -106,7 +95,7 @@ public sealed class ContainerRecoveryTests : IDisposable
         }
 
         var restarted = new InMemoryDurableDataLog(log.Records) { Begin = log.Begin };
-        await using var second = CreateWithTier2(_tier2, restarted, Options(flushAge: TimeSpan.FromMinutes(5)));
+        await using var second = Create(restarted, Options(flushAge: TimeSpan.FromMinutes(5)));
         await second.StartAsync();
         Assert.Equal(Enumerable.Range(0, 620).Select(n => (long)n), await ReadEventNumbersAsync(second));
 
@@ -223,5 +212,5 @@ public sealed class ContainerRecoveryTests : IDisposable
         new(0, log, new FrameCache(1 << 20), new ContainerOptions
         {
             Storage = new StorageWriterOptions { FlushAge = TimeSpan.FromMilliseconds(50), CheckpointEvery = 1 << 20, MinRetryDelay = TimeSpan.FromMilliseconds(20) },
-        }, NullLogger.Instance, new FileChunkStorage(_dir.Sub("tier2")), new ChunkCache(1 << 20));
+        }, NullLogger.Instance, new FileChunkStorage(Dir.Sub("tier2")), new ChunkCache(1 << 20));
 }

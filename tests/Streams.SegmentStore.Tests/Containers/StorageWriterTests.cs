@@ -1,36 +1,22 @@
 using Streams.SegmentStore.Containers;
-using Streams.Testing;
-using Streams.Tier2.FileSystem;
 using static Streams.SegmentStore.Tests.ContainerTesting;
 
 namespace Streams.SegmentStore.Tests.Containers;
 
 /// <summary>The storage writer (StorageWriter.cs) on a real filesystem Tier 2, over an in-memory log: flushes, checkpoints, truncation, the orphan sweep and the Tier 1 budget.</summary>
-public sealed class StorageWriterTests : IDisposable
+public sealed class StorageWriterTests() : FileTier2Tests("storage-writer")
 {
-    private readonly TempDirectory _dir = new("storage-writer");
-    private readonly ToggledChunkStorage _tier2;
-
-    public StorageWriterTests()
-    {
-        _tier2 = new ToggledChunkStorage(new FileChunkStorage(_dir.Sub("tier2")));
-    }
-
-    public void Dispose() => _dir.Dispose();
-
-    private SegmentContainer Create(InMemoryDurableDataLog log, ContainerOptions options, long cacheBytes = 128 * 1024) => CreateWithTier2(_tier2, log, options, cacheBytes);
-
     [Fact]
     public async Task Data_moves_to_tier2_the_log_is_truncated_and_reads_come_back_from_chunks()
     {
         var log = new InMemoryDurableDataLog();
-        await using var container = await StartWithEventsInTier2Async(_tier2, log);
-        var chunks = await ListChunksAsync(_tier2, "containers/0/");
+        await using var container = await StartWithEventsInTier2Async(Tier2, log);
+        var chunks = await ListChunksAsync(Tier2, "containers/0/");
         Assert.True(chunks.Count >= 15, $"~1 MiB in 64 KiB chunks, found {chunks.Count}");
 
         // The frame cache holds 128 KiB, the log lost its head: most of the segment comes back from Tier 2.
         Assert.Equal(Enumerable.Range(0, 1000).Select(n => (long)n), await ReadEventNumbersAsync(container));
-        Assert.True(_tier2.Reads > 0);
+        Assert.True(Tier2.Reads > 0);
     }
 
     [Fact]
@@ -44,14 +30,14 @@ public sealed class StorageWriterTests : IDisposable
         await WaitUntilAsync(() => container.UnflushedBytes == 0, "everything is in Tier 2");
 
         // What a crashed or fenced owner leaves behind: chunks under this container that no segment references.
-        await _tier2.WriteAsync("containers/0/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
-        await _tier2.WriteAsync("containers/0/segments/77/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
-        await _tier2.WriteAsync("containers/1/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
-        var referenced = await ListChunksAsync(_tier2, "containers/0/");
+        await Tier2.WriteAsync("containers/0/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
+        await Tier2.WriteAsync("containers/0/segments/77/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
+        await Tier2.WriteAsync("containers/1/segments/1/0000000000000000000.0ldowner0000", new byte[100], TestContext.Current.CancellationToken);
+        var referenced = await ListChunksAsync(Tier2, "containers/0/");
 
         Assert.Equal(2, await container.SweepOrphansAsync(TestContext.Current.CancellationToken));
-        Assert.Equal(referenced.Count - 2, (await ListChunksAsync(_tier2, "containers/0/")).Count);
-        Assert.Single(await ListChunksAsync(_tier2, "containers/1/")); // another container's
+        Assert.Equal(referenced.Count - 2, (await ListChunksAsync(Tier2, "containers/0/")).Count);
+        Assert.Single(await ListChunksAsync(Tier2, "containers/1/")); // another container's
         Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
     }
 
@@ -64,23 +50,23 @@ public sealed class StorageWriterTests : IDisposable
         Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
         await AppendEventsAsync(container, 0, 300);
         await WaitUntilAsync(() => container.UnflushedBytes == 0, "everything is in Tier 2");
-        Assert.All(await ListChunksAsync(_tier2, "containers/0/"), name => Assert.EndsWith(".e3", name, StringComparison.Ordinal));
+        Assert.All(await ListChunksAsync(Tier2, "containers/0/"), name => Assert.EndsWith(".e3", name, StringComparison.Ordinal));
 
         var ct = TestContext.Current.CancellationToken;
-        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000000.e2", new byte[10], ct); // a fenced predecessor's
-        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000010.0ldowner0000", new byte[10], ct); // named before epochs
-        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000020.e3", new byte[10], ct); // this owner's, being recorded
-        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000030.e4", new byte[10], ct); // a newer owner's: this one is a zombie
+        await Tier2.WriteAsync("containers/0/segments/9/0000000000000000000.e2", new byte[10], ct); // a fenced predecessor's
+        await Tier2.WriteAsync("containers/0/segments/9/0000000000000000010.0ldowner0000", new byte[10], ct); // named before epochs
+        await Tier2.WriteAsync("containers/0/segments/9/0000000000000000020.e3", new byte[10], ct); // this owner's, being recorded
+        await Tier2.WriteAsync("containers/0/segments/9/0000000000000000030.e4", new byte[10], ct); // a newer owner's: this one is a zombie
         var checks = log.OwnershipChecks;
         Assert.Equal(2, await container.SweepOrphansAsync(ct));
-        Assert.Equal(["containers/0/segments/9/0000000000000000020.e3", "containers/0/segments/9/0000000000000000030.e4"], (await ListChunksAsync(_tier2, "containers/0/segments/9/")).Order());
+        Assert.Equal(["containers/0/segments/9/0000000000000000020.e3", "containers/0/segments/9/0000000000000000030.e4"], (await ListChunksAsync(Tier2, "containers/0/segments/9/")).Order());
         Assert.True(log.OwnershipChecks >= checks + 2, "Every delete confirms ownership first.");
 
         // Taken over: whatever its stale view says, it deletes nothing.
         log.TakenOver = true;
-        await _tier2.WriteAsync("containers/0/segments/9/0000000000000000040.e1", new byte[10], ct);
+        await Tier2.WriteAsync("containers/0/segments/9/0000000000000000040.e1", new byte[10], ct);
         await Assert.ThrowsAsync<InvalidOperationException>(() => container.SweepOrphansAsync(ct));
-        Assert.Equal(3, (await ListChunksAsync(_tier2, "containers/0/segments/9/")).Count);
+        Assert.Equal(3, (await ListChunksAsync(Tier2, "containers/0/segments/9/")).Count);
         Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
     }
 
@@ -125,14 +111,14 @@ public sealed class StorageWriterTests : IDisposable
 
         Assert.True((await container.SealSegmentAsync(Segment)).IsSuccess);
         await WaitUntilAsync(() => container.UnflushedBytes == 0, "the sealed segment is flushed");
-        Assert.Equal(2, (await ListChunksAsync(_tier2, "containers/0/")).Count);
+        Assert.Equal(2, (await ListChunksAsync(Tier2, "containers/0/")).Count);
 
         var length = container.GetInfo(Segment)!.Length;
         Assert.True((await container.TruncateSegmentAsync(Segment, length - 10)).IsSuccess);
-        await WaitUntilAsync(() => ListChunksAsync(_tier2, "containers/0/").Result.Count == 1, "the first chunk is deleted");
+        await WaitUntilAsync(() => ListChunksAsync(Tier2, "containers/0/").Result.Count == 1, "the first chunk is deleted");
 
         Assert.True((await container.DeleteSegmentAsync(Segment)).IsSuccess);
-        await WaitUntilAsync(() => ListChunksAsync(_tier2, "containers/0/").Result.Count == 0, "every chunk is deleted");
+        await WaitUntilAsync(() => ListChunksAsync(Tier2, "containers/0/").Result.Count == 0, "every chunk is deleted");
     }
 
     [Fact]
@@ -142,7 +128,7 @@ public sealed class StorageWriterTests : IDisposable
         await using var container = Create(log, Options(budget: 256 * 1024));
         await container.StartAsync();
         Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
-        _tier2.Down = true;
+        Tier2.Down = true;
 
         await AppendEventsAsync(container, 0, 240); // under the 256 KiB budget: acknowledged
         var waiting = AppendEventsAsync(container, 240, 60);
@@ -150,7 +136,7 @@ public sealed class StorageWriterTests : IDisposable
         Assert.False(waiting.IsCompleted, "appends beyond the budget wait for Tier 2");
         Assert.True(container.Tier2Failing);
 
-        _tier2.Down = false;
+        Tier2.Down = false;
         await waiting.WaitAsync(TimeSpan.FromSeconds(30));
         await WaitUntilAsync(() => container.UnflushedBytes == 0, "Tier 2 caught up");
         Assert.Equal(Enumerable.Range(0, 300).Select(n => (long)n), await ReadEventNumbersAsync(container));
@@ -163,7 +149,7 @@ public sealed class StorageWriterTests : IDisposable
         await using var container = Create(log, Options(budget: 128 * 1024, budgetTimeout: TimeSpan.FromMilliseconds(500)));
         await container.StartAsync();
         Assert.True((await container.CreateSegmentAsync(Segment)).IsSuccess);
-        _tier2.Down = true;
+        Tier2.Down = true;
         await AppendEventsAsync(container, 0, 126);
 
         OperationOutcome outcome = default;

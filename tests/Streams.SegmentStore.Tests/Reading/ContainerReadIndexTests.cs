@@ -1,27 +1,13 @@
 using System.Buffers;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
-using Streams.Testing;
-using Streams.Tier2.FileSystem;
 using static Streams.SegmentStore.Tests.ContainerTesting;
 
 namespace Streams.SegmentStore.Tests.Reading;
 
 /// <summary>Reads (ContainerReadIndex.cs): from cached frames, from the log, and from Tier 2 chunks through the chunk cache.</summary>
-public sealed class ContainerReadIndexTests : IDisposable
+public sealed class ContainerReadIndexTests() : FileTier2Tests("read-index")
 {
-    private readonly TempDirectory _dir = new("read-index");
-    private readonly ToggledChunkStorage _tier2;
-
-    public ContainerReadIndexTests()
-    {
-        _tier2 = new ToggledChunkStorage(new FileChunkStorage(_dir.Sub("tier2")));
-    }
-
-    public void Dispose() => _dir.Dispose();
-
-    private SegmentContainer Create(InMemoryDurableDataLog log, ContainerOptions options, long cacheBytes = 128 * 1024) => CreateWithTier2(_tier2, log, options, cacheBytes);
-
     [Fact]
     public async Task A_tail_read_waits_for_the_next_append()
     {
@@ -42,7 +28,7 @@ public sealed class ContainerReadIndexTests : IDisposable
     [Fact]
     public async Task Reads_load_evicted_frames_back_from_the_log()
     {
-        await using var logs = await LocalLedgerLogs.OpenAsync(_dir.Path);
+        await using var logs = await LocalLedgerLogs.OpenAsync(Dir.Path);
         await using var container = await StartWithSegmentAsync(logs.Log(0), cacheBytes: 200 * 1024, options: new ContainerOptions { MaxFrameSize = 64 * 1024 });
         var expected = new List<string>();
         for (var i = 0; i < 100; i++)
@@ -70,18 +56,18 @@ public sealed class ContainerReadIndexTests : IDisposable
     [Fact]
     public async Task Readers_missing_on_the_same_chunk_at_once_share_one_tier2_read()
     {
-        await using var container = await StartWithEventsInTier2Async(_tier2, new InMemoryDurableDataLog());
+        await using var container = await StartWithEventsInTier2Async(Tier2, new InMemoryDurableDataLog());
 
         // Eight readers start at the segment's head (long gone from the frame cache and the log) while Tier 2 is slow.
-        _tier2.ReadDelay = TimeSpan.FromSeconds(1);
-        var before = _tier2.Reads;
+        Tier2.ReadDelay = TimeSpan.FromSeconds(1);
+        var before = Tier2.Reads;
         var reads = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
         {
             using var read = await container.ReadAsync(Segment, 0, 4096, TimeSpan.Zero, TestContext.Current.CancellationToken);
             return read.Data.ToArray();
         })));
 
-        Assert.Equal(1, _tier2.Reads - before);
+        Assert.Equal(1, Tier2.Reads - before);
         Assert.All(reads, r => Assert.Equal(reads[0], r));
         Assert.Equal(4096, reads[0].Length);
     }
@@ -90,7 +76,7 @@ public sealed class ContainerReadIndexTests : IDisposable
     public async Task A_reader_catching_up_from_tier2_does_not_evict_the_tail_that_live_readers_use()
     {
         var log = new InMemoryDurableDataLog();
-        await using var container = await StartWithEventsInTier2Async(_tier2, log, cacheBytes: 256 * 1024);
+        await using var container = await StartWithEventsInTier2Async(Tier2, log, cacheBytes: 256 * 1024);
 
         // A live reader at the tail: served from cached frames.
         var tail = container.GetInfo(Segment)!.Length - (16 * 1024);
@@ -100,9 +86,9 @@ public sealed class ContainerReadIndexTests : IDisposable
         }
 
         var logReads = log.Reads;
-        var tierReads = _tier2.Reads;
+        var tierReads = Tier2.Reads;
         Assert.Equal(Enumerable.Range(0, 1000).Select(n => (long)n), await ReadEventNumbersAsync(container)); // ~1 MiB through a 256 KiB cache
-        Assert.True(_tier2.Reads > tierReads, "the catch-up read came from Tier 2");
+        Assert.True(Tier2.Reads > tierReads, "the catch-up read came from Tier 2");
 
         using (var again = await container.ReadAsync(Segment, tail, 16 * 1024, TimeSpan.Zero))
         {
@@ -122,8 +108,8 @@ public sealed class ContainerReadIndexTests : IDisposable
         await AppendEventsAsync(container, 0, 500);
         await WaitUntilAsync(() => container.UnflushedBytes == 0 && log.Begin > 0, "everything is in Tier 2 and the log truncated");
 
-        var first = (await ListChunksAsync(_tier2, "containers/0/"))[0];
-        var path = Path.Combine(_dir.Sub("tier2"), first);
+        var first = (await ListChunksAsync(Tier2, "containers/0/"))[0];
+        var path = Path.Combine(Dir.Sub("tier2"), first);
         var bytes = await File.ReadAllBytesAsync(path, TestContext.Current.CancellationToken);
         bytes[1234] ^= 0x40;
         await File.WriteAllBytesAsync(path, bytes, TestContext.Current.CancellationToken);
