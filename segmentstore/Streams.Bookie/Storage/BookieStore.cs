@@ -34,7 +34,7 @@ public sealed class BookieStore : IAsyncDisposable
     private readonly object _lock = new();
     private readonly Dictionary<long, LedgerState> _ledgers = [];
     private readonly HashSet<long> _deleted = [];
-    private readonly Queue<Pending> _pending = new();
+    private readonly Queue<PendingRecord> _pending = new();
     private readonly SemaphoreSlim _commitSignal = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
     private Task? _committer;
@@ -109,7 +109,7 @@ public sealed class BookieStore : IAsyncDisposable
         try
         {
             JournalRecord.Write(buffer, JournalRecordType.Entry, ledger, entry, lastAddConfirmed, crc, payload);
-            Pending pending;
+            PendingRecord pending;
             lock (_lock)
             {
                 if (_failed)
@@ -122,7 +122,7 @@ public sealed class BookieStore : IAsyncDisposable
                     return Task.FromResult(_deleted.Contains(ledger) ? BookieStatus.NoSuchLedger : BookieStatus.Fenced);
                 }
 
-                pending = new Pending(_journal.Enqueue(buffer.AsSpan(0, size)), JournalRecordType.Entry, ledger, entry, lastAddConfirmed, size);
+                pending = new PendingRecord(_journal.Enqueue(buffer.AsSpan(0, size)), JournalRecordType.Entry, ledger, entry, lastAddConfirmed, size);
                 _pending.Enqueue(pending);
             }
 
@@ -142,7 +142,7 @@ public sealed class BookieStore : IAsyncDisposable
     /// <summary>Fences a ledger: no add is accepted from now on (except recovery adds). Answers once durable.</summary>
     public async Task<LedgerSummary> FenceAsync(long ledger)
     {
-        Pending? pending;
+        PendingRecord? pending;
         lock (_lock)
         {
             if (_failed)
@@ -170,7 +170,7 @@ public sealed class BookieStore : IAsyncDisposable
     /// <summary>Deletes a ledger: its entries are no longer served and their space is reclaimed.</summary>
     public async Task<BookieStatus> DeleteAsync(long ledger)
     {
-        Pending? pending;
+        PendingRecord? pending;
         lock (_lock)
         {
             if (_failed)
@@ -337,7 +337,7 @@ public sealed class BookieStore : IAsyncDisposable
 
         using (owner)
         {
-            Pending pending;
+            PendingRecord pending;
             lock (_lock)
             {
                 // Only a record still in use moves; a ledger deleted meanwhile is not copied past its delete record.
@@ -350,7 +350,7 @@ public sealed class BookieStore : IAsyncDisposable
 
                 try
                 {
-                    pending = new Pending(_journal.Enqueue(owner.Memory.Span[..length]), type, ledger, entry, -1, length) { RelocatedFrom = address };
+                    pending = new PendingRecord(_journal.Enqueue(owner.Memory.Span[..length]), type, ledger, entry, -1, length) { RelocatedFrom = address };
                 }
                 catch (JournalFailedException)
                 {
@@ -367,7 +367,7 @@ public sealed class BookieStore : IAsyncDisposable
 
     private async Task CommitLoopAsync()
     {
-        var done = new List<(Pending Pending, Outcome Outcome)>();
+        var done = new List<(PendingRecord Pending, RecordOutcome Outcome)>();
         try
         {
             while (true)
@@ -421,11 +421,11 @@ public sealed class BookieStore : IAsyncDisposable
     }
 
     /// <summary>Enqueues a fence or delete record (lock held); false if the journal failed.</summary>
-    private bool TryEnqueue(byte[] record, JournalRecordType type, long ledger, [NotNullWhen(true)] out Pending? pending)
+    private bool TryEnqueue(byte[] record, JournalRecordType type, long ledger, [NotNullWhen(true)] out PendingRecord? pending)
     {
         try
         {
-            pending = new Pending(_journal.Enqueue(record), type, ledger, -1, -1, JournalRecord.HeaderSize);
+            pending = new PendingRecord(_journal.Enqueue(record), type, ledger, -1, -1, JournalRecord.HeaderSize);
         }
         catch (JournalFailedException)
         {
@@ -438,7 +438,7 @@ public sealed class BookieStore : IAsyncDisposable
     }
 
     /// <summary>Applies a durable record to the index (lock held).</summary>
-    private Outcome Apply(Pending pending)
+    private RecordOutcome Apply(PendingRecord pending)
     {
         switch (pending.Type)
         {
@@ -448,22 +448,22 @@ public sealed class BookieStore : IAsyncDisposable
                     moved.Entries[pending.Entry] = pending.Address;
                 }
 
-                return new Outcome(BookieStatus.Ok, default);
+                return new RecordOutcome(BookieStatus.Ok, default);
             case JournalRecordType.Entry:
                 if (_deleted.Contains(pending.Ledger))
                 {
-                    return new Outcome(BookieStatus.NoSuchLedger, default);
+                    return new RecordOutcome(BookieStatus.NoSuchLedger, default);
                 }
 
                 var state = StateOf(pending.Ledger);
                 state.Entries[pending.Entry] = pending.Address;
                 state.LastAddConfirmed = Math.Max(state.LastAddConfirmed, pending.LastAddConfirmed);
                 state.LastEntry = Math.Max(state.LastEntry, pending.Entry);
-                return new Outcome(BookieStatus.Ok, default);
+                return new RecordOutcome(BookieStatus.Ok, default);
             case JournalRecordType.Fence:
                 if (!_ledgers.TryGetValue(pending.Ledger, out var fenced))
                 {
-                    return new Outcome(BookieStatus.NoSuchLedger, new LedgerSummary(BookieStatus.NoSuchLedger, -1, -1, false));
+                    return new RecordOutcome(BookieStatus.NoSuchLedger, new LedgerSummary(BookieStatus.NoSuchLedger, -1, -1, false));
                 }
 
                 if (pending.RelocatedFrom is null || fenced.FenceAddress == pending.RelocatedFrom)
@@ -471,15 +471,15 @@ public sealed class BookieStore : IAsyncDisposable
                     fenced.FenceAddress = pending.Address;
                 }
 
-                return new Outcome(BookieStatus.Ok, new LedgerSummary(BookieStatus.Ok, fenced.LastAddConfirmed, fenced.LastEntry, true));
+                return new RecordOutcome(BookieStatus.Ok, new LedgerSummary(BookieStatus.Ok, fenced.LastAddConfirmed, fenced.LastEntry, true));
             default:
-                return new Outcome(BookieStatus.Ok, default);
+                return new RecordOutcome(BookieStatus.Ok, default);
         }
     }
 
     private void FailPending(BookieStatus status)
     {
-        List<Pending> failed;
+        List<PendingRecord> failed;
         lock (_lock)
         {
             failed = [.. _pending];
@@ -488,7 +488,7 @@ public sealed class BookieStore : IAsyncDisposable
 
         foreach (var pending in failed)
         {
-            pending.Completion.TrySetResult(new Outcome(status, new LedgerSummary(status, -1, -1, false)));
+            pending.Completion.TrySetResult(new RecordOutcome(status, new LedgerSummary(status, -1, -1, false)));
         }
     }
 
@@ -571,50 +571,5 @@ public sealed class BookieStore : IAsyncDisposable
         var record = new byte[JournalRecord.HeaderSize];
         JournalRecord.Write(record, type, ledger, -1, -1, 0, ReadOnlySequence<byte>.Empty);
         return record;
-    }
-
-    private sealed class LedgerState
-    {
-        public Dictionary<long, long> Entries { get; } = [];
-
-        public long LastAddConfirmed { get; set; } = -1;
-
-        public long LastEntry { get; set; } = -1;
-
-        public bool Fenced { get; set; }
-
-        public long FenceAddress { get; set; } = -1;
-
-        public long MinAddress()
-        {
-            var min = FenceAddress >= 0 ? FenceAddress : long.MaxValue;
-            foreach (var address in Entries.Values)
-            {
-                min = Math.Min(min, address);
-            }
-
-            return min;
-        }
-    }
-
-    private readonly record struct Outcome(BookieStatus Status, LedgerSummary Summary);
-
-    private sealed class Pending(long address, JournalRecordType type, long ledger, long entry, long lastAddConfirmed, int size)
-    {
-        public long Address { get; } = address;
-
-        public JournalRecordType Type { get; } = type;
-
-        public long Ledger { get; } = ledger;
-
-        public long Entry { get; } = entry;
-
-        public long LastAddConfirmed { get; } = lastAddConfirmed;
-
-        public int Size { get; } = size;
-
-        public long? RelocatedFrom { get; init; }
-
-        public TaskCompletionSource<Outcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -522,60 +522,21 @@ internal sealed class ContainerMetadata : IContainerMetadata
 
     private void ApplyCheckpointLocked(ContainerCheckpoint checkpoint)
     {
-        var kept = new HashSet<long>();
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        foreach (var c in checkpoint.Segments)
-        {
-            if (!_byId.TryGetValue(c.Id, out var segment))
-            {
-                segment = new SegmentMetadata(c.Id, c.Name, c.CreatedAtUnixMs) { IsDurable = true };
-                _byId[c.Id] = segment;
-            }
-
-            _byName[c.Name] = segment;
-            kept.Add(c.Id);
-            segment.Length = segment.PendingLength = c.Length;
-            segment.StartOffset = segment.PendingStartOffset = c.StartOffset;
-            segment.IsSealed = segment.PendingSealed = c.Sealed;
-            segment.StorageLength = segment.DurableStorageLength = c.StorageLength;
-            segment.Chunks.Clear();
-            segment.Chunks.AddRange(c.Chunks);
-            segment.RestoreWriters(c.Writers, now);
-            segment.Index.TruncateBefore(c.StartOffset);
-        }
-
-        foreach (var id in _byId.Keys.Where(id => !kept.Contains(id)).ToList())
-        {
-            var gone = _byId[id];
-            _byId.Remove(id);
-            if (_byName.TryGetValue(gone.Name, out var named) && named == gone)
-            {
-                _byName.Remove(gone.Name);
-            }
-        }
-
+        CheckpointMapping.Restore(checkpoint, _byName, _byId);
         _nextSegmentId = Math.Max(_nextSegmentId, checkpoint.NextSegmentId);
     }
 
     /// <summary>The accepted state: the effect of every operation in the log so far (lock held).</summary>
     private ContainerCheckpoint Snapshot()
     {
-        var segments = new List<CheckpointSegment>(_byName.Count);
         var cutoff = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)_options.WriterExpiry.TotalMilliseconds;
-        var expired = 0;
-        foreach (var s in _byName.Values)
-        {
-            expired += s.ExpireWriters(cutoff);
-            segments.Add(new CheckpointSegment(s.Id, s.Name, s.CreatedAtUnixMs, s.PendingLength, s.PendingStartOffset, s.PendingSealed,
-                s.StorageLength, [.. s.Chunks], s.AcceptedWriters()));
-        }
-
+        var checkpoint = CheckpointMapping.Capture(_byName.Values, _nextSegmentId, cutoff, out var expired);
         if (expired > 0)
         {
             _logger.LogInformation("Container {Container} forgot {Writers} writer(s) idle for more than {Expiry}.", _containerId, expired, _options.WriterExpiry);
         }
 
-        return new ContainerCheckpoint(_nextSegmentId, segments);
+        return checkpoint;
     }
 
     /// <summary>The accepted segment named <paramref name="name"/>, or why there is none to operate on (lock held).</summary>
