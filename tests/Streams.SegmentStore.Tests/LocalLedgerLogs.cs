@@ -17,26 +17,32 @@ namespace Streams.SegmentStore.Tests;
 internal sealed class LocalLedgerLogs : IAsyncDisposable
 {
     private readonly FileMetadataStore _metadata;
+    private readonly InterceptedMetadataStore _intercepted;
     private readonly BookieStore _bookie;
     private readonly LedgerManager _ledgers;
 
-    private LocalLedgerLogs(FileMetadataStore metadata, BookieStore bookie, LedgerManager ledgers)
+    private LocalLedgerLogs(FileMetadataStore metadata, InterceptedMetadataStore intercepted, BookieStore bookie, LedgerManager ledgers)
     {
         _metadata = metadata;
+        _intercepted = intercepted;
         _bookie = bookie;
         _ledgers = ledgers;
     }
 
     public IMetadataStore Metadata => _metadata;
 
+    /// <summary>The store the logs and ledgers use: a test can take over the compare-and-sets of one path.</summary>
+    public InterceptedMetadataStore Intercepted => _intercepted;
+
     public static async Task<LocalLedgerLogs> OpenAsync(string directory)
     {
         var metadata = FileMetadataStore.Open(Path.Combine(directory, "metadata"));
         var bookie = await BookieStore.OpenAsync(new BookieOptions { DataDirectory = Path.Combine(directory, "bookie"), JournalSegmentSize = new ByteSize(1L << 24) }, NullLogger.Instance);
-        var bookies = new BookieDirectory(metadata, TimeSpan.FromSeconds(5));
+        var store = new InterceptedMetadataStore(metadata);
+        var bookies = new BookieDirectory(store, TimeSpan.FromSeconds(5));
         bookies.AddLocal(new LocalBookieClient("local", bookie));
-        var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, NullLogger.Instance);
-        return new LocalLedgerLogs(metadata, bookie, ledgers);
+        var ledgers = new LedgerManager(store, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, NullLogger.Instance);
+        return new LocalLedgerLogs(metadata, store, bookie, ledgers);
     }
 
     public LedgerDurableDataLog Log(int containerId, long rolloverSize = 256L << 20) => new(containerId, _ledgers, rolloverSize, NullLogger.Instance);

@@ -20,10 +20,23 @@ namespace Streams.SegmentStore.Logs;
 /// finish, it is closed, and a new ledger joins the chain; the queued appends then go to it, in order. A record is
 /// never in a later ledger while an earlier record is still unacknowledged, so recovery never sees a gap.
 /// </para>
+/// <para>
+/// Chain updates (rollover, truncation) are serialized: one at a time, each applied to the chain as this owner last
+/// wrote it. A compare-and-set that fails is looked into before anything is concluded: a chain stored at another epoch
+/// means a new owner, and this log fails; one at this owner's epoch can only be this owner's own write whose answer was
+/// lost (the store's connection broke after it took the write), and the update is applied again on top of it. So a
+/// container never reports lost ownership because of itself.
+/// </para>
 /// </summary>
 public sealed class LedgerDurableDataLog : IDurableDataLog
 {
     private const int OpenAttempts = 5;
+
+    /// <summary>
+    /// Rebases of one chain update on this owner's own earlier write. One is all a lost answer needs; more means the
+    /// chain keeps changing at this epoch, which only a bug can cause, and the log fails rather than loop.
+    /// </summary>
+    private const int ChainUpdateAttempts = 3;
 
     private readonly int _containerId;
     private readonly LedgerManager _ledgers;
@@ -32,6 +45,7 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
     private long _rolloverSize;
     private readonly ILogger _logger;
     private readonly object _lock = new();
+    private readonly SemaphoreSlim _chainLock = new(1, 1);
     private readonly Queue<(ReadOnlyMemory<byte> Record, TaskCompletionSource<LogAddress> Done)> _queued = new();
     private readonly Dictionary<long, LedgerMetadata> _closed = [];
     private LogMetadata _metadata = LogMetadata.Empty;
@@ -216,27 +230,23 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
     /// <summary>Drops every ledger wholly before <paramref name="upTo"/> from the chain (compare-and-set), then deletes them.</summary>
     public async ValueTask TruncateAsync(LogAddress upTo, CancellationToken cancellationToken = default)
     {
-        LogMetadata metadata, truncated;
-        long version;
-        lock (_lock)
-        {
-            (metadata, version) = (_metadata, _version);
-        }
-
-        var dropped = metadata.Ledgers.Where(l => l < upTo.LedgerId).ToList();
-        truncated = metadata with { Ledgers = [.. metadata.Ledgers.Where(l => l >= upTo.LedgerId)], TruncatedLedger = upTo.LedgerId, TruncatedEntry = upTo.EntryId };
-        var next = await _store.TrySetAsync(Path, truncated.ToJson(), version, cancellationToken)
-            ?? throw Fail(new InvalidOperationException($"Container {_containerId} lost ownership of its log (truncation refused)."));
-        lock (_lock)
-        {
-            (_metadata, _version) = (truncated, next);
-            foreach (var ledger in dropped)
+        // Never backwards: a truncation behind the recorded point (or a repeat of it) changes nothing.
+        var (before, after) = await UpdateChainAsync(
+            metadata => new LogAddress(metadata.TruncatedLedger, metadata.TruncatedEntry) >= upTo ? metadata : metadata with
             {
-                _closed.Remove(ledger);
-            }
-        }
+                Ledgers = [.. metadata.Ledgers.Where(l => l >= upTo.LedgerId)], TruncatedLedger = upTo.LedgerId, TruncatedEntry = upTo.EntryId,
+            },
+            (before, after) =>
+            {
+                foreach (var ledger in before.Ledgers.Except(after.Ledgers))
+                {
+                    _closed.Remove(ledger);
+                }
+            },
+            "truncation", cancellationToken)
+            ?? throw Fail(new InvalidOperationException($"Container {_containerId} lost ownership of its log (truncation refused)."));
 
-        foreach (var ledger in dropped)
+        foreach (var ledger in before.Ledgers.Except(after.Ledgers))
         {
             await _ledgers.DeleteAsync(ledger, cancellationToken);
         }
@@ -300,32 +310,26 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
         try
         {
             await old.CloseAsync();
-            LogMetadata extended;
-            long version;
-            lock (_lock)
+            var extended = await UpdateChainAsync(
+                metadata => metadata.Ledgers.Contains(writer.LedgerId) ? metadata : metadata with { Ledgers = [.. metadata.Ledgers, writer.LedgerId] },
+                (_, _) =>
+                {
+                    _current = writer;
+                    _closed[old.LedgerId] = old.Metadata;
+                    _rolloverSize = _configuredRolloverSize;
+                    _rolling = false;
+                    while (_queued.TryDequeue(out var queued))
+                    {
+                        var address = AddressOf(writer, writer.AddAsync(queued.Record));
+                        _ = address.ContinueWith(t => Complete(queued.Done, t), TaskScheduler.Default);
+                    }
+                },
+                "rollover", CancellationToken.None);
+            if (extended is null)
             {
-                extended = _metadata with { Ledgers = [.. _metadata.Ledgers, writer.LedgerId] };
-                version = _version;
-            }
-
-            var next = await _store.TrySetAsync(Path, extended.ToJson(), version);
-            if (next is null)
-            {
+                // Only now is the new ledger surely outside the chain: after a store error it may be in it, and stays.
                 await _ledgers.DeleteAsync(writer.LedgerId);
                 throw new InvalidOperationException($"Container {_containerId} lost ownership of its log (rollover refused).");
-            }
-
-            lock (_lock)
-            {
-                (_metadata, _version, _current) = (extended, next.Value, writer);
-                _closed[old.LedgerId] = old.Metadata;
-                _rolloverSize = _configuredRolloverSize;
-                _rolling = false;
-                while (_queued.TryDequeue(out var queued))
-                {
-                    var address = AddressOf(writer, writer.AddAsync(queued.Record));
-                    _ = address.ContinueWith(t => Complete(queued.Done, t), TaskScheduler.Default);
-                }
             }
 
             _logger.LogDebug("Container {Container} rolled its log over to ledger {Ledger}.", _containerId, writer.LedgerId);
@@ -333,6 +337,81 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
         catch (Exception e)
         {
             FailQueued(Fail(e));
+        }
+    }
+
+    /// <summary>
+    /// Applies <paramref name="change"/> to the chain by compare-and-set, one update at a time, and then, under the
+    /// state lock, <paramref name="applied"/> (given the chain before and after). A change that returns its input
+    /// writes nothing. Returns the chain as this owner had it before (ahead of any rebase, so whatever it dropped is
+    /// known) and after; null once a new owner holds the log (the log has failed). Store errors are thrown as they are.
+    /// </summary>
+    private async Task<(LogMetadata Before, LogMetadata After)?> UpdateChainAsync(
+        Func<LogMetadata, LogMetadata> change, Action<LogMetadata, LogMetadata> applied, string what, CancellationToken cancellationToken)
+    {
+        await _chainLock.WaitAsync(cancellationToken);
+        try
+        {
+            LogMetadata before, current;
+            long version;
+            lock (_lock)
+            {
+                if (_failure is { } failure)
+                {
+                    throw failure;
+                }
+
+                (before, version) = (_metadata, _version);
+            }
+
+            current = before;
+            for (var attempt = 1; ; attempt++)
+            {
+                var changed = change(current);
+                if (!ReferenceEquals(changed, current))
+                {
+                    if (await _store.TrySetAsync(Path, changed.ToJson(), version, cancellationToken) is not { } next)
+                    {
+                        var stored = await _store.GetAsync(Path, cancellationToken);
+                        var holder = stored is { } value ? LogMetadata.FromJson(value.Data) : null;
+                        if (holder is null || holder.Epoch != current.Epoch)
+                        {
+                            Fail(new InvalidOperationException(
+                                $"Container {_containerId} lost ownership of its log ({what} refused): epoch {holder?.Epoch ?? -1} holds it, this owner has {current.Epoch}."));
+                            return null;
+                        }
+
+                        if (attempt == ChainUpdateAttempts)
+                        {
+                            throw Fail(new InvalidOperationException($"Container {_containerId}: the log's chain kept changing at this owner's epoch {current.Epoch} during a {what}."));
+                        }
+
+                        _logger.LogInformation("Container {Container}: the log's chain moved to version {Version} at this owner's epoch (an earlier update whose answer was lost); applying the {What} on top of it.",
+                            _containerId, stored!.Value.Version, what);
+                        (current, version) = (holder, stored.Value.Version);
+                        lock (_lock)
+                        {
+                            (_metadata, _version) = (current, version);
+                        }
+
+                        continue;
+                    }
+
+                    version = next;
+                }
+
+                lock (_lock)
+                {
+                    (_metadata, _version) = (changed, version);
+                    applied(before, changed);
+                }
+
+                return (before, changed);
+            }
+        }
+        finally
+        {
+            _chainLock.Release();
         }
     }
 
