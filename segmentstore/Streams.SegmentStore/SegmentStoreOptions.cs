@@ -37,6 +37,14 @@ public sealed record SegmentStoreOptions
     public ByteSize LedgerRolloverSize { get; init; } = ByteSize.MiB(256);
 
     /// <summary>
+    /// How much of a container's log recovery reads ahead of its replay: reads of later records are in flight on the
+    /// bookies, up to this many bytes (counted at the largest record seen so far), while earlier ones are replayed. It
+    /// bounds the memory of each recovering container; the default keeps 16 frames of 1 MiB in flight, enough to hide
+    /// the bookies' round trips.
+    /// </summary>
+    public ByteSize RecoveryReadAhead { get; init; } = ByteSize.MiB(16);
+
+    /// <summary>
     /// Tier 2: file://PATH, a plain path, or s3://BUCKET/PREFIX?endpoint=URL. Null or empty keeps every byte in Tier 1
     /// (no storage writer, the log is never truncated).
     /// </summary>
@@ -124,6 +132,7 @@ public sealed record SegmentStoreOptions
             ("MaxFrameSize", MaxFrameSize, ByteSize.MiB(64)), ("MaxReadSize", MaxReadSize, ByteSize.MiB(64)),
             ("Tier2FlushSize", Tier2FlushSize, ByteSize.GiB(1)), ("Tier2MaxChunkSize", Tier2MaxChunkSize, ByteSize.GiB(1)),
             ("Tier2CacheSize", Tier2CacheSize, ByteSize.GiB(1024)), ("CheckpointEvery", CheckpointEvery, ByteSize.GiB(1024)),
+            ("RecoveryReadAhead", RecoveryReadAhead, ByteSize.GiB(1)),
         })
         {
             if (size.Bytes < 1 || size > limit)

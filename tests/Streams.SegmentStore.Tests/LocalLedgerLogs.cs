@@ -45,7 +45,8 @@ internal sealed class LocalLedgerLogs : IAsyncDisposable
         return new LocalLedgerLogs(metadata, store, bookie, ledgers);
     }
 
-    public LedgerDurableDataLog Log(int containerId, long rolloverSize = 256L << 20) => new(containerId, _ledgers, rolloverSize, NullLogger.Instance);
+    public LedgerDurableDataLog Log(int containerId, long rolloverSize = 256L << 20, long readAheadSize = 16L << 20) =>
+        new(containerId, _ledgers, rolloverSize, readAheadSize, NullLogger.Instance);
 
     public async ValueTask DisposeAsync()
     {

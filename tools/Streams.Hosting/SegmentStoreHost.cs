@@ -66,7 +66,7 @@ public sealed class SegmentStoreHost : IAsyncDisposable
 
         var service = new SegmentStoreService(
             storeOptions,
-            id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverSize.Bytes, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
+            id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverSize.Bytes, storeOptions.RecoveryReadAhead.Bytes, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
             loggerFactory,
             tier2);
         telemetry.Own(SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count(), () => service.UnflushedBytes, () => service.ChunkCache.Size));

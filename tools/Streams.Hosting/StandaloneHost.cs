@@ -86,7 +86,7 @@ public sealed class StandaloneHost : IAsyncDisposable
         logger.LogInformation("Tier 2: {Tier2}", tier2?.Location ?? "none (all data stays in Tier 1)");
         var store = new SegmentStoreService(
             storeOptions,
-            id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverSize.Bytes, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
+            id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverSize.Bytes, storeOptions.RecoveryReadAhead.Bytes, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
             loggerFactory,
             tier2);
         try

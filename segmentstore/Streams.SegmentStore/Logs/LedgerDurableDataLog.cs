@@ -27,6 +27,11 @@ namespace Streams.SegmentStore.Logs;
 /// lost (the store's connection broke after it took the write), and the update is applied again on top of it. So a
 /// container never reports lost ownership because of itself.
 /// </para>
+/// <para>
+/// Recovery reads ahead (<see cref="LedgerManager.ReadRangeAsync"/>): a window of reads is outstanding on the bookies
+/// while the container replays, bounded by the read-ahead size; records still come back one by one, in order, each
+/// checked as a single read checks it.
+/// </para>
 /// </summary>
 public sealed class LedgerDurableDataLog : IDurableDataLog
 {
@@ -38,10 +43,14 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
     /// </summary>
     private const int ChainUpdateAttempts = 3;
 
+    /// <summary>Ledgers of the chain recovered at once when taking ownership: each is a few metadata round trips.</summary>
+    private const int OpenRecoveryConcurrency = 8;
+
     private readonly int _containerId;
     private readonly LedgerManager _ledgers;
     private readonly IMetadataStore _store;
     private readonly long _configuredRolloverSize;
+    private readonly long _readAheadSize;
     private long _rolloverSize;
     private readonly ILogger _logger;
     private readonly object _lock = new();
@@ -54,12 +63,19 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
     private bool _rolling;
     private Exception? _failure;
 
-    public LedgerDurableDataLog(int containerId, LedgerManager ledgers, long rolloverSize, ILogger logger)
+    /// <param name="containerId">The container whose log this is.</param>
+    /// <param name="ledgers">The ledger client.</param>
+    /// <param name="rolloverSize">Bytes after which the log moves to a new ledger.</param>
+    /// <param name="readAheadSize">Bytes of records recovery keeps in flight ahead of the replay.</param>
+    /// <param name="logger">The log's logger.</param>
+    public LedgerDurableDataLog(int containerId, LedgerManager ledgers, long rolloverSize, long readAheadSize, ILogger logger)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(readAheadSize, 1);
         _containerId = containerId;
         _ledgers = ledgers;
         _store = ledgers.Store;
         _configuredRolloverSize = _rolloverSize = rolloverSize;
+        _readAheadSize = readAheadSize;
         _logger = logger;
     }
 
@@ -121,9 +137,13 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
             }
 
             var metadata = LogMetadata.FromJson(stored.Value.Data);
-            foreach (var ledger in metadata.Ledgers)
+            var recovered = new LedgerMetadata[metadata.Ledgers.Count];
+            await Parallel.ForEachAsync(Enumerable.Range(0, recovered.Length),
+                new ParallelOptions { MaxDegreeOfParallelism = OpenRecoveryConcurrency, CancellationToken = cancellationToken },
+                async (i, ct) => recovered[i] = await _ledgers.RecoverAsync(metadata.Ledgers[i], ct));
+            for (var i = 0; i < recovered.Length; i++)
             {
-                _closed[ledger] = await _ledgers.RecoverAsync(ledger, cancellationToken);
+                _closed[metadata.Ledgers[i]] = recovered[i];
             }
 
             var writer = await _ledgers.CreateAsync(cancellationToken);
@@ -199,11 +219,10 @@ public sealed class LedgerDurableDataLog : IDurableDataLog
                 continue; // our own, new ledger: empty when the log is opened
             }
 
-            var first = ledger == metadata.TruncatedLedger ? metadata.TruncatedEntry : 0;
-            for (var entry = Math.Max(0, first); entry <= closed.LastEntryId; entry++)
+            var first = Math.Max(0, ledger == metadata.TruncatedLedger ? metadata.TruncatedEntry : 0);
+            await foreach (var read in _ledgers.ReadRangeAsync(closed, ledger, first, closed.LastEntryId, _readAheadSize, cancellationToken))
             {
-                var read = await _ledgers.ReadAsync(closed, ledger, entry, cancellationToken);
-                yield return Record(new LogAddress(ledger, entry), read);
+                yield return Record(new LogAddress(ledger, read.EntryId), read);
             }
         }
     }

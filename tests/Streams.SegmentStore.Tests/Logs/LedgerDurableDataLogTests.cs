@@ -207,6 +207,23 @@ public sealed class LedgerDurableDataLogTests : IDisposable
     }
 
     [Fact]
+    public async Task Recovery_reads_ahead_and_returns_every_record_in_order_whatever_the_window()
+    {
+        await using var logs = await LocalLedgerLogs.OpenAsync(_dir.Path);
+        var log = logs.Log(8, rolloverSize: 2000);
+        await log.OpenAsync();
+        var addresses = await Task.WhenAll(Enumerable.Range(0, 500).Select(i => log.AppendAsync(Record(i)).AsTask()));
+        await log.TruncateAsync(addresses[123]);
+
+        foreach (var window in new[] { 1L, 100, 1L << 20 })
+        {
+            var next = logs.Log(8, readAheadSize: window);
+            await next.OpenAsync();
+            Assert.Equal(Enumerable.Range(123, 377).Select(i => $"record-{i:D5}"), await ReadAllAsync(next));
+        }
+    }
+
+    [Fact]
     public async Task A_container_on_tiny_ledgers_with_frequent_truncation_keeps_its_log_under_load()
     {
         await using var logs = await LocalLedgerLogs.OpenAsync(_dir.Path);
