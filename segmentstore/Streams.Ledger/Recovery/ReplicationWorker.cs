@@ -103,7 +103,9 @@ internal sealed class ReplicationWorker
                 catch (Exception e) when (!cancellationToken.IsCancellationRequested)
                 {
                     AutoRecoveryMetrics.Failures.Add(1);
-                    _logger.LogWarning("Repairing ledger {Ledger} failed ({Error}); trying again in {Delay} or when a bookie registers.", id, e.Message, _options.RetryDelay);
+                    // Once per ledger while it keeps failing (no spare bookie fails every ledger, every round).
+                    _logger.Log(retryAfter.ContainsKey(id) ? LogLevel.Debug : LogLevel.Warning,
+                        "Repairing ledger {Ledger} failed ({Error}); trying again every {Delay} and when a bookie registers.", id, e.Message, _options.RetryDelay);
                     retryAfter[id] = _time.GetUtcNow() + _options.RetryDelay;
                 }
                 finally
