@@ -189,30 +189,41 @@ public sealed class LedgerManager
         }
     }
 
-    /// <summary>Deletes a ledger's entries on every bookie that may hold some, then its metadata.</summary>
+    /// <summary>
+    /// Deletes a ledger's entries on every bookie that may hold some, then its metadata. The metadata goes only at the
+    /// version whose bookies were cleaned: if a repair recorded a new bookie meanwhile (auto-recovery), that one is
+    /// cleaned too before the ledger is gone.
+    /// </summary>
     public async Task DeleteAsync(long ledgerId, CancellationToken cancellationToken = default)
     {
-        if (await Store.GetAsync(LedgerMetadata.PathOf(ledgerId), cancellationToken) is not { } stored)
+        var cleaned = new HashSet<string>(StringComparer.Ordinal);
+        while (await Store.GetAsync(LedgerMetadata.PathOf(ledgerId), cancellationToken) is { } stored)
         {
-            return;
-        }
-
-        var metadata = LedgerMetadata.FromJson(stored.Data);
-        foreach (var bookie in metadata.Fragments.SelectMany(f => f.Bookies).Distinct(StringComparer.Ordinal))
-        {
-            try
+            var metadata = LedgerMetadata.FromJson(stored.Data);
+            foreach (var bookie in metadata.Fragments.SelectMany(f => f.Bookies).Distinct(StringComparer.Ordinal))
             {
-                var client = await Bookies.GetAsync(bookie, cancellationToken);
-                await client.DeleteAsync(ledgerId, cancellationToken);
+                if (!cleaned.Add(bookie))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var client = await Bookies.GetAsync(bookie, cancellationToken);
+                    await client.DeleteAsync(ledgerId, cancellationToken);
+                }
+                catch (BookieUnavailableException e)
+                {
+                    // Its copy stays until that bookie is cleaned up; the ledger is gone for every reader.
+                    _logger.LogWarning("Ledger {Ledger}: bookie {Bookie} could not delete its entries: {Error}", ledgerId, bookie, e.Message);
+                }
             }
-            catch (BookieUnavailableException e)
+
+            if (await Store.TryDeleteAsync(LedgerMetadata.PathOf(ledgerId), stored.Version, cancellationToken))
             {
-                // Its copy stays until that bookie is cleaned up; the ledger is gone for every reader.
-                _logger.LogWarning("Ledger {Ledger}: bookie {Bookie} could not delete its entries: {Error}", ledgerId, bookie, e.Message);
+                return;
             }
         }
-
-        await Store.TryDeleteAsync(LedgerMetadata.PathOf(ledgerId), -1, cancellationToken);
     }
 
     private async Task<long> RecoverTailAsync(LedgerMetadata metadata, long ledgerId, CancellationToken cancellationToken)

@@ -10,18 +10,61 @@ using Streams.Testing;
 
 namespace Streams.Ledger.Tests;
 
-/// <summary>A bookie that can be taken down: every request then fails as if the bookie were unreachable.</summary>
+/// <summary>
+/// A bookie that can be taken down (every request then fails as if the bookie were unreachable), serve a damaged copy
+/// of one entry, or run a test's code around adds and deletes.
+/// </summary>
 internal sealed class FaultyBookie(IBookieClient inner) : IBookieClient
 {
     public volatile bool Down;
 
+    /// <summary>An entry this bookie serves with one payload byte flipped (its stored CRC no longer matches).</summary>
+    public long? CorruptEntry { get; set; }
+
+    /// <summary>Runs after each successful add, with the entry id, before the add completes.</summary>
+    public Func<long, Task>? AfterAdd { get; set; }
+
+    /// <summary>Runs before each delete reaches the bookie.</summary>
+    public Func<Task>? BeforeDelete { get; set; }
+
     public string BookieId => inner.BookieId;
 
-    public Task<BookieStatus> AddAsync(long ledger, long entry, long lac, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) =>
-        Down ? Unavailable<BookieStatus>() : inner.AddAsync(ledger, entry, lac, crc, recovery, payload, cancellationToken);
+    public async Task<BookieStatus> AddAsync(long ledger, long entry, long lac, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        if (Down)
+        {
+            return await Unavailable<BookieStatus>();
+        }
 
-    public Task<BookieEntry> ReadAsync(long ledger, long entry, CancellationToken cancellationToken = default) =>
-        Down ? Unavailable<BookieEntry>() : inner.ReadAsync(ledger, entry, cancellationToken);
+        var status = await inner.AddAsync(ledger, entry, lac, crc, recovery, payload, cancellationToken);
+        if (status == BookieStatus.Ok && AfterAdd is { } after)
+        {
+            await after(entry);
+        }
+
+        return status;
+    }
+
+    public async Task<BookieEntry> ReadAsync(long ledger, long entry, CancellationToken cancellationToken = default)
+    {
+        if (Down)
+        {
+            return await Unavailable<BookieEntry>();
+        }
+
+        var read = await inner.ReadAsync(ledger, entry, cancellationToken);
+        if (entry != CorruptEntry || read.Status != BookieStatus.Ok)
+        {
+            return read;
+        }
+
+        using (read)
+        {
+            var damaged = read.Payload.ToArray();
+            damaged[damaged.Length / 2] ^= 0xFF;
+            return new BookieEntry(read.Status, read.LastAddConfirmed, read.Crc, damaged);
+        }
+    }
 
     public Task<BookieLedgerState> ReadLacAsync(long ledger, CancellationToken cancellationToken = default) =>
         Down ? Unavailable<BookieLedgerState>() : inner.ReadLacAsync(ledger, cancellationToken);
@@ -29,8 +72,20 @@ internal sealed class FaultyBookie(IBookieClient inner) : IBookieClient
     public Task<BookieLedgerState> FenceAsync(long ledger, CancellationToken cancellationToken = default) =>
         Down ? Unavailable<BookieLedgerState>() : inner.FenceAsync(ledger, cancellationToken);
 
-    public Task<BookieStatus> DeleteAsync(long ledger, CancellationToken cancellationToken = default) =>
-        Down ? Unavailable<BookieStatus>() : inner.DeleteAsync(ledger, cancellationToken);
+    public async Task<BookieStatus> DeleteAsync(long ledger, CancellationToken cancellationToken = default)
+    {
+        if (Down)
+        {
+            return await Unavailable<BookieStatus>();
+        }
+
+        if (BeforeDelete is { } before)
+        {
+            await before();
+        }
+
+        return await inner.DeleteAsync(ledger, cancellationToken);
+    }
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 
@@ -74,6 +129,22 @@ internal sealed class LocalBookies : IAsyncDisposable
         new(Metadata, Directory, new LedgerOptions { EnsembleSize = e, WriteQuorum = qw, AckQuorum = qa }, NullLogger.Instance);
 
     public FaultyBookie Bookie(string id) => Bookies.Single(b => b.BookieId == id);
+
+    /// <summary>Registers bookies as a bookie process does (auto-recovery looks only at registrations).</summary>
+    public async Task RegisterAsync(params IEnumerable<FaultyBookie> bookies)
+    {
+        foreach (var bookie in bookies)
+        {
+            await BookieDirectory.RegisterAsync(Metadata, bookie.BookieId);
+        }
+    }
+
+    /// <summary>A bookie dies: its requests fail and its registration is gone.</summary>
+    public async Task KillAsync(string id)
+    {
+        Bookie(id).Down = true;
+        await Metadata.TryDeleteAsync($"{BookieDirectory.AvailablePath}/{id}");
+    }
 
     public BookieStore StoreOf(string id) => _stores[Bookies.FindIndex(b => b.BookieId == id)];
 

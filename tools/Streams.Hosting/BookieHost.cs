@@ -11,13 +11,18 @@ using Streams.Bookie.Storage;
 using Streams.Coordination.Cluster;
 using Streams.Common.Server.Grpc;
 using Streams.Coordination.Metadata;
+using Streams.Ledger;
 using Streams.Ledger.Bookies;
+using Streams.Ledger.Recovery;
 
 namespace Streams.Hosting;
 
 /// <summary>
 /// <c>streams bookie</c>: a storage node. Its journal lives in the data directory; it serves the raw carrier (for
-/// ledger clients) and gRPC, and registers at /bookies/available/{host:data-port} while it runs.
+/// ledger clients) and gRPC, and registers at /bookies/available/{host:data-port} while it runs. It also runs ledger
+/// auto-recovery (AutoRecovery section): the bookies elect one auditor among themselves and each repairs ledgers that
+/// lost a bookie for good. It runs here, as BookKeeper's auto-recovery daemon does, because the work is copying
+/// entries between bookies: it grows with the bookies, and the controller needs no ledger client.
 /// </summary>
 public sealed class BookieHost : IAsyncDisposable
 {
@@ -26,10 +31,12 @@ public sealed class BookieHost : IAsyncDisposable
     private readonly ZooKeeperMetadataStore _zookeeper;
     private readonly EphemeralRegistration _registration;
     private readonly RoleTelemetry _telemetry;
+    private readonly BookieDirectory _peers;
+    private readonly LedgerAutoRecovery? _recovery;
 
-    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry telemetry, string bookieId)
+    private BookieHost(WebApplication app, BookieStore store, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry telemetry, BookieDirectory peers, LedgerAutoRecovery? recovery, string bookieId)
     {
-        (_app, _store, _zookeeper, _registration, _telemetry, BookieId) = (app, store, zookeeper, registration, telemetry, bookieId);
+        (_app, _store, _zookeeper, _registration, _telemetry, _peers, _recovery, BookieId) = (app, store, zookeeper, registration, telemetry, peers, recovery, bookieId);
     }
 
     public string BookieId { get; }
@@ -40,6 +47,10 @@ public sealed class BookieHost : IAsyncDisposable
         settings.Validate();
         var options = ServerConfiguration.Bind<BookieOptions>(configuration, "Bookie");
         options.Validate();
+        var recoveryOptions = ServerConfiguration.Bind<AutoRecoveryOptions>(configuration, "AutoRecovery");
+        recoveryOptions.Validate();
+        var ledgerOptions = ServerConfiguration.Bind<LedgerOptions>(configuration, "Ledger");
+        ledgerOptions.Validate();
         var logger = loggerFactory.CreateLogger<BookieHost>();
         var telemetry = RoleTelemetry.Start(configuration, "bookie");
         var zookeeper = await ServerConfiguration.Bind<ZooKeeperSettings>(configuration, "ZooKeeper").ConnectAsync(logger, cancellationToken);
@@ -63,13 +74,29 @@ public sealed class BookieHost : IAsyncDisposable
         // Registered only once it serves: ledger clients pick bookies from this list.
         var registration = new EphemeralRegistration(zookeeper, $"{BookieDirectory.AvailablePath}/{bookieId}", System.Text.Encoding.UTF8.GetBytes(bookieId), logger);
         await registration.StartAsync(cancellationToken);
-        return new BookieHost(app, store, zookeeper, registration, telemetry, bookieId);
+
+        // Auto-recovery reaches the other bookies (and this one) as any ledger client does.
+        var peers = new BookieDirectory(zookeeper, ledgerOptions.RequestTimeout);
+        LedgerAutoRecovery? recovery = null;
+        if (recoveryOptions.Enabled)
+        {
+            recovery = LedgerAutoRecovery.Start(zookeeper, peers, bookieId, recoveryOptions, loggerFactory);
+            telemetry.Own(AutoRecoveryMetrics.Observe(() => recovery.UnderReplicated));
+        }
+
+        return new BookieHost(app, store, zookeeper, registration, telemetry, peers, recovery, bookieId);
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
+        if (_recovery is not null)
+        {
+            await _recovery.DisposeAsync();
+        }
+
+        await _peers.DisposeAsync();
         await _registration.DisposeAsync();
         await RoleServer.StopAsync(_app);
         _telemetry.Dispose();
