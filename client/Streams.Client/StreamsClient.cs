@@ -42,7 +42,7 @@ public sealed class StreamsClient : IAsyncDisposable
     /// <summary>Scope and stream management.</summary>
     public StreamManager Streams { get; }
 
-    /// <summary>Creates a client for the controller at <paramref name="controllerUri"/>.</summary>
+    /// <summary>Creates a client for the controller at <paramref name="controllerUri"/> (several: comma-separated).</summary>
     public static StreamsClient Create(string controllerUri = StreamsClientOptions.DefaultControllerUri) =>
         Create(new StreamsClientOptions { ControllerUri = controllerUri });
 
@@ -50,10 +50,7 @@ public sealed class StreamsClient : IAsyncDisposable
     public static StreamsClient Create(StreamsClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (!Uri.TryCreate(options.ControllerUri, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-        {
-            throw new ArgumentException($"ControllerUri '{options.ControllerUri}' must be an http:// or https:// address.", nameof(options));
-        }
+        _ = ControllerClient.ParseUris(options.ControllerUri, nameof(options));
 
         if (options.KeepAliveInterval <= TimeSpan.Zero || options.KeepAliveTimeout <= options.KeepAliveInterval)
         {

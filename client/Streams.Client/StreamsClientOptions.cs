@@ -16,7 +16,11 @@ public sealed record StreamsClientOptions
     /// <summary>The default controller address: where <c>streams standalone</c> listens.</summary>
     public const string DefaultControllerUri = "http://127.0.0.1:9090";
 
-    /// <summary>The controller's gRPC address.</summary>
+    /// <summary>
+    /// The controller's gRPC address, or the addresses of a cluster's controllers separated by commas
+    /// ("http://c1:9090,http://c2:9090"). Every controller serves every call; when one is unavailable the client moves
+    /// to the next at once, so a controller that dies costs a client one failed attempt.
+    /// </summary>
     public string ControllerUri { get; init; } = DefaultControllerUri;
 
     /// <summary>Carrier for appends and reads; control calls always use gRPC.</summary>

@@ -4,7 +4,7 @@ using System.Text;
 namespace Streams.Testing;
 
 /// <summary>
-/// A real cluster for fault tests: a ZooKeeper server, bookies, a controller and segment stores, each its own
+/// A real cluster for fault tests: a ZooKeeper server, bookies, controllers and segment stores, each its own
 /// <c>streams</c> process on loopback. Members can be killed (SIGKILL), frozen (SIGSTOP) and started again on the same
 /// ports and data. Sessions time out quickly so that work moves within seconds.
 /// </summary>
@@ -13,11 +13,12 @@ public sealed class ClusterProcesses : IAsyncDisposable
     private readonly TempDirectory _dir = new("cluster");
     private readonly List<StreamsProcess> _retired = [];
 
-    private ClusterProcesses(ZooKeeperServer zooKeeper, int sessionTimeoutMs, (int E, int Qw, int Qa) quorums)
+    private ClusterProcesses(ZooKeeperServer zooKeeper, int sessionTimeoutMs, (int E, int Qw, int Qa) quorums, int containers)
     {
         ZooKeeper = zooKeeper;
         SessionTimeoutMs = sessionTimeoutMs;
         Quorums = quorums;
+        Containers = containers;
     }
 
     public ZooKeeperServer ZooKeeper { get; }
@@ -26,14 +27,22 @@ public sealed class ClusterProcesses : IAsyncDisposable
 
     public (int E, int Qw, int Qa) Quorums { get; }
 
+    /// <summary>The cluster's container count.</summary>
+    public int Containers { get; }
+
     /// <summary>Bookie processes by index; a killed one stays in its slot until restarted.</summary>
     public List<StreamsProcess> Bookies { get; } = [];
 
-    public StreamsProcess Controller { get; private set; } = null!;
+    /// <summary>Controller processes by index, the first started first; a killed one stays in its slot.</summary>
+    public List<StreamsProcess> Controllers { get; } = [];
+
+    /// <summary>The first controller.</summary>
+    public StreamsProcess Controller => Controllers[0];
 
     public List<StreamsProcess> SegmentStores { get; } = [];
 
-    public string ControllerUri => Controller.ControllerUri;
+    /// <summary>Every controller's address, comma-separated, as a client takes them.</summary>
+    public string ControllerUri => string.Join(',', Controllers.Select(c => c.ControllerUri));
 
     /// <summary>Extra environment for every member (configuration as STREAMS__Section__Key).</summary>
     public Dictionary<string, string> Environment { get; } = new()
@@ -53,18 +62,22 @@ public sealed class ClusterProcesses : IAsyncDisposable
     /// <summary>The Tier 2 every segment store shares: a directory of the cluster's.</summary>
     public string Tier2Directory => _dir.Sub("tier2");
 
-    /// <summary>Starts ZooKeeper, <paramref name="bookies"/> bookies, a controller and <paramref name="stores"/> segment stores.</summary>
+    /// <summary>
+    /// Starts ZooKeeper, <paramref name="bookies"/> bookies, <paramref name="controllers"/> controllers (one after the
+    /// other, so the first leads) and <paramref name="stores"/> segment stores.
+    /// </summary>
     /// <param name="bookies">Bookie processes.</param>
     /// <param name="stores">Segment store processes.</param>
     /// <param name="quorums">E, Qw and Qa of the segment stores' ledgers.</param>
     /// <param name="containers">The cluster's container count.</param>
     /// <param name="sessionTimeoutMs">Every member's ZooKeeper session timeout.</param>
     /// <param name="environment">Settings for every member on top of <see cref="Environment"/>'s.</param>
+    /// <param name="controllers">Controller processes.</param>
     public static async Task<ClusterProcesses> StartAsync(
-        int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000, Dictionary<string, string>? environment = null)
+        int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000, Dictionary<string, string>? environment = null, int controllers = 1)
     {
         var zooKeeper = await ZooKeeperServer.StartAsync();
-        var cluster = new ClusterProcesses(zooKeeper, sessionTimeoutMs, quorums);
+        var cluster = new ClusterProcesses(zooKeeper, sessionTimeoutMs, quorums, containers);
         foreach (var (key, value) in environment ?? [])
         {
             cluster.Environment[key] = value;
@@ -73,11 +86,22 @@ public sealed class ClusterProcesses : IAsyncDisposable
         try
         {
             await Task.WhenAll(Enumerable.Range(0, bookies).Select(_ => cluster.AddBookieAsync()));
-            cluster.Controller = await StreamsProcess.StartOnFreePortsAsync(
-                ["controller", .. cluster.Common(), "--containers", containers.ToString(CultureInfo.InvariantCulture)], cluster.Environment, dataPort: false);
+            // The first controller writes the cluster's configuration and leads; the others start meanwhile.
+            await cluster.AddControllerAsync();
+            var others = new StreamsProcess[Math.Max(0, controllers - 1)];
+            var starting = Task.WhenAll(Enumerable.Range(0, others.Length).Select(async i => others[i] = await cluster.StartControllerProcessAsync()));
             for (var i = 0; i < stores; i++)
             {
                 await cluster.AddSegmentStoreAsync();
+            }
+
+            try
+            {
+                await starting;
+            }
+            finally
+            {
+                cluster.Controllers.AddRange(others.Where(c => c is not null));
             }
 
             return cluster;
@@ -87,6 +111,51 @@ public sealed class ClusterProcesses : IAsyncDisposable
             await cluster.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>Starts one more controller; it serves at once and leads when no other does.</summary>
+    public async Task<StreamsProcess> AddControllerAsync()
+    {
+        var controller = await StartControllerProcessAsync();
+        Controllers.Add(controller);
+        return controller;
+    }
+
+    /// <summary>
+    /// The index of the controller whose /readyz says it leads, or null while none does (or more than one says so,
+    /// for a moment after a handover).
+    /// </summary>
+    public async Task<int?> LeadingControllerAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        int? leader = null;
+        for (var i = 0; i < Controllers.Count; i++)
+        {
+            if (Controllers[i].HasExited)
+            {
+                continue;
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{Controllers[i].MetricsPort}/readyz"));
+                if ((await response.Content.ReadAsStringAsync()).Contains("leading", StringComparison.Ordinal))
+                {
+                    if (leader is not null)
+                    {
+                        return null;
+                    }
+
+                    leader = i;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                // Not answering: not leading as far as anyone can tell.
+            }
+        }
+
+        return leader;
     }
 
     /// <summary>Starts one more bookie with its own data directory.</summary>
@@ -216,7 +285,11 @@ public sealed class ClusterProcesses : IAsyncDisposable
             Add($"bookie-{i}", Bookies[i]);
         }
 
-        Add("controller", Controller);
+        for (var i = 0; i < Controllers.Count; i++)
+        {
+            Add($"controller-{i}", Controllers[i]);
+        }
+
         for (var i = 0; i < SegmentStores.Count; i++)
         {
             Add($"segmentstore-{i}", SegmentStores[i]);
@@ -227,7 +300,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        var all = SegmentStores.Concat([Controller]).Concat(Bookies).Concat(_retired).Where(p => p is not null);
+        var all = SegmentStores.Concat(Controllers).Concat(Bookies).Concat(_retired).Where(p => p is not null);
         foreach (var process in all)
         {
             await process.DisposeAsync();
@@ -238,6 +311,9 @@ public sealed class ClusterProcesses : IAsyncDisposable
     }
 
     private string[] Common(string? zooKeeper = null) => ["--zookeeper", zooKeeper ?? ZooKeeper.ConnectionString, "--session-timeout-ms", SessionTimeoutMs.ToString(CultureInfo.InvariantCulture)];
+
+    private Task<StreamsProcess> StartControllerProcessAsync() =>
+        StreamsProcess.StartOnFreePortsAsync(["controller", .. Common(), "--containers", Containers.ToString(CultureInfo.InvariantCulture)], Environment, dataPort: false);
 
     private Task<StreamsProcess> StartBookieProcessAsync(int index, int grpc, int data, int metrics) =>
         StreamsProcess.StartServerAsync(["bookie", .. Common(), "--data-dir", BookieDirectory(index)], grpc, data, metrics, Environment);

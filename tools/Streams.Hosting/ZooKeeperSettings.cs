@@ -11,7 +11,8 @@ internal sealed record ZooKeeperSettings
 
     /// <summary>
     /// ZooKeeper session timeout. A crashed segment store's containers move after about this long: shorter means
-    /// faster failover, too short and a GC pause or a slow disk expires a healthy member.
+    /// faster failover, too short and a GC pause or a slow disk expires a healthy member. Default 10 s; a controller
+    /// that is not told otherwise uses <see cref="ControllerHost.DefaultSessionTimeout"/> (4 s), its leader's takeover time.
     /// </summary>
     public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -8,24 +8,58 @@ using GeneratedClient = Streams.Contracts.Controller.Controller.ControllerClient
 
 namespace Streams.Client.Internal;
 
-/// <summary>Calls the controller; retries idempotent calls that failed because it was briefly unreachable.</summary>
+/// <summary>
+/// Calls the controller; retries idempotent calls that failed because it was unreachable. A cluster may run several
+/// controllers, each of which serves every call (one of them also leads, but clients never need to know which): the
+/// client knows them all, sticks to the one that answered last, and moves to the next as soon as a call finds it
+/// UNAVAILABLE (killed, restarting, cut off), so a dead controller costs one failed attempt, not a back-off.
+/// </summary>
 internal sealed class ControllerClient : IDisposable
 {
+    /// <summary>Rounds over every controller before a call fails; the client backs off between rounds.</summary>
     private const int Attempts = 5;
 
-    private readonly GrpcChannel _channel;
-    private readonly GeneratedClient _client;
+    private readonly (GrpcChannel Channel, GeneratedClient Client)[] _controllers;
     private readonly TimeSpan _timeout;
+    private int _current;
 
-    public ControllerClient(string uri, TimeSpan timeout)
+    public ControllerClient(string uris, TimeSpan timeout)
     {
-        _channel = GrpcChannels.Create(uri);
-        _client = new GeneratedClient(_channel);
+        _controllers = [.. ParseUris(uris).Select(uri =>
+        {
+            var channel = GrpcChannels.Create(uri);
+            return (channel, new GeneratedClient(channel));
+        })];
         _timeout = timeout;
     }
 
     /// <summary>
-    /// Makes a call with the client's timeout; retries it while the controller is UNAVAILABLE if <paramref name="idempotent"/>.
+    /// The controller addresses in <paramref name="uris"/>: one, or several separated by commas
+    /// ("http://c1:9090,http://c2:9090"). Throws <see cref="ArgumentException"/> naming an address that is not
+    /// http:// or https://.
+    /// </summary>
+    public static IReadOnlyList<string> ParseUris(string? uris, string? paramName = null)
+    {
+        var list = (uris ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (list.Length == 0)
+        {
+            throw new ArgumentException("ControllerUri names no controller; give an address such as http://127.0.0.1:9090.", paramName);
+        }
+
+        foreach (var uri in list)
+        {
+            if (!Uri.TryCreate(uri, UriKind.Absolute, out var parsed) || (parsed.Scheme != Uri.UriSchemeHttp && parsed.Scheme != Uri.UriSchemeHttps))
+            {
+                throw new ArgumentException($"ControllerUri '{uri}' must be an http:// or https:// address (several are separated by commas).", paramName);
+            }
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// Makes a call with the client's timeout; retries it while the controllers are UNAVAILABLE if <paramref name="idempotent"/>,
+    /// on the next controller at once and, after a round over all of them, after a back-off.
     /// The call, retries included, is one span named after <paramref name="method"/>, the SDK method that makes it.
     /// </summary>
     public async Task<TResponse> CallAsync<TResponse>(
@@ -33,16 +67,23 @@ internal sealed class ControllerClient : IDisposable
     {
         using var activity = ClientTracing.StartCall(method);
         var delay = TimeSpan.FromMilliseconds(100);
-        for (var attempt = 1; ; attempt++)
+        var failures = 0;
+        while (true)
         {
+            var index = Volatile.Read(ref _current);
             try
             {
-                return await call(_client, GrpcChannels.Deadline(_timeout, cancellationToken));
+                return await call(_controllers[index].Client, GrpcChannels.Deadline(_timeout, cancellationToken));
             }
-            catch (RpcException e) when (idempotent && e.StatusCode == StatusCode.Unavailable && attempt < Attempts && !cancellationToken.IsCancellationRequested)
+            catch (RpcException e) when (idempotent && e.StatusCode == StatusCode.Unavailable && ++failures < Attempts * _controllers.Length && !cancellationToken.IsCancellationRequested)
             {
-                await Task.Delay(delay, cancellationToken);
-                delay *= 2;
+                // Other calls may have moved on already; only the first to see this controller fail moves the client.
+                Interlocked.CompareExchange(ref _current, (index + 1) % _controllers.Length, index);
+                if (failures % _controllers.Length == 0)
+                {
+                    await Task.Delay(delay, cancellationToken);
+                    delay *= 2;
+                }
             }
             catch (RpcException e)
             {
@@ -61,5 +102,11 @@ internal sealed class ControllerClient : IDisposable
     public Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
         CallAsync((c, o) => c.DescribeStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
 
-    public void Dispose() => _channel.Dispose();
+    public void Dispose()
+    {
+        foreach (var (channel, _) in _controllers)
+        {
+            channel.Dispose();
+        }
+    }
 }

@@ -13,7 +13,7 @@ internal static class CliSupport
 {
     public static readonly Option<string> Controller = new("--controller")
     {
-        Description = "Controller address (default: $STREAMS_CONTROLLER, else " + StreamsClientOptions.DefaultControllerUri + ").",
+        Description = "Controller address, or several separated by commas (default: $STREAMS_CONTROLLER, else " + StreamsClientOptions.DefaultControllerUri + ").",
         Recursive = true,
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("STREAMS_CONTROLLER") ?? StreamsClientOptions.DefaultControllerUri,
     };

@@ -44,7 +44,7 @@ internal static class RoleCommands
     {
         var flags = new ServerFlags(grpcPort: 9090, dataPort: null, metricsPort: 9092)
             .Map(ZooKeeperOption(), "ZooKeeper:Connect")
-            .Map(SessionTimeoutOption(), "ZooKeeper:SessionTimeout", format: ServerFlags.Milliseconds)
+            .Map(SessionTimeoutOption(4000), "ZooKeeper:SessionTimeout", format: ServerFlags.Milliseconds)
             .Map(new Option<int?>("--containers") { Description = "Segment containers of the cluster (default 8; fixed once the cluster exists)." }, "Cluster:ContainerCount");
         return Role("controller", "Run a controller: the stream API, container assignment, the KEDA scaler.", flags, async (configuration, loggers, ct) =>
         {
@@ -57,8 +57,8 @@ internal static class RoleCommands
     private static Option<string?> ZooKeeperOption() =>
         new("--zookeeper") { Description = "ZooKeeper connection string, host:port[,host:port][/root] (root default /streams)." };
 
-    private static Option<int?> SessionTimeoutOption() =>
-        new("--session-timeout-ms") { Description = "ZooKeeper session timeout: how long before a crashed member's work moves (default 10000)." };
+    private static Option<int?> SessionTimeoutOption(int defaultMs = 10000) =>
+        new("--session-timeout-ms") { Description = $"ZooKeeper session timeout: how long before a crashed member's work moves (default {defaultMs})." };
 
     private static Command Role(string name, string description, ServerFlags flags, Func<IConfiguration, ILoggerFactory, CancellationToken, Task> run)
     {
