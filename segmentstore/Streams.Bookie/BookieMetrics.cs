@@ -32,6 +32,15 @@ public static class BookieMetrics
 
     public static readonly Counter<long> CorruptEntries = Meter.CreateCounter<long>("streams.bookie.corrupt_entries", "{entry}", "Entries that failed their checksum on read and were refused.");
 
+    public static readonly Counter<long> JournalFullWaits = Meter.CreateCounter<long>("streams.bookie.journal.full_waits", "{record}",
+        "Records that found the journal's memory full and waited for a flush to free a page (their callers' threads did not).");
+
+    public static readonly Counter<long> GcFailures = Meter.CreateCounter<long>("streams.bookie.journal.gc.failures", "{pass}",
+        "Journal garbage-collection passes that failed (each is retried with back-off; readiness is degraded until one succeeds).");
+
+    public static readonly Counter<long> ConnectionThrottled = Meter.CreateCounter<long>("streams.bookie.connection.throttled", "{wait}",
+        "Times a raw connection's in-flight budget was spent and the bookie stopped reading its requests until some completed.");
+
     /// <summary>
     /// Registers gauges that observe a running bookie, on a meter of their own that the returned handle disposes (a
     /// stopped bookie is no longer observed).

@@ -24,6 +24,18 @@ public sealed record BookieOptions
     /// <summary>Largest entry payload accepted (an 8 MiB event plus frame overhead fits).</summary>
     public ByteSize MaxEntrySize { get; init; } = ByteSize.MiB(10);
 
+    /// <summary>
+    /// Payload bytes one raw connection may have in progress: adds until answered, reads until their reply is in the
+    /// socket's send buffer (a read counts as <see cref="MaxEntrySize"/> until its entry is read). Once spent, the
+    /// bookie reads no more of the connection's requests until some complete, so a connection holds at most this plus
+    /// one entry. 64MiB keeps a fast writer's pipeline full (a ledger client rarely has more than a few MiB in flight
+    /// per bookie) while a few hundred connections stay within a few GiB.
+    /// </summary>
+    public ByteSize MaxConnectionInFlightBytes { get; init; } = ByteSize.MiB(64);
+
+    /// <summary>Requests one raw connection may have in progress (the count bound beside <see cref="MaxConnectionInFlightBytes"/>).</summary>
+    public int MaxConnectionInFlightRequests { get; init; } = 4096;
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DataDirectory))
@@ -40,6 +52,16 @@ public sealed record BookieOptions
         {
             throw new ArgumentException(
                 $"Bookie:MaxEntrySize ({MaxEntrySize}) does not fit the journal's pages with JournalSegmentSize {JournalSegmentSize}; use 16MiB or more.");
+        }
+
+        if (MaxConnectionInFlightBytes < ByteSize.KiB(64))
+        {
+            throw new ArgumentException($"Bookie:MaxConnectionInFlightBytes must be at least 64KiB (is {MaxConnectionInFlightBytes}).");
+        }
+
+        if (MaxConnectionInFlightRequests < 1)
+        {
+            throw new ArgumentException($"Bookie:MaxConnectionInFlightRequests must be at least 1 (is {MaxConnectionInFlightRequests}).");
         }
 
         if (GcInterval <= TimeSpan.Zero)

@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Bookie;
@@ -62,10 +61,7 @@ public sealed class BookieHost : IAsyncDisposable
             services => services.AddSingleton(store).AddSingleton(new GrpcBookieService(store)),
             endpoints => endpoints.MapGrpcService<GrpcBookieService>(),
             [
-                new ReadinessCheck("journal", () => store.IsHealthy
-                        ? HealthCheckResult.Healthy($"bookie {bookieId}: {store.LedgerCount} ledgers, {store.JournalBytes} journal bytes")
-                        : HealthCheckResult.Unhealthy($"bookie {bookieId}: the journal failed or is closed"),
-                    [RoleServices.Bookie]),
+                new ReadinessCheck("journal", () => store.CheckHealth($"bookie {bookieId}"), [RoleServices.Bookie]),
             ],
             telemetry.Meters,
             listen => listen.UseConnectionHandler<BookieConnectionHandler>());

@@ -133,8 +133,7 @@ public sealed class StandaloneHost : IAsyncDisposable
                         ? HealthCheckResult.Healthy($"{running}/{store.ContainerCount} containers running")
                         : HealthCheckResult.Unhealthy($"{running}/{store.ContainerCount} containers running"),
                     [RoleServices.SegmentStore, RoleServices.Controller, RoleServices.ExternalScaler]),
-                new ReadinessCheck("journal", () => bookie.IsHealthy ? HealthCheckResult.Healthy("bookie journal open") : HealthCheckResult.Unhealthy("the bookie journal failed or is closed"),
-                    [RoleServices.SegmentStore]),
+                new ReadinessCheck("journal", () => bookie.CheckHealth("bookie"), [RoleServices.SegmentStore]),
             ],
             telemetry.Meters,
             listen => listen.UseConnectionHandler<DataConnectionHandler>());

@@ -14,9 +14,19 @@ namespace Streams.Bookie.Server;
 /// Requests of a connection are handled concurrently and answered as they complete (by request id); an add's payload
 /// is copied once, from the receive buffer into the journal, before the next frame is read.
 /// A malformed frame gets a BookieError with request id 0 and the connection is closed.
+/// <para>
+/// Memory: each connection has an <see cref="InFlightBudget"/> (Bookie:MaxConnectionInFlightBytes and
+/// MaxConnectionInFlightRequests). A request takes its share before it starts (an add its payload, a read the largest
+/// entry until it knows its entry's size) and gives it back when its reply is in the socket's send buffer; while the
+/// budget is spent the next frame is not read, so a client that floods the bookie or stops reading replies is slowed
+/// down by TCP instead of filling the bookie's memory.
+/// </para>
 /// </summary>
-public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedReplyChannel>
+public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConnectionHandler.Session>
 {
+    /// <summary>What a request costs beyond its payload: its reply, its task and its place in the journal's queue.</summary>
+    private const int RequestOverhead = 256;
+
     private readonly BookieStore _store;
     private readonly BookieReplies _replies;
 
@@ -27,15 +37,18 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedRepl
         _replies = new BookieReplies(store);
     }
 
-    protected override FramedReplyChannel OpenSession(FramedReplyChannel replies) => replies;
+    protected override Session OpenSession(FramedReplyChannel replies) =>
+        new(replies, new InFlightBudget(_store.Options.MaxConnectionInFlightBytes.Bytes, _store.Options.MaxConnectionInFlightRequests));
 
-    protected override ValueTask OnFrameAsync(FramedReplyChannel replies, ReadOnlySequence<byte> frame, CancellationToken aborted)
+    protected override async ValueTask OnFrameAsync(Session session, ReadOnlySequence<byte> frame, CancellationToken aborted)
     {
         if (BookieProtocol.TryReadAdd(frame, out var add, out var payload))
         {
-            var stored = _store.AddAsync(add.Ledger, add.Entry, add.LastAddConfirmed, add.Crc, add.Recovery, payload);
-            _ = ReplyAsync(stored, add, replies);
-            return ValueTask.CompletedTask;
+            // Waiting here (not reading the next frame) is the back-pressure; the frame stays valid until we return.
+            var cost = RequestOverhead + payload.Length;
+            await session.Budget.AcquireAsync(cost, aborted);
+            _ = ReplyAsync(_store.AddAsync(add.Ledger, add.Entry, add.LastAddConfirmed, add.Crc, add.Recovery, payload), add, session, cost);
+            return;
         }
 
         var request = BookieRequest.Parser.ParseFrom(frame);
@@ -43,21 +56,28 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedRepl
         {
             case BookieRequest.KindOneofCase.Add:
                 var a = request.Add;
-                var copy = new ReadOnlySequence<byte>(a.Payload.Memory);
-                _ = ReplyAsync(_store.AddAsync(a.LedgerId, a.EntryId, a.LastAddConfirmed, a.Crc32C, a.Recovery, copy),
-                    new BookieProtocol.AddHeader(a.RequestId, a.LedgerId, a.EntryId, a.LastAddConfirmed, a.Crc32C, a.Recovery), replies);
+                var addCost = RequestOverhead + a.Payload.Length;
+                await session.Budget.AcquireAsync(addCost, aborted);
+                _ = ReplyAsync(_store.AddAsync(a.LedgerId, a.EntryId, a.LastAddConfirmed, a.Crc32C, a.Recovery, new ReadOnlySequence<byte>(a.Payload.Memory)),
+                    new BookieProtocol.AddHeader(a.RequestId, a.LedgerId, a.EntryId, a.LastAddConfirmed, a.Crc32C, a.Recovery), session, addCost);
                 break;
             case BookieRequest.KindOneofCase.Read:
-                _ = ReadAsync(request.Read, replies, aborted);
+                // Until the entry is read its size is unknown: it may be as large as the largest entry.
+                var readCost = RequestOverhead + _store.Options.MaxEntrySize.Bytes;
+                await session.Budget.AcquireAsync(readCost, aborted);
+                _ = ReadAsync(request.Read, session, readCost, aborted);
                 break;
             case BookieRequest.KindOneofCase.ReadLac:
-                replies.Send(new BookieReply { ReadLac = _replies.ReadLac(request.ReadLac) });
+                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                session.Send(new BookieReply { ReadLac = _replies.ReadLac(request.ReadLac) }, RequestOverhead);
                 break;
             case BookieRequest.KindOneofCase.Fence:
-                _ = FenceAsync(request.Fence, replies);
+                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                _ = FenceAsync(request.Fence, session);
                 break;
             case BookieRequest.KindOneofCase.Delete:
-                _ = DeleteAsync(request.Delete, replies);
+                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                _ = DeleteAsync(request.Delete, session);
                 break;
             case BookieRequest.KindOneofCase.Hello:
                 // Also the ledger client's keep-alive probe: answered at once, like the first.
@@ -66,43 +86,70 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<FramedRepl
                     throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Bookie protocol version {request.Hello.ProtocolVersion} is not supported; this bookie speaks {BookieProtocol.ProtocolVersion}."));
                 }
 
-                replies.Send(new BookieReply { Hello = new BookieHello { ProtocolVersion = BookieProtocol.ProtocolVersion } });
+                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                session.Send(new BookieReply { Hello = new BookieHello { ProtocolVersion = BookieProtocol.ProtocolVersion } }, RequestOverhead);
                 break;
             default:
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "Empty or unknown BookieRequest."));
         }
-
-        return ValueTask.CompletedTask;
     }
 
     protected override IMessage ConnectionError(StatusCode code, string message) =>
         new BookieReply { Error = new BookieError { RequestId = 0, Code = (int)code, Message = message } };
 
-    private static async Task ReplyAsync(Task<BookieStatus> stored, BookieProtocol.AddHeader add, FramedReplyChannel replies) =>
-        replies.Send(new BookieReply
+    private static async Task ReplyAsync(Task<BookieStatus> stored, BookieProtocol.AddHeader add, Session session, long cost) =>
+        session.Send(new BookieReply
         {
             Add = new AddEntryReply { RequestId = add.RequestId, LedgerId = add.Ledger, EntryId = add.Entry, Status = await stored },
-        });
+        }, cost);
 
-    private async Task ReadAsync(ReadEntryRequest request, FramedReplyChannel replies, CancellationToken cancellationToken)
+    private async Task ReadAsync(ReadEntryRequest request, Session session, long cost, CancellationToken cancellationToken)
     {
-        var read = await _store.ReadAsync(request.LedgerId, request.EntryId, cancellationToken);
+        EntryRead read;
+        try
+        {
+            read = await _store.ReadAsync(request.LedgerId, request.EntryId, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            session.Budget.Release(cost); // the connection is gone: nobody to answer
+            return;
+        }
+
         if (read.Status == BookieStatus.Ok)
         {
-            replies.Send(new BookieProtocol.EntryReplyBody(request.RequestId, request.LedgerId, request.EntryId, read));
+            // From now on the reply holds the entry's bytes, not the largest entry's.
+            var actual = RequestOverhead + read.Payload.Length;
+            session.Budget.Adjust(actual - cost);
+            session.Send(new BookieProtocol.EntryReplyBody(request.RequestId, request.LedgerId, request.EntryId, read), actual);
             return;
         }
 
         read.Dispose();
-        replies.Send(new BookieReply
+        session.Send(new BookieReply
         {
             Read = new ReadEntryReply { RequestId = request.RequestId, LedgerId = request.LedgerId, EntryId = request.EntryId, Status = read.Status, Message = read.Message ?? string.Empty },
-        });
+        }, cost);
     }
 
-    private async Task FenceAsync(FenceRequest request, FramedReplyChannel replies) =>
-        replies.Send(new BookieReply { Fence = await _replies.FenceAsync(request) });
+    private async Task FenceAsync(FenceRequest request, Session session) =>
+        session.Send(new BookieReply { Fence = await _replies.FenceAsync(request) }, RequestOverhead);
 
-    private async Task DeleteAsync(DeleteLedgerRequest request, FramedReplyChannel replies) =>
-        replies.Send(new BookieReply { Delete = await _replies.DeleteAsync(request) });
+    private async Task DeleteAsync(DeleteLedgerRequest request, Session session) =>
+        session.Send(new BookieReply { Delete = await _replies.DeleteAsync(request) }, RequestOverhead);
+
+    /// <summary>A connection's reply channel and in-flight budget.</summary>
+    public sealed class Session
+    {
+        internal Session(FramedReplyChannel replies, InFlightBudget budget) => (Replies, Budget) = (replies, budget);
+
+        internal FramedReplyChannel Replies { get; }
+
+        internal InFlightBudget Budget { get; }
+
+        /// <summary>Queues a reply; its request's <paramref name="cost"/> is given back once it is written.</summary>
+        internal void Send(IMessage reply, long cost) => Replies.Send(new BudgetedReply(reply, Budget, cost));
+
+        internal void Send(IFrameBody reply, long cost) => Replies.Send(new BudgetedReply(reply, Budget, cost));
+    }
 }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
@@ -12,10 +11,17 @@ namespace Streams.Bookie.Storage;
 /// fencing and deletion.
 /// <para>
 /// Why it is built this way. Every request that changes state (add, fence, delete) is a journal record. Records are
-/// enqueued in order under one lock and applied to the index, and answered, only once a commit covers them, in
-/// journal order. So an acknowledged add is on disk; a fence's answer (the ledger's last entry) already reflects
+/// enqueued in arrival order under one lock and applied to the index, and answered, only once a commit covers them,
+/// in journal order. So an acknowledged add is on disk; a fence's answer (the ledger's last entry) already reflects
 /// every add that came before it; and replaying the journal after a crash rebuilds exactly the acknowledged state.
 /// Fencing takes effect at once: adds that arrive after a fence are refused even before the fence is durable.
+/// </para>
+/// <para>
+/// Nothing waits for the disk under the lock, and no caller's thread waits at all. A record is copied into the
+/// journal's memory at once when it has room (the fast path); when it is full (its pages are still being flushed),
+/// the record is copied into a pooled buffer and queued behind any others waiting, and one drainer enqueues the
+/// waiting records in order after each commit (the slow path). While anything waits, new records queue behind it, so
+/// the journal's order stays the arrival order, and the decisions taken on arrival (fenced, deleted) stay right.
 /// </para>
 /// <para>
 /// Space: deleting a ledger drops it from the index; garbage collection moves the journal's head past records no
@@ -23,23 +29,31 @@ namespace Streams.Bookie.Storage;
 /// pin it. Entry ids of deleted ledgers are never served again (ledger ids are never reused).
 /// </para>
 /// </summary>
-public sealed class BookieStore : IAsyncDisposable
+public sealed partial class BookieStore : IAsyncDisposable
 {
-    /// <summary>Live records moved by garbage collection at a time (they share commits; this many are in memory).</summary>
-    private const int RelocationBatch = 32;
+    /// <summary>
+    /// How long the drainer of waiting records sleeps at most between tries. It wakes at every commit (a commit
+    /// completes the flushes that free journal pages); the timeout only covers a page whose flush FASTER started on
+    /// its own, without a commit to signal it.
+    /// </summary>
+    private static readonly TimeSpan SpaceRetryDelay = TimeSpan.FromMilliseconds(5);
 
     private readonly Journal _journal;
     private readonly BookieOptions _options;
     private readonly ILogger _logger;
     private readonly object _lock = new();
     private readonly Dictionary<long, LedgerState> _ledgers = [];
-    private readonly HashSet<long> _deleted = [];
+    private readonly DeletedLedgers _deleted = new();
     private readonly Queue<PendingRecord> _pending = new();
+    private readonly Queue<WaitingRecord> _waiting = new();
     private readonly SemaphoreSlim _commitSignal = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
+    private TaskCompletionSource _committed = NewCommitSignal();
     private Task? _committer;
     private Task? _collector;
+    private Task? _drainer;
     private volatile bool _failed;
+    private bool _closed;
 
     private BookieStore(Journal journal, BookieOptions options, ILogger logger)
     {
@@ -63,6 +77,33 @@ public sealed class BookieStore : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Deleted ledgers still remembered (see <see cref="DeletedLedgers"/>: bounded by the journal's retained range).</summary>
+    public int DeletedLedgerCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _deleted.Count;
+            }
+        }
+    }
+
+    /// <summary>Records waiting for journal memory (the journal's pages are full and being flushed).</summary>
+    public int WaitingRecords
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiting.Count;
+            }
+        }
+    }
+
+    /// <summary>The settings the store was opened with.</summary>
+    public BookieOptions Options => _options;
 
     /// <summary>Opens the journal and rebuilds the index from it (the recovery after a crash).</summary>
     public static Task<BookieStore> OpenAsync(BookieOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
@@ -106,13 +147,14 @@ public sealed class BookieStore : IAsyncDisposable
 
         var size = JournalRecord.SizeOf(payload.Length);
         var buffer = ArrayPool<byte>.Shared.Rent(size);
+        var handedOver = false;
         try
         {
             JournalRecord.Write(buffer, JournalRecordType.Entry, ledger, entry, lastAddConfirmed, crc, payload);
-            PendingRecord pending;
+            var pending = new PendingRecord(JournalRecordType.Entry, ledger, entry, lastAddConfirmed, size);
             lock (_lock)
             {
-                if (_failed)
+                if (_failed || _closed)
                 {
                     return Task.FromResult(BookieStatus.Unavailable);
                 }
@@ -122,8 +164,7 @@ public sealed class BookieStore : IAsyncDisposable
                     return Task.FromResult(_deleted.Contains(ledger) ? BookieStatus.NoSuchLedger : BookieStatus.Fenced);
                 }
 
-                pending = new PendingRecord(_journal.Enqueue(buffer.AsSpan(0, size)), JournalRecordType.Entry, ledger, entry, lastAddConfirmed, size);
-                _pending.Enqueue(pending);
+                handedOver = !EnqueueLocked(pending, buffer.AsSpan(0, size), buffer);
             }
 
             _commitSignal.Release();
@@ -135,17 +176,20 @@ public sealed class BookieStore : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (!handedOver)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
     /// <summary>Fences a ledger: no add is accepted from now on (except recovery adds). Answers once durable.</summary>
     public async Task<LedgerSummary> FenceAsync(long ledger)
     {
-        PendingRecord? pending;
+        var pending = new PendingRecord(JournalRecordType.Fence, ledger, -1, -1, JournalRecord.HeaderSize);
         lock (_lock)
         {
-            if (_failed)
+            if (_failed || _closed)
             {
                 return new LedgerSummary(BookieStatus.Unavailable, -1, -1, false);
             }
@@ -155,12 +199,12 @@ public sealed class BookieStore : IAsyncDisposable
                 return new LedgerSummary(BookieStatus.NoSuchLedger, -1, -1, false);
             }
 
-            var state = StateOf(ledger);
-            state.Fenced = true;
-            if (!TryEnqueue(Control(JournalRecordType.Fence, ledger), JournalRecordType.Fence, ledger, out pending))
+            if (!TryEnqueueControl(pending))
             {
                 return new LedgerSummary(BookieStatus.Unavailable, -1, -1, false);
             }
+
+            StateOf(ledger).Fenced = true;
         }
 
         _commitSignal.Release();
@@ -170,10 +214,10 @@ public sealed class BookieStore : IAsyncDisposable
     /// <summary>Deletes a ledger: its entries are no longer served and their space is reclaimed.</summary>
     public async Task<BookieStatus> DeleteAsync(long ledger)
     {
-        PendingRecord? pending;
+        var pending = new PendingRecord(JournalRecordType.Delete, ledger, -1, -1, JournalRecord.HeaderSize);
         lock (_lock)
         {
-            if (_failed)
+            if (_failed || _closed)
             {
                 return BookieStatus.Unavailable;
             }
@@ -183,12 +227,12 @@ public sealed class BookieStore : IAsyncDisposable
                 return BookieStatus.Ok;
             }
 
-            if (!TryEnqueue(Control(JournalRecordType.Delete, ledger), JournalRecordType.Delete, ledger, out pending))
+            if (!TryEnqueueControl(pending))
             {
                 return BookieStatus.Unavailable;
             }
 
-            _deleted.Add(ledger);
+            _deleted.Add(ledger, pending);
             _ledgers.Remove(ledger);
         }
 
@@ -249,63 +293,15 @@ public sealed class BookieStore : IAsyncDisposable
         return new EntryRead(BookieStatus.Ok, record.LastAddConfirmed, record.PayloadCrc, owner, record.Payload);
     }
 
-    /// <summary>One garbage-collection pass (also run periodically): returns the journal bytes reclaimed.</summary>
-    public async Task<long> CollectGarbageAsync()
-    {
-        var before = _journal.BeginAddress;
-        long minLive;
-        List<(long Address, JournalRecordType Type, long Ledger, long Entry)> relocate = [];
-        lock (_lock)
-        {
-            minLive = _journal.CommittedUntilAddress;
-            foreach (var state in _ledgers.Values)
-            {
-                minLive = Math.Min(minLive, state.MinAddress());
-            }
-
-            foreach (var pending in _pending)
-            {
-                minLive = Math.Min(minLive, pending.Address);
-            }
-
-            // A live record pinning the oldest file while the journal grows: copy such records forward.
-            var headEnd = before + _journal.SegmentSize;
-            if (minLive < headEnd && _journal.TailAddress - before > 3 * _journal.SegmentSize)
-            {
-                foreach (var (ledger, state) in _ledgers)
-                {
-                    foreach (var (entry, address) in state.Entries)
-                    {
-                        if (address < headEnd)
-                        {
-                            relocate.Add((address, JournalRecordType.Entry, ledger, entry));
-                        }
-                    }
-
-                    if (state.FenceAddress >= 0 && state.FenceAddress < headEnd)
-                    {
-                        relocate.Add((state.FenceAddress, JournalRecordType.Fence, ledger, -1));
-                    }
-                }
-            }
-        }
-
-        if (minLive > before)
-        {
-            _journal.TruncateUntil(minLive);
-        }
-
-        // A few at a time: they share commits, and only so many records are read into memory at once.
-        foreach (var batch in relocate.Chunk(RelocationBatch))
-        {
-            await Task.WhenAll(batch.Select(r => RelocateAsync(r.Address, r.Type, r.Ledger, r.Entry)));
-        }
-
-        return _journal.BeginAddress - before;
-    }
-
     public async ValueTask DisposeAsync()
     {
+        Task? drainer;
+        lock (_lock)
+        {
+            _closed = true;
+            drainer = _drainer;
+        }
+
         await _stop.CancelAsync();
         if (_committer is not null)
         {
@@ -317,52 +313,14 @@ public sealed class BookieStore : IAsyncDisposable
             await _collector;
         }
 
+        if (drainer is not null)
+        {
+            await drainer;
+        }
+
         FailPending(BookieStatus.Unavailable);
         await _journal.DisposeAsync();
         _stop.Dispose();
-    }
-
-    private async Task RelocateAsync(long address, JournalRecordType type, long ledger, long entry)
-    {
-        IMemoryOwner<byte> owner;
-        int length;
-        try
-        {
-            (owner, length) = await _journal.ReadAsync(address);
-        }
-        catch (InvalidDataException)
-        {
-            return;
-        }
-
-        using (owner)
-        {
-            PendingRecord pending;
-            lock (_lock)
-            {
-                // Only a record still in use moves; a ledger deleted meanwhile is not copied past its delete record.
-                if (!_ledgers.TryGetValue(ledger, out var state)
-                    || (type == JournalRecordType.Entry && (!state.Entries.TryGetValue(entry, out var current) || current != address))
-                    || (type == JournalRecordType.Fence && state.FenceAddress != address))
-                {
-                    return;
-                }
-
-                try
-                {
-                    pending = new PendingRecord(_journal.Enqueue(owner.Memory.Span[..length]), type, ledger, entry, -1, length) { RelocatedFrom = address };
-                }
-                catch (JournalFailedException)
-                {
-                    return; // the record stays where it was
-                }
-
-                _pending.Enqueue(pending);
-            }
-
-            _commitSignal.Release();
-            await pending.Completion.Task.WaitAsync(_stop.Token); // a stopping store commits nothing more
-        }
     }
 
     private async Task CommitLoopAsync()
@@ -382,6 +340,7 @@ public sealed class BookieStore : IAsyncDisposable
                 var committed = await _journal.CommitAsync(_stop.Token);
                 BookieMetrics.CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 BookieMetrics.Commits.Add(1);
+                TaskCompletionSource signal;
                 lock (_lock)
                 {
                     while (_pending.TryPeek(out var next) && next.Address < committed)
@@ -389,7 +348,12 @@ public sealed class BookieStore : IAsyncDisposable
                         _pending.Dequeue();
                         done.Add((next, Apply(next)));
                     }
+
+                    signal = _committed;
+                    _committed = NewCommitSignal();
                 }
+
+                signal.TrySetResult();
 
                 long entries = 0, bytes = 0;
                 foreach (var (pending, outcome) in done)
@@ -418,23 +382,92 @@ public sealed class BookieStore : IAsyncDisposable
             _failed = true;
             FailPending(BookieStatus.Unavailable);
         }
+        finally
+        {
+            lock (_lock)
+            {
+                _committed.TrySetResult(); // the drainer is not left waiting for a commit that never comes
+            }
+        }
+    }
+
+    /// <summary>
+    /// Enqueues a record in arrival order (lock held): into the journal at once if nothing waits and its memory has
+    /// room (true), else behind the waiting records (false). A waiting record takes over <paramref name="rented"/>
+    /// (a buffer from the shared pool holding it), or a copy of <paramref name="record"/> if there is none. Throws
+    /// <see cref="JournalFailedException"/> if the journal failed.
+    /// </summary>
+    private bool EnqueueLocked(PendingRecord pending, ReadOnlySpan<byte> record, byte[]? rented = null)
+    {
+        if (_waiting.Count == 0 && _journal.TryEnqueue(record, out var address))
+        {
+            pending.Address = address;
+            _pending.Enqueue(pending);
+            return true;
+        }
+
+        _waiting.Enqueue(rented is null ? WaitingRecord.Copy(pending, record) : new WaitingRecord(pending, rented, record.Length));
+        BookieMetrics.JournalFullWaits.Add(1);
+        if (_drainer is null || _drainer.IsCompleted)
+        {
+            _drainer = Task.Run(DrainAsync, CancellationToken.None);
+        }
+
+        return false;
     }
 
     /// <summary>Enqueues a fence or delete record (lock held); false if the journal failed.</summary>
-    private bool TryEnqueue(byte[] record, JournalRecordType type, long ledger, [NotNullWhen(true)] out PendingRecord? pending)
+    private bool TryEnqueueControl(PendingRecord pending)
     {
         try
         {
-            pending = new PendingRecord(_journal.Enqueue(record), type, ledger, -1, -1, JournalRecord.HeaderSize);
+            EnqueueLocked(pending, Control(pending.Type, pending.Ledger));
+            return true;
         }
         catch (JournalFailedException)
         {
-            pending = null;
             return false;
         }
+    }
 
-        _pending.Enqueue(pending);
-        return true;
+    /// <summary>
+    /// The slow path: moves waiting records into the journal, in order, as memory frees, waking after each commit
+    /// (which it asks for, so that full pages flush). Ends when nothing waits, the store stops, or the journal fails.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            Task committed;
+            lock (_lock)
+            {
+                try
+                {
+                    while (!_closed && _waiting.TryPeek(out var next) && _journal.TryEnqueue(next.Bytes, out var address))
+                    {
+                        _waiting.Dequeue();
+                        next.Pending.Address = address;
+                        _pending.Enqueue(next.Pending);
+                        next.Release();
+                    }
+                }
+                catch (JournalFailedException)
+                {
+                    // The commit loop fails with it and fails every pending and waiting record.
+                }
+
+                if (_closed || _failed || _waiting.Count == 0)
+                {
+                    _commitSignal.Release();
+                    return;
+                }
+
+                committed = _committed.Task;
+            }
+
+            _commitSignal.Release();
+            await Task.WhenAny(committed, Task.Delay(SpaceRetryDelay, _stop.Token));
+        }
     }
 
     /// <summary>Applies a durable record to the index (lock held).</summary>
@@ -484,34 +517,18 @@ public sealed class BookieStore : IAsyncDisposable
         {
             failed = [.. _pending];
             _pending.Clear();
+            foreach (var waiting in _waiting)
+            {
+                failed.Add(waiting.Pending);
+                waiting.Release();
+            }
+
+            _waiting.Clear();
         }
 
         foreach (var pending in failed)
         {
             pending.Completion.TrySetResult(new RecordOutcome(status, new LedgerSummary(status, -1, -1, false)));
-        }
-    }
-
-    private async Task CollectLoopAsync()
-    {
-        try
-        {
-            while (true)
-            {
-                await Task.Delay(_options.GcInterval, _stop.Token);
-                var reclaimed = await CollectGarbageAsync();
-                if (reclaimed > 0)
-                {
-                    _logger.LogInformation("Reclaimed {Bytes} journal bytes; {Live} bytes remain for {Ledgers} ledgers.", reclaimed, JournalBytes, LedgerCount);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            _logger.LogError(e, "Journal garbage collection failed; it will not run again until restart.");
         }
     }
 
@@ -546,7 +563,7 @@ public sealed class BookieStore : IAsyncDisposable
                         fenced.FenceAddress = address;
                         break;
                     case JournalRecordType.Delete:
-                        _deleted.Add(record.Ledger);
+                        _deleted.Add(record.Ledger, address);
                         _ledgers.Remove(record.Ledger);
                         break;
                 }
@@ -565,6 +582,8 @@ public sealed class BookieStore : IAsyncDisposable
 
         return state;
     }
+
+    private static TaskCompletionSource NewCommitSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private static byte[] Control(JournalRecordType type, long ledger)
     {

@@ -44,7 +44,6 @@ internal sealed class Journal : IAsyncDisposable
     private readonly int _segmentSizeBits;
     private readonly int _pageSizeBits;
     private readonly IJournalDisk _disk;
-    private readonly object _enqueueLock = new();
     private readonly JournalFault _fault = new();
     private FileStream? _ownerLock;
     private IDevice? _device;
@@ -110,25 +109,17 @@ internal sealed class Journal : IAsyncDisposable
     }
 
     /// <summary>
-    /// Copies a record into the journal; returns its address. Durable only after a commit covers it. Waits while the
-    /// journal's memory is full (until a flush frees a page); throws <see cref="JournalFailedException"/> once the
-    /// journal failed.
+    /// Copies a record into the journal if its memory has room, and gives its address; false while the memory is full
+    /// (a page frees once its flush completes, which a commit awaits). Never waits: callers that hold a lock queue the
+    /// record and retry after the next commit. Durable only after a commit covers it. Throws
+    /// <see cref="JournalFailedException"/> once the journal failed.
     /// </summary>
-    public long Enqueue(ReadOnlySpan<byte> record)
+    public bool TryEnqueue(ReadOnlySpan<byte> record, out long address)
     {
-        lock (_enqueueLock)
-        {
-            // Not FasterLog.Enqueue: it spins until a flush frees memory, which on a failed disk never happens (and our
-            // callers hold their lock meanwhile, so the failure could not even be reported).
-            long address;
-            while (!Log.TryEnqueue(record, out address))
-            {
-                _fault.ThrowIfSet(_directory);
-                Thread.Yield();
-            }
-
-            return address;
-        }
+        // Not FasterLog.Enqueue: it spins with Thread.Yield until a flush frees memory, which on a failed disk never
+        // happens, and its callers would hold a lock and a pool thread meanwhile.
+        _fault.ThrowIfSet(_directory);
+        return Log.TryEnqueue(record, out address);
     }
 
     /// <summary>

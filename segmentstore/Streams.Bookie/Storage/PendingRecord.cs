@@ -5,10 +5,13 @@ namespace Streams.Bookie.Storage;
 /// <summary>What a journal record did once committed, and the ledger summary to answer with.</summary>
 internal readonly record struct RecordOutcome(BookieStatus Status, LedgerSummary Summary);
 
-/// <summary>A journal record enqueued for the next group commit, with the caller waiting for its outcome.</summary>
-internal sealed class PendingRecord(long address, JournalRecordType type, long ledger, long entry, long lastAddConfirmed, int size)
+/// <summary>
+/// A journal record on its way to a group commit, with the caller waiting for its outcome. Its address is -1 while it
+/// waits for journal memory (<see cref="WaitingRecord"/>) and set, under the store's lock, once it is enqueued.
+/// </summary>
+internal sealed class PendingRecord(JournalRecordType type, long ledger, long entry, long lastAddConfirmed, int size)
 {
-    public long Address { get; } = address;
+    public long Address { get; set; } = -1;
 
     public JournalRecordType Type { get; } = type;
 

@@ -23,6 +23,10 @@ internal sealed class BookieStoreDirectory(string prefix) : IDisposable
     public Task<BookieStore> OpenAsync(IJournalDisk disk, int segmentBits = 20) =>
         BookieStore.OpenAsync(Options(segmentBits), NullLogger.Instance, disk);
 
+    /// <summary>Opens with the test settings changed by <paramref name="configure"/>.</summary>
+    public Task<BookieStore> OpenAsync(IJournalDisk disk, Func<BookieOptions, BookieOptions> configure, int segmentBits = 20) =>
+        BookieStore.OpenAsync(configure(Options(segmentBits)), NullLogger.Instance, disk);
+
     /// <summary>Adds <paramref name="payload"/> with its correct CRC.</summary>
     public static Task<BookieStatus> AddAsync(BookieStore store, long ledger, long entry, byte[] payload, long lac = -1, bool recovery = false) =>
         store.AddAsync(ledger, entry, lac, Crc32C.Compute(payload), recovery, new ReadOnlySequence<byte>(payload));
