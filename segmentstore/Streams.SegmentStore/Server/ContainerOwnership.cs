@@ -9,12 +9,19 @@ namespace Streams.SegmentStore.Server;
 /// Runs exactly the containers the controller assigned to this segment store. It watches the assignment, starts
 /// newly assigned containers (their recovery fences the previous owner) and stops the ones moved away.
 /// <para>
+/// Every start rests on an assignment read after the container was last lost here (<see cref="SegmentStoreService"/>'s
+/// ownership views): the view is taken before each read, so a pass that read the assignment before a container failed
+/// (fenced by the owner the controller chose meanwhile) cannot take it back. Starts run in the background, so the
+/// loop keeps following the assignment while containers recover, and a container moved away while it recovers is
+/// stopped at once.
+/// </para>
+/// <para>
 /// When the metadata store's session is lost, this store's registration is gone and the controller may already have
-/// given its containers to others: every container stops at once, wherever the assignment loop is (it may be stuck
-/// retrying a read against an unreachable store), and only the assignment read with the new session decides what runs
-/// again. A store cut off from ZooKeeper learns of the loss without reaching it, once the session timeout has passed
-/// with no answer (the ZooKeeper client's rule). Even if that came too late, fencing guarantees an old owner can write
-/// nothing, and it confirms ownership before deleting anything from Tier 2.
+/// given its containers to others: every container stops at once, recovering ones included, wherever the assignment
+/// loop is (it may be stuck retrying a read against an unreachable store), and only the assignment read with the new
+/// session decides what runs again. A store cut off from ZooKeeper learns of the loss without reaching it, once the
+/// session timeout has passed with no answer (the ZooKeeper client's rule). Even if that came too late, fencing
+/// guarantees an old owner can write nothing, and it confirms ownership before deleting anything from Tier 2.
 /// </para>
 /// </summary>
 public sealed class ContainerOwnership
@@ -25,6 +32,7 @@ public sealed class ContainerOwnership
     private readonly IMetadataStore _store;
     private readonly string _storeId;
     private readonly ILogger _logger;
+    private readonly Task[] _starts;
     private volatile HashSet<int> _owned = [];
 
     public ContainerOwnership(SegmentStoreService service, IMetadataStore store, string storeId, ILogger logger)
@@ -33,7 +41,8 @@ public sealed class ContainerOwnership
         _store = store;
         _storeId = storeId;
         _logger = logger;
-        service.Owns = id => _owned.Contains(id);
+        _starts = Enumerable.Repeat(Task.CompletedTask, service.ContainerCount).ToArray();
+        service.ConfirmOwnershipAsync = ConfirmAsync;
     }
 
     /// <summary>Containers this store is assigned now.</summary>
@@ -44,6 +53,7 @@ public sealed class ContainerOwnership
         var stopping = StopOnSessionLossAsync(cancellationToken);
         await RetryLoop.RunAsync("Following the container assignment", async token =>
         {
+            var view = _service.CurrentView;
             var session = _store.SessionLost;
             var (value, changed) = await _store.GetAndWatchAsync(ClusterPaths.Assignment, token);
             var assignment = value is { } v ? ClusterPaths.Deserialize<ContainerAssignment>(v.Data) : ContainerAssignment.Empty;
@@ -54,11 +64,19 @@ public sealed class ContainerOwnership
             }
 
             _owned = desired;
-            await ApplyAsync(desired, token);
+            await ApplyAsync(desired, view, token);
             await Task.WhenAny(changed, session, Task.Delay(RetryInterval, token));
         }, _logger, null, cancellationToken);
 
         await stopping;
+        await Task.WhenAll(_starts);
+    }
+
+    /// <summary>Reads the assignment now: whether it gives <paramref name="id"/> to this store.</summary>
+    private async Task<bool> ConfirmAsync(int id, CancellationToken cancellationToken)
+    {
+        var value = await _store.GetAsync(ClusterPaths.Assignment, cancellationToken);
+        return value is { } v && ClusterPaths.Deserialize<ContainerAssignment>(v.Data).Owners.TryGetValue(id, out var owner) && owner == _storeId;
     }
 
     /// <summary>Stops every container each time a session is lost, whatever the assignment loop is doing.</summary>
@@ -71,7 +89,7 @@ public sealed class ContainerOwnership
                 await _store.SessionLost.WaitAsync(cancellationToken);
                 _logger.LogWarning("Session lost: stopping every container until the assignment is read again.");
                 _owned = [];
-                await Task.WhenAll(Enumerable.Range(0, _service.ContainerCount).Select(_service.StopAsync));
+                await _service.StopAllAsync();
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -80,22 +98,32 @@ public sealed class ContainerOwnership
         }
     }
 
-    private async Task ApplyAsync(HashSet<int> desired, CancellationToken cancellationToken)
+    private async Task ApplyAsync(HashSet<int> desired, long view, CancellationToken cancellationToken)
     {
         var stops = Enumerable.Range(0, _service.ContainerCount).Where(id => !desired.Contains(id) && _service.IsRunning(id)).Select(_service.StopAsync);
         await Task.WhenAll(stops);
-        var starts = desired.Where(id => !_service.IsRunning(id)).Select(async id =>
+        foreach (var id in desired)
         {
-            try
+            if (!_service.IsRunning(id) && _starts[id].IsCompleted)
             {
-                await _service.StartOwnedAsync(id, cancellationToken);
+                _starts[id] = StartAsync(id, view, cancellationToken);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // Retried at the next pass (every few seconds), e.g. once enough bookies are back.
-                _logger.LogError("Container {Container} could not start: {Error}", id, e.Message);
-            }
-        });
-        await Task.WhenAll(starts);
+        }
+    }
+
+    private async Task StartAsync(int id, long view, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _service.StartOwnedAsync(id, view, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            // Retried at the next pass (every few seconds), e.g. once enough bookies are back.
+            _logger.LogError("Container {Container} could not start: {Error}", id, e.Message);
+        }
     }
 }
