@@ -23,10 +23,20 @@ namespace Streams.SegmentStore.Server;
 /// session timeout has passed with no answer (the ZooKeeper client's rule). Even if that came too late, fencing
 /// guarantees an old owner can write nothing, and it confirms ownership before deleting anything from Tier 2.
 /// </para>
+/// <para>
+/// The store also publishes which containers it serves (<see cref="ClusterPaths.ServingBy"/>), so that the controller
+/// moves a container to a rejoining store only once the previous move is served.
+/// </para>
 /// </summary>
 public sealed class ContainerOwnership
 {
     private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How often the served set is compared with the one published (in memory; a write only when it changed): a moved
+    /// container is known to serve within this much of its recovery's end, well below a recovery's duration.
+    /// </summary>
+    private static readonly TimeSpan ServingPoll = TimeSpan.FromMilliseconds(100);
 
     private readonly SegmentStoreService _service;
     private readonly IMetadataStore _store;
@@ -51,6 +61,7 @@ public sealed class ContainerOwnership
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var stopping = StopOnSessionLossAsync(cancellationToken);
+        var publishing = PublishServingAsync(cancellationToken);
         await RetryLoop.RunAsync("Following the container assignment", async token =>
         {
             var view = _service.CurrentView;
@@ -69,7 +80,37 @@ public sealed class ContainerOwnership
         }, _logger, null, cancellationToken);
 
         await stopping;
+        await publishing;
         await Task.WhenAll(_starts);
+    }
+
+    /// <summary>
+    /// Keeps <see cref="ClusterPaths.ServingBy"/> equal to the containers serving here: rewritten when that set changes,
+    /// and when the node changes under it (it vanished with a session, or a previous process's session took it along).
+    /// </summary>
+    private async Task PublishServingAsync(CancellationToken cancellationToken)
+    {
+        var path = ClusterPaths.ServingBy(_storeId);
+        int[]? published = null;
+        var changed = Task.CompletedTask;
+        await RetryLoop.RunAsync("Publishing the containers this store serves", async token =>
+        {
+            var serving = Enumerable.Range(0, _service.ContainerCount).Where(_service.IsServing).ToArray();
+            if (published is null || changed.IsCompleted || !published.AsSpan().SequenceEqual(serving))
+            {
+                published = null;
+                var data = ClusterPaths.Serialize(new SegmentStoreServing(serving));
+                if (!await _store.TryCreateEphemeralAsync(path, data, token))
+                {
+                    await _store.TrySetAsync(path, data, -1, token);
+                }
+
+                (_, changed) = await _store.GetAndWatchAsync(path, token);
+                published = serving;
+            }
+
+            await Task.WhenAny(changed, Task.Delay(ServingPoll, token));
+        }, _logger, null, cancellationToken);
     }
 
     /// <summary>Reads the assignment now: whether it gives <paramref name="id"/> to this store.</summary>

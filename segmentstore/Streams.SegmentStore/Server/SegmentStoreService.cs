@@ -108,6 +108,9 @@ public sealed class SegmentStoreService : IAsyncDisposable
     /// <summary>Whether a copy of a container is here now: starting, recovering or running.</summary>
     public bool IsRunning(int id) => _slots[id].Container is { State: ContainerState.Created or ContainerState.Recovering or ContainerState.Running };
 
+    /// <summary>Whether a container is recovered and serves here now.</summary>
+    public bool IsServing(int id) => _slots[id].Container is { State: ContainerState.Running };
+
     /// <summary>
     /// Starts a container this store owns per ownership read at <paramref name="view"/>: it claims the container's
     /// slot, then recovers the log, fencing the previous owner. Returns true if a copy is here (this one, or one that

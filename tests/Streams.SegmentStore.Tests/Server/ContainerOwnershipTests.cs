@@ -159,6 +159,42 @@ public sealed class ContainerOwnershipTests : IAsyncLifetime
         await WaitUntilAsync(() => _service.RunningContainers.Count() == 1, "0 serves");
     }
 
+    [Fact]
+    public async Task The_store_publishes_the_containers_it_serves_once_they_serve()
+    {
+        Hold(1);
+        await AssignAsync((0, Me), (1, Me));
+        Follow();
+        await WaitUntilAsync(() => _service.IsServing(0), "0 serves");
+        await WaitForServingAsync([0]);
+
+        Release(1);
+        await WaitForServingAsync([0, 1]);
+        await AssignAsync((0, Me));
+        await WaitForServingAsync([0]);
+    }
+
+    private async Task WaitForServingAsync(int[] expected)
+    {
+        var published = Array.Empty<int>();
+        var deadline = DateTime.UtcNow + Bound;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await _store.GetAsync(ClusterPaths.ServingBy(Me), TestContext.Current.CancellationToken) is { } value)
+            {
+                published = [.. ClusterPaths.Deserialize<SegmentStoreServing>(value.Data).Containers];
+                if (published.SequenceEqual(expected))
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(expected, published);
+    }
+
     private void Follow()
     {
         var ownership = new ContainerOwnership(_service, _store, Me, NullLogger.Instance);

@@ -1,3 +1,4 @@
+using Streams.Coordination.Cluster;
 using Streams.Coordination.Metadata;
 using Streams.Testing;
 
@@ -6,7 +7,8 @@ namespace Streams.SegmentStore.Tests.Server;
 /// <summary>
 /// A metadata store for ownership tests: a <see cref="FileMetadataStore"/> in a temporary directory, with a session the
 /// test can lose (<see cref="LoseSession"/>, as a ZooKeeper session expiring) and a gate that holds watched reads
-/// (<see cref="HoldWatchedReads"/>), so a test decides when a follower sees a change. Counts the plain reads.
+/// of the assignment (<see cref="HoldWatchedReads"/>), so a test decides when a follower sees a change. Counts the
+/// assignment's reads.
 /// </summary>
 internal sealed class SessionMetadataStore : IMetadataStore
 {
@@ -23,10 +25,10 @@ internal sealed class SessionMetadataStore : IMetadataStore
 
     public bool IsConnected => true;
 
-    /// <summary>Plain reads (<see cref="GetAsync"/>) so far.</summary>
+    /// <summary>Plain reads (<see cref="GetAsync"/>) of the assignment so far.</summary>
     public int Reads => Volatile.Read(ref _reads);
 
-    /// <summary>Watched reads (<see cref="GetAndWatchAsync"/>) that have begun so far.</summary>
+    /// <summary>Watched reads (<see cref="GetAndWatchAsync"/>) of the assignment that have begun so far.</summary>
     public int WatchedReads => Volatile.Read(ref _watchedReadCount);
 
     /// <summary>Loses the session: <see cref="SessionLost"/> completes and later calls use a new one.</summary>
@@ -43,12 +45,21 @@ internal sealed class SessionMetadataStore : IMetadataStore
 
     public ValueTask<VersionedValue?> GetAsync(string path, CancellationToken cancellationToken = default)
     {
-        Interlocked.Increment(ref _reads);
+        if (path == ClusterPaths.Assignment)
+        {
+            Interlocked.Increment(ref _reads);
+        }
+
         return _inner.GetAsync(path, cancellationToken);
     }
 
     public async ValueTask<(VersionedValue? Value, Task Changed)> GetAndWatchAsync(string path, CancellationToken cancellationToken = default)
     {
+        if (path != ClusterPaths.Assignment)
+        {
+            return await _inner.GetAndWatchAsync(path, cancellationToken);
+        }
+
         Interlocked.Increment(ref _watchedReadCount);
         if (Volatile.Read(ref _watchedReads) is { } held)
         {
