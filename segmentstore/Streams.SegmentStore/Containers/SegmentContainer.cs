@@ -96,6 +96,9 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     /// <summary>Completes when the container fails (not when it is stopped).</summary>
     public Task Failed => _log.Failed;
 
+    /// <summary>Completes once the container is disposed.</summary>
+    public Task Disposed => _disposed.Task;
+
     /// <summary>Accepted bytes not yet durably in Tier 2.</summary>
     public long UnflushedBytes => _storageWriter.UnflushedBytes;
 

@@ -210,6 +210,9 @@ public sealed class SegmentStoreService : IAsyncDisposable
         }));
     }
 
+    /// <summary>The task watching container <paramref name="id"/>'s current copy (for tests: it ends with the copy).</summary>
+    internal Task SupervisorOf(int id) => _slots[id].Supervisor;
+
     /// <summary>The running container that owns <paramref name="segmentName"/>, or an outcome saying why there is none.</summary>
     public SegmentContainer? ContainerFor(string segmentName, out OperationOutcome error)
     {
@@ -286,8 +289,9 @@ public sealed class SegmentStoreService : IAsyncDisposable
     {
         try
         {
-            await container.Failed.WaitAsync(_stop.Token);
-            if (!await ReleaseAsync(slot, container))
+            // Ends with the copy, so a stopped copy leaves no waiting supervisor behind.
+            await Task.WhenAny(container.Failed, container.Disposed).WaitAsync(_stop.Token);
+            if (!container.Failed.IsCompleted || !await ReleaseAsync(slot, container))
             {
                 return; // already stopped by its owner
             }
