@@ -17,6 +17,13 @@ public sealed record ContainerAssignment(long Generation, IReadOnlyDictionary<in
     public IEnumerable<int> OwnedBy(string store) => Owners.Where(o => o.Value == store).Select(o => o.Key);
 }
 
+/// <summary>
+/// The containers a segment store serves now (recovered and running), at /cluster/serving/{id} (ephemeral), written by
+/// the store whenever that set changes. The controller moves a container between live stores only once every earlier
+/// move is served.
+/// </summary>
+public sealed record SegmentStoreServing(IReadOnlyList<int> Containers);
+
 /// <summary>Where cluster coordination lives in the metadata store.</summary>
 public static class ClusterPaths
 {
@@ -24,8 +31,11 @@ public static class ClusterPaths
     public const string SegmentStores = "/cluster/segmentstores";
     public const string Assignment = "/cluster/assignment";
     public const string ControllerLeader = "/cluster/controller-leader";
+    public const string Serving = "/cluster/serving";
 
     public static string SegmentStore(string id) => SegmentStores + "/" + id;
+
+    public static string ServingBy(string id) => Serving + "/" + id;
 
     public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, typeof(T), ClusterJsonContext.Default);
 
@@ -36,4 +46,5 @@ public static class ClusterPaths
 [JsonSerializable(typeof(ClusterConfig))]
 [JsonSerializable(typeof(SegmentStoreRegistration))]
 [JsonSerializable(typeof(ContainerAssignment))]
+[JsonSerializable(typeof(SegmentStoreServing))]
 internal sealed partial class ClusterJsonContext : JsonSerializerContext;

@@ -9,6 +9,14 @@ namespace Streams.Controller.Cluster;
 /// segment store registrations; when a store vanishes (its session expired: crashed, or cut off) its containers go to
 /// the least loaded live stores within moments, and when a store joins, containers move to it until loads differ by at
 /// most one. The assignment is replaced by compare-and-set, so a deposed leader cannot overwrite a newer one.
+/// <para>
+/// Moving a container between two live stores costs its writers one recovery (the old owner stops it, the new one
+/// fences and replays its log). So such moves, made only to even the load out, go one at a time: the next container
+/// moves once every container is served by the store it is assigned to (each store publishes what it serves at
+/// <see cref="ClusterPaths.ServingBy"/>). A rejoining store thus stalls each moved container for one recovery, never
+/// several recovering at once, and no container moves while a failover is still recovering. Containers of a dead
+/// store are not moves: they go at once.
+/// </para>
 /// </summary>
 public sealed class ContainerBalancer(IMetadataStore store, int containerCount, ILogger logger)
 {
@@ -21,7 +29,16 @@ public sealed class ContainerBalancer(IMetadataStore store, int containerCount, 
             var (live, storesChanged) = await store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, cancellationToken);
             var stored = await store.GetAsync(ClusterPaths.Assignment, cancellationToken);
             var current = stored is { } s ? ClusterPaths.Deserialize<ContainerAssignment>(s.Data) : ContainerAssignment.Empty;
-            var next = Balance(current, live, containerCount);
+            var serving = new Dictionary<string, IReadOnlySet<int>>(StringComparer.Ordinal);
+            var servingChanged = new List<Task> { storesChanged, Task.Delay(RecheckInterval, cancellationToken) };
+            foreach (var id in live)
+            {
+                var (value, changed) = await store.GetAndWatchAsync(ClusterPaths.ServingBy(id), cancellationToken);
+                serving[id] = value is { } v ? ClusterPaths.Deserialize<SegmentStoreServing>(v.Data).Containers.ToHashSet() : new HashSet<int>();
+                servingChanged.Add(changed);
+            }
+
+            var next = Step(current, live, serving, containerCount);
             if (!ReferenceEquals(next, current))
             {
                 var written = stored is { } existing
@@ -36,8 +53,53 @@ public sealed class ContainerBalancer(IMetadataStore store, int containerCount, 
                 continue;
             }
 
-            await Task.WhenAny(storesChanged, Task.Delay(RecheckInterval, cancellationToken));
+            await Task.WhenAny(servingChanged);
         }
+    }
+
+    /// <summary>
+    /// The next assignment on the way to <see cref="Balance"/>'s: containers without a live owner are assigned at once;
+    /// otherwise one container moves between live stores, and only when every container is served by its assigned
+    /// store per <paramref name="serving"/>. Returns <paramref name="current"/> itself when nothing moves now.
+    /// </summary>
+    internal static ContainerAssignment Step(ContainerAssignment current, IReadOnlyList<string> live, IReadOnlyDictionary<string, IReadOnlySet<int>> serving, int containerCount)
+    {
+        var target = Balance(current, live, containerCount);
+        if (ReferenceEquals(target, current))
+        {
+            return current;
+        }
+
+        var owners = new Dictionary<int, string>(current.Owners);
+        var orphans = false;
+        var moves = new List<int>();
+        for (var id = 0; id < containerCount; id++)
+        {
+            var owner = current.Owners.GetValueOrDefault(id);
+            if (owner is null || !live.Contains(owner, StringComparer.Ordinal))
+            {
+                owners[id] = target.Owners[id];
+                orphans = true;
+            }
+            else if (target.Owners[id] != owner)
+            {
+                moves.Add(id);
+            }
+        }
+
+        if (!orphans)
+        {
+            var settled = current.Owners.All(o => serving.TryGetValue(o.Value, out var served) && served.Contains(o.Key));
+            if (!settled || moves.Count == 0)
+            {
+                return current;
+            }
+
+            owners[moves[0]] = target.Owners[moves[0]];
+        }
+
+        owners.Keys.Where(id => id >= containerCount).ToList().ForEach(id => owners.Remove(id));
+        return new ContainerAssignment(current.Generation + 1, owners);
     }
 
     /// <summary>

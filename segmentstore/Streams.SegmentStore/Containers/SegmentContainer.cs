@@ -42,6 +42,13 @@ namespace Streams.SegmentStore.Containers;
 /// locks are leaves), so there are no other orders to keep. The operation log's commit loop holds no lock while it
 /// applies a frame (<see cref="ApplyDurable"/>): the metadata takes its own lock for that, the others none.
 /// </para>
+/// <para>
+/// Lifecycle. A container starts once and is disposed once; disposal may come at any time, also while it recovers (its
+/// owner lost it). Disposal cancels the recovery and waits for it to end before it tears the parts down, and a recovery
+/// that ends after disposal began never starts the loops: a stopped container can never come back to life, and its
+/// log is never closed under a recovery still reading it. The decision between the two is made under
+/// <c>_lifecycle</c>, a leaf lock.
+/// </para>
 /// </summary>
 public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
 {
@@ -52,6 +59,11 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     private readonly StorageWriter _storageWriter;
     private readonly ContainerRecovery _recovery;
     private readonly List<DeletedSegment> _deleted = []; // reused by the commit path, which applies one frame at a time
+    private readonly object _lifecycle = new();
+    private readonly CancellationTokenSource _disposing = new();
+    private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _starting;
+    private bool _stopping;
 
     /// <param name="id">The container's number.</param>
     /// <param name="log">Its durable log (Tier 1).</param>
@@ -84,6 +96,9 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     /// <summary>Completes when the container fails (not when it is stopped).</summary>
     public Task Failed => _log.Failed;
 
+    /// <summary>Completes once the container is disposed.</summary>
+    public Task Disposed => _disposed.Task;
+
     /// <summary>Accepted bytes not yet durably in Tier 2.</summary>
     public long UnflushedBytes => _storageWriter.UnflushedBytes;
 
@@ -93,30 +108,106 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     /// <summary>Where the log was last truncated (nothing before it is in Tier 1 any more).</summary>
     public LogAddress TruncatedAt => _log.TruncatedAt;
 
-    /// <summary>Takes ownership of the log, replays it, and starts serving.</summary>
-    public async Task StartAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Takes ownership of the log, replays it, and starts serving. Called once. Throws
+    /// <see cref="OperationCanceledException"/> if the container is disposed before it serves (it then never does).
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
     {
+        lock (_lifecycle)
+        {
+            if (_stopping)
+            {
+                throw new OperationCanceledException($"Container {Id} was stopped before it started.");
+            }
+
+            if (_starting is not null)
+            {
+                throw new InvalidOperationException($"Container {Id} was already started.");
+            }
+
+            return _starting = StartCoreAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Stops serving: pending operations are answered "unavailable", a recovery in progress is cancelled and waited for,
+    /// then the parts are closed. Safe to call more than once and at the same time as <see cref="StartAsync"/>.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        Task? starting;
+        lock (_lifecycle)
+        {
+            if (_stopping)
+            {
+                starting = null;
+            }
+            else
+            {
+                _stopping = true;
+                starting = _starting ?? Task.CompletedTask;
+            }
+        }
+
+        if (starting is null)
+        {
+            await _disposed.Task;
+            return;
+        }
+
+        try
+        {
+            await _disposing.CancelAsync();
+            _log.Stop();
+            // Its outcome belongs to the caller of StartAsync; here it only has to be over.
+            await starting.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            await _storageWriter.DisposeAsync();
+            await _log.DisposeAsync();
+            _readIndex.Dispose();
+            _disposing.Dispose();
+        }
+        finally
+        {
+            _disposed.TrySetResult();
+        }
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        await Task.Yield(); // the caller holds _lifecycle
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
         // Ended before the parts start, so their loops do not run under it.
         RecoveryResult recovered;
         using (var recovery = SegmentStoreTracing.Source.StartActivity("RecoverContainer"))
         {
             recovery?.SetTag("streams.container", Id);
-            await _log.OpenAsync(cancellationToken);
-            recovered = await _recovery.RecoverAsync(cancellationToken);
+            try
+            {
+                await _log.OpenAsync(stopping.Token);
+                recovered = await _recovery.RecoverAsync(stopping.Token);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && Volatile.Read(ref _stopping))
+            {
+                // Whatever the log said once it was stopped under the recovery (closed, not open), the cause is the stop.
+                throw new OperationCanceledException($"Container {Id} was stopped while it recovered.", e);
+            }
+
             recovery?.SetTag("streams.frames", recovered.Frames).SetTag("streams.segments", _metadata.SegmentCount);
         }
 
-        _log.Start(recovered.NextSequence, this);
-        _storageWriter.Start();
-        _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _metadata.SegmentCount);
-    }
+        lock (_lifecycle)
+        {
+            if (_stopping)
+            {
+                throw new OperationCanceledException($"Container {Id} was stopped while it recovered.");
+            }
 
-    public async ValueTask DisposeAsync()
-    {
-        _log.Stop();
-        await _storageWriter.DisposeAsync();
-        await _log.DisposeAsync();
-        _readIndex.Dispose();
+            _log.Start(recovered.NextSequence, this);
+            _storageWriter.Start();
+        }
+
+        _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _metadata.SegmentCount);
     }
 
     // ---- Appends -----------------------------------------------------------------------------------

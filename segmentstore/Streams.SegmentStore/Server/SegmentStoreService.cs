@@ -12,6 +12,21 @@ namespace Streams.SegmentStore.Server;
 /// Hosts this segment store's containers and routes each segment to its container. A container that fails
 /// (its log failed or was fenced) is restarted, which recovers it from its log; while it restarts its segments
 /// answer "unavailable, retry".
+/// <para>
+/// One container, one copy. Each container has a <see cref="ContainerSlot"/>: a copy is claimed in it before its
+/// recovery starts and leaves it only once disposed, so the ownership loop, a restart and a stop never make two copies
+/// of a container in this process (two copies would fence each other's ledgers in turn).
+/// </para>
+/// <para>
+/// Starting only against fresh ownership. Every decision to start a container rests on a view of its ownership (the
+/// controller's assignment) read at some moment; <see cref="CurrentView"/> numbers those moments, and every loss of
+/// a container (it failed, it was stopped, the metadata session was lost) takes the next number. A start is refused
+/// when its view was taken before the container's last loss: a store that lost a container because someone else owns
+/// it now must read the assignment again before it takes the container back, or it would fence the real owner. A
+/// failed container is restarted only after <see cref="ConfirmOwnershipAsync"/> read, after the failure, that this
+/// store still owns it. <see cref="StopAllAsync"/> (session lost) stops every copy started against an older view,
+/// recovering ones included.
+/// </para>
 /// </summary>
 public sealed class SegmentStoreService : IAsyncDisposable
 {
@@ -28,12 +43,10 @@ public sealed class SegmentStoreService : IAsyncDisposable
     private readonly Func<int, IDurableDataLog> _logFactory;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
-    private readonly SegmentContainer?[] _containers;
+    private readonly ContainerSlot[] _slots;
     private readonly CancellationTokenSource _stop = new();
-    private readonly List<Task> _supervisors = [];
     private readonly IChunkStorage? _tier2;
-
-    private Func<int, bool> _owns = _ => true;
+    private long _views;
 
     /// <param name="options">Settings.</param>
     /// <param name="logFactory">Opens a container's durable log (Tier 1).</param>
@@ -47,7 +60,12 @@ public sealed class SegmentStoreService : IAsyncDisposable
         _logFactory = logFactory;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<SegmentStoreService>();
-        _containers = new SegmentContainer?[options.ContainerCount];
+        _slots = new ContainerSlot[options.ContainerCount];
+        for (var id = 0; id < _slots.Length; id++)
+        {
+            _slots[id] = new ContainerSlot();
+        }
+
         Cache = new FrameCache(options.CacheSize.Bytes);
         ChunkCache = new ChunkCache(options.Tier2CacheSize.Bytes);
     }
@@ -63,54 +81,143 @@ public sealed class SegmentStoreService : IAsyncDisposable
     /// <summary>Bytes accepted by this store's containers and not yet in Tier 2.</summary>
     public long UnflushedBytes => RunningContainers.Sum(c => c.UnflushedBytes);
 
-    public int ContainerCount => _containers.Length;
+    public int ContainerCount => _slots.Length;
 
     public SegmentStoreOptions Options => _options;
 
     /// <summary>
-    /// Decides whether a failed container is restarted: only while this store still owns it (cluster: per the
-    /// controller's assignment). Otherwise a store that lost a container would take it back from its new owner.
+    /// The current ownership view: take it <em>before</em> reading the assignment, and pass it to
+    /// <see cref="StartOwnedAsync"/> with what that read said.
     /// </summary>
-    public Func<int, bool> Owns
-    {
-        get => _owns;
-        set => _owns = value;
-    }
+    public long CurrentView => Interlocked.Read(ref _views);
+
+    /// <summary>
+    /// Reads, now, whether this store owns a container (cluster: the controller's assignment); a failed container is
+    /// restarted only if this says so after the failure. Standalone owns them all.
+    /// </summary>
+    public Func<int, CancellationToken, Task<bool>> ConfirmOwnershipAsync { get; set; } = static (_, _) => Task.FromResult(true);
 
     /// <summary>Starts every container (standalone: this store owns them all) and recovers them in parallel.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         CheckContainerCount();
-        await Task.WhenAll(Enumerable.Range(0, _containers.Length).Select(id => StartContainerAsync(id, cancellationToken)));
+        var view = CurrentView;
+        await Task.WhenAll(Enumerable.Range(0, _slots.Length).Select(id => StartOwnedAsync(id, view, cancellationToken)));
     }
 
-    /// <summary>Whether a container runs here now.</summary>
-    public bool IsRunning(int id) => Volatile.Read(ref _containers[id]) is { State: ContainerState.Running or ContainerState.Recovering };
+    /// <summary>Whether a copy of a container is here now: starting, recovering or running.</summary>
+    public bool IsRunning(int id) => _slots[id].Container is { State: ContainerState.Created or ContainerState.Recovering or ContainerState.Running };
 
-    /// <summary>Starts a container this store now owns: it recovers the log, fencing the previous owner.</summary>
-    public async Task StartOwnedAsync(int id, CancellationToken cancellationToken = default)
+    /// <summary>Whether a container is recovered and serves here now.</summary>
+    public bool IsServing(int id) => _slots[id].Container is { State: ContainerState.Running };
+
+    /// <summary>
+    /// Starts a container this store owns per ownership read at <paramref name="view"/>: it claims the container's
+    /// slot, then recovers the log, fencing the previous owner. Returns true if a copy is here (this one, or one that
+    /// was already), false if the start was refused (the container was lost after <paramref name="view"/>: read the
+    /// ownership again) or the copy was stopped while it recovered. Throws if the recovery failed.
+    /// </summary>
+    public async Task<bool> StartOwnedAsync(int id, long view, CancellationToken cancellationToken = default)
     {
-        if (Volatile.Read(ref _containers[id]) is null)
+        var slot = _slots[id];
+        SegmentContainer container;
+        await slot.Gate.WaitAsync(cancellationToken);
+        try
         {
-            await StartContainerAsync(id, cancellationToken);
+            if (slot.Container is not null)
+            {
+                return true; // one copy: a failed one is its supervisor's to restart
+            }
+
+            if (view < slot.LostAt)
+            {
+                _logger.LogInformation("Not starting container {Container}: its ownership was read before this store last lost it.", id);
+                return false;
+            }
+
+            container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"), _tier2, ChunkCache);
+            slot.Container = container;
+            slot.ClaimedAt = view;
         }
+        finally
+        {
+            slot.Gate.Release();
+        }
+
+        _logger.LogInformation("Starting container {Container}.", id);
+        try
+        {
+            await container.StartAsync(cancellationToken);
+        }
+        catch (Exception e)
+        {
+            if (!await ReleaseAsync(slot, container) && e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                return false; // stopped while it recovered
+            }
+
+            throw;
+        }
+
+        slot.Supervisor = SuperviseAsync(slot, container);
+        return true;
     }
 
-    /// <summary>Stops a container this store no longer owns; its clients are told to retry (elsewhere).</summary>
+    /// <summary>Stops a container this store no longer owns (also while it recovers); its clients are told to retry (elsewhere).</summary>
     public async Task StopAsync(int id)
     {
-        if (Interlocked.Exchange(ref _containers[id], null) is { } container)
+        var slot = _slots[id];
+        await slot.Gate.WaitAsync();
+        try
         {
-            _logger.LogInformation("Stopping container {Container}: no longer owned by this store.", id);
-            await container.DisposeAsync();
+            slot.LostAt = Interlocked.Increment(ref _views);
+            if (slot.Container is { } container)
+            {
+                _logger.LogInformation("Stopping container {Container}: no longer owned by this store.", id);
+                await container.DisposeAsync();
+                slot.Container = null;
+            }
+        }
+        finally
+        {
+            slot.Gate.Release();
         }
     }
+
+    /// <summary>
+    /// This store may own nothing any more (its metadata session was lost): stops every copy started against ownership
+    /// read before now, recovering ones included, and refuses starts against such ownership.
+    /// </summary>
+    public async Task StopAllAsync()
+    {
+        var lost = Interlocked.Increment(ref _views);
+        await Task.WhenAll(_slots.Select(async slot =>
+        {
+            await slot.Gate.WaitAsync();
+            try
+            {
+                slot.LostAt = Math.Max(slot.LostAt, lost);
+                if (slot.Container is { } container && slot.ClaimedAt < lost)
+                {
+                    await container.DisposeAsync();
+                    slot.Container = null;
+                }
+            }
+            finally
+            {
+                slot.Gate.Release();
+            }
+        }));
+    }
+
+    /// <summary>The task watching container <paramref name="id"/>'s current copy (for tests: it ends with the copy).</summary>
+    internal Task SupervisorOf(int id) => _slots[id].Supervisor;
 
     /// <summary>The running container that owns <paramref name="segmentName"/>, or an outcome saying why there is none.</summary>
     public SegmentContainer? ContainerFor(string segmentName, out OperationOutcome error)
     {
-        var id = ContainerMapper.ContainerOf(segmentName, _containers.Length);
-        var container = Volatile.Read(ref _containers[id]);
+        var id = ContainerMapper.ContainerOf(segmentName, _slots.Length);
+        var container = _slots[id].Container;
         if (container is null || container.State != ContainerState.Running)
         {
             error = OperationOutcome.Fail(OutcomeStatus.ContainerUnavailable, $"Container {id} (owner of {segmentName}) is not ready yet; retry.");
@@ -122,17 +229,26 @@ public sealed class SegmentStoreService : IAsyncDisposable
     }
 
     public IEnumerable<SegmentContainer> RunningContainers =>
-        _containers.Where(c => c is { State: ContainerState.Running }).Select(c => c!);
+        _slots.Select(s => s.Container).Where(c => c is { State: ContainerState.Running }).Select(c => c!);
 
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        await Task.WhenAll(_supervisors);
-        for (var id = 0; id < _containers.Length; id++)
+        await Task.WhenAll(_slots.Select(s => s.Supervisor));
+        foreach (var slot in _slots)
         {
-            if (Interlocked.Exchange(ref _containers[id], null) is { } container)
+            await slot.Gate.WaitAsync();
+            try
             {
-                await container.DisposeAsync();
+                if (slot.Container is { } container)
+                {
+                    await container.DisposeAsync();
+                    slot.Container = null;
+                }
+            }
+            finally
+            {
+                slot.Gate.Release();
             }
         }
 
@@ -143,33 +259,42 @@ public sealed class SegmentStoreService : IAsyncDisposable
         }
     }
 
-    private async Task StartContainerAsync(int id, CancellationToken cancellationToken)
+    /// <summary>Disposes a copy whose start failed and empties its slot; false if it was no longer there (stopped).</summary>
+    private async Task<bool> ReleaseAsync(ContainerSlot slot, SegmentContainer container)
     {
-        _logger.LogInformation("Starting container {Container}.", id);
-        var container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"), _tier2, ChunkCache);
+        await slot.Gate.WaitAsync();
         try
         {
-            await container.StartAsync(cancellationToken);
-        }
-        catch
-        {
-            await container.DisposeAsync();
-            throw;
-        }
+            if (slot.Container != container)
+            {
+                return false;
+            }
 
-        Volatile.Write(ref _containers[id], container);
-        lock (_supervisors)
+            slot.LostAt = Interlocked.Increment(ref _views);
+            await container.DisposeAsync();
+            slot.Container = null;
+            return true;
+        }
+        finally
         {
-            _supervisors.Add(SuperviseAsync(container));
+            slot.Gate.Release();
         }
     }
 
-    /// <summary>Restarts a container when it fails, with back-off while restarts keep failing.</summary>
-    private async Task SuperviseAsync(SegmentContainer container)
+    /// <summary>
+    /// Restarts a container when it fails, with back-off while restarts keep failing, and only while ownership read
+    /// after the failure says this store still owns it.
+    /// </summary>
+    private async Task SuperviseAsync(ContainerSlot slot, SegmentContainer container)
     {
         try
         {
-            await container.Failed.WaitAsync(_stop.Token);
+            // Ends with the copy, so a stopped copy leaves no waiting supervisor behind.
+            await Task.WhenAny(container.Failed, container.Disposed).WaitAsync(_stop.Token);
+            if (!container.Failed.IsCompleted || !await ReleaseAsync(slot, container))
+            {
+                return; // already stopped by its owner
+            }
         }
         catch (OperationCanceledException)
         {
@@ -177,18 +302,19 @@ public sealed class SegmentStoreService : IAsyncDisposable
         }
 
         var id = container.Id;
-        if (Interlocked.CompareExchange(ref _containers[id], null, container) != container)
-        {
-            return; // already stopped by its owner
-        }
-
-        await container.DisposeAsync();
+        _logger.LogWarning("Container {Container} failed ({Error}); restarting it if this store still owns it.", id, container.Failure?.Message);
         await RetryLoop.UntilSuccessAsync($"Restarting container {id}", async token =>
         {
-            if (_owns(id))
+            var view = CurrentView;
+            if (!await ConfirmOwnershipAsync(id, token))
             {
-                _logger.LogWarning("Restarting container {Container} after failure: {Error}", id, container.Failure?.Message);
-                await StartContainerAsync(id, token);
+                _logger.LogInformation("Container {Container} is no longer assigned to this store: not restarting it.", id);
+                return;
+            }
+
+            if (!await StartOwnedAsync(id, view, token))
+            {
+                throw new InvalidOperationException($"Container {id} was lost again while its ownership was read; reading it again.");
             }
         }, _logger, RestartRetry, _stop.Token);
     }

@@ -95,4 +95,76 @@ public sealed class ContainerBalancerTests
             var minimal = stayed >= keptLoads.Values.Sum() - live.Count;
             return complete && even && minimal && (next.Generation == 7 || next.Generation == 8);
         }).QuickCheckThrowOnFailure();
+
+    // ---- Step: one move at a time between live stores ----
+
+    [Fact]
+    public void A_rejoining_store_gets_one_container_at_a_time_each_once_the_previous_is_served()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a"], 4);
+        var serving = Served(current);
+
+        var first = ContainerBalancer.Step(current, ["a", "b"], serving, 4);
+        Assert.Equal(1, Moved(current, first));
+        Assert.Single(first.OwnedBy("b"));
+
+        // Not served yet by b: nothing else moves.
+        Assert.Same(first, ContainerBalancer.Step(first, ["a", "b"], serving, 4));
+
+        var second = ContainerBalancer.Step(first, ["a", "b"], Served(first), 4);
+        Assert.Equal(1, Moved(first, second));
+        Assert.Equal(2, second.OwnedBy("b").Count());
+        Assert.Same(second, ContainerBalancer.Step(second, ["a", "b"], Served(second), 4));
+    }
+
+    [Fact]
+    public void A_dead_stores_containers_all_move_at_once_even_while_others_recover()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a", "b"], 8);
+
+        var next = ContainerBalancer.Step(current, ["a"], new Dictionary<string, IReadOnlySet<int>>(), 8);
+
+        Assert.Equal(8, next.OwnedBy("a").Count());
+    }
+
+    [Fact]
+    public void Nothing_moves_while_a_container_is_not_served_by_its_owner()
+    {
+        var current = ContainerBalancer.Balance(ContainerAssignment.Empty, ["a"], 4);
+        var recovering = new Dictionary<string, IReadOnlySet<int>> { ["a"] = new HashSet<int> { 0, 1, 2 } };
+
+        Assert.Same(current, ContainerBalancer.Step(current, ["a", "b"], recovering, 4));
+    }
+
+    [Fact]
+    public void Steps_with_every_move_served_reach_the_balanced_assignment_one_container_at_a_time() =>
+        Prop.ForAll<byte, byte>((containersSeed, storesSeed) =>
+        {
+            var containers = 1 + (containersSeed % 32);
+            var stores = Enumerable.Range(0, 1 + (storesSeed % 5)).Select(i => $"store-{i}").ToList();
+            var current = ContainerBalancer.Balance(ContainerAssignment.Empty, stores.Take(1).ToList(), containers);
+            for (var step = 0; step <= containers; step++)
+            {
+                var next = ContainerBalancer.Step(current, stores, Served(current), containers);
+                if (ReferenceEquals(next, current))
+                {
+                    return ReferenceEquals(ContainerBalancer.Balance(current, stores, containers), current);
+                }
+
+                if (Moved(current, next) != 1)
+                {
+                    return false;
+                }
+
+                current = next;
+            }
+
+            return false;
+        }).QuickCheckThrowOnFailure();
+
+    private static Dictionary<string, IReadOnlySet<int>> Served(ContainerAssignment assignment) =>
+        assignment.Owners.GroupBy(o => o.Value).ToDictionary(g => g.Key, g => (IReadOnlySet<int>)g.Select(o => o.Key).ToHashSet());
+
+    private static int Moved(ContainerAssignment from, ContainerAssignment to) =>
+        to.Owners.Count(o => !from.Owners.TryGetValue(o.Key, out var was) || was != o.Value);
 }

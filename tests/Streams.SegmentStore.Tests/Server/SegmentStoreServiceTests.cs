@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Streams.SegmentStore.Server;
+using Streams.Testing;
+
+namespace Streams.SegmentStore.Tests.Server;
+
+/// <summary>The store's containers (SegmentStoreService.cs): slots, starts against ownership views, and what a stop leaves behind.</summary>
+public sealed class SegmentStoreServiceTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task Stopping_a_container_ends_its_supervisor_so_moves_back_and_forth_leave_nothing_behind()
+    {
+        using var data = new TempDirectory("streams-service");
+        var logs = new Dictionary<int, InMemoryDurableDataLog>();
+        await using var service = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 },
+            id => new InMemoryDurableDataLog(logs.TryGetValue(id, out var log) ? log.Records : null), NullLoggerFactory.Instance);
+        await service.StartAsync(TestContext.Current.CancellationToken);
+
+        for (var i = 0; i < 20; i++)
+        {
+            var supervisor = service.SupervisorOf(0);
+            await service.StopAsync(0);
+            await supervisor.WaitAsync(Bound, TestContext.Current.CancellationToken);
+            Assert.True(await service.StartOwnedAsync(0, service.CurrentView, TestContext.Current.CancellationToken));
+        }
+
+        Assert.True(service.IsServing(0));
+    }
+
+    [Fact]
+    public async Task A_start_against_a_view_older_than_the_last_stop_is_refused()
+    {
+        using var data = new TempDirectory("streams-service");
+        await using var service = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 },
+            _ => new InMemoryDurableDataLog(), NullLoggerFactory.Instance);
+        await service.StartAsync(TestContext.Current.CancellationToken);
+        var before = service.CurrentView;
+
+        await service.StopAsync(0);
+
+        Assert.False(await service.StartOwnedAsync(0, before, TestContext.Current.CancellationToken));
+        Assert.False(service.IsRunning(0));
+        Assert.True(await service.StartOwnedAsync(0, service.CurrentView, TestContext.Current.CancellationToken));
+        Assert.True(service.IsServing(0));
+    }
+}
