@@ -44,6 +44,12 @@ public sealed class LedgerWriter
     private bool _repairRunning;
     private bool _repairAgain;
     private long _noSpareUntil;
+
+    /// <summary>
+    /// While a new fragment from this entry on is being recorded, entries from here are not acknowledged: their copies
+    /// count only once it is known which write set they belong to (BookKeeper holds acks during an ensemble change).
+    /// </summary>
+    private long _holdFrom = long.MaxValue;
     private bool _closed;
 
     internal LedgerWriter(LedgerManager manager, long ledgerId, LedgerMetadata metadata, long version, ILogger logger)
@@ -275,18 +281,24 @@ public sealed class LedgerWriter
                 add.Acknowledged |= add.Acked.Count >= _metadata.AckQuorum;
             }
 
-            // In order: the LAC only moves over a prefix of acknowledged entries.
-            while (_pending.First is { } head && head.Value.Acknowledged)
-            {
-                _pending.RemoveFirst();
-                Interlocked.Exchange(ref _lac, head.Value.Id);
-                completed.Add(head.Value);
-            }
+            CompleteAcknowledged(completed);
         }
 
         foreach (var done in completed)
         {
             done.Completion.TrySetResult(done.Id);
+        }
+    }
+
+    /// <summary>Takes the acknowledged prefix off the pending entries and moves the LAC over it (lock held).</summary>
+    private void CompleteAcknowledged(List<PendingAdd> completed)
+    {
+        // In order: the LAC only moves over a prefix of acknowledged entries.
+        while (_pending.First is { } head && head.Value.Acknowledged && head.Value.Id < _holdFrom)
+        {
+            _pending.RemoveFirst();
+            Interlocked.Exchange(ref _lac, head.Value.Id);
+            completed.Add(head.Value);
         }
     }
 
@@ -427,13 +439,27 @@ public sealed class LedgerWriter
                 }
 
                 changed = current with { Fragments = fragments };
+                _holdFrom = first;
             }
 
-            if (await _manager.Store.TrySetAsync(LedgerMetadata.PathOf(LedgerId), changed.ToJson(), version) is { } next)
+            long? next;
+            try
+            {
+                next = await _manager.Store.TrySetAsync(LedgerMetadata.PathOf(LedgerId), changed.ToJson(), version);
+            }
+            finally
             {
                 lock (_lock)
                 {
-                    (_metadata, _version) = (changed, next);
+                    _holdFrom = long.MaxValue;
+                }
+            }
+
+            if (next is { } stored)
+            {
+                lock (_lock)
+                {
+                    (_metadata, _version) = (changed, stored);
                     foreach (var replaced in replacements.Keys)
                     {
                         _failing.Remove(replaced);
@@ -450,16 +476,16 @@ public sealed class LedgerWriter
             }
 
             // The metadata changed under us: if someone took the ledger into recovery, this writer is done.
-            var stored = await _manager.ReadMetadataAsync(LedgerId);
+            var reread = await _manager.ReadMetadataAsync(LedgerId);
             lock (_lock)
             {
-                if (stored.Metadata.State != LedgerState.Open)
+                if (reread.Metadata.State != LedgerState.Open)
                 {
                     Fail(new LedgerFencedException(LedgerId));
                     return;
                 }
 
-                (_metadata, _version) = stored;
+                (_metadata, _version) = reread;
             }
         }
     }
@@ -488,10 +514,14 @@ public sealed class LedgerWriter
         return [.. spares.OrderBy(_ => Random.Shared.Next())];
     }
 
-    /// <summary>Sends every unacknowledged entry to the members of its (new) write set that do not have it yet.</summary>
+    /// <summary>
+    /// Completes what is acknowledged on its current write set, and sends every other pending entry to the members
+    /// of its (new) write set that do not have it yet.
+    /// </summary>
     private void ResendPending()
     {
         List<(PendingAdd Add, string Bookie)> sends = [];
+        List<PendingAdd> completed = [];
         lock (_lock)
         {
             foreach (var add in _pending)
@@ -512,6 +542,13 @@ public sealed class LedgerWriter
 
                 sends.AddRange(targets.Select(t => (add, t)));
             }
+
+            CompleteAcknowledged(completed);
+        }
+
+        foreach (var done in completed)
+        {
+            done.Completion.TrySetResult(done.Id);
         }
 
         foreach (var (add, bookie) in sends)
