@@ -25,6 +25,11 @@ public readonly record struct LedgerEntry(long EntryId, BookieEntry Data) : IDis
 /// Finally the ledger is closed at that entry. Every acknowledged entry survives: it was on Qa bookies of its write
 /// set, so at least one of any Qw - Qa + 1 of them has it.
 /// </para>
+/// <para>
+/// Every bookie call has a deadline (<see cref="LedgerOptions.ReadTimeout"/> for reads, fences and deletes,
+/// <see cref="LedgerOptions.AddTimeout"/> for adds) and any failure counts as that bookie being unavailable, so a
+/// frozen bookie slows a call by at most one deadline. Reads ask the bookies that answered lately first.
+/// </para>
 /// </summary>
 public sealed class LedgerManager
 {
@@ -59,7 +64,8 @@ public sealed class LedgerManager
     /// </summary>
     public async Task<LedgerWriter> CreateAsync(CancellationToken cancellationToken = default)
     {
-        var available = (await Bookies.AvailableAsync(cancellationToken)).ToList();
+        var (healthy, suspect) = await Bookies.CandidatesAsync(cancellationToken);
+        var available = healthy.Concat(suspect).ToList();
         if (available.Count < _options.AckQuorum)
         {
             throw new NotEnoughBookiesException($"A ledger needs at least {_options.AckQuorum} bookies (Qa); {available.Count} are available ({string.Join(", ", available)}).");
@@ -73,7 +79,8 @@ public sealed class LedgerManager
                 available.Count, ensembleSize, writeQuorum, _options.AckQuorum, _options.EnsembleSize);
         }
 
-        var ensemble = available.OrderBy(_ => Random.Shared.Next()).Take(ensembleSize).ToList();
+        // Bookies that answer first; a suspect (one that failed lately) only to make up the ensemble.
+        var ensemble = healthy.OrderBy(_ => Random.Shared.Next()).Concat(suspect.OrderBy(_ => Random.Shared.Next())).Take(ensembleSize).ToList();
         var metadata = new LedgerMetadata(ensembleSize, writeQuorum, _options.AckQuorum, LedgerState.Open, -1, 0,
             [new LedgerFragment(0, ensemble)], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var path = await Store.CreateSequentialAsync(LedgerMetadata.Prefix, metadata.ToJson(), cancellationToken: cancellationToken);
@@ -209,8 +216,7 @@ public sealed class LedgerManager
 
                 try
                 {
-                    var client = await Bookies.GetAsync(bookie, cancellationToken);
-                    await client.DeleteAsync(ledgerId, cancellationToken);
+                    await Bookies.CallAsync(bookie, ledgerId, static (client, ledger, token) => client.DeleteAsync(ledger, token), _options.ReadTimeout, cancellationToken);
                 }
                 catch (BookieUnavailableException e)
                 {
@@ -233,8 +239,7 @@ public sealed class LedgerManager
         {
             try
             {
-                var client = await Bookies.GetAsync(bookie, cancellationToken);
-                return (BookieLedgerState?)await client.FenceAsync(ledgerId, cancellationToken);
+                return (BookieLedgerState?)await Bookies.CallAsync(bookie, ledgerId, static (client, ledger, token) => client.FenceAsync(ledger, token), _options.ReadTimeout, cancellationToken);
             }
             catch (BookieUnavailableException)
             {
@@ -279,8 +284,12 @@ public sealed class LedgerManager
         {
             try
             {
-                var client = await Bookies.GetAsync(bookie, cancellationToken);
-                return await client.AddAsync(ledgerId, entryId, entry.LastAddConfirmed, entry.Crc, recovery: true, entry.Payload, cancellationToken) == BookieStatus.Ok;
+                return await Bookies.CallAsync(
+                    bookie,
+                    (Ledger: ledgerId, Entry: entryId, Data: entry),
+                    static (client, s, token) => client.AddAsync(s.Ledger, s.Entry, s.Data.LastAddConfirmed, s.Data.Crc, recovery: true, s.Data.Payload, token),
+                    _options.AddTimeout,
+                    cancellationToken) == BookieStatus.Ok;
             }
             catch (BookieUnavailableException)
             {
@@ -301,12 +310,11 @@ public sealed class LedgerManager
     private async Task<(LedgerEntry? Entry, bool Absent)> TryReadAsync(LedgerMetadata metadata, long ledgerId, long entryId, CancellationToken cancellationToken)
     {
         var lacking = 0;
-        foreach (var bookie in metadata.WriteSetOf(entryId))
+        foreach (var bookie in ReadOrder(metadata.WriteSetOf(entryId)))
         {
             try
             {
-                var client = await Bookies.GetAsync(bookie, cancellationToken);
-                var entry = await client.ReadAsync(ledgerId, entryId, cancellationToken);
+                var entry = await Bookies.CallAsync(bookie, (Ledger: ledgerId, Entry: entryId), static (client, s, token) => ReadOwnedAsync(client, s.Ledger, s.Entry, token), _options.ReadTimeout, cancellationToken);
                 if (entry.Status == BookieStatus.Ok && Crc32C.Compute(entry.Payload.Span) == entry.Crc)
                 {
                     return (new LedgerEntry(entryId, entry), false);
@@ -329,5 +337,46 @@ public sealed class LedgerManager
         }
 
         return (null, lacking >= metadata.WriteQuorum - metadata.AckQuorum + 1);
+    }
+
+    /// <summary>A write set in the order to read it: bookies that answered lately first, suspects last.</summary>
+    private IEnumerable<string> ReadOrder(IReadOnlyList<string> writeSet)
+    {
+        List<string>? suspects = null;
+        foreach (var bookie in writeSet)
+        {
+            if (Bookies.IsSuspect(bookie))
+            {
+                (suspects ??= []).Add(bookie);
+            }
+            else
+            {
+                yield return bookie;
+            }
+        }
+
+        foreach (var bookie in suspects ?? [])
+        {
+            yield return bookie;
+        }
+    }
+
+    /// <summary>Reads an entry; one that arrives after its caller gave up (the deadline passed) is released.</summary>
+    private static Task<BookieEntry> ReadOwnedAsync(IBookieClient client, long ledgerId, long entryId, CancellationToken cancellationToken)
+    {
+        var read = client.ReadAsync(ledgerId, entryId, cancellationToken);
+        _ = read.ContinueWith(
+            static (t, state) =>
+            {
+                if (((CancellationToken)state!).IsCancellationRequested)
+                {
+                    t.Result.Dispose();
+                }
+            },
+            cancellationToken,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        return read;
     }
 }

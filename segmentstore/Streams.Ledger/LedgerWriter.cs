@@ -5,15 +5,24 @@ using Streams.Contracts.Bookie;
 namespace Streams.Ledger;
 
 /// <summary>
-/// Appends entries to one ledger (BookKeeper's LedgerHandle).
+/// Appends entries to one ledger (BookKeeper's LedgerHandle with its PendingAddOps).
 /// <para>
 /// Why it works. Entry e goes to its write set: Qw consecutive bookies of the ensemble starting at e mod E
 /// (striping). It is acknowledged once Qa of them stored it durably AND every earlier entry is acknowledged, so the
 /// last-add-confirmed (LAC) always names a durable prefix; each entry carries the writer's LAC, which recovery reads
-/// back. When a bookie fails, the writer records a new fragment (the ensemble with a replacement, from LAC + 1 on) by
-/// compare-and-set on the ledger's metadata and re-sends what the replacement lacks; with no spare bookie it carries
-/// on without the failed one as long as Qa bookies of each write set remain. If the metadata changed under it
-/// (recovery by a new owner), or a bookie answers FENCED, the writer stops: it can write nothing more.
+/// back. If the metadata changed under the writer (recovery by a new owner), or a bookie answers FENCED, the writer
+/// stops: it can write nothing more.
+/// </para>
+/// <para>
+/// Failure strategy. Every copy has a deadline (<see cref="LedgerOptions.AddTimeout"/>) and any failure of it (no
+/// answer in time, a broken or disposed client, an error status) is a bookie failure: the copy is given up, and an
+/// entry that can no longer reach Qa members of its write set fails the writer, so no entry is ever left neither
+/// acknowledged nor failed. A failed bookie is replaced: the writer records a new fragment (the ensemble with a
+/// live spare, from LAC + 1 on) by compare-and-set on the metadata and re-sends what the replacement lacks. With no
+/// spare it stays in the ensemble and the writer carries on without it while Qa members of each write set remain;
+/// it is left alone for <see cref="LedgerOptions.RetryDelay"/> and then sent new entries again (at once if an entry
+/// needs it to reach Qa), so a bookie that restarts is written to again and a second failure later still finds Qa
+/// bookies. Copies an entry missed while its bookie was down are not re-sent: the entry is on Qa others.
 /// </para>
 /// </summary>
 public sealed class LedgerWriter
@@ -22,14 +31,25 @@ public sealed class LedgerWriter
     private readonly ILogger _logger;
     private readonly object _lock = new();
     private readonly LinkedList<PendingAdd> _pending = new();
-    private readonly HashSet<string> _failedBookies = new(StringComparer.Ordinal);
+
+    /// <summary>Bookies whose last call failed, with when (ms ticks); one leaves when it acknowledges a copy or is replaced.</summary>
+    private readonly Dictionary<string, long> _failing = new(StringComparer.Ordinal);
     private LedgerMetadata _metadata;
     private long _version;
     private long _lastPushed = -1;
     private long _lac = -1;
     private long _length;
     private Exception? _failure;
-    private Task _ensembleChanges = Task.CompletedTask;
+    private Task _repairs = Task.CompletedTask;
+    private bool _repairRunning;
+    private bool _repairAgain;
+    private long _noSpareUntil;
+
+    /// <summary>
+    /// While a new fragment from this entry on is being recorded, entries from here are not acknowledged: their copies
+    /// count only once it is known which write set they belong to (BookKeeper holds acks during an ensemble change).
+    /// </summary>
+    private long _holdFrom = long.MaxValue;
     private bool _closed;
 
     internal LedgerWriter(LedgerManager manager, long ledgerId, LedgerMetadata metadata, long version, ILogger logger)
@@ -60,9 +80,12 @@ public sealed class LedgerWriter
         }
     }
 
+    private LedgerOptions Options => _manager.Options;
+
     /// <summary>
-    /// Adds an entry; completes with its id once it and every earlier entry are durable on Qa bookies. The payload is
-    /// sent before this returns; it must stay unchanged until the task completes.
+    /// Adds an entry; completes with its id once it and every earlier entry are durable on Qa bookies, or fails
+    /// when that became impossible (fenced, too few bookies). The payload is sent before this returns; it must stay
+    /// unchanged until the task completes.
     /// </summary>
     public Task<long> AddAsync(ReadOnlyMemory<byte> payload)
     {
@@ -85,10 +108,8 @@ public sealed class LedgerWriter
             add = new PendingAdd(++_lastPushed, data, Crc32C.Compute(payload.Span));
             _pending.AddLast(add);
             _length += payload.Length;
-            targets = TargetsOf(add);
-            if (targets.Count < _metadata.AckQuorum)
+            if (!TryTargetsOf(add, out targets))
             {
-                Fail(new NotEnoughBookiesException($"Ledger {LedgerId}: only {targets.Count} live bookies in the write set of entry {add.Id}, {_metadata.AckQuorum} needed."));
                 return add.Completion.Task;
             }
         }
@@ -114,7 +135,7 @@ public sealed class LedgerWriter
     public async Task CloseAsync(CancellationToken cancellationToken = default)
     {
         await WaitForPendingAsync();
-        await _ensembleChanges;
+        Task repairs;
         lock (_lock)
         {
             if (_failure is { } failure)
@@ -122,11 +143,25 @@ public sealed class LedgerWriter
                 throw failure;
             }
 
+            // From here on no ensemble change starts, so the metadata version below stays ours.
             _closed = true;
+            repairs = _repairs;
         }
 
-        var closed = _metadata with { State = LedgerState.Closed, LastEntryId = LastAddConfirmed, Length = Length };
-        if (await _manager.Store.TrySetAsync(LedgerMetadata.PathOf(LedgerId), closed.ToJson(), _version, cancellationToken) is not { } version)
+        await repairs;
+        LedgerMetadata closed;
+        long expected;
+        lock (_lock)
+        {
+            if (_failure is { } failure)
+            {
+                throw failure;
+            }
+
+            (closed, expected) = (_metadata with { State = LedgerState.Closed, LastEntryId = LastAddConfirmed, Length = Length }, _version);
+        }
+
+        if (await _manager.Store.TrySetAsync(LedgerMetadata.PathOf(LedgerId), closed.ToJson(), expected, cancellationToken) is not { } version)
         {
             throw new LedgerFencedException(LedgerId);
         }
@@ -137,19 +172,62 @@ public sealed class LedgerWriter
         }
     }
 
-    /// <summary>Bookies an entry should be sent to now: its write set without the bookies given up on (lock held).</summary>
-    private List<string> TargetsOf(PendingAdd add)
+    /// <summary>
+    /// The members of an entry's write set to send it to now (marked in flight): those that have not acknowledged,
+    /// failed or received it, without bookies resting after a failure unless the entry needs them to reach Qa. False
+    /// (and the writer failed) when too few members are left that could still store it (lock held).
+    /// </summary>
+    private bool TryTargetsOf(PendingAdd add, out List<string> targets)
     {
-        var targets = new List<string>();
-        foreach (var bookie in _metadata.WriteSetOf(add.Id))
+        targets = [];
+        List<string>? resting = null;
+        var possible = 0;
+        var now = Environment.TickCount64;
+        var writeSet = _metadata.WriteSetOf(add.Id);
+        foreach (var bookie in writeSet)
         {
-            if (!_failedBookies.Contains(bookie) && !add.Acked.Contains(bookie) && add.InFlight.Add(bookie))
+            if (add.Failed.Contains(bookie))
             {
-                targets.Add(bookie);
+                continue;
             }
+
+            possible++;
+            if (add.Acked.Contains(bookie) || add.InFlight.Contains(bookie))
+            {
+                continue;
+            }
+
+            if (_failing.TryGetValue(bookie, out var failedAt) && now - failedAt < Options.RetryDelay.TotalMilliseconds)
+            {
+                (resting ??= []).Add(bookie);
+                possible--;
+                continue;
+            }
+
+            targets.Add(bookie);
         }
 
-        return targets;
+        if (possible < _metadata.AckQuorum && resting is not null)
+        {
+            // Too few others: try the resting ones now rather than give up on the entry.
+            targets.AddRange(resting);
+            possible += resting.Count;
+        }
+
+        if (possible < _metadata.AckQuorum)
+        {
+            Fail(new NotEnoughBookiesException(
+                $"Ledger {LedgerId}: entry {add.Id} can reach only {possible} of its bookies ({string.Join(", ", writeSet)}; failed: {string.Join(", ", add.Failed)}); {_metadata.AckQuorum} needed."));
+            targets.Clear();
+            return false;
+        }
+
+        foreach (var bookie in targets)
+        {
+            add.InFlight.Add(bookie);
+        }
+
+        return true;
     }
 
     private async Task SendAsync(PendingAdd add, string bookie)
@@ -157,11 +235,15 @@ public sealed class LedgerWriter
         BookieStatus status;
         try
         {
-            var client = await _manager.Bookies.GetAsync(bookie);
-            status = await client.AddAsync(LedgerId, add.Id, LastAddConfirmed, add.Crc, recovery: false, add.Data);
+            status = await _manager.Bookies.CallAsync(
+                bookie,
+                (Writer: this, Add: add),
+                static (client, s, token) => client.AddAsync(s.Writer.LedgerId, s.Add.Id, s.Writer.LastAddConfirmed, s.Add.Crc, recovery: false, s.Add.Data, token),
+                Options.AddTimeout);
         }
-        catch (BookieUnavailableException e)
+        catch (Exception e)
         {
+            // Whatever went wrong, this copy is lost: never leave the entry waiting for it.
             OnBookieFailed(add, bookie, e.Message);
             return;
         }
@@ -190,19 +272,16 @@ public sealed class LedgerWriter
         lock (_lock)
         {
             add.InFlight.Remove(bookie);
-            add.Acked.Add(bookie);
-            if (add.Acked.Count >= _metadata.AckQuorum)
+            _failing.Remove(bookie);
+
+            // A copy counts only on the entry's current write set: readers look nowhere else.
+            if (!add.Acked.Contains(bookie) && _metadata.WriteSetOf(add.Id).Contains(bookie))
             {
-                add.Acknowledged = true;
+                add.Acked.Add(bookie);
+                add.Acknowledged |= add.Acked.Count >= _metadata.AckQuorum;
             }
 
-            // In order: the LAC only moves over a prefix of acknowledged entries.
-            while (_pending.First is { } head && head.Value.Acknowledged)
-            {
-                _pending.RemoveFirst();
-                Interlocked.Exchange(ref _lac, head.Value.Id);
-                completed.Add(head.Value);
-            }
+            CompleteAcknowledged(completed);
         }
 
         foreach (var done in completed)
@@ -211,124 +290,238 @@ public sealed class LedgerWriter
         }
     }
 
+    /// <summary>Takes the acknowledged prefix off the pending entries and moves the LAC over it (lock held).</summary>
+    private void CompleteAcknowledged(List<PendingAdd> completed)
+    {
+        // In order: the LAC only moves over a prefix of acknowledged entries.
+        while (_pending.First is { } head && head.Value.Acknowledged && head.Value.Id < _holdFrom)
+        {
+            _pending.RemoveFirst();
+            Interlocked.Exchange(ref _lac, head.Value.Id);
+            completed.Add(head.Value);
+        }
+    }
+
     private void OnBookieFailed(PendingAdd add, string bookie, string reason)
     {
         lock (_lock)
         {
             add.InFlight.Remove(bookie);
-            if (_failure is not null || _failedBookies.Contains(bookie))
+            add.Failed.Add(bookie);
+            if (_failure is not null)
             {
                 return;
             }
 
-            _logger.LogWarning("Ledger {Ledger}: bookie {Bookie} failed on entry {Entry} ({Reason}); changing the ensemble.", LedgerId, bookie, add.Id, reason);
-            _failedBookies.Add(bookie);
-            _ensembleChanges = _ensembleChanges.ContinueWith(_ => ChangeEnsembleAsync(bookie), TaskScheduler.Default).Unwrap();
+            if (_failing.TryAdd(bookie, Environment.TickCount64))
+            {
+                _logger.LogWarning("Ledger {Ledger}: bookie {Bookie} failed on entry {Entry} ({Reason}).", LedgerId, bookie, add.Id, reason);
+            }
+            else
+            {
+                _failing[bookie] = Environment.TickCount64;
+            }
+
+            RequestRepair();
         }
     }
 
-    /// <summary>Replaces a failed bookie with a spare one in a new fragment, or carries on without it if none is spare.</summary>
-    private async Task ChangeEnsembleAsync(string failed)
+    /// <summary>Runs the repair loop, or asks the running one for one more pass (lock held).</summary>
+    private void RequestRepair()
     {
-        try
+        if (_repairRunning)
         {
-            while (true)
+            _repairAgain = true;
+            return;
+        }
+
+        _repairRunning = true;
+        _repairs = Task.Run(RepairLoopAsync);
+    }
+
+    private async Task RepairLoopAsync()
+    {
+        while (true)
+        {
+            try
             {
-                LedgerMetadata current;
-                long version;
+                await RepairAsync();
+            }
+            catch (Exception e)
+            {
                 lock (_lock)
                 {
-                    if (_failure is not null)
-                    {
-                        return;
-                    }
-
-                    (current, version) = (_metadata, _version);
-                }
-
-                var ensemble = current.Fragments[^1].Bookies;
-                if (!ensemble.Contains(failed))
-                {
-                    ResendPending();
-                    return;
-                }
-
-                var available = await _manager.Bookies.AvailableAsync();
-                List<string> spares;
-                lock (_lock)
-                {
-                    spares = [.. available.Where(b => !ensemble.Contains(b) && !_failedBookies.Contains(b))];
-                }
-
-                if (spares.Count == 0)
-                {
-                    _logger.LogWarning("Ledger {Ledger}: no spare bookie to replace {Bookie}; continuing with the rest of the ensemble.", LedgerId, failed);
-                    ResendPending();
-                    return;
-                }
-
-                var replacement = spares[Random.Shared.Next(spares.Count)];
-                var bookies = ensemble.Select(b => b == failed ? replacement : b).ToList();
-                LedgerMetadata changed;
-                lock (_lock)
-                {
-                    var first = LastAddConfirmed + 1;
-                    var fragments = current.Fragments.ToList();
-                    if (fragments[^1].FirstEntryId == first)
-                    {
-                        fragments[^1] = new LedgerFragment(first, bookies);
-                    }
-                    else
-                    {
-                        fragments.Add(new LedgerFragment(first, bookies));
-                    }
-
-                    changed = current with { Fragments = fragments };
-                }
-
-                if (await _manager.Store.TrySetAsync(LedgerMetadata.PathOf(LedgerId), changed.ToJson(), version) is { } next)
-                {
-                    lock (_lock)
-                    {
-                        (_metadata, _version) = (changed, next);
-                    }
-
-                    _logger.LogInformation("Ledger {Ledger}: replaced bookie {Failed} with {Replacement} from entry {First}.", LedgerId, failed, replacement, changed.Fragments[^1].FirstEntryId);
-                    ResendPending();
-                    return;
-                }
-
-                // The metadata changed under us: if someone took the ledger into recovery, this writer is done.
-                var stored = await _manager.ReadMetadataAsync(LedgerId);
-                if (stored.Metadata.State != LedgerState.Open)
-                {
-                    lock (_lock)
-                    {
-                        Fail(new LedgerFencedException(LedgerId));
-                    }
-
-                    return;
-                }
-
-                lock (_lock)
-                {
-                    (_metadata, _version) = stored;
+                    Fail(new LedgerException($"Ledger {LedgerId}: the ensemble change failed: {e.Message}", e));
                 }
             }
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
+
             lock (_lock)
             {
-                Fail(new LedgerException($"Ledger {LedgerId}: the ensemble change after {failed} failed: {e.Message}", e));
+                if (!_repairAgain || _failure is not null)
+                {
+                    _repairRunning = false;
+                    return;
+                }
+
+                _repairAgain = false;
             }
         }
     }
 
-    /// <summary>Sends every unacknowledged entry to the members of its (new) write set that do not have it yet.</summary>
+    /// <summary>
+    /// Replaces the failing members of the ensemble with spare bookies in a new fragment, if there are spares, then
+    /// sends every pending entry where it still has to go.
+    /// </summary>
+    private async Task RepairAsync()
+    {
+        while (true)
+        {
+            LedgerMetadata current;
+            long version;
+            List<string> failed;
+            lock (_lock)
+            {
+                if (_failure is not null)
+                {
+                    return;
+                }
+
+                (current, version) = (_metadata, _version);
+                failed = [.. current.Fragments[^1].Bookies.Where(_failing.ContainsKey)];
+                if (failed.Count == 0 || _closed || Environment.TickCount64 < _noSpareUntil)
+                {
+                    failed.Clear();
+                }
+            }
+
+            if (failed.Count == 0)
+            {
+                ResendPending();
+                return;
+            }
+
+            var ensemble = current.Fragments[^1].Bookies;
+            var spares = await SparesAsync(ensemble);
+            if (spares.Count == 0)
+            {
+                lock (_lock)
+                {
+                    _noSpareUntil = Environment.TickCount64 + (long)Options.RetryDelay.TotalMilliseconds;
+                }
+
+                _logger.LogDebug("Ledger {Ledger}: no spare bookie to replace {Bookies}; continuing with the rest of the ensemble.", LedgerId, string.Join(", ", failed));
+                ResendPending();
+                return;
+            }
+
+            var replacements = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var bookie in failed)
+            {
+                if (replacements.Count < spares.Count)
+                {
+                    replacements[bookie] = spares[replacements.Count];
+                }
+            }
+
+            var bookies = ensemble.Select(b => replacements.GetValueOrDefault(b, b)).ToList();
+            LedgerMetadata changed;
+            lock (_lock)
+            {
+                var first = LastAddConfirmed + 1;
+                var fragments = current.Fragments.ToList();
+                if (fragments[^1].FirstEntryId == first)
+                {
+                    fragments[^1] = new LedgerFragment(first, bookies);
+                }
+                else
+                {
+                    fragments.Add(new LedgerFragment(first, bookies));
+                }
+
+                changed = current with { Fragments = fragments };
+                _holdFrom = first;
+            }
+
+            long? next;
+            try
+            {
+                next = await _manager.Store.TrySetAsync(LedgerMetadata.PathOf(LedgerId), changed.ToJson(), version);
+            }
+            finally
+            {
+                lock (_lock)
+                {
+                    _holdFrom = long.MaxValue;
+                }
+            }
+
+            if (next is { } stored)
+            {
+                lock (_lock)
+                {
+                    (_metadata, _version) = (changed, stored);
+                    foreach (var replaced in replacements.Keys)
+                    {
+                        _failing.Remove(replaced);
+                    }
+                }
+
+                foreach (var (failedBookie, replacement) in replacements)
+                {
+                    _logger.LogInformation("Ledger {Ledger}: replaced bookie {Failed} with {Replacement} from entry {First}.", LedgerId, failedBookie, replacement, changed.Fragments[^1].FirstEntryId);
+                }
+
+                ResendPending();
+                return;
+            }
+
+            // The metadata changed under us: if someone took the ledger into recovery, this writer is done.
+            var reread = await _manager.ReadMetadataAsync(LedgerId);
+            lock (_lock)
+            {
+                if (reread.Metadata.State != LedgerState.Open)
+                {
+                    Fail(new LedgerFencedException(LedgerId));
+                    return;
+                }
+
+                (_metadata, _version) = reread;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Registered bookies outside the ensemble that answer, in random order: suspects only once a probe got an
+    /// answer from them, and none that failed this writer within the retry delay.
+    /// </summary>
+    private async Task<List<string>> SparesAsync(IReadOnlyList<string> ensemble)
+    {
+        var (healthy, suspect) = await _manager.Bookies.CandidatesAsync();
+        var spares = healthy.Where(b => !ensemble.Contains(b)).ToList();
+        if (spares.Count == 0)
+        {
+            var others = suspect.Where(b => !ensemble.Contains(b)).ToList();
+            await Task.WhenAll(others.Select(b => _manager.Bookies.ProbeAsync(b)));
+            spares = [.. others.Where(b => !_manager.Bookies.IsSuspect(b))];
+        }
+
+        var now = Environment.TickCount64;
+        lock (_lock)
+        {
+            spares.RemoveAll(b => _failing.TryGetValue(b, out var failedAt) && now - failedAt < Options.RetryDelay.TotalMilliseconds);
+        }
+
+        return [.. spares.OrderBy(_ => Random.Shared.Next())];
+    }
+
+    /// <summary>
+    /// Completes what is acknowledged on its current write set, and sends every other pending entry to the members
+    /// of its (new) write set that do not have it yet.
+    /// </summary>
     private void ResendPending()
     {
         List<(PendingAdd Add, string Bookie)> sends = [];
+        List<PendingAdd> completed = [];
         lock (_lock)
         {
             foreach (var add in _pending)
@@ -342,16 +535,20 @@ public sealed class LedgerWriter
                     continue;
                 }
 
-                var targets = TargetsOf(add);
-                var live = _metadata.WriteSetOf(add.Id).Count(b => !_failedBookies.Contains(b));
-                if (live < _metadata.AckQuorum)
+                if (!TryTargetsOf(add, out var targets))
                 {
-                    Fail(new NotEnoughBookiesException($"Ledger {LedgerId}: entry {add.Id} can reach only {live} live bookies; {_metadata.AckQuorum} needed."));
                     return;
                 }
 
                 sends.AddRange(targets.Select(t => (add, t)));
             }
+
+            CompleteAcknowledged(completed);
+        }
+
+        foreach (var done in completed)
+        {
+            done.Completion.TrySetResult(done.Id);
         }
 
         foreach (var (add, bookie) in sends)
@@ -389,6 +586,9 @@ public sealed class LedgerWriter
         public HashSet<string> Acked { get; } = new(StringComparer.Ordinal);
 
         public HashSet<string> InFlight { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Bookies that failed this entry: it is not sent to them again.</summary>
+        public HashSet<string> Failed { get; } = new(StringComparer.Ordinal);
 
         public bool Acknowledged { get; set; }
 

@@ -205,4 +205,25 @@ public sealed class LedgerTests
             Assert.Equal(BookieStatus.Ok, read.Status);
         }
     }
+
+    [Fact]
+    public async Task Reads_and_recovery_move_past_a_bookie_that_never_answers_within_the_read_timeout()
+    {
+        var options = new LedgerOptions { AddTimeout = TimeSpan.FromSeconds(1.5), ReadTimeout = TimeSpan.FromSeconds(1.5) };
+        await using var cluster = await LocalBookies.StartAsync(3, options);
+        var manager = cluster.Manager(3, 3, 2);
+        var writer = await manager.CreateAsync();
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => writer.AddAsync(Payload(i))));
+
+        // Frozen: it neither answers the fence nor reads, and ignores cancellation.
+        var frozen = writer.Metadata.Fragments[0].Bookies[0];
+        cluster.Bookie(frozen).Fault = BookieFault.Hang;
+        var recovered = await cluster.Manager(3, 3, 2).RecoverAsync(writer.LedgerId).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(9, recovered.LastEntryId);
+
+        // The first read waits out one deadline; the frozen bookie is then asked last.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => $"entry-{i:D6}"), await ReadAllAsync(manager, writer.LedgerId).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.True(clock.Elapsed < options.ReadTimeout * 4, $"Reading 10 entries past a frozen bookie took {clock.Elapsed}.");
+    }
 }

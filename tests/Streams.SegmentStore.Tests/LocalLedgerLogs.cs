@@ -41,7 +41,7 @@ internal sealed class LocalLedgerLogs : IAsyncDisposable
         var store = new InterceptedMetadataStore(metadata);
         var bookies = new BookieDirectory(store, TimeSpan.FromSeconds(5));
         bookies.AddLocal(new LocalBookieClient("local", bookie));
-        var ledgers = new LedgerManager(store, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, NullLogger.Instance);
+        var ledgers = new LedgerManager(store, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1, AddTimeout = TimeSpan.FromSeconds(60), ReadTimeout = TimeSpan.FromSeconds(60) }, NullLogger.Instance);
         return new LocalLedgerLogs(metadata, store, bookie, ledgers);
     }
 

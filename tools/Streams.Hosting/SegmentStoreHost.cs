@@ -51,7 +51,7 @@ public sealed class SegmentStoreHost : IAsyncDisposable
         var ledgerOptions = ServerConfiguration.Bind<LedgerOptions>(configuration, "Ledger");
         ledgerOptions.Validate();
 
-        var bookies = new BookieDirectory(zookeeper, ledgerOptions.RequestTimeout);
+        var bookies = new BookieDirectory(zookeeper, ledgerOptions);
         var ledgers = new LedgerManager(zookeeper, bookies, ledgerOptions, loggerFactory.CreateLogger<LedgerManager>());
         // Every segment store of a cluster must use the same Tier 2: a container's new owner reads its chunks.
         var tier2 = ChunkStorageFactory.OpenOrNone(storeOptions.Tier2);

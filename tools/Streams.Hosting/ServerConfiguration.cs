@@ -73,6 +73,9 @@ public static class ServerConfiguration
         ("SegmentStore:Tier2OrphanSweepMs", "SegmentStore:Tier2OrphanSweepInterval", Duration(TimeSpan.FromMilliseconds)),
         ("SegmentStore:WriterExpiryMinutes", "SegmentStore:WriterExpiry", Duration(TimeSpan.FromMinutes)),
         ("ZooKeeper:SessionTimeoutMs", "ZooKeeper:SessionTimeout", Duration(TimeSpan.FromMilliseconds)),
+        // One request timeout became a deadline for adds and one for reads.
+        ("Ledger:RequestTimeout", "Ledger:AddTimeout", static (value, _) => value),
+        ("Ledger:RequestTimeout", "Ledger:ReadTimeout", static (value, _) => value),
         ("Bookie:JournalSegmentSizeBits", "Bookie:JournalSegmentSize", (value, key) => (1L << (int)Number(value, key, 62)).ToString(CultureInfo.InvariantCulture)),
     ];
 

@@ -80,7 +80,12 @@ public sealed class StandaloneHost : IAsyncDisposable
         var bookie = await BookieStore.OpenAsync(bookieOptions, loggerFactory.CreateLogger<BookieStore>(), cancellationToken);
         var bookies = new BookieDirectory(metadata, TimeSpan.FromSeconds(10));
         bookies.AddLocal(new LocalBookieClient("standalone", bookie));
-        var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions { EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1 }, loggerFactory.CreateLogger<LedgerManager>());
+        // The one bookie is in this process: there is no other to turn to, and a slow disk is not a failed bookie, so the
+        // deadlines only catch a journal that stopped (a short one would turn a slow fsync into a container restart).
+        var ledgers = new LedgerManager(metadata, bookies, new LedgerOptions
+        {
+            EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1, AddTimeout = TimeSpan.FromSeconds(60), ReadTimeout = TimeSpan.FromSeconds(60),
+        }, loggerFactory.CreateLogger<LedgerManager>());
         // Tier 2 defaults to a directory next to the rest of the data; "none" keeps everything in Tier 1.
         var tier2 = ChunkStorageFactory.OpenOrNone(string.IsNullOrWhiteSpace(storeOptions.Tier2) ? "file://" + Path.Combine(dataDirectory, "tier2") : storeOptions.Tier2);
         logger.LogInformation("Tier 2: {Tier2}", tier2?.Location ?? "none (all data stays in Tier 1)");
