@@ -72,7 +72,7 @@ public sealed class BookieHost : IAsyncDisposable
         await registration.StartAsync(cancellationToken);
 
         // Auto-recovery reaches the other bookies (and this one) as any ledger client does.
-        var peers = new BookieDirectory(zookeeper, ledgerOptions.RequestTimeout);
+        var peers = new BookieDirectory(zookeeper, ledgerOptions);
         LedgerAutoRecovery? recovery = null;
         if (recoveryOptions.Enabled)
         {
