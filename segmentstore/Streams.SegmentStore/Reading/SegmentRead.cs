@@ -35,6 +35,12 @@ public sealed class SegmentRead : IDisposable
 
     public ReadOnlySequence<byte> Data { get; private set; } = ReadOnlySequence<byte>.Empty;
 
+    /// <summary>
+    /// The bytes this result keeps alive until it is disposed: the whole cached frames (or Tier 2 chunks) its data lies
+    /// in, which outlive their eviction while leased.
+    /// </summary>
+    public long HeldBytes { get; private set; }
+
     public static SegmentRead Failed(Containers.OperationOutcome error) =>
         new(ReadStatus.Unspecified, 0, error.SegmentLength, 0, false) { Error = error };
 
@@ -42,6 +48,13 @@ public sealed class SegmentRead : IDisposable
     {
         Data = data;
         _leases = leases;
+        long held = 0;
+        foreach (var lease in leases)
+        {
+            held += lease.Length;
+        }
+
+        HeldBytes = held;
     }
 
     public void Dispose()
