@@ -67,12 +67,15 @@ public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
     /// </summary>
     protected virtual long? ReplyBudgetBytes => null;
 
+    /// <summary>Told every change of a connection's held reply bytes (for a metric), or null.</summary>
+    protected virtual Action<long>? ReplyBytesChanged => null;
+
     /// <inheritdoc />
     public sealed override async Task OnConnectedAsync(ConnectionContext connection)
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
         var aborted = lifetime.Token;
-        var budget = ReplyBudgetBytes is { } limit ? new ReplyBudget(limit) : null;
+        var budget = ReplyBudgetBytes is { } limit ? new ReplyBudget(limit, ReplyBytesChanged) : null;
         var replies = new FramedReplyChannel(connection.Transport.Output, budget);
         var session = OpenSession(replies);
         var reader = new FramedMessageReader(connection.Transport.Input, MaxFrameSize);

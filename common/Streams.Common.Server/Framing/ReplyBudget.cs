@@ -17,13 +17,16 @@ public sealed class ReplyBudget
 {
     private readonly object _lock = new();
     private readonly LinkedList<Waiter> _waiters = new();
+    private readonly Action<long>? _changed;
     private long _held;
 
     /// <param name="limit">The bytes the connection may hold; at least 1.</param>
-    public ReplyBudget(long limit)
+    /// <param name="changed">Told every change of <see cref="Held"/> (a difference), e.g. to feed a metric; called under the budget's lock, so it must be quick.</param>
+    public ReplyBudget(long limit, Action<long>? changed = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         Limit = limit;
+        _changed = changed;
     }
 
     /// <summary>The bytes the connection may hold.</summary>
@@ -46,14 +49,16 @@ public sealed class ReplyBudget
     {
         lock (_lock)
         {
-            if (_waiters.Count == 0 && Fits(bytes))
+            if (_waiters.Count != 0 || !Fits(bytes))
             {
-                _held += bytes;
-                return true;
+                return false;
             }
 
-            return false;
+            _held += bytes;
+            _changed?.Invoke(bytes);
         }
+
+        return true;
     }
 
     /// <summary>Takes <paramref name="bytes"/>, waiting in arrival order until they fit. Throws when cancelled, holding nothing.</summary>
@@ -68,6 +73,7 @@ public sealed class ReplyBudget
         lock (_lock)
         {
             _held += bytes;
+            _changed?.Invoke(bytes);
         }
     }
 
@@ -83,6 +89,7 @@ public sealed class ReplyBudget
         lock (_lock)
         {
             _held -= bytes;
+            _changed?.Invoke(-bytes);
             wake = TakeAdmitted();
         }
 
@@ -101,6 +108,7 @@ public sealed class ReplyBudget
                 if (take)
                 {
                     _held += bytes;
+                    _changed?.Invoke(bytes);
                 }
 
                 return ValueTask.CompletedTask;
@@ -155,6 +163,7 @@ public sealed class ReplyBudget
             if (head.Value.Take)
             {
                 _held += head.Value.Bytes;
+                _changed?.Invoke(head.Value.Bytes);
             }
 
             (admitted ??= []).Add(head.Value);

@@ -48,10 +48,14 @@ public sealed class SegmentRead : IDisposable
     {
         Data = data;
         _leases = leases;
+        // A frame leased for several of the read's pieces is held once.
         long held = 0;
-        foreach (var lease in leases)
+        for (var i = 0; i < leases.Count; i++)
         {
-            held += lease.Length;
+            if (leases.IndexOf(leases[i]) == i)
+            {
+                held += leases[i].Length;
+            }
         }
 
         HeldBytes = held;

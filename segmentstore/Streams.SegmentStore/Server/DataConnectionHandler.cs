@@ -35,7 +35,6 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
 
     private readonly SegmentRequests _requests;
     private readonly ILogger<DataConnectionHandler> _logger;
-    private int _readsInFlight;
 
     public DataConnectionHandler(SegmentRequests requests, IHostApplicationLifetime lifetime, ILogger<DataConnectionHandler> logger)
         : base(lifetime, logger, "Data")
@@ -49,8 +48,7 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
 
     protected override long? ReplyBudgetBytes => _requests.Store.Options.ReplyBudgetPerConnection.Bytes;
 
-    /// <summary>Reads answered or running, over every connection (for tests and diagnostics).</summary>
-    internal int ReadsInFlight => Volatile.Read(ref _readsInFlight);
+    protected override Action<long>? ReplyBytesChanged => static change => SegmentStoreMetrics.ReplyBytes.Add(change);
 
     protected override Session OpenSession(FramedReplyChannel replies) =>
         new(new AppendSession(_requests.Store, replies.Send), _requests.Store.Options.MaxReadsPerConnection, replies);
@@ -86,7 +84,6 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
                 break;
             case DataRequest.KindOneofCase.Read:
                 await session.BeginReadAsync(aborted);
-                Interlocked.Increment(ref _readsInFlight);
                 _ = ReadAsync(request.Read, session);
                 break;
             case DataRequest.KindOneofCase.Info:
@@ -145,7 +142,6 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
         }
         finally
         {
-            Interlocked.Decrement(ref _readsInFlight);
             session.EndRead();
         }
     }

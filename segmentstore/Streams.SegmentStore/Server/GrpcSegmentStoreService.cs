@@ -66,7 +66,7 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     {
         // Multi-reader only so that the sender can see how many replies wait (single-reader channels cannot count).
         var replies = Channel.CreateUnbounded<(AppendReply Reply, int Cost)>(new UnboundedChannelOptions { SingleReader = false });
-        var budget = new ReplyBudget(requests.Store.Options.ReplyBudgetPerConnection.Bytes);
+        var budget = NewBudget();
         using var session = new AppendSession(requests.Store, reply =>
         {
             var cost = reply.CalculateSize() + ReplyOverhead;
@@ -151,7 +151,7 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
         if (items is null)
         {
             // A host without connection items: bound each call on its own.
-            return new ReplyBudget(requests.Store.Options.ReplyBudgetPerConnection.Bytes);
+            return NewBudget();
         }
 
         lock (items)
@@ -161,11 +161,14 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
                 return budget;
             }
 
-            budget = new ReplyBudget(requests.Store.Options.ReplyBudgetPerConnection.Bytes);
+            budget = NewBudget();
             items[ReadBudgetKey] = budget;
             return budget;
         }
     }
+
+    private ReplyBudget NewBudget() =>
+        new(requests.Store.Options.ReplyBudgetPerConnection.Bytes, static change => SegmentStoreMetrics.ReplyBytes.Add(change));
 
     /// <summary>Gives a read's cost back to its connection's budget when the call's response is done.</summary>
     private sealed class Held(ReplyBudget budget, long bytes) : IDisposable
