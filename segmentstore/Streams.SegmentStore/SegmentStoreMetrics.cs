@@ -32,6 +32,9 @@ public static class SegmentStoreMetrics
 
     public static readonly Counter<long> ReadBytes = Meter.CreateCounter<long>("streams.segmentstore.read", "By", "Bytes returned to readers.");
 
+    public static readonly UpDownCounter<long> ReplyBytes = Meter.CreateUpDownCounter<long>("streams.segmentstore.connection.unsent", "By",
+        "Bytes held by replies not yet flushed to their clients' sockets (read answers count the cached frames they pin), over all connections.");
+
     public static readonly Counter<long> CacheMisses = Meter.CreateCounter<long>("streams.segmentstore.cache.misses", "{frame}", "Reads that had to load a frame from the durable log.");
 
     public static readonly Counter<long> Tier2WrittenBytes = Meter.CreateCounter<long>("streams.segmentstore.tier2.written", "By", "Segment bytes written to Tier 2 as chunks.");

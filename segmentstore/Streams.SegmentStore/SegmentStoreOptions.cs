@@ -31,6 +31,15 @@ public sealed record SegmentStoreOptions
     public int MaxReadsPerConnection { get; init; } = 64;
 
     /// <summary>
+    /// Bytes of replies one client connection (raw carrier) or one HTTP/2 connection (gRPC) may hold before they reach
+    /// its socket: read answers, counted as the cached frames they pin, and the small replies queued with them. A
+    /// client that stops reading its replies holds at most this much; the next read waits (holding nothing) until
+    /// earlier replies are sent. 8 MiB is eight full-size reads, milliseconds of loopback traffic. The segment store's
+    /// memory is then about CacheSize + Tier2CacheSize + connections × this.
+    /// </summary>
+    public ByteSize ReplyBudgetPerConnection { get; init; } = ByteSize.MiB(8);
+
+    /// <summary>
     /// A container's log moves to a new ledger after this much. Truncation frees whole ledgers, so smaller ledgers
     /// free space sooner; each rollover costs a metadata update.
     /// </summary>
@@ -130,6 +139,7 @@ public sealed record SegmentStoreOptions
         foreach (var (name, size, limit) in new[]
         {
             ("MaxFrameSize", MaxFrameSize, ByteSize.MiB(64)), ("MaxReadSize", MaxReadSize, ByteSize.MiB(64)),
+            ("ReplyBudgetPerConnection", ReplyBudgetPerConnection, ByteSize.GiB(1)),
             ("Tier2FlushSize", Tier2FlushSize, ByteSize.GiB(1)), ("Tier2MaxChunkSize", Tier2MaxChunkSize, ByteSize.GiB(1)),
             ("Tier2CacheSize", Tier2CacheSize, ByteSize.GiB(1024)), ("CheckpointEvery", CheckpointEvery, ByteSize.GiB(1024)),
             ("RecoveryReadAhead", RecoveryReadAhead, ByteSize.GiB(1)),

@@ -9,8 +9,6 @@ internal readonly record struct KeepAliveSettings(TimeSpan Interval, TimeSpan Ti
 /// <summary>One shared connection per segment store; a closed or failed one is replaced on the next request.</summary>
 internal sealed class ConnectionPool : IAsyncDisposable
 {
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
-
     private readonly DataTransport _transport;
     private readonly KeepAliveSettings _keepAlive;
     private readonly ConcurrentDictionary<string, Lazy<Task<SegmentStoreConnection>>> _connections = new(StringComparer.Ordinal);
@@ -69,6 +67,8 @@ internal sealed class ConnectionPool : IAsyncDisposable
 
     private async Task<SegmentStoreConnection> ConnectAsync(SegmentEndpoint endpoint) =>
         _transport == DataTransport.Raw
-            ? await RawSegmentStoreConnection.ConnectAsync(endpoint.Host, endpoint.DataPort, ConnectTimeout, _keepAlive)
+            // A store that does not answer the hello within the keep-alive timeout is as good as gone (frozen, most
+            // likely, with its containers about to move): the writer asks the controller again instead of waiting.
+            ? await RawSegmentStoreConnection.ConnectAsync(endpoint.Host, endpoint.DataPort, _keepAlive.Timeout, _keepAlive)
             : new GrpcSegmentStoreConnection(endpoint.GrpcUri, _keepAlive);
 }

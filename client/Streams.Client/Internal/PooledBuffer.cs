@@ -15,6 +15,9 @@ internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
 
     public int WrittenCount => _written;
 
+    /// <summary>The bytes the buffer holds now, written or not.</summary>
+    public int Capacity => _array.Length;
+
     public ReadOnlyMemory<byte> WrittenMemory => _array.AsMemory(0, _written);
 
     public ReadOnlySpan<byte> WrittenSpan => _array.AsSpan(0, _written);

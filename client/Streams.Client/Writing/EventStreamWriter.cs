@@ -107,7 +107,7 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
         if (scratch.WrittenCount > EventFraming.MaxEventSize)
         {
             var size = scratch.WrittenCount;
-            scratch.Reset();
+            TrimScratch(scratch);
             throw new ArgumentException($"The event is {size} bytes; the limit is {EventFraming.MaxEventSize} bytes (8 MiB).", nameof(value));
         }
 
@@ -125,12 +125,30 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
         {
             // Waiting for space: the scratch buffer may be reused meanwhile, so keep a copy of the payload.
             var payload = scratch.WrittenSpan.ToArray();
+            TrimScratch(scratch);
             await budget;
             await writer.Append(payload, key, storeKey, sequence);
             return;
         }
 
-        await writer.Append(scratch.WrittenSpan, key, storeKey, sequence);
+        // Append copies the event into its block before it returns.
+        var appended = writer.Append(scratch.WrittenSpan, key, storeKey, sequence);
+        TrimScratch(scratch);
+        await appended;
+    }
+
+    /// <summary>The capacity of this thread's scratch buffer (0 when it has none), for tests.</summary>
+    internal static int ScratchCapacity => t_scratch?.Capacity ?? 0;
+
+    /// <summary>A scratch buffer that grew for a large event goes back to the pool instead of staying with the thread.</summary>
+    private static void TrimScratch(PooledBuffer scratch)
+    {
+        scratch.Reset();
+        if (scratch.Capacity > MaxRetainedScratch)
+        {
+            t_scratch = null;
+            scratch.Dispose();
+        }
     }
 
     /// <summary>Writes an event without a routing key.</summary>
@@ -184,6 +202,12 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
         var index = Array.BinarySearch(_keyStarts, point);
         return index >= 0 ? index : (~index) - 1;
     }
+
+    /// <summary>
+    /// The scratch buffer a thread keeps between events: typical events fit, and one larger than this costs a rent from
+    /// the pool for that event only, instead of every writing thread keeping the largest event it ever wrote (up to 8 MiB).
+    /// </summary>
+    private const int MaxRetainedScratch = 64 * 1024;
 
     [ThreadStatic]
     private static PooledBuffer? t_scratch;

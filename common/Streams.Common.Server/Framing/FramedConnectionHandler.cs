@@ -4,6 +4,7 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Hosting;
 using Streams.Common.Wire;
 
 namespace Streams.Common.Server.Framing;
@@ -22,12 +23,22 @@ namespace Streams.Common.Server.Framing;
 /// Failure strategy. A malformed or oversized frame, or an <see cref="RpcException"/> from the protocol, is answered
 /// with the protocol's connection-level error (request id 0, a gRPC status code and a message) and the connection
 /// closes. The server stopping ends every connection, optionally with an UNAVAILABLE error that tells the client to
-/// reconnect elsewhere; a client going away just ends the loop.
+/// reconnect elsewhere; a client going away just ends the loop. Anything else thrown is a bug: the client gets
+/// INTERNAL with a correlation id and a generic message, the server log the exception under that id.
+/// </para>
+/// <para>
+/// Memory. With a reply budget (<see cref="ReplyBudgetBytes"/>), the loop reads the next frame only while the
+/// connection's unsent replies fit in it, so a client that stops reading its replies also stops being served, and
+/// holds at most the budget. A connection that ends with replies still unsent gets <see cref="DrainTimeout"/> to take
+/// them, then is aborted.
 /// </para>
 /// </summary>
 /// <typeparam name="TSession">What the protocol keeps per connection.</typeparam>
 public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
 {
+    /// <summary>How long a connection that ended may take to receive the replies still queued for it.</summary>
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
+
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
     private readonly string _name;
@@ -50,18 +61,38 @@ public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
     /// </summary>
     protected virtual string? ShutdownMessage => null;
 
+    /// <summary>
+    /// The bytes of unsent replies a connection may hold (<see cref="ReplyBudget"/>), or null for no bound (the
+    /// default).
+    /// </summary>
+    protected virtual long? ReplyBudgetBytes => null;
+
+    /// <summary>Told every change of a connection's held reply bytes (for a metric), or null.</summary>
+    protected virtual Action<long>? ReplyBytesChanged => null;
+
     /// <inheritdoc />
     public sealed override async Task OnConnectedAsync(ConnectionContext connection)
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, _lifetime.ApplicationStopping);
         var aborted = lifetime.Token;
-        var replies = new FramedReplyChannel(connection.Transport.Output);
+        var budget = ReplyBudgetBytes is { } limit ? new ReplyBudget(limit, ReplyBytesChanged) : null;
+        var replies = new FramedReplyChannel(connection.Transport.Output, budget);
         var session = OpenSession(replies);
         var reader = new FramedMessageReader(connection.Transport.Input, MaxFrameSize);
         try
         {
-            while (await reader.MoveNextAsync(aborted))
+            while (true)
             {
+                if (budget is not null)
+                {
+                    await budget.WaitForRoomAsync(aborted);
+                }
+
+                if (!await reader.MoveNextAsync(aborted))
+                {
+                    break;
+                }
+
                 await OnFrameAsync(session, reader.Current, aborted);
             }
 
@@ -84,9 +115,23 @@ public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
         {
             _logger.LogDebug("{Name} connection {Connection} ended: {Reason}", _name, connection.ConnectionId, e.Message);
         }
+        catch (Exception e)
+        {
+            replies.Send(ConnectionError(StatusCode.Internal, InternalErrors.Report(_logger, e, $"{_name} connection {connection.ConnectionId}")));
+        }
         finally
         {
-            await replies.CompleteAsync();
+            try
+            {
+                await replies.CompleteAsync().WaitAsync(DrainTimeout);
+            }
+            catch (TimeoutException)
+            {
+                // A client that does not take its replies: cut it off, which releases what was queued for it.
+                connection.Abort(new ConnectionAbortedException("The client did not take its replies."));
+                await replies.CompleteAsync();
+            }
+
             reader.Release();
             await connection.Transport.Input.CompleteAsync();
             CloseSession(session);

@@ -11,28 +11,59 @@ namespace Streams.Common.Server.Framing;
 /// length-prefixed frames, flushing when the queue runs dry (or every 256 KiB), so a burst of replies costs one
 /// system call. Replies still go out while the server stops; only a closed connection stops the sender, and whatever
 /// was queued for it is released.
+/// <para>
+/// Memory. With a <see cref="ReplyBudget"/>, every queued reply is counted against it until its bytes are flushed
+/// to the transport (a body as what its caller reserved for it, a message as its size), so a peer that stops reading
+/// holds at most the budget: the protocol reserves before it produces a large reply, and the receive loop waits for
+/// room before it takes the next request.
+/// </para>
 /// </summary>
 public sealed class FramedReplyChannel
 {
     private const int FlushThreshold = 256 * 1024;
 
-    private readonly Channel<(IMessage? Message, IFrameBody? Body)> _queue =
-        Channel.CreateUnbounded<(IMessage?, IFrameBody?)>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>What a message costs besides its encoded size: the length prefix, and the queue's own entry.</summary>
+    private const int MessageOverhead = 32;
 
+    private readonly Channel<Reply> _queue =
+        Channel.CreateUnbounded<Reply>(new UnboundedChannelOptions { SingleReader = true });
+
+    private readonly ReplyBudget? _budget;
     private readonly Task _sender;
 
-    public FramedReplyChannel(PipeWriter output)
+    public FramedReplyChannel(PipeWriter output, ReplyBudget? budget = null)
     {
+        _budget = budget;
         _sender = SendAsync(output);
     }
 
-    public void Send(IMessage message) => _queue.Writer.TryWrite((message, null));
+    /// <summary>The bytes this connection may hold in unsent replies, or null when they are not bounded.</summary>
+    public ReplyBudget? Budget => _budget;
 
-    public void Send(IFrameBody body)
+    /// <summary>Queues a message; it counts against the budget (possibly over it) until it is flushed.</summary>
+    public void Send(IMessage message)
     {
-        if (!_queue.Writer.TryWrite((null, body)))
+        var cost = _budget is null ? 0 : message.CalculateSize() + MessageOverhead;
+        _budget?.Add(cost);
+        if (!_queue.Writer.TryWrite(new Reply(message, null, cost)))
         {
-            body.Dispose();
+            _budget?.Release(cost);
+        }
+    }
+
+    /// <summary>Queues a body without counting it against the budget.</summary>
+    public void Send(IFrameBody body) => Send(body, 0);
+
+    /// <summary>
+    /// Queues a body for which the caller took <paramref name="reserved"/> bytes from <see cref="Budget"/>: they are
+    /// given back once the body's frame is flushed, or when the connection closes first. The body is disposed as soon
+    /// as it is written (or dropped).
+    /// </summary>
+    public void Send(IFrameBody body, long reserved)
+    {
+        if (!_queue.Writer.TryWrite(new Reply(null, body, reserved)))
+        {
+            Drop(new Reply(null, body, reserved));
         }
     }
 
@@ -46,6 +77,8 @@ public sealed class FramedReplyChannel
     private async Task SendAsync(PipeWriter output)
     {
         var reader = _queue.Reader;
+        // Bytes written into the pipe whose budget is given back at the next flush.
+        long unflushed = 0;
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None))
@@ -65,21 +98,28 @@ public sealed class FramedReplyChannel
                         RawFraming.WriteMessage(output, item.Message!);
                     }
 
+                    unflushed += item.Cost;
                     if (output.UnflushedBytes >= FlushThreshold)
                     {
-                        await output.FlushAsync();
+                        await FlushAsync(output);
+                        _budget?.Release(unflushed);
+                        unflushed = 0;
                     }
                 }
 
-                await output.FlushAsync();
+                await FlushAsync(output);
+                _budget?.Release(unflushed);
+                unflushed = 0;
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionResetException or InvalidOperationException)
         {
-            // The peer went away: release what was queued for it.
+            // The peer went away: refuse further replies, then release what was queued for it.
+            _queue.Writer.TryComplete();
+            _budget?.Release(unflushed);
             while (reader.TryRead(out var item))
             {
-                item.Body?.Dispose();
+                Drop(item);
             }
         }
         finally
@@ -87,4 +127,22 @@ public sealed class FramedReplyChannel
             await output.CompleteAsync();
         }
     }
+
+    /// <summary>Flushes; a transport that stopped taking bytes (closed or aborted) counts as the peer gone.</summary>
+    private static async ValueTask FlushAsync(PipeWriter output)
+    {
+        var result = await output.FlushAsync();
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            throw new IOException("The connection's transport no longer takes replies.");
+        }
+    }
+
+    private void Drop(Reply item)
+    {
+        item.Body?.Dispose();
+        _budget?.Release(item.Cost);
+    }
+
+    private readonly record struct Reply(IMessage? Message, IFrameBody? Body, long Cost);
 }

@@ -1,9 +1,9 @@
-using System.Diagnostics;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Streams.Common.Server.Hosting;
 
 namespace Streams.Common.Server.Grpc;
 
@@ -87,9 +87,7 @@ internal sealed class ErrorInterceptor(IHostApplicationLifetime lifetime, ILogge
             return new RpcException(new Status(StatusCode.InvalidArgument, $"Malformed request: {e.Message}"));
         }
 
-        var id = Activity.Current?.TraceId.ToHexString() ?? Guid.NewGuid().ToString("N");
-        logger.LogError(e, "Call {Method} from {Peer} failed (error id {ErrorId}).", call.Method, call.Peer, id);
-        return new RpcException(new Status(StatusCode.Internal, $"Internal error {id}; the server's log has the details."));
+        return new RpcException(new Status(StatusCode.Internal, InternalErrors.Report(logger, e, $"Call {call.Method} from {call.Peer}")));
     }
 
     /// <summary>The call's context with a token that is also cancelled when the server begins to stop.</summary>

@@ -22,7 +22,9 @@ namespace Streams.Common.Framing;
 /// <para>
 /// Failure strategy. A frozen or cut-off peer keeps its TCP connection open, so only silence tells that it is gone:
 /// a connection quiet for the keep-alive interval sends the protocol's probe, and one that receives nothing for the
-/// keep-alive timeout closes. With a request timeout, a request left unanswered that long closes the connection as
+/// keep-alive timeout closes, checked at a quarter of the interval. Pending requests and writes stuck in a full
+/// socket buffer are no life sign, and the probe is sent aside, so a peer that stopped reading cannot hold up the
+/// check. With a request timeout, a request left unanswered that long closes the connection as
 /// well: a peer that does not answer is as good as down, and every request should learn it at once.
 /// </para>
 /// </summary>
@@ -305,30 +307,49 @@ public sealed class FramedClientConnection : IAsyncDisposable
 
     private async Task KeepAliveLoopAsync()
     {
-        var tick = TimeSpan.FromTicks(Math.Min(_options.KeepAliveInterval.Ticks, _options.KeepAliveTimeout.Ticks / 3));
+        // Checked four times per interval (at least every 50 ms), so silence is noticed within a quarter interval of
+        // the timeout, not a whole interval after it.
+        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(50).Ticks, Math.Min(_options.KeepAliveInterval.Ticks, _options.KeepAliveTimeout.Ticks) / 4));
         using var timer = new PeriodicTimer(tick);
         long nonce = 0;
+        var probing = Task.CompletedTask;
         try
         {
             while (await timer.WaitForNextTickAsync(_closing.Token))
             {
+                // Only what the peer sends is a life sign: requests waiting for it, or a write stuck in a full socket
+                // buffer, are not.
                 var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastReceived));
                 if (quiet >= _options.KeepAliveTimeout)
                 {
                     Close(_protocol.Failure(FramedFailure.Silent,
-                        new TimeoutException($"The {_options.PeerName} answered nothing for {quiet.TotalSeconds:F0} s (keep-alive timeout).")));
+                        new TimeoutException($"The {_options.PeerName} answered nothing for {quiet.TotalSeconds:F1} s (keep-alive timeout).")));
                     return;
                 }
 
-                if (quiet >= _options.KeepAliveInterval)
+                // The probe never holds up the check: a peer that stopped reading blocks writes, and this loop is
+                // what must notice it.
+                if (quiet >= _options.KeepAliveInterval && probing.IsCompleted)
                 {
-                    await WriteAsync(_protocol.CreateKeepAlive(++nonce), _closing.Token);
+                    probing = ProbeAsync(++nonce);
                 }
             }
         }
         catch (Exception e) when (IsClosed || e is OperationCanceledException)
         {
             // Closed meanwhile.
+        }
+    }
+
+    private async Task ProbeAsync(long nonce)
+    {
+        try
+        {
+            await WriteAsync(_protocol.CreateKeepAlive(nonce), _closing.Token);
+        }
+        catch (Exception) when (IsClosed || _closing.IsCancellationRequested)
+        {
+            // Closed meanwhile; the failure was reported to whoever was waiting.
         }
     }
 }

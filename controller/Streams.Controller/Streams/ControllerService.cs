@@ -20,7 +20,7 @@ public sealed class ControllerService
     private readonly ISegmentLocator _locator;
     private readonly ControllerOptions _options;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _streamLocks = new(StringComparer.Ordinal);
+    private readonly StreamLocks _streamLocks = new();
     private readonly ConcurrentDictionary<(string Scope, string Stream), StreamRecord> _known = new();
 
     public ControllerService(StreamMetadataStore metadata, ISegmentStoreAdmin segments, ISegmentLocator locator, ControllerOptions options, ILogger<ControllerService> logger)
@@ -407,12 +407,8 @@ public sealed class ControllerService
         return found;
     }
 
-    private async Task<IDisposable> LockAsync(string scope, string stream, CancellationToken cancellationToken)
-    {
-        var gate = _streamLocks.GetOrAdd(scope + "/" + stream, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken);
-        return new Releaser(gate);
-    }
+    private Task<IDisposable> LockAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        _streamLocks.LockAsync(scope + "/" + stream, cancellationToken);
 
     private int SegmentCountOf(StreamConfiguration? config)
     {
@@ -500,10 +496,5 @@ public sealed class ControllerService
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, error));
         }
-    }
-
-    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
-    {
-        public void Dispose() => gate.Release();
     }
 }

@@ -35,6 +35,12 @@ public sealed class SegmentRead : IDisposable
 
     public ReadOnlySequence<byte> Data { get; private set; } = ReadOnlySequence<byte>.Empty;
 
+    /// <summary>
+    /// The bytes this result keeps alive until it is disposed: the whole cached frames (or Tier 2 chunks) its data lies
+    /// in, which outlive their eviction while leased.
+    /// </summary>
+    public long HeldBytes { get; private set; }
+
     public static SegmentRead Failed(Containers.OperationOutcome error) =>
         new(ReadStatus.Unspecified, 0, error.SegmentLength, 0, false) { Error = error };
 
@@ -42,6 +48,17 @@ public sealed class SegmentRead : IDisposable
     {
         Data = data;
         _leases = leases;
+        // A frame leased for several of the read's pieces is held once.
+        long held = 0;
+        for (var i = 0; i < leases.Count; i++)
+        {
+            if (leases.IndexOf(leases[i]) == i)
+            {
+                held += leases[i].Length;
+            }
+        }
+
+        HeldBytes = held;
     }
 
     public void Dispose()

@@ -17,15 +17,28 @@ namespace Streams.SegmentStore.Server;
 /// the client sets it up again: otherwise a later block could land before the failed one is re-sent.
 /// </para>
 /// <para>
+/// Memory: a session remembers one registration per (writer, segment): a writer that sets up again under a new
+/// request id (after a "retry", or on a reconnect of the same carrier) replaces its earlier one. Beyond
+/// <see cref="MaxRegistrations"/>, the one used longest ago is forgotten; a block for it is answered "not set up", and
+/// its writer sets up again. A long-lived connection whose writers come and go therefore stays bounded.
+/// </para>
+/// <para>
 /// Tracing: one span per session, from its first setup until <see cref="Dispose"/>, with an event per setup; never
 /// anything per block.
 /// </para>
 /// </summary>
 public sealed class AppendSession : IDisposable
 {
+    /// <summary>
+    /// Registrations one session keeps: far more writers than one client process runs against one segment store
+    /// (each is a few hundred bytes), so only a client that never reuses its writers reaches it.
+    /// </summary>
+    public const int MaxRegistrations = 4096;
+
     private readonly SegmentStoreService _store;
     private readonly Action<AppendReply> _send;
     private readonly ConcurrentDictionary<long, Registration> _registrations = new();
+    private readonly Dictionary<(string Segment, Guid Writer), long> _latest = new();
     private readonly SetupCallback _setupCallback;
     private readonly BlockCallback _blockCallback;
     private readonly object _drainLock = new();
@@ -40,6 +53,9 @@ public sealed class AppendSession : IDisposable
         _setupCallback = new SetupCallback(this);
         _blockCallback = new BlockCallback(this);
     }
+
+    /// <summary>Request ids this session remembers (at most <see cref="MaxRegistrations"/>).</summary>
+    public int Registrations => _registrations.Count;
 
     /// <summary>Requests received and not yet answered. Every request gets exactly one reply.</summary>
     public int Outstanding => Volatile.Read(ref _outstanding);
@@ -83,7 +99,7 @@ public sealed class AppendSession : IDisposable
 
         var writer = new Guid(setup.WriterId.Span);
         TraceSetup(setup.Segment, writer);
-        _registrations[setup.RequestId] = new Registration(setup.Segment, writer, container);
+        Register(setup.RequestId, new Registration(setup.Segment, writer, container));
         container.SetupAppend(setup.Segment, writer, _setupCallback, setup.RequestId);
     }
 
@@ -100,6 +116,7 @@ public sealed class AppendSession : IDisposable
             return;
         }
 
+        registration.Touch();
         if (registration.Broken)
         {
             Reject(header.RequestId, AppendError.Retry, "An earlier block of this writer failed; set up again and re-send.", header.LastEventNumber);
@@ -123,6 +140,37 @@ public sealed class AppendSession : IDisposable
             }
 
             await registration.Container.WaitForCapacityAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>Remembers a setup, forgetting the writer's earlier one and, when full, the one used longest ago.</summary>
+    private void Register(long requestId, Registration registration)
+    {
+        // Setups come one at a time (a connection's frames, a call's messages), so only lookups race with this.
+        if (_latest.TryGetValue((registration.Segment, registration.Writer), out var earlier) && earlier != requestId)
+        {
+            _registrations.TryRemove(earlier, out _);
+        }
+
+        _latest[(registration.Segment, registration.Writer)] = requestId;
+        _registrations[requestId] = registration;
+        if (_registrations.Count <= MaxRegistrations)
+        {
+            return;
+        }
+
+        var oldest = (Id: 0L, Used: long.MaxValue);
+        foreach (var (id, candidate) in _registrations)
+        {
+            if (id != requestId && candidate.LastUsed < oldest.Used)
+            {
+                oldest = (id, candidate.LastUsed);
+            }
+        }
+
+        if (_registrations.TryRemove(oldest.Id, out var forgotten))
+        {
+            _latest.Remove((forgotten.Segment, forgotten.Writer));
         }
     }
 
@@ -219,6 +267,7 @@ public sealed class AppendSession : IDisposable
     private sealed class Registration(string segment, Guid writer, SegmentContainer container)
     {
         private volatile bool _broken;
+        private long _lastUsed = Environment.TickCount64;
 
         public string Segment { get; } = segment;
 
@@ -227,6 +276,10 @@ public sealed class AppendSession : IDisposable
         public SegmentContainer Container { get; } = container;
 
         public bool Broken { get => _broken; set => _broken = value; }
+
+        public long LastUsed => Volatile.Read(ref _lastUsed);
+
+        public void Touch() => Volatile.Write(ref _lastUsed, Environment.TickCount64);
     }
 
     private sealed class SetupCallback(AppendSession session) : IOperationCallback

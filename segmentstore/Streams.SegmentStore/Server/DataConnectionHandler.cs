@@ -4,6 +4,7 @@ using Google.Protobuf;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Server.Framing;
+using Streams.Common.Server.Hosting;
 using Grpc.Core;
 using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
@@ -16,6 +17,17 @@ namespace Streams.SegmentStore.Server;
 /// connection) and are answered as they finish. Block payloads are copied once, from Kestrel's receive buffers
 /// into the container's frame; read data is copied once, from the cache into the send buffers.
 /// A malformed frame is answered with an ErrorReply carrying a gRPC status code, then the connection closes.
+/// <para>
+/// Memory. Every connection has a reply budget (SegmentStore:ReplyBudgetPerConnection): a read answer holds its cost
+/// against it until its frame is flushed to the socket, and the receive loop takes no new request while the budget is
+/// spent, so a client that sends reads and never takes the answers holds at most the budget.
+/// </para>
+/// <para>
+/// Closing. Reads run in the background and may finish after the connection's loop ended: the session is released by
+/// whichever finishes last, the loop or the last read, so a late read never touches released state. A client that
+/// finishes sending gets the answers to the reads it sent before (bounded by the drain timeout); reads still waiting
+/// after that are cancelled.
+/// </para>
 /// </summary>
 public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnectionHandler.Session>
 {
@@ -34,8 +46,12 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
     /// <summary>Clients then reconnect elsewhere (the connection ends when the client goes away or the server stops).</summary>
     protected override string? ShutdownMessage => "The segment store is shutting down; reconnect.";
 
+    protected override long? ReplyBudgetBytes => _requests.Store.Options.ReplyBudgetPerConnection.Bytes;
+
+    protected override Action<long>? ReplyBytesChanged => static change => SegmentStoreMetrics.ReplyBytes.Add(change);
+
     protected override Session OpenSession(FramedReplyChannel replies) =>
-        new(new AppendSession(_requests.Store, replies.Send), new SemaphoreSlim(_requests.Store.Options.MaxReadsPerConnection), replies);
+        new(new AppendSession(_requests.Store, replies.Send), _requests.Store.Options.MaxReadsPerConnection, replies);
 
     protected override ValueTask OnFrameAsync(Session session, ReadOnlySequence<byte> frame, CancellationToken aborted) =>
         AppendBlockCodec.TryReadEnvelope(frame, out var header, out var data)
@@ -44,13 +60,9 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
 
     /// <summary>The client finished sending: answer what it sent before closing.</summary>
     protected override async ValueTask OnPeerFinishedAsync(Session session, CancellationToken aborted) =>
-        await session.Appends.DrainAsync(aborted).WaitAsync(DrainTimeout, aborted);
+        await Task.WhenAll(session.Appends.DrainAsync(aborted), session.ReadsDrainedAsync(aborted)).WaitAsync(DrainTimeout, aborted);
 
-    protected override void CloseSession(Session session)
-    {
-        session.Reads.Dispose();
-        session.Appends.Dispose();
-    }
+    protected override void CloseSession(Session session) => session.Close();
 
     protected override IMessage ConnectionError(StatusCode code, string message) => Error(0, code, message);
 
@@ -71,8 +83,8 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
                     aborted);
                 break;
             case DataRequest.KindOneofCase.Read:
-                await session.Reads.WaitAsync(aborted);
-                _ = ReadAsync(request.Read, session.Replies, session.Reads, aborted);
+                await session.BeginReadAsync(aborted);
+                _ = ReadAsync(request.Read, session);
                 break;
             case DataRequest.KindOneofCase.Info:
                 session.Replies.Send(Info(request.Info));
@@ -108,11 +120,13 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
         }
     }
 
-    private async Task ReadAsync(ReadSegmentRequest request, FramedReplyChannel replies, SemaphoreSlim reads, CancellationToken cancellationToken)
+    private async Task ReadAsync(ReadSegmentRequest request, Session session)
     {
+        var replies = session.Replies;
         try
         {
-            replies.Send(new ReadReplyFrame(request.RequestId, await _requests.ReadAsync(request, cancellationToken)));
+            var (result, cost) = await _requests.ReadAsync(request, replies.Budget!, session.Ending);
+            replies.Send(new ReadReplyFrame(request.RequestId, result), cost);
         }
         catch (RpcException e)
         {
@@ -124,18 +138,109 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
         }
         catch (Exception e)
         {
-            _logger.LogError(e, "Read of {Segment} at {Offset} failed.", request.Segment, request.Offset);
-            replies.Send(Error(request.RequestId, StatusCode.Internal, $"Internal error: {e.Message}"));
+            replies.Send(Error(request.RequestId, StatusCode.Internal, InternalErrors.Report(_logger, e, $"Read of {request.Segment} at {request.Offset}")));
         }
         finally
         {
-            reads.Release();
+            session.EndRead();
         }
     }
 
     private static DataReply Error(long requestId, StatusCode code, string message) =>
         new() { Error = new ErrorReply { RequestId = requestId, Code = (int)code, Message = message } };
 
-    /// <summary>What a connection keeps: its append session, its bound on concurrent reads, its reply channel.</summary>
-    public sealed record Session(AppendSession Appends, SemaphoreSlim Reads, FramedReplyChannel Replies);
+    /// <summary>
+    /// What a connection keeps: its append session, its bound on concurrent reads, its reply channel. Released once the
+    /// connection's loop has closed it and its last read has ended, in whichever order they come.
+    /// </summary>
+    public sealed class Session
+    {
+        private readonly SemaphoreSlim _reads;
+        private readonly CancellationTokenSource _ending = new();
+        private readonly object _lock = new();
+        private TaskCompletionSource? _drained;
+        private int _running;
+        private bool _closed;
+
+        internal Session(AppendSession appends, int maxReads, FramedReplyChannel replies)
+        {
+            Appends = appends;
+            Replies = replies;
+            _reads = new SemaphoreSlim(maxReads, maxReads);
+        }
+
+        public AppendSession Appends { get; }
+
+        public FramedReplyChannel Replies { get; }
+
+        /// <summary>Cancelled when the connection closes: background reads stop waiting.</summary>
+        internal CancellationToken Ending => _ending.Token;
+
+        internal async ValueTask BeginReadAsync(CancellationToken aborted)
+        {
+            await _reads.WaitAsync(aborted);
+            lock (_lock)
+            {
+                _running++;
+            }
+        }
+
+        internal void EndRead()
+        {
+            TaskCompletionSource? drained;
+            bool release;
+            lock (_lock)
+            {
+                _running--;
+                _reads.Release();
+                drained = _running == 0 ? _drained : null;
+                release = _running == 0 && _closed;
+            }
+
+            drained?.TrySetResult();
+            if (release)
+            {
+                Release();
+            }
+        }
+
+        /// <summary>Completes when no read runs.</summary>
+        internal Task ReadsDrainedAsync(CancellationToken cancellationToken)
+        {
+            lock (_lock)
+            {
+                if (_running == 0)
+                {
+                    return Task.CompletedTask;
+                }
+
+                _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                return _drained.Task.WaitAsync(cancellationToken);
+            }
+        }
+
+        /// <summary>The connection ended: cancels the reads still running; the last one out releases the session.</summary>
+        internal void Close()
+        {
+            bool release;
+            lock (_lock)
+            {
+                _closed = true;
+                release = _running == 0;
+            }
+
+            _ending.Cancel();
+            if (release)
+            {
+                Release();
+            }
+        }
+
+        // The token source is not disposed: the last read may end inside its Cancel, and it holds nothing to free.
+        private void Release()
+        {
+            _reads.Dispose();
+            Appends.Dispose();
+        }
+    }
 }

@@ -1,7 +1,10 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using Streams.Common.Contracts;
+using Streams.Common.Server.Framing;
 using Streams.Common.Server.Grpc;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.SegmentStore.Server;
@@ -10,12 +13,23 @@ namespace Streams.SegmentStore.Server;
 /// streams.segmentstore.v1.SegmentStore on the gRPC carrier. Append and Read, the data path, are served with their
 /// own marshallers (<see cref="DataPathMethodProvider"/>: block data copied once into pooled memory, read replies
 /// written straight from cached frames); the other rpcs are the generated ones.
+/// <para>
+/// Memory. Reads on one HTTP/2 connection share a reply budget (SegmentStore:ReplyBudgetPerConnection), held by each
+/// answer until its call completes; an Append call's queued replies have a budget of the same size, and the call reads
+/// no further request while it is spent. A client that stops reading holds at most these budgets.
+/// </para>
 /// </summary>
 [CustomMarshalled("Append", "Read")]
 public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contracts.SegmentStore.SegmentStore.SegmentStoreBase
 {
     /// <summary>How long a finished Append call waits for the answers to blocks it already sent.</summary>
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>What an append reply costs besides its encoded size (the channel's entry).</summary>
+    private const int ReplyOverhead = 32;
+
+    /// <summary>Where a connection's read budget is kept, among its connection items.</summary>
+    private static readonly object ReadBudgetKey = new();
 
     /// <summary>Replies queued while one is being written go out in one flush.</summary>
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
@@ -38,8 +52,12 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     /// <summary>Read: the reply holds cached frames until it is written, then releases them.</summary>
     public async Task<ReadReplyFrame> ReadAsync(ReadSegmentRequest request, ServerCallContext context)
     {
-        var reply = new ReadReplyFrame(request.RequestId, await requests.ReadAsync(request, context.CancellationToken));
-        context.GetHttpContext().Response.RegisterForDispose(reply);
+        var http = context.GetHttpContext();
+        var budget = ReadBudgetOf(http);
+        var (result, cost) = await requests.ReadAsync(request, budget, context.CancellationToken);
+        var reply = new ReadReplyFrame(request.RequestId, result);
+        http.Response.RegisterForDispose(reply);
+        http.Response.RegisterForDispose(new Held(budget, cost));
         return reply;
     }
 
@@ -47,13 +65,28 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     public async Task AppendAsync(IAsyncStreamReader<AppendRequestFrame> requestStream, IServerStreamWriter<AppendReply> responseStream, ServerCallContext context)
     {
         // Multi-reader only so that the sender can see how many replies wait (single-reader channels cannot count).
-        var replies = Channel.CreateUnbounded<AppendReply>(new UnboundedChannelOptions { SingleReader = false });
-        using var session = new AppendSession(requests.Store, reply => replies.Writer.TryWrite(reply));
-        var sender = SendRepliesAsync(replies.Reader, responseStream, context.CancellationToken);
+        var replies = Channel.CreateUnbounded<(AppendReply Reply, int Cost)>(new UnboundedChannelOptions { SingleReader = false });
+        var budget = NewBudget();
+        using var session = new AppendSession(requests.Store, reply =>
+        {
+            var cost = reply.CalculateSize() + ReplyOverhead;
+            budget.Add(cost);
+            if (!replies.Writer.TryWrite((reply, cost)))
+            {
+                budget.Release(cost);
+            }
+        });
+        var sender = SendRepliesAsync(replies.Reader, responseStream, budget, context.CancellationToken);
         try
         {
-            while (await requestStream.MoveNext(context.CancellationToken))
+            while (true)
             {
+                await budget.WaitForRoomAsync(context.CancellationToken);
+                if (!await requestStream.MoveNext(context.CancellationToken))
+                {
+                    break;
+                }
+
                 using var frame = requestStream.Current;
                 if (frame.Message is null)
                 {
@@ -89,17 +122,19 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
         }
     }
 
-    private static async Task SendRepliesAsync(ChannelReader<AppendReply> replies, IServerStreamWriter<AppendReply> responses, CancellationToken cancellationToken)
+    private static async Task SendRepliesAsync(
+        ChannelReader<(AppendReply Reply, int Cost)> replies, IServerStreamWriter<AppendReply> responses, ReplyBudget budget, CancellationToken cancellationToken)
     {
         try
         {
             while (await replies.WaitToReadAsync(cancellationToken))
             {
-                while (replies.TryRead(out var reply))
+                while (replies.TryRead(out var item))
                 {
                     // Flush with the last reply that is ready; the ones before it ride in the same write.
                     responses.WriteOptions = replies.Count > 0 ? Buffered : null;
-                    await responses.WriteAsync(reply, cancellationToken);
+                    await responses.WriteAsync(item.Reply, cancellationToken);
+                    budget.Release(item.Cost);
                 }
             }
         }
@@ -107,5 +142,39 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
         {
             // The call ended (cancelled or the client went away); nobody is listening for replies.
         }
+    }
+
+    /// <summary>The read budget of the HTTP/2 connection a call came on, created by its first read.</summary>
+    private ReplyBudget ReadBudgetOf(HttpContext http)
+    {
+        var items = http.Features.Get<IConnectionItemsFeature>()?.Items;
+        if (items is null)
+        {
+            // A host without connection items: bound each call on its own.
+            return NewBudget();
+        }
+
+        lock (items)
+        {
+            if (items.TryGetValue(ReadBudgetKey, out var found) && found is ReplyBudget budget)
+            {
+                return budget;
+            }
+
+            budget = NewBudget();
+            items[ReadBudgetKey] = budget;
+            return budget;
+        }
+    }
+
+    private ReplyBudget NewBudget() =>
+        new(requests.Store.Options.ReplyBudgetPerConnection.Bytes, static change => SegmentStoreMetrics.ReplyBytes.Add(change));
+
+    /// <summary>Gives a read's cost back to its connection's budget when the call's response is done.</summary>
+    private sealed class Held(ReplyBudget budget, long bytes) : IDisposable
+    {
+        private long _bytes = bytes;
+
+        public void Dispose() => budget.Release(Interlocked.Exchange(ref _bytes, 0));
     }
 }

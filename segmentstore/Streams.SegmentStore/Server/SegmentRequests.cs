@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Streams.Common.Naming;
+using Streams.Common.Server.Framing;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Reading;
@@ -14,6 +15,9 @@ public sealed class SegmentRequests
 {
     /// <summary>Longest tail wait a reader may ask for; readers poll again after it.</summary>
     public static readonly TimeSpan MaxReadWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>A read answer's header and framing, rounded up.</summary>
+    private const int ReplyHeaderCost = 64;
 
     private readonly SegmentStoreService _store;
 
@@ -58,6 +62,62 @@ public sealed class SegmentRequests
 
         return result;
     }
+
+    /// <summary>
+    /// Reads, holding what the answer costs against the connection's <paramref name="budget"/>; returns the answer and
+    /// the bytes taken, which the caller gives back once the answer has reached the socket. A tail read waits for data
+    /// holding nothing. When the answer does not fit (the client is slow to take earlier ones), it is released and
+    /// read again, without waiting for data, once its cost fits: a stuck client pins at most its budget, and never
+    /// cached frames that the cache itself let go.
+    /// </summary>
+    public async ValueTask<(SegmentRead Result, long Cost)> ReadAsync(ReadSegmentRequest request, ReplyBudget budget, CancellationToken cancellationToken)
+    {
+        var result = await ReadAsync(request, cancellationToken);
+        var cost = CostOf(result);
+        if (result.Data.IsEmpty)
+        {
+            // No data: the answer is a header, counted like any small reply.
+            budget.Add(cost);
+            return (result, cost);
+        }
+
+        if (budget.TryAcquire(cost))
+        {
+            return (result, cost);
+        }
+
+        var length = (int)result.Data.Length;
+        result.Dispose();
+        await budget.AcquireAsync(cost, cancellationToken);
+        try
+        {
+            var again = request.Clone();
+            again.MaxBytes = length;
+            again.WaitMillis = 0;
+            result = await ReadAsync(again, cancellationToken);
+        }
+        catch
+        {
+            budget.Release(cost);
+            throw;
+        }
+
+        // The same bytes, but the cache may have moved meanwhile: settle the difference.
+        var actual = CostOf(result);
+        if (actual > cost)
+        {
+            budget.Add(actual - cost);
+        }
+        else
+        {
+            budget.Release(cost - actual);
+        }
+
+        return (result, actual);
+    }
+
+    /// <summary>What an answer costs a connection until it is sent: the frames it pins, at least its data, and its header.</summary>
+    internal static long CostOf(SegmentRead result) => Math.Max(result.Data.Length, result.HeldBytes) + ReplyHeaderCost;
 
     public SegmentInfo GetInfo(SegmentRequest request) =>
         Resolve(request.Segment).GetInfo(request.Segment)

@@ -42,7 +42,42 @@ public sealed class KeepAliveTests
         Assert.True(server.KeepAlivesReceived >= 5, $"Only {server.KeepAlivesReceived} keep-alives in 3 s.");
     }
 
-    /// <summary>Answers Hello, then keep-alives only if told to, and nothing else.</summary>
+    [Fact]
+    public async Task A_server_that_stops_reading_is_dropped_within_the_timeout_though_a_write_is_stuck()
+    {
+        await using var server = await FakeServer.StartAsync(answerKeepAlives: true, freezeAfterHello: true);
+        await using var connection = await RawSegmentStoreConnection.ConnectAsync("127.0.0.1", server.Port, TimeSpan.FromSeconds(5), Fast);
+
+        // Blocks until the socket's buffers are full: the frozen server reads nothing, so the last write never ends.
+        var block = new System.Buffers.ReadOnlySequence<byte>(new byte[1 << 20]);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var writing = Task.Run(async () =>
+        {
+            for (var i = 0; i < 256 && !connection.IsClosed; i++)
+            {
+                await connection.SendBlockAsync(new AppendBlockHeader(1, i, 1, null), block, TestContext.Current.CancellationToken);
+            }
+        });
+
+        while (!connection.IsClosed && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        Assert.True(connection.IsClosed, "The connection to a server that reads nothing was still open after 10 s.");
+        Assert.True(clock.Elapsed < Fast.Timeout + TimeSpan.FromSeconds(1), $"Dropped only after {clock.Elapsed}.");
+        await Assert.ThrowsAnyAsync<Exception>(() => writing.WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public void By_default_a_frozen_segment_store_is_left_within_three_seconds()
+    {
+        var options = new StreamsClientOptions();
+        Assert.True(options.KeepAliveTimeout + (options.KeepAliveInterval / 4) <= TimeSpan.FromSeconds(3),
+            $"Keep-alive timeout {options.KeepAliveTimeout}, checked every {options.KeepAliveInterval / 4}.");
+    }
+
+    /// <summary>Answers Hello, then keep-alives only if told to, and nothing else; or, frozen, reads nothing after the hello.</summary>
     private sealed class FakeServer : IAsyncDisposable
     {
         private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
@@ -54,11 +89,11 @@ public sealed class KeepAliveTests
 
         public int KeepAlivesReceived => Volatile.Read(ref _keepAlives);
 
-        public static Task<FakeServer> StartAsync(bool answerKeepAlives)
+        public static Task<FakeServer> StartAsync(bool answerKeepAlives, bool freezeAfterHello = false)
         {
             var server = new FakeServer();
             server._listener.Start();
-            server._serve = Task.Run(() => server.ServeAsync(answerKeepAlives));
+            server._serve = Task.Run(() => server.ServeAsync(answerKeepAlives, freezeAfterHello));
             return Task.FromResult(server);
         }
 
@@ -70,7 +105,7 @@ public sealed class KeepAliveTests
             _stop.Dispose();
         }
 
-        private async Task ServeAsync(bool answerKeepAlives)
+        private async Task ServeAsync(bool answerKeepAlives, bool freezeAfterHello)
         {
             using var socket = await _listener.AcceptSocketAsync(_stop.Token);
             await using var stream = new NetworkStream(socket);
@@ -97,6 +132,12 @@ public sealed class KeepAliveTests
                     var writer = new ArrayBufferWriter<byte>();
                     RawFraming.WriteMessage(writer, reply);
                     await stream.WriteAsync(writer.WrittenMemory, _stop.Token);
+                }
+
+                if (freezeAfterHello && request.KindCase == DataRequest.KindOneofCase.Hello)
+                {
+                    // Frozen: the socket stays open, and nothing is read or answered any more.
+                    await Task.Delay(Timeout.Infinite, _stop.Token);
                 }
             }
         }

@@ -92,6 +92,24 @@ public sealed class EventStreamWriterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_large_event_does_not_leave_the_writing_thread_with_a_large_buffer()
+    {
+        await using var client = await ClientWithStreamAsync("scratch", 1);
+        await using var writer = await client.CreateWriterAsync("test", "scratch", Serializers.Bytes);
+
+        // Serializing happens on the calling thread, before the first await: look at that thread's buffer right after.
+        var large = writer.WriteEventAsync(new byte[4 * 1024 * 1024]);
+        var afterLarge = EventStreamWriter<byte[]>.ScratchCapacity;
+        await large;
+        var small = writer.WriteEventAsync(new byte[100]);
+        var afterSmall = EventStreamWriter<byte[]>.ScratchCapacity;
+        await small;
+
+        Assert.True(afterLarge <= 64 * 1024, $"The thread keeps a {afterLarge}-byte buffer after a 4 MiB event.");
+        Assert.InRange(afterSmall, 1, 64 * 1024);
+    }
+
+    [Fact]
     public async Task Writing_to_a_sealed_stream_fails_clearly()
     {
         await using var client = await ClientWithStreamAsync("sealed", 2);

@@ -119,6 +119,23 @@ public sealed class FramedConnectionHandlerTests
     }
 
     [Fact]
+    public async Task An_unexpected_failure_answers_internal_with_a_correlation_id_and_never_the_exception_message()
+    {
+        var handler = new EchoHandler(new Lifetime()) { HoldKeepAlives = false };
+        await using var link = Link.Start(handler);
+
+        await link.SendAsync(Info(1, "explode"));
+        var replies = await link.ReadToEndAsync();
+
+        var error = Assert.Single(replies).Error;
+        Assert.Equal((int)StatusCode.Internal, error.Code);
+        Assert.Matches("^Internal error [0-9a-f]{32}; the server's log has the details\\.$", error.Message);
+        Assert.DoesNotContain("/var/secret", error.Message, StringComparison.Ordinal);
+        await link.Loop.WaitAsync(TimeSpan.FromSeconds(5), Token);
+        Assert.Equal(1, handler.Closed);
+    }
+
+    [Fact]
     public async Task Stopping_the_server_tells_clients_to_reconnect_when_the_protocol_has_a_shutdown_message()
     {
         var lifetime = new Lifetime();
@@ -219,6 +236,8 @@ public sealed class FramedConnectionHandlerTests
 
                     replies.Send(new DataReply { KeepAlive = request.KeepAlive });
                     break;
+                case DataRequest.KindOneofCase.Info when request.Info.Segment == "explode":
+                    throw new InvalidOperationException("Could not open /var/secret/ledger-7.");
                 case DataRequest.KindOneofCase.Info:
                     Record($"info {request.Info.RequestId}");
                     replies.Send(new DataReply { Info = new SegmentInfoReply { RequestId = request.Info.RequestId, Info = new SegmentInfo { Segment = request.Info.Segment } } });
