@@ -14,10 +14,15 @@ using Streams.Testing;
 
 namespace Streams.SegmentStore.Tests.Server;
 
+/// <summary>Not run beside other tests: it sums unsent reply bytes through the segment store's (process-wide) meter.</summary>
+[CollectionDefinition(nameof(DataConnectionHandlerCollection), DisableParallelization = true)]
+public sealed class DataConnectionHandlerCollection;
+
 /// <summary>
 /// The raw data carrier: a real standalone server in this process with a hand-written reader that never takes its
 /// replies, and the per-connection session against a read that outlives its connection.
 /// </summary>
+[Collection(nameof(DataConnectionHandlerCollection))]
 public sealed class DataConnectionHandlerTests
 {
     private const string Scope = "handler";
