@@ -32,6 +32,12 @@ public sealed class DataConnectionHandlerTests
     /// <summary>Small replies (hello, keep-alives) are counted as they come and may ride over the budget.</summary>
     private const int Slack = 64 * 1024;
 
+    /// <summary>
+    /// An answer read again once it fits may pin more cached frames than first counted (the cache moved meanwhile) and
+    /// is settled after the fact: a connection holds at most its budget plus one answer (1 MiB reads over 1 MiB frames).
+    /// </summary>
+    private const int OneAnswer = 2 * 1024 * 1024;
+
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -68,7 +74,7 @@ public sealed class DataConnectionHandlerTests
         await WaitUntilAsync(() => unsent.Now >= Budget / 2, TimeSpan.FromSeconds(20));
         await Task.Delay(500, Token);
         var stuckMax = unsent.Max;
-        Assert.True(stuckMax <= Budget + Slack, $"The stuck reader's replies held up to {stuckMax} bytes; the budget is {Budget}.");
+        Assert.True(stuckMax <= Budget + OneAnswer + Slack, $"The stuck reader's replies held up to {stuckMax} bytes; the budget is {Budget}.");
 
         // Meanwhile another client reads the whole segment and writes more, at full speed.
         var clock = Stopwatch.StartNew();
@@ -89,8 +95,8 @@ public sealed class DataConnectionHandlerTests
 
         // A stuck connection holds its budget (a small reply may ride over it), never the 64 MiB it asked for; the
         // other client's connection had a budget of its own meanwhile.
-        Assert.True(unsent.Max <= 2 * (Budget + Slack), $"Unsent replies of both connections held up to {unsent.Max} bytes; each has a budget of {Budget}.");
-        Assert.InRange(unsent.Now, Budget / 2, Budget + Slack);
+        Assert.True(unsent.Max <= 2 * (Budget + OneAnswer + Slack), $"Unsent replies of both connections held up to {unsent.Max} bytes; each has a budget of {Budget} plus one answer.");
+        Assert.InRange(unsent.Now, Budget / 2, Budget + OneAnswer + Slack);
 
         // Once the stuck reader goes away, everything it held is released.
         stuck.Close();
