@@ -98,14 +98,7 @@ public sealed class BookieFreezeTests
     }
 
     private static StreamsClient Client(ClusterProcesses cluster) =>
-        StreamsClient.Create(new StreamsClientOptions
-        {
-            ControllerUri = cluster.ControllerUri,
-            ReconnectTimeout = TimeSpan.FromSeconds(30),
-            ControlTimeout = TimeSpan.FromSeconds(10),
-            KeepAliveInterval = TimeSpan.FromSeconds(1),
-            KeepAliveTimeout = TimeSpan.FromSeconds(3),
-        });
+        ProcessTestClients.ForFaults(cluster.ControllerUri);
 
     /// <summary>Samples a load's acknowledgements every 5 ms for a window and keeps the longest time without a new one.</summary>
     private sealed class StallMeter

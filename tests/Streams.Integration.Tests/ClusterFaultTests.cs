@@ -227,12 +227,5 @@ public sealed class ClusterFaultTests
         ProcessTestClients.CreateStreamAndWriterAsync(client, scope, Containers);
 
     private static StreamsClient Client(ClusterProcesses cluster) =>
-        StreamsClient.Create(new StreamsClientOptions
-        {
-            ControllerUri = cluster.ControllerUri,
-            ReconnectTimeout = TimeSpan.FromSeconds(30),
-            ControlTimeout = TimeSpan.FromSeconds(10),
-            KeepAliveInterval = TimeSpan.FromSeconds(1),
-            KeepAliveTimeout = TimeSpan.FromSeconds(3),
-        });
+        ProcessTestClients.ForFaults(cluster.ControllerUri);
 }

@@ -50,14 +50,7 @@ public sealed partial class ControllerFailoverTests
         var survivor = 1 - leader;
 
         // The leader comes first in the client's list, so every controller call goes to it until it dies.
-        await using var client = StreamsClient.Create(new StreamsClientOptions
-        {
-            ControllerUri = $"{cluster.Controllers[leader].ControllerUri},{cluster.Controllers[survivor].ControllerUri}",
-            ReconnectTimeout = TimeSpan.FromSeconds(30),
-            ControlTimeout = TimeSpan.FromSeconds(10),
-            KeepAliveInterval = TimeSpan.FromSeconds(1),
-            KeepAliveTimeout = TimeSpan.FromSeconds(3),
-        });
+        await using var client = ProcessTestClients.ForFaults($"{cluster.Controllers[leader].ControllerUri},{cluster.Controllers[survivor].ControllerUri}");
         var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, "failover", Containers);
         var load = AckedLoad.Start(writer, writers: 2, maxDuration: Bound * 2);
         await client.Streams.CreateStreamAsync("failover", "retained", StreamConfig.Fixed(2) with { Retention = RetentionPolicy.BySize(64 * 1024) });

@@ -12,6 +12,21 @@ internal static class ProcessTestClients
         StreamsClient.Create(new StreamsClientOptions { ControllerUri = controllerUri, ReconnectTimeout = TimeSpan.FromSeconds(3), ControlTimeout = TimeSpan.FromSeconds(5) });
 
     /// <summary>
+    /// A client of a cluster whose processes the test kills or freezes: it notices a silent connection within seconds
+    /// (1 s keep-alives, 3 s timeout) and keeps reconnecting for 30 s. <paramref name="controllerUri"/> may list several
+    /// controllers, comma-separated.
+    /// </summary>
+    public static StreamsClient ForFaults(string controllerUri) =>
+        StreamsClient.Create(new StreamsClientOptions
+        {
+            ControllerUri = controllerUri,
+            ReconnectTimeout = TimeSpan.FromSeconds(30),
+            ControlTimeout = TimeSpan.FromSeconds(10),
+            KeepAliveInterval = TimeSpan.FromSeconds(1),
+            KeepAliveTimeout = TimeSpan.FromSeconds(3),
+        });
+
+    /// <summary>
     /// Creates <paramref name="scope"/> and its stream "events" of <paramref name="segments"/> fixed segments, and a
     /// writer to it that stores routing keys (so a read can check per-key order).
     /// </summary>

@@ -41,14 +41,7 @@ public sealed class RebalanceTests
     private static async Task RunAsync(ClusterProcesses cluster)
     {
         await cluster.WaitForContainersAsync(Containers, Bound);
-        await using var client = StreamsClient.Create(new StreamsClientOptions
-        {
-            ControllerUri = cluster.ControllerUri,
-            ReconnectTimeout = TimeSpan.FromSeconds(30),
-            ControlTimeout = TimeSpan.FromSeconds(10),
-            KeepAliveInterval = TimeSpan.FromSeconds(1),
-            KeepAliveTimeout = TimeSpan.FromSeconds(3),
-        });
+        await using var client = ProcessTestClients.ForFaults(cluster.ControllerUri);
         var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, "rejoin", Containers);
         var load = new KeyedLoad(writer);
         Assert.True(await load.WaitForAsync(2_000, Bound), $"No write load: {load}");
