@@ -90,18 +90,6 @@ public sealed partial class BookieStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Records waiting for journal memory (the journal's pages are full and being flushed).</summary>
-    public int WaitingRecords
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _waiting.Count;
-            }
-        }
-    }
-
     /// <summary>The settings the store was opened with.</summary>
     public BookieOptions Options => _options;
 

@@ -40,10 +40,9 @@ internal sealed class DeletedLedgers
         }
     }
 
-    /// <summary>Forgets the deletes whose records lie before <paramref name="beginAddress"/>; returns how many.</summary>
-    public int Prune(long beginAddress)
+    /// <summary>Forgets the deletes whose records lie before <paramref name="beginAddress"/>.</summary>
+    public void Prune(long beginAddress)
     {
-        var pruned = 0;
         while (_byAddress.TryPeek(out var next))
         {
             var address = next.Record?.Address ?? next.Address;
@@ -54,9 +53,6 @@ internal sealed class DeletedLedgers
 
             _byAddress.Dequeue();
             _ledgers.Remove(next.Ledger);
-            pruned++;
         }
-
-        return pruned;
     }
 }

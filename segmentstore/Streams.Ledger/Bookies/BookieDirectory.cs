@@ -55,7 +55,7 @@ public sealed class BookieDirectory : IAsyncDisposable
         [.. (await _store.GetChildrenAsync(AvailablePath, cancellationToken)).Concat(_local.Keys).Distinct(StringComparer.Ordinal)];
 
     /// <summary>Whether the bookie failed a call and has not answered one since.</summary>
-    public bool IsSuspect(string bookieId) => !_suspects.IsEmpty && _suspects.ContainsKey(bookieId);
+    public bool IsSuspect(string bookieId) => _suspects.ContainsKey(bookieId);
 
     /// <summary>
     /// The available bookies, those that answer first, then the suspects (each probed in the background, at most
@@ -193,13 +193,8 @@ public sealed class BookieDirectory : IAsyncDisposable
         return await call(client, state, cancellationToken);
     }
 
-    private void Answered(string bookieId)
-    {
-        if (!_suspects.IsEmpty)
-        {
-            _suspects.TryRemove(bookieId, out _);
-        }
-    }
+    // Not guarded by IsEmpty: on a ConcurrentDictionary that takes every bucket lock when the dictionary is empty.
+    private void Answered(string bookieId) => _suspects.TryRemove(bookieId, out _);
 
     private void Failed(string bookieId) => _suspects.TryAdd(bookieId, new Suspicion());
 
