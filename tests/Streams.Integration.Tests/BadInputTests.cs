@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
+using Streams.Testing;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Common.Grpc;

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Streams.Client;
 using Streams.Testing;
-using Xunit.Sdk;
 
 namespace Streams.Integration.Tests;
 
@@ -82,19 +81,11 @@ public sealed class BookieFreezeTests
     private static async Task WithClusterAsync(Func<ClusterProcesses, Task> test, Dictionary<string, string>? environment = null)
     {
         await using var cluster = await ClusterProcesses.StartAsync(3, 1, quorums: (3, 3, 2), containers: Containers, environment: environment);
-        try
+        await cluster.RunAsync(async c =>
         {
-            await cluster.WaitForContainersAsync(Containers, Bound);
-            await test(cluster).WaitAsync(TimeSpan.FromMinutes(3));
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
-        }
-        catch (XunitException e)
-        {
-            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
-        }
+            await c.WaitForContainersAsync(Containers, Bound);
+            await test(c);
+        }, TimeSpan.FromMinutes(3) + Bound);
     }
 
     private static StreamsClient Client(ClusterProcesses cluster) =>

@@ -3,7 +3,6 @@ using Streams.Client;
 using Streams.Client.Writing;
 using Streams.Contracts.SegmentStore;
 using Streams.Testing;
-using Xunit.Sdk;
 
 namespace Streams.Integration.Tests;
 
@@ -204,23 +203,15 @@ public sealed class ClusterFaultTests
     private static async Task WithClusterAsync(int bookies, Func<ClusterProcesses, Task> test, int stores = 1, Dictionary<string, string>? environment = null)
     {
         await using var cluster = await ClusterProcesses.StartAsync(bookies, stores, quorums: (3, 3, 2), containers: Containers, environment: environment);
-        try
+        await cluster.RunAsync(async c =>
         {
             if (stores > 0)
             {
-                await cluster.WaitForContainersAsync(Containers, Bound);
+                await c.WaitForContainersAsync(Containers, Bound);
             }
 
-            await test(cluster).WaitAsync(TimeSpan.FromMinutes(4));
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
-        }
-        catch (XunitException e)
-        {
-            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
-        }
+            await test(c);
+        }, TimeSpan.FromMinutes(4) + Bound);
     }
 
     private static Task<EventStreamWriter<string>> CreateStreamAndWriterAsync(StreamsClient client, string scope) =>

@@ -5,7 +5,6 @@ using System.Text.RegularExpressions;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Testing;
-using Xunit.Sdk;
 
 namespace Streams.Integration.Tests;
 
@@ -29,18 +28,7 @@ public sealed partial class ControllerFailoverTests
         await using var cluster = await ClusterProcesses.StartAsync(
             bookies: 2, stores: 2, quorums: (2, 2, 2), containers: Containers, sessionTimeoutMs: SessionTimeoutMs,
             environment: new() { ["STREAMS__Controller__RetentionInterval"] = "00:00:00.200" }, controllers: 2);
-        try
-        {
-            await RunAsync(cluster).WaitAsync(TimeSpan.FromMinutes(2), TestContext.Current.CancellationToken);
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
-        }
-        catch (XunitException e)
-        {
-            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
-        }
+        await cluster.RunAsync(RunAsync, TimeSpan.FromMinutes(2), TestContext.Current.CancellationToken);
     }
 
     private static async Task RunAsync(ClusterProcesses cluster)

@@ -1,14 +1,12 @@
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
-using Streams.Client;
 using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
 using Streams.Coordination.Metadata;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
 using Streams.Testing;
-using Xunit.Sdk;
 
 namespace Streams.Integration.Tests;
 
@@ -35,19 +33,11 @@ public sealed class LedgerAutoRecoveryTests
             ["STREAMS__AutoRecovery__CheckInterval"] = "00:00:05",
             ["STREAMS__AutoRecovery__RetryDelay"] = "00:00:01",
         });
-        try
+        await cluster.RunAsync(async c =>
         {
-            await cluster.WaitForContainersAsync(Containers, Bound);
-            await RunAsync(cluster).WaitAsync(TimeSpan.FromMinutes(3));
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
-        }
-        catch (XunitException e)
-        {
-            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
-        }
+            await c.WaitForContainersAsync(Containers, Bound);
+            await RunAsync(c);
+        }, TimeSpan.FromMinutes(3) + Bound);
     }
 
     private static async Task RunAsync(ClusterProcesses cluster)
@@ -67,7 +57,7 @@ public sealed class LedgerAutoRecoveryTests
             own.Add(writer.LedgerId);
         }
 
-        await using var client = StreamsClient.Create(new StreamsClientOptions { ControllerUri = cluster.ControllerUri, ReconnectTimeout = TimeSpan.FromSeconds(30), ControlTimeout = TimeSpan.FromSeconds(10) });
+        await using var client = ProcessTestClients.ForFaults(cluster.ControllerUri);
         var events = await ProcessTestClients.CreateStreamAndWriterAsync(client, "autorecovery", Containers);
         var load = AckedLoad.Start(events, maxDuration: TimeSpan.FromSeconds(90), padding: 2048);
         Assert.True(await load.WaitForAcknowledgedAsync(2_000, Bound), $"No write load before the fault: {load}");
@@ -143,7 +133,7 @@ public sealed class LedgerAutoRecoveryTests
         }
 
         Assert.True(repairedTotal >= OwnLedgers, $"streams_ledger_recovery_repaired_ledgers_total is {repairedTotal} over the live bookies.");
-        await using var reader = StreamsClient.Create(new StreamsClientOptions { ControllerUri = cluster.ControllerUri, ReconnectTimeout = TimeSpan.FromSeconds(30) });
+        await using var reader = ProcessTestClients.ForFaults(cluster.ControllerUri);
         load.Verify(await AckedLoad.ReadAllAsync(reader, "autorecovery", "events"));
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"marked {markedAfter.TotalSeconds:F1} s after the kill; repaired {repairTime.TotalSeconds:F1} s after the new bookie joined; " +

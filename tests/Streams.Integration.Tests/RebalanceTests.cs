@@ -1,10 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using Streams.Client;
 using Streams.Client.Writing;
 using Streams.Testing;
-using Xunit.Sdk;
 
 namespace Streams.Integration.Tests;
 
@@ -24,18 +22,7 @@ public sealed class RebalanceTests
     public async Task A_rejoining_segment_store_takes_containers_back_with_writes_stalling_at_most_one_recovery()
     {
         await using var cluster = await ClusterProcesses.StartAsync(bookies: 3, stores: 2, quorums: (3, 3, 2), containers: Containers);
-        try
-        {
-            await RunAsync(cluster).WaitAsync(TimeSpan.FromMinutes(3), TestContext.Current.CancellationToken);
-        }
-        catch (XunitException e)
-        {
-            throw new XunitException(e.Message + "\nCluster output:\n" + cluster.Output());
-        }
-        catch (Exception e) when (e is not XunitException)
-        {
-            throw new InvalidOperationException("Cluster output:\n" + cluster.Output(), e);
-        }
+        await cluster.RunAsync(RunAsync, TimeSpan.FromMinutes(3), TestContext.Current.CancellationToken);
     }
 
     private static async Task RunAsync(ClusterProcesses cluster)
@@ -64,7 +51,7 @@ public sealed class RebalanceTests
         await load.StopAsync(Bound);
         await writer.DisposeAsync();
 
-        await using var reader = StreamsClient.Create(new StreamsClientOptions { ControllerUri = cluster.ControllerUri, ReconnectTimeout = TimeSpan.FromSeconds(30) });
+        await using var reader = ProcessTestClients.ForFaults(cluster.ControllerUri);
         var read = (await AckedLoad.ReadAllAsync(reader, "rejoin", "events")).Select(r => r.Value).ToList();
         Assert.Equal(read.Count, read.Distinct().Count());
         Assert.Empty(load.AcknowledgedEvents.Except(read));

@@ -1,8 +1,5 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
-using Google.Protobuf;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Common.Wire;
@@ -54,7 +51,7 @@ public sealed class StuckReaderProcessTests
         // The cache is full of the stream's tail now: that is the baseline the stuck readers may add their budgets to.
         var baseline = Rss(server.Pid);
         var segmentLength = (long)Events * EventFraming.FrameSize(EventSize);
-        var stuck = new List<Socket>();
+        var stuck = new List<RawProtocolClient>();
         try
         {
             for (var r = 0; r < StuckReaders; r++)
@@ -108,30 +105,20 @@ public sealed class StuckReaderProcessTests
     }
 
     /// <summary>Connects with a tiny receive buffer, asks for 64 MiB in 1 MiB reads spread over its stream's segment, and never reads.</summary>
-    private static async Task<Socket> StuckReaderAsync(int port, long segmentLength, int index)
+    private static async Task<RawProtocolClient> StuckReaderAsync(int port, long segmentLength, int index)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
-        await socket.ConnectAsync("127.0.0.1", port, Token);
-        await SendAsync(socket, new DataRequest { Hello = new Hello { ProtocolVersion = RawFraming.ProtocolVersion, Client = $"stuck-{index}" } });
+        var reader = await RawProtocolClient.ConnectAsync(port, receiveBufferSize: 4096, Token);
+        await reader.SendHelloAsync($"stuck-{index}", Token);
         var step = segmentLength / 64;
         for (var i = 0; i < 64; i++)
         {
-            await SendAsync(socket, new DataRequest
+            await reader.SendAsync(new DataRequest
             {
                 Read = new ReadSegmentRequest { RequestId = i + 1, Segment = $"rss/stuck{index}/0.#epoch.0", Offset = i * step, MaxBytes = 1 << 20 },
-            });
+            }, Token);
         }
 
-        return socket;
-    }
-
-    private static async Task SendAsync(Socket socket, DataRequest request)
-    {
-        var body = request.ToByteArray();
-        var frame = new byte[4 + body.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
-        body.CopyTo(frame, 4);
-        await socket.SendAsync(frame, SocketFlags.None, Token);
+        return reader;
     }
 
     /// <summary>The resident set of a process, from /proc (Linux).</summary>

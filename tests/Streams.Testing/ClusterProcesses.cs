@@ -114,7 +114,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
     }
 
     /// <summary>Starts one more controller; it serves at once and leads when no other does.</summary>
-    public async Task<StreamsProcess> AddControllerAsync()
+    private async Task<StreamsProcess> AddControllerAsync()
     {
         var controller = await StartControllerProcessAsync();
         Controllers.Add(controller);

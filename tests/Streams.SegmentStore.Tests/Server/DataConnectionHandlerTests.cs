@@ -1,13 +1,9 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.IO.Pipelines;
-using System.Net.Sockets;
-using Google.Protobuf;
 using Streams.Client;
 using Streams.Client.Serialization;
 using Streams.Common.Server.Framing;
-using Streams.Common.Wire;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Server;
 using Streams.Testing;
@@ -59,15 +55,14 @@ public sealed class DataConnectionHandlerTests
         }
 
         // The stuck reader: a tiny receive buffer, 64 reads of 1 MiB across the segment, and never a byte read back.
-        using var stuck = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
-        await stuck.ConnectAsync("127.0.0.1", server.DataPort, Token);
-        await SendAsync(stuck, new DataRequest { Hello = new Hello { ProtocolVersion = RawFraming.ProtocolVersion, Client = "stuck" } });
+        using var stuck = await RawProtocolClient.ConnectAsync(server.DataPort, receiveBufferSize: 4096, Token);
+        await stuck.SendHelloAsync("stuck", Token);
         for (var i = 0; i < 64; i++)
         {
-            await SendAsync(stuck, new DataRequest
+            await stuck.SendAsync(new DataRequest
             {
                 Read = new ReadSegmentRequest { RequestId = i + 1, Segment = $"{Scope}/stuck/0.#epoch.0", Offset = i % 32 * (1L << 20), MaxBytes = 1 << 20 },
-            });
+            }, Token);
         }
 
         // The server fills the socket's buffers, then its budget, then stops serving that connection.
@@ -99,7 +94,7 @@ public sealed class DataConnectionHandlerTests
         Assert.InRange(unsent.Now, Budget / 2, Budget + OneAnswer + Slack);
 
         // Once the stuck reader goes away, everything it held is released.
-        stuck.Close();
+        stuck.Dispose();
         await WaitUntilAsync(() => unsent.Now == 0, TimeSpan.FromSeconds(10));
     }
 
@@ -119,15 +114,6 @@ public sealed class DataConnectionHandlerTests
         session.EndRead();
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await session.BeginReadAsync(Token));
         await replies.CompleteAsync();
-    }
-
-    private static async Task SendAsync(Socket socket, DataRequest request)
-    {
-        var body = request.ToByteArray();
-        var frame = new byte[4 + body.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
-        body.CopyTo(frame, 4);
-        await socket.SendAsync(frame, SocketFlags.None, Token);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
