@@ -43,9 +43,11 @@ public sealed class FramedReplyChannel
     /// <summary>Queues a message; it counts against the budget (possibly over it) until it is flushed.</summary>
     public void Send(IMessage message)
     {
-        var cost = _budget is null ? 0 : message.CalculateSize() + MessageOverhead;
+        // Sized once, here: the sender writes the prefix from it rather than sizing the message again.
+        var size = message.CalculateSize();
+        var cost = _budget is null ? 0 : size + MessageOverhead;
         _budget?.Add(cost);
-        if (!_queue.Writer.TryWrite(new Reply(message, null, cost)))
+        if (!_queue.Writer.TryWrite(new Reply(message, null, cost, size)))
         {
             _budget?.Release(cost);
         }
@@ -61,9 +63,9 @@ public sealed class FramedReplyChannel
     /// </summary>
     public void Send(IFrameBody body, long reserved)
     {
-        if (!_queue.Writer.TryWrite(new Reply(null, body, reserved)))
+        if (!_queue.Writer.TryWrite(new Reply(null, body, reserved, body.Size)))
         {
-            Drop(new Reply(null, body, reserved));
+            Drop(new Reply(null, body, reserved, body.Size));
         }
     }
 
@@ -85,17 +87,17 @@ public sealed class FramedReplyChannel
             {
                 while (reader.TryRead(out var item))
                 {
+                    RawFraming.WriteHeader(output, item.Size);
                     if (item.Body is { } body)
                     {
                         using (body)
                         {
-                            RawFraming.WriteHeader(output, body.Size);
                             body.Write(output);
                         }
                     }
                     else
                     {
-                        RawFraming.WriteMessage(output, item.Message!);
+                        item.Message!.WriteTo(output);
                     }
 
                     unflushed += item.Cost;
@@ -144,5 +146,6 @@ public sealed class FramedReplyChannel
         _budget?.Release(item.Cost);
     }
 
-    private readonly record struct Reply(IMessage? Message, IFrameBody? Body, long Cost);
+    /// <summary>A queued reply: a message or a body, what it holds of the budget, and its frame's body size.</summary>
+    private readonly record struct Reply(IMessage? Message, IFrameBody? Body, long Cost, int Size);
 }
