@@ -9,7 +9,8 @@ namespace Streams.Controller;
 /// </summary>
 public interface ISegmentStoreAdmin
 {
-    Task CreateSegmentAsync(string segment, CancellationToken cancellationToken);
+    /// <summary>Creates a segment; a successor starts from <paramref name="seed"/>, its share of its predecessors' load.</summary>
+    Task CreateSegmentAsync(string segment, CancellationToken cancellationToken, SegmentLoadSeed? seed = null);
 
     Task<SegmentInfo> SealSegmentAsync(string segment, CancellationToken cancellationToken);
 
@@ -19,4 +20,10 @@ public interface ISegmentStoreAdmin
     Task<SegmentInfo> TruncateSegmentAsync(string segment, long offset, CancellationToken cancellationToken);
 
     Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken);
+
+    /// <summary>The segment's writer records (final once it is sealed).</summary>
+    Task<WriterRecords> GetWriterRecordsAsync(string segment, CancellationToken cancellationToken);
+
+    /// <summary>Sets what the named writers inherited from the segment's predecessors. Idempotent.</summary>
+    Task InheritWriterRecordsAsync(string segment, IReadOnlyList<WriterRecord> writers, CancellationToken cancellationToken);
 }

@@ -11,12 +11,12 @@ namespace Streams.Hosting;
 /// </summary>
 internal sealed class LocalSegmentStoreAdmin(SegmentRequests requests, TimeSpan timeout) : ISegmentStoreAdmin
 {
-    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken) =>
+    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken, SegmentLoadSeed? seed = null) =>
         RetryAsync(async ct =>
         {
             try
             {
-                await requests.CreateAsync(new CreateSegmentRequest { Segment = segment }, ct);
+                await requests.CreateAsync(new CreateSegmentRequest { Segment = segment, Seed = seed }, ct);
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
             {
@@ -36,6 +36,17 @@ internal sealed class LocalSegmentStoreAdmin(SegmentRequests requests, TimeSpan 
 
     public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
         RetryAsync(_ => Task.FromResult(requests.GetInfo(new SegmentRequest { Segment = segment })), cancellationToken);
+
+    public Task<WriterRecords> GetWriterRecordsAsync(string segment, CancellationToken cancellationToken) =>
+        RetryAsync(ct => requests.GetWriterRecordsAsync(new SegmentRequest { Segment = segment }, ct), cancellationToken);
+
+    public Task InheritWriterRecordsAsync(string segment, IReadOnlyList<WriterRecord> writers, CancellationToken cancellationToken) =>
+        RetryAsync(ct =>
+        {
+            var request = new InheritWriterRecordsRequest { Segment = segment };
+            request.Writers.AddRange(writers);
+            return requests.InheritWriterRecordsAsync(request, ct);
+        }, cancellationToken);
 
     private async Task<T> RetryAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
     {

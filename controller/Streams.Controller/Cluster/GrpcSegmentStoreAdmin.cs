@@ -19,12 +19,12 @@ public sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCoun
 
     private readonly ConcurrentDictionary<string, (GrpcChannel Channel, SegmentStoreClient Client)> _stores = new(StringComparer.Ordinal);
 
-    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken) =>
+    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken, SegmentLoadSeed? seed = null) =>
         CallAsync(segment, async client =>
         {
             try
             {
-                await client.CreateSegmentAsync(new CreateSegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken));
+                await client.CreateSegmentAsync(new CreateSegmentRequest { Segment = segment, Seed = seed }, GrpcChannels.Deadline(CallTimeout, cancellationToken));
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
             {
@@ -44,6 +44,17 @@ public sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCoun
 
     public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
         CallAsync(segment, async client => await client.GetSegmentInfoAsync(new SegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken)), cancellationToken);
+
+    public Task<WriterRecords> GetWriterRecordsAsync(string segment, CancellationToken cancellationToken) =>
+        CallAsync(segment, async client => await client.GetWriterRecordsAsync(new SegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, cancellationToken)), cancellationToken);
+
+    public Task InheritWriterRecordsAsync(string segment, IReadOnlyList<WriterRecord> writers, CancellationToken cancellationToken) =>
+        CallAsync(segment, async client =>
+        {
+            var request = new InheritWriterRecordsRequest { Segment = segment };
+            request.Writers.AddRange(writers);
+            return await client.InheritWriterRecordsAsync(request, GrpcChannels.Deadline(CallTimeout, cancellationToken));
+        }, cancellationToken);
 
     public void Dispose()
     {

@@ -133,6 +133,13 @@ public sealed class ControllerService
         return ToInfo(updated);
     }
 
+    /// <summary>
+    /// Seals adjacent segments of the current epoch and replaces them with successors covering exactly their key
+    /// ranges, as a durable, resumable epoch transition (docs/scaling.md). Completes when the new epoch is active.
+    /// </summary>
+    public Task<StreamInfo> ScaleStreamAsync(string scope, string stream, IReadOnlyList<long> sealSegmentIds, IReadOnlyList<KeyRangeRecord> newRanges, string reason, CancellationToken cancellationToken) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, "ScaleStream is not built yet."));
+
     public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
         ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
 

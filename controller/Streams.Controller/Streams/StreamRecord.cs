@@ -12,8 +12,44 @@ public enum StreamRecordState
     Deleting,
 }
 
-/// <summary>One segment of a stream's epoch and its routing-key range [KeyStart, KeyEnd).</summary>
-public sealed record SegmentRecord(int Number, int Epoch, double KeyStart, double KeyEnd);
+/// <summary>
+/// One segment of a stream's epoch and its routing-key range [KeyStart, KeyEnd). <see cref="Predecessors"/> are the ids
+/// of the segments it replaced (none for the first epoch's); <see cref="SealedEpoch"/> the epoch that replaced it.
+/// </summary>
+public sealed record SegmentRecord(int Number, int Epoch, double KeyStart, double KeyEnd, IReadOnlyList<long>? Predecessors = null, int? SealedEpoch = null);
+
+/// <summary>How a stream's segment count is decided.</summary>
+public enum ScalingKind
+{
+    Fixed,
+    EventsPerSecond,
+    KBytesPerSecond,
+}
+
+/// <summary>
+/// A stream's scaling policy. For <see cref="ScalingKind.Fixed"/>, <see cref="Target"/> is the segment count and the
+/// rest is unused; otherwise <see cref="Target"/> is the rate per segment (events/s or KiB/s).
+/// </summary>
+public sealed record ScalingPolicyRecord(ScalingKind Kind, int Target, int ScaleFactor = 2, int MinSegments = 1, int MaxSegments = 64);
+
+/// <summary>A routing-key range [Start, End).</summary>
+public readonly record struct KeyRangeRecord(double Start, double End);
+
+/// <summary>
+/// An epoch transition under way, stored in the stream record so a new leading controller finishes it.
+/// <see cref="Step"/> is the last step completed ("" after recording, then "created", "linked", "sealed", "inherited").
+/// </summary>
+public sealed record EpochTransitionRecord(
+    int FromEpoch,
+    IReadOnlyList<long> SealSegmentIds,
+    IReadOnlyList<KeyRangeRecord> NewRanges,
+    string Step,
+    long StartedAtUnixMs,
+    long StepAtUnixMs,
+    string Reason);
+
+/// <summary>One completed scale: the epoch it made, when, what it sealed and created, and why.</summary>
+public sealed record ScaleHistoryRecord(int Epoch, long TimeUnixMs, IReadOnlyList<long> Sealed, IReadOnlyList<long> Created, string Reason);
 
 /// <summary>
 /// A stream as stored in the metadata store (JSON), at /scopes/{scope}/streams/{stream}. <see cref="ActiveSegments"/>
@@ -31,8 +67,15 @@ public sealed record StreamRecord(
     long CreatedAtUnixMs,
     long? RetentionTimeMs = null,
     long? RetentionSizeBytes = null,
-    IReadOnlyList<SegmentRecord>? EarlierSegments = null)
+    IReadOnlyList<SegmentRecord>? EarlierSegments = null,
+    ScalingPolicyRecord? Scaling = null,
+    EpochTransitionRecord? Transition = null,
+    IReadOnlyList<ScaleHistoryRecord>? History = null,
+    int NextSegmentNumber = 0)
 {
+    /// <summary>The scaling policy; records written before policies existed are fixed at their segment count.</summary>
+    public ScalingPolicyRecord Policy => Scaling ?? new ScalingPolicyRecord(ScalingKind.Fixed, FixedSegmentCount);
+
     public bool HasRetention => RetentionTimeMs is not null || RetentionSizeBytes is not null;
 
     /// <summary>

@@ -9,10 +9,10 @@ namespace Streams.Controller.Streams;
 /// </summary>
 internal sealed class TracedSegmentStoreAdmin(ISegmentStoreAdmin inner) : ISegmentStoreAdmin
 {
-    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken) =>
+    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken, SegmentLoadSeed? seed = null) =>
         TraceAsync("CreateSegment", segment, async () =>
         {
-            await inner.CreateSegmentAsync(segment, cancellationToken);
+            await inner.CreateSegmentAsync(segment, cancellationToken, seed);
             return true;
         });
 
@@ -31,6 +31,16 @@ internal sealed class TracedSegmentStoreAdmin(ISegmentStoreAdmin inner) : ISegme
 
     public Task<SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
         TraceAsync("GetSegmentInfo", segment, () => inner.GetSegmentInfoAsync(segment, cancellationToken));
+
+    public Task<WriterRecords> GetWriterRecordsAsync(string segment, CancellationToken cancellationToken) =>
+        TraceAsync("GetWriterRecords", segment, () => inner.GetWriterRecordsAsync(segment, cancellationToken));
+
+    public Task InheritWriterRecordsAsync(string segment, IReadOnlyList<WriterRecord> writers, CancellationToken cancellationToken) =>
+        TraceAsync("InheritWriterRecords", segment, async () =>
+        {
+            await inner.InheritWriterRecordsAsync(segment, writers, cancellationToken);
+            return true;
+        });
 
     private static async Task<T> TraceAsync<T>(string name, string segment, Func<Task<T>> call)
     {

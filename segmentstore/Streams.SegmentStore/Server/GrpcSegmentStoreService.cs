@@ -49,6 +49,12 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     public override async Task<DeleteSegmentReply> DeleteSegment(SegmentRequest request, ServerCallContext context) =>
         await requests.DeleteAsync(request, context.CancellationToken);
 
+    public override async Task<WriterRecords> GetWriterRecords(SegmentRequest request, ServerCallContext context) =>
+        await requests.GetWriterRecordsAsync(request, context.CancellationToken);
+
+    public override async Task<SegmentInfo> InheritWriterRecords(InheritWriterRecordsRequest request, ServerCallContext context) =>
+        await requests.InheritWriterRecordsAsync(request, context.CancellationToken);
+
     /// <summary>Read: the reply holds cached frames until it is written, then releases them.</summary>
     public async Task<ReadReplyFrame> ReadAsync(ReadSegmentRequest request, ServerCallContext context)
     {

@@ -157,6 +157,14 @@ public sealed class SegmentRequests
         return new DeleteSegmentReply { Segment = request.Segment, Deleted = true };
     }
 
+    /// <summary>The segment's writer records (docs/scaling.md).</summary>
+    public Task<WriterRecords> GetWriterRecordsAsync(SegmentRequest request, CancellationToken cancellationToken) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, "GetWriterRecords is not built yet."));
+
+    /// <summary>Sets the inherited ranges of the named writers, replacing what they inherited before.</summary>
+    public Task<SegmentInfo> InheritWriterRecordsAsync(InheritWriterRecordsRequest request, CancellationToken cancellationToken) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, "InheritWriterRecords is not built yet."));
+
     public static RpcException ToException(in OperationOutcome outcome) => new(new Status(outcome.Status switch
     {
         OutcomeStatus.NoSuchSegment => StatusCode.NotFound,

@@ -16,7 +16,11 @@ internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
 
     public bool FailCreates { get; set; }
 
-    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken)
+    public ConcurrentDictionary<string, SegmentLoadSeed?> Seeds { get; } = new();
+
+    public ConcurrentDictionary<string, List<WriterRecord>> Writers { get; } = new();
+
+    public Task CreateSegmentAsync(string segment, CancellationToken cancellationToken, SegmentLoadSeed? seed = null)
     {
         if (FailCreates)
         {
@@ -27,6 +31,8 @@ internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
         {
             Created.Add(segment);
         }
+
+        Seeds[segment] = seed;
 
         return Task.CompletedTask;
     }
@@ -47,6 +53,23 @@ internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
     {
         Sealed.Add(segment);
         return Task.FromResult(new SegmentInfo { Segment = segment, Sealed = true });
+    }
+
+    public Task<WriterRecords> GetWriterRecordsAsync(string segment, CancellationToken cancellationToken)
+    {
+        var records = new WriterRecords { Segment = segment, Sealed = Sealed.Contains(segment) };
+        if (Writers.TryGetValue(segment, out var writers))
+        {
+            records.Writers.AddRange(writers);
+        }
+
+        return Task.FromResult(records);
+    }
+
+    public Task InheritWriterRecordsAsync(string segment, IReadOnlyList<WriterRecord> writers, CancellationToken cancellationToken)
+    {
+        Writers[segment] = [.. writers];
+        return Task.CompletedTask;
     }
 
     public Task DeleteSegmentAsync(string segment, CancellationToken cancellationToken)
