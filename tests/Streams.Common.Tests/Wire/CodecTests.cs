@@ -18,8 +18,9 @@ public sealed class CodecTests
             var count = (int)(eventNumber % 100_000);
             var conditional = requestId % 2 == 0;
             var expected = eventNumber ^ requestId;
-            var header = new AppendBlockHeader(requestId, eventNumber, count, conditional ? expected : null);
-            var block = new AppendBlock { RequestId = requestId, LastEventNumber = eventNumber, EventCount = count, Data = ByteString.CopyFrom(data) };
+            var sample = (ulong)(eventNumber & 0xFFFFFFFF) * (ulong)(count & 1);
+            var header = new AppendBlockHeader(requestId, eventNumber, count, conditional ? expected : null, sample);
+            var block = new AppendBlock { RequestId = requestId, LastEventNumber = eventNumber, EventCount = count, Data = ByteString.CopyFrom(data), KeySample = sample };
             if (conditional)
             {
                 block.ExpectedOffset = expected;
