@@ -22,13 +22,25 @@ internal interface IContainerMetadata
     /// <summary>Validates a block of events and hands it to the log; see <see cref="SegmentContainer.TryAppend"/>.</summary>
     AppendAcceptance TryAppend(
         string segmentName, Guid writer, long lastEventNumber, int eventCount, long? expectedOffset, in ReadOnlySequence<byte> data,
-        IOperationCallback callback, long token, out OperationOutcome outcome);
+        IOperationCallback callback, long token, out OperationOutcome outcome, ulong keySample = 0);
 
     /// <summary>Answers, through the callback, with the writer's durable event number once everything accepted before is durable; or returns the answer now.</summary>
     OperationOutcome? SetupAppend(string segmentName, Guid writer, IOperationCallback callback, long token);
 
-    /// <summary>Accepts a segment's creation (answered through the callback), or returns why not.</summary>
-    OperationOutcome? Create(string name, IOperationCallback callback);
+    /// <summary>Accepts a segment's creation (answered through the callback), starting its load at <paramref name="seed"/>, or returns why not.</summary>
+    OperationOutcome? Create(string name, IOperationCallback callback, Load.LoadState? seed = null);
+
+    /// <summary>
+    /// Accepts the replacement of the named writers' inherited ranges (a logged operation, answered through the
+    /// callback once durable), or returns why not. Their own event numbers are untouched.
+    /// </summary>
+    OperationOutcome? Inherit(string name, IReadOnlyList<(Guid Writer, InheritedRange[] Ranges)> writers, IOperationCallback callback);
+
+    /// <summary>Whether the durable segment is sealed and its writers' records; null if there is no such segment.</summary>
+    (bool Sealed, List<WriterRecord> Writers)? WriterRecords(string name);
+
+    /// <summary>What an append setup tells a writer: the segment is sealed, its last durable event number, what it inherited.</summary>
+    (bool Sealed, long LastEventNumber, IReadOnlyList<InheritedRange> Inherited) DescribeWriter(string name, Guid writer);
 
     /// <summary>Accepts a seal, truncation (at <paramref name="offset"/>) or deletion (answered through the callback), or returns why not.</summary>
     OperationOutcome? Mutate(string name, OperationType type, long offset, IOperationCallback callback);

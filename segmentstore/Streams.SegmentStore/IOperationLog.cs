@@ -71,8 +71,9 @@ internal interface IOperationLog : IAsyncDisposable
     LogAcceptance TryAppend(in PendingOperation append, in ReadOnlySequence<byte> data);
 
     /// <summary>
-    /// Writes a create, seal, truncate, delete or (with its serialized <paramref name="body"/>) Tier 2 flush record and
-    /// queues the operation. Never refused for capacity: these are few and small.
+    /// Writes a create (with its load seed as <paramref name="body"/>, if any), seal, truncate, delete, or (with its
+    /// serialized <paramref name="body"/>) Tier 2 flush or writer-inheritance record and queues the operation. Never
+    /// refused for capacity: these are few and small.
     /// </summary>
     LogAcceptance TryAdd(in PendingOperation operation, ReadOnlySpan<byte> body = default);
 

@@ -46,6 +46,16 @@ public static class SegmentStoreMetrics
     public static readonly Counter<long> Tier2Errors = Meter.CreateCounter<long>("streams.segmentstore.tier2.errors", "{error}", "Failed rounds of the storage writer (retried with back-off).");
 
     /// <summary>
+    /// Load reports sent to the controller, by outcome: accepted, refused (the receiver does not lead) or failed. The
+    /// rates themselves are not metrics: one series per segment would grow with every segment ever created.
+    /// </summary>
+    public static readonly Counter<long> LoadReports = Meter.CreateCounter<long>("streams.segmentstore.load.reports", "{report}",
+        "Load reports sent to the controller, by outcome (accepted, refused, failed).");
+
+    public static readonly Counter<long> WriterEvictions = Meter.CreateCounter<long>("streams.segmentstore.writers.evicted", "{writer}",
+        "Writer records forgotten because their segment held the most writers it keeps (the longest idle go first).");
+
+    /// <summary>
     /// Registers gauges that observe a running segment store, on a meter of their own that the returned handle disposes
     /// (a stopped store is no longer observed; a process that starts a store again observes only the new one).
     /// </summary>

@@ -10,6 +10,7 @@ using Streams.Coordination.Metadata;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
 using Streams.SegmentStore;
+using Streams.SegmentStore.Load;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
 using Streams.Tier2;
@@ -30,10 +31,14 @@ public sealed class SegmentStoreHost : IAsyncDisposable
     private readonly RoleTelemetry _telemetry;
     private readonly CancellationTokenSource _stop;
     private readonly Task _ownership;
+    private readonly ControllerLoadSink _loadSink;
 
-    private SegmentStoreHost(WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration, RoleTelemetry telemetry, CancellationTokenSource stop, Task ownership, string storeId)
+    private SegmentStoreHost(
+        WebApplication app, SegmentStoreService service, BookieDirectory bookies, ZooKeeperMetadataStore zookeeper, EphemeralRegistration registration,
+        RoleTelemetry telemetry, CancellationTokenSource stop, Task ownership, string storeId, ControllerLoadSink loadSink)
     {
-        (_app, _service, _bookies, _zookeeper, _registration, _telemetry, _stop, _ownership, StoreId) = (app, service, bookies, zookeeper, registration, telemetry, stop, ownership, storeId);
+        (_app, _service, _bookies, _zookeeper, _registration, _telemetry, _stop, _ownership, StoreId, _loadSink) =
+            (app, service, bookies, zookeeper, registration, telemetry, stop, ownership, storeId, loadSink);
     }
 
     public string StoreId { get; }
@@ -50,6 +55,8 @@ public sealed class SegmentStoreHost : IAsyncDisposable
         storeOptions.Validate();
         var ledgerOptions = ServerConfiguration.Bind<LedgerOptions>(configuration, "Ledger");
         ledgerOptions.Validate();
+        var loadOptions = ServerConfiguration.Bind<SegmentLoadOptions>(configuration, "Scaling");
+        loadOptions.Validate();
 
         var bookies = new BookieDirectory(zookeeper, ledgerOptions);
         var ledgers = new LedgerManager(zookeeper, bookies, ledgerOptions, loggerFactory.CreateLogger<LedgerManager>());
@@ -64,14 +71,17 @@ public sealed class SegmentStoreHost : IAsyncDisposable
             logger.LogInformation("Tier 2: {Tier2}", tier2.Location);
         }
 
+        var storeId = $"{settings.Advertised}:{settings.GrpcPort}";
+        var loadSink = new ControllerLoadSink(zookeeper, loggerFactory.CreateLogger<ControllerLoadSink>());
         var service = new SegmentStoreService(
             storeOptions,
             id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverSize.Bytes, storeOptions.RecoveryReadAhead.Bytes, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
             loggerFactory,
-            tier2);
+            tier2,
+            loadSink,
+            loadOptions) { Name = storeId };
         telemetry.Own(SegmentStoreMetrics.Observe(() => service.Cache.Size, () => service.RunningContainers.Count(), () => service.UnflushedBytes, () => service.ChunkCache.Size));
         var requests = new SegmentRequests(service);
-        var storeId = $"{settings.Advertised}:{settings.GrpcPort}";
         var ownership = new ContainerOwnership(service, zookeeper, storeId, loggerFactory.CreateLogger<ContainerOwnership>());
 
         var app = RoleServer.Build(settings, loggerFactory,
@@ -97,7 +107,7 @@ public sealed class SegmentStoreHost : IAsyncDisposable
         await registration.StartAsync(cancellationToken);
         var stop = new CancellationTokenSource();
         var following = Task.Run(() => ownership.RunAsync(stop.Token), CancellationToken.None);
-        return new SegmentStoreHost(app, service, bookies, zookeeper, registration, telemetry, stop, following, storeId);
+        return new SegmentStoreHost(app, service, bookies, zookeeper, registration, telemetry, stop, following, storeId, loadSink);
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
@@ -110,6 +120,7 @@ public sealed class SegmentStoreHost : IAsyncDisposable
         await RoleServer.StopAsync(_app);
         _telemetry.Dispose();
         await _service.DisposeAsync();
+        _loadSink.Dispose();
         await _bookies.DisposeAsync();
         await _zookeeper.DisposeAsync();
         _stop.Dispose();

@@ -20,7 +20,7 @@ internal static class CheckpointMapping
         {
             expiredWriters += s.ExpireWriters(writerCutoffUnixMs);
             captured.Add(new CheckpointSegment(s.Id, s.Name, s.CreatedAtUnixMs, s.PendingLength, s.PendingStartOffset, s.PendingSealed,
-                s.StorageLength, [.. s.Chunks], s.AcceptedWriters()));
+                s.StorageLength, [.. s.Chunks], s.AcceptedWriters(), s.Load.Capture()));
         }
 
         return new ContainerCheckpoint(nextSegmentId, captured);
@@ -51,6 +51,11 @@ internal static class CheckpointMapping
             segment.Chunks.Clear();
             segment.Chunks.AddRange(c.Chunks);
             segment.RestoreWriters(c.Writers, now);
+            if (c.Load is { } load)
+            {
+                segment.Load.Restore(load);
+            }
+
             segment.Index.TruncateBefore(c.StartOffset);
         }
 

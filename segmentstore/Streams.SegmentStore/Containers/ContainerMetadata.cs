@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Streams.Common.Wire;
+using Streams.SegmentStore.Load;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 
@@ -53,7 +54,7 @@ internal sealed class ContainerMetadata : IContainerMetadata
 
     public AppendAcceptance TryAppend(
         string segmentName, Guid writer, long lastEventNumber, int eventCount, long? expectedOffset, in ReadOnlySequence<byte> data,
-        IOperationCallback callback, long token, out OperationOutcome outcome)
+        IOperationCallback callback, long token, out OperationOutcome outcome, ulong keySample = 0)
     {
         if (ValidateBlock(lastEventNumber, eventCount, data) is { } invalid)
         {
@@ -124,6 +125,7 @@ internal sealed class ContainerMetadata : IContainerMetadata
 
             segment.PendingLength = offset + data.Length;
             segment.Accept(writer, lastEventNumber);
+            segment.Load.Record(eventCount, data.Length, keySample);
             _budget.Add(data.Length);
             return AppendAcceptance.Accepted;
         }
@@ -143,7 +145,7 @@ internal sealed class ContainerMetadata : IContainerMetadata
         }
     }
 
-    public OperationOutcome? Create(string name, IOperationCallback callback)
+    public OperationOutcome? Create(string name, IOperationCallback callback, LoadState? seed = null)
     {
         lock (_sync)
         {
@@ -158,9 +160,15 @@ internal sealed class ContainerMetadata : IContainerMetadata
             }
 
             var segment = new SegmentMetadata(_nextSegmentId, name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            if (Add(new PendingOperation { Type = OperationType.CreateSegment, Segment = segment, Callback = callback }) is { } refused)
+            var seedBody = seed is null ? [] : WriterAndLoadRecords.Seed(seed);
+            if (Add(new PendingOperation { Type = OperationType.CreateSegment, Segment = segment, Callback = callback }, seedBody) is { } refused)
             {
                 return refused;
+            }
+
+            if (seed is not null)
+            {
+                segment.Load.Seed(seed.EventRates, seed.ByteRates, seed.AgeMs);
             }
 
             _nextSegmentId++;
@@ -169,6 +177,41 @@ internal sealed class ContainerMetadata : IContainerMetadata
             return null;
         }
     }
+
+    public OperationOutcome? Inherit(string name, IReadOnlyList<(Guid Writer, InheritedRange[] Ranges)> writers, IOperationCallback callback)
+    {
+        var body = WriterAndLoadRecords.Inherit(0, writers);
+        if (body.Length > _log.MaxRecordSize - DataFrame.HeaderSize - DataFrame.OperationHeaderSize - DataFrame.TrailerSize)
+        {
+            return OperationOutcome.Fail(OutcomeStatus.InvalidArgument,
+                $"{writers.Count} writer records are {body.Length} bytes, more than one log record holds ({_log.MaxRecordSize}); send them in several requests.");
+        }
+
+        lock (_sync)
+        {
+            if (Find(name, out var segment) is { } missing)
+            {
+                return missing;
+            }
+
+            WriteSegmentId(body, segment.Id);
+            if (Add(new PendingOperation { Type = OperationType.InheritWriters, Segment = segment, Callback = callback }, body) is { } refused)
+            {
+                return refused;
+            }
+
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            foreach (var (writer, ranges) in writers)
+            {
+                segment.Inherit(writer, ranges, now);
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>The record body starts with the segment id, known only under the lock.</summary>
+    private static void WriteSegmentId(byte[] body, long segmentId) => System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
 
     public OperationOutcome? Mutate(string name, OperationType type, long offset, IOperationCallback callback)
     {
@@ -286,6 +329,24 @@ internal sealed class ContainerMetadata : IContainerMetadata
         lock (_sync)
         {
             return _byName.TryGetValue(name, out var segment) && segment.IsDurable ? segment : null;
+        }
+    }
+
+    public (bool Sealed, List<WriterRecord> Writers)? WriterRecords(string name)
+    {
+        lock (_sync)
+        {
+            return _byName.TryGetValue(name, out var segment) && segment.IsDurable ? (segment.IsSealed, segment.DurableWriters()) : null;
+        }
+    }
+
+    public (bool Sealed, long LastEventNumber, IReadOnlyList<InheritedRange> Inherited) DescribeWriter(string name, Guid writer)
+    {
+        lock (_sync)
+        {
+            return _byName.TryGetValue(name, out var segment)
+                ? (segment.IsSealed, segment.DurableEventNumber(writer), segment.InheritedBy(writer))
+                : (false, -1, []);
         }
     }
 
@@ -435,6 +496,12 @@ internal sealed class ContainerMetadata : IContainerMetadata
             if (op.Type == OperationType.CreateSegment)
             {
                 var created = new SegmentMetadata(op.SegmentId, op.Name!, op.Value) { IsDurable = true };
+                if (op.DataLength > 0)
+                {
+                    var seed = WriterAndLoadRecords.ReadSeed(frame.Slice(op.DataOffset, op.DataLength), where);
+                    created.Load.Seed(seed.EventRates, seed.ByteRates, seed.AgeMs);
+                }
+
                 _byName[created.Name] = created;
                 _byId[created.Id] = created;
                 _nextSegmentId = Math.Max(_nextSegmentId, op.SegmentId + 1);
@@ -476,6 +543,14 @@ internal sealed class ContainerMetadata : IContainerMetadata
                     if (chunk.Name.Length > 0)
                     {
                         segment.Chunks.Add(chunk);
+                    }
+
+                    break;
+                case OperationType.InheritWriters:
+                    var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    foreach (var (writer, ranges) in WriterAndLoadRecords.ReadInherit(frame.Slice(op.DataOffset, op.DataLength), where).Writers)
+                    {
+                        segment.Inherit(writer, ranges, now);
                     }
 
                     break;

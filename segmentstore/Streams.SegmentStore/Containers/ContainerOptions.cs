@@ -32,6 +32,9 @@ public sealed record ContainerOptions
     /// <summary>How data moves to Tier 2 (used when the container has a Tier 2).</summary>
     public StorageWriterOptions Storage { get; init; } = new();
 
+    /// <summary>How segment load is measured and reported (configuration section "Scaling").</summary>
+    public Load.SegmentLoadOptions Load { get; init; } = new();
+
     public void Validate()
     {
         if (MaxFrameSize < 64 * 1024)
@@ -55,6 +58,7 @@ public sealed record ContainerOptions
         }
 
         Storage.Validate();
+        Load.Validate();
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Streams.Contracts.SegmentStore;
+using Streams.SegmentStore.Load;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 using Streams.Tier2;
@@ -35,6 +36,8 @@ namespace Streams.SegmentStore.Containers;
 /// <item><see cref="StorageWriter"/> (<see cref="IStorageWriter"/>): the Tier 1 budget (lock-free), the durable
 /// checkpoints not yet truncated (its own lock), the chunks of deleted segments still to delete, its loop.</item>
 /// <item><see cref="ContainerRecovery"/> (<see cref="IContainerRecovery"/>): nothing that outlives the start.</item>
+/// <item><see cref="ContainerLoad"/>: the load timer and the last load reported; it reads segments through the
+/// metadata and ticks each segment's meter (whose lock is a leaf).</item>
 /// </list>
 /// Lock order: the metadata's lock, then the operation log's. Only the metadata calls another part while holding its
 /// lock: it hands accepted operations to the operation log in the same critical section as their validation, so the log's
@@ -58,6 +61,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     private readonly ContainerReadIndex _readIndex;
     private readonly StorageWriter _storageWriter;
     private readonly ContainerRecovery _recovery;
+    private readonly ContainerLoad _load;
     private readonly List<DeletedSegment> _deleted = []; // reused by the commit path, which applies one frame at a time
     private readonly object _lifecycle = new();
     private readonly CancellationTokenSource _disposing = new();
@@ -72,7 +76,11 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     /// <param name="logger">Where the container logs.</param>
     /// <param name="tier2">Long-term storage; null keeps every byte in the log (no storage writer, no log truncation).</param>
     /// <param name="chunkCache">Cache of chunks read back from Tier 2 (separate from <paramref name="cache"/>, so readers catching up never evict the tail).</param>
-    public SegmentContainer(int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger, IChunkStorage? tier2 = null, ChunkCache? chunkCache = null)
+    /// <param name="loadSink">Where load reports go; null measures load (for checkpoints and seeds) but reports none.</param>
+    /// <param name="store">The segment store named in load reports.</param>
+    public SegmentContainer(
+        int id, IDurableDataLog log, FrameCache cache, ContainerOptions options, ILogger logger, IChunkStorage? tier2 = null, ChunkCache? chunkCache = null,
+        ISegmentLoadSink? loadSink = null, string store = "")
     {
         options.Validate();
         Id = id;
@@ -84,6 +92,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
             tier2 is null ? null : chunkCache ?? new ChunkCache(4L * options.Storage.MaxChunkSize), options.MaxReadBytes);
         _storageWriter = new StorageWriter(id, _log, _metadata, _readIndex, tier2, budget, options, logger);
         _recovery = new ContainerRecovery(id, _log, _metadata, _readIndex, _storageWriter, logger);
+        _load = new ContainerLoad(id, _metadata, options.Load, loadSink, store, logger);
     }
 
     public int Id { get; }
@@ -162,6 +171,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
             _log.Stop();
             // Its outcome belongs to the caller of StartAsync; here it only has to be over.
             await starting.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            await _load.DisposeAsync();
             await _storageWriter.DisposeAsync();
             await _log.DisposeAsync();
             _readIndex.Dispose();
@@ -205,6 +215,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
 
             _log.Start(recovered.NextSequence, this);
             _storageWriter.Start();
+            _load.Start();
         }
 
         _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _metadata.SegmentCount);
@@ -225,8 +236,9 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
         in ReadOnlySequence<byte> data,
         IOperationCallback callback,
         long token,
-        out OperationOutcome outcome) =>
-        _metadata.TryAppend(segmentName, writer, lastEventNumber, eventCount, expectedOffset, data, callback, token, out outcome);
+        out OperationOutcome outcome,
+        ulong keySample = 0) =>
+        _metadata.TryAppend(segmentName, writer, lastEventNumber, eventCount, expectedOffset, data, callback, token, out outcome, keySample);
 
     /// <summary>
     /// Waits until the pipeline has room for more frames, or the Tier 1 budget room for more data (back-pressure for
@@ -278,11 +290,38 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     public ValueTask<SegmentRead> ReadAsync(string name, long offset, int maxBytes, TimeSpan wait, CancellationToken cancellationToken = default) =>
         _readIndex.ReadAsync(name, offset, maxBytes, wait, cancellationToken);
 
-    public Task<OperationOutcome> CreateSegmentAsync(string name, CancellationToken cancellationToken = default)
+    public Task<OperationOutcome> CreateSegmentAsync(string name, CancellationToken cancellationToken = default) =>
+        CreateSegmentAsync(name, null, cancellationToken);
+
+    /// <summary>Creates a segment; a successor's load starts at <paramref name="seed"/> (its share of its predecessors').</summary>
+    public Task<OperationOutcome> CreateSegmentAsync(string name, LoadState? seed, CancellationToken cancellationToken = default)
     {
         var completion = new OperationCompletion();
-        return _metadata.Create(name, completion) is { } now ? Task.FromResult(now) : completion.Task.WaitAsync(cancellationToken);
+        return _metadata.Create(name, completion, seed) is { } now ? Task.FromResult(now) : completion.Task.WaitAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// Replaces the inherited ranges of the named writers (their own event numbers are untouched); answers once the
+    /// change is durable. Idempotent.
+    /// </summary>
+    public Task<OperationOutcome> InheritWritersAsync(string name, IReadOnlyList<(Guid Writer, InheritedRange[] Ranges)> writers, CancellationToken cancellationToken = default)
+    {
+        var completion = new OperationCompletion();
+        return _metadata.Inherit(name, writers, completion) is { } now ? Task.FromResult(now) : completion.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The segment's writer records and whether it is sealed; null if it does not exist.</summary>
+    public (bool Sealed, List<WriterRecord> Writers)? GetWriterRecords(string name) => _metadata.WriterRecords(name);
+
+    /// <summary>Whether the segment is sealed, the writer's last durable event number and what it inherited.</summary>
+    public (bool Sealed, long LastEventNumber, IReadOnlyList<InheritedRange> Inherited) DescribeWriter(string name, Guid writer) =>
+        _metadata.DescribeWriter(name, writer);
+
+    /// <summary>The segment's measured load now, or null if it does not exist.</summary>
+    public LoadState? GetLoad(string name) => _metadata.FindDurable(name)?.Load.Capture();
+
+    /// <summary>One tick of the load timer, <paramref name="elapsedMs"/> after the previous (tests drive it by hand).</summary>
+    internal Task? TickLoad(long elapsedMs) => _load.Tick(elapsedMs);
 
     public Task<OperationOutcome> SealSegmentAsync(string name, CancellationToken cancellationToken = default) =>
         Mutate(name, OperationType.Seal, 0, cancellationToken);

@@ -1,3 +1,4 @@
+using Streams.SegmentStore.Load;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Reading;
 
@@ -13,6 +14,12 @@ namespace Streams.SegmentStore.Containers;
 /// </summary>
 public sealed class SegmentMetadata
 {
+    /// <summary>
+    /// Writer records one segment keeps at most (the design's 100k): a writer is a few dozen bytes, so this bounds a
+    /// segment's deduplication state to a few MiB however many writers come and go within the expiry.
+    /// </summary>
+    public const int DefaultMaxWriters = 100_000;
+
     private readonly Dictionary<Guid, WriterState> _writers = [];
     private TaskCompletionSource? _changed;
     private long _length;
@@ -35,6 +42,12 @@ public sealed class SegmentMetadata
     public long CreatedAtUnixMs { get; }
 
     public SegmentIndex Index { get; } = new();
+
+    /// <summary>The segment's measured load (rates and key histogram), ticked by the container's load timer.</summary>
+    public SegmentLoadMeter Load { get; } = new();
+
+    /// <summary>Writer records kept at most; beyond it the longest idle are evicted (<see cref="DefaultMaxWriters"/>).</summary>
+    public int MaxWriters { get; init; } = DefaultMaxWriters;
 
     // ---- Durable view ----
 
@@ -67,8 +80,9 @@ public sealed class SegmentMetadata
     /// <summary>Stopwatch timestamp since when the segment has durable bytes not in Tier 2; 0 when it has none.</summary>
     public long UnflushedSince { get; set; }
 
-    /// <summary>Writers, their highest accepted event numbers and when they last appended (for checkpoints).</summary>
-    public List<CheckpointWriter> AcceptedWriters() => [.. _writers.Select(w => new CheckpointWriter(w.Key, w.Value.Accepted, w.Value.LastSeenUnixMs))];
+    /// <summary>Writers, their highest accepted event numbers, when they last appended and what they inherited (for checkpoints).</summary>
+    public List<CheckpointWriter> AcceptedWriters() =>
+        [.. _writers.Select(w => new CheckpointWriter(w.Key, w.Value.Accepted, w.Value.LastSeenUnixMs, w.Value.Inherited))];
 
     /// <summary>Replaces the writers' state (replaying a checkpoint). A writer with no recorded time counts as seen now.</summary>
     public void RestoreWriters(IEnumerable<CheckpointWriter> writers, long nowUnixMs)
@@ -76,8 +90,32 @@ public sealed class SegmentMetadata
         _writers.Clear();
         foreach (var w in writers)
         {
-            _writers[w.Id] = new WriterState(w.EventNumber, w.EventNumber, w.LastSeenUnixMs > 0 ? w.LastSeenUnixMs : nowUnixMs);
+            _writers[w.Id] = new WriterState(w.EventNumber, w.EventNumber, w.LastSeenUnixMs > 0 ? w.LastSeenUnixMs : nowUnixMs, w.Inherited is { Count: > 0 } i ? [.. i] : null);
         }
+    }
+
+    /// <summary>Every writer's durable record (the segment's writer records).</summary>
+    public List<WriterRecord> DurableWriters() =>
+        [.. _writers.Select(w => new WriterRecord(w.Key, w.Value.Durable, w.Value.Inherited ?? []))];
+
+    /// <summary>What a writer inherited from the segment's predecessors (empty if nothing).</summary>
+    public IReadOnlyList<InheritedRange> InheritedBy(Guid writer) =>
+        _writers.TryGetValue(writer, out var s) && s.Inherited is { } inherited ? inherited : [];
+
+    /// <summary>
+    /// Replaces what <paramref name="writer"/> inherited (its own event numbers are untouched); a writer that never
+    /// wrote here gets a record with none of its own.
+    /// </summary>
+    public void Inherit(Guid writer, InheritedRange[] ranges, long nowUnixMs)
+    {
+        if (_writers.TryGetValue(writer, out var s))
+        {
+            _writers[writer] = s with { Inherited = ranges.Length == 0 ? null : ranges, LastSeenUnixMs = Math.Max(s.LastSeenUnixMs, nowUnixMs) };
+            return;
+        }
+
+        MakeRoom();
+        _writers[writer] = new WriterState(-1, -1, nowUnixMs, ranges.Length == 0 ? null : ranges);
     }
 
     /// <summary>
@@ -145,14 +183,56 @@ public sealed class SegmentMetadata
 
     public void Accept(Guid writer, long eventNumber)
     {
-        var durable = _writers.TryGetValue(writer, out var s) ? s.Durable : -1;
-        _writers[writer] = new WriterState(eventNumber, durable, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (_writers.TryGetValue(writer, out var s))
+        {
+            _writers[writer] = s with { Accepted = eventNumber, LastSeenUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+            return;
+        }
+
+        MakeRoom();
+        _writers[writer] = new WriterState(eventNumber, -1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), null);
     }
 
     public void MakeDurable(Guid writer, long eventNumber)
     {
-        var accepted = _writers.TryGetValue(writer, out var s) ? Math.Max(s.Accepted, eventNumber) : eventNumber;
-        _writers[writer] = new WriterState(accepted, eventNumber, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (_writers.TryGetValue(writer, out var s))
+        {
+            _writers[writer] = s with { Accepted = Math.Max(s.Accepted, eventNumber), Durable = eventNumber, LastSeenUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+            return;
+        }
+
+        MakeRoom();
+        _writers[writer] = new WriterState(eventNumber, eventNumber, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), null);
+    }
+
+    /// <summary>
+    /// Before a new writer joins a full segment: evicts the longest idle writers with nothing in flight, a hundredth of
+    /// the limit at once, so a stream of new writers costs one scan per many arrivals, not one per arrival.
+    /// </summary>
+    private void MakeRoom()
+    {
+        if (_writers.Count < MaxWriters)
+        {
+            return;
+        }
+
+        var idle = new List<(long LastSeen, Guid Writer)>(_writers.Count);
+        foreach (var (writer, state) in _writers)
+        {
+            if (state.Accepted == state.Durable)
+            {
+                idle.Add((state.LastSeenUnixMs, writer));
+            }
+        }
+
+        idle.Sort();
+        var evict = Math.Min(idle.Count, Math.Max(1, MaxWriters / 100) + _writers.Count - MaxWriters);
+        for (var i = 0; i < evict; i++)
+        {
+            _writers.Remove(idle[i].Writer);
+        }
+
+        SegmentStoreMetrics.WriterEvictions.Add(evict);
     }
 
     /// <summary>A task that completes at the next change of the durable view (data, seal, truncation, deletion).</summary>
@@ -177,5 +257,5 @@ public sealed class SegmentMetadata
         changed?.TrySetResult();
     }
 
-    private readonly record struct WriterState(long Accepted, long Durable, long LastSeenUnixMs);
+    private readonly record struct WriterState(long Accepted, long Durable, long LastSeenUnixMs, InheritedRange[]? Inherited);
 }

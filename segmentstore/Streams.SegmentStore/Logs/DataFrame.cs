@@ -14,11 +14,13 @@ namespace Streams.SegmentStore.Logs;
 /// </code>
 /// All integers little-endian. Operation bodies:
 /// <list type="bullet">
-/// <item>CreateSegment: segmentId i64 | createdAtUnixMs i64 | nameLength u16 | name (UTF-8)</item>
+/// <item>CreateSegment: segmentId i64 | createdAtUnixMs i64 | nameLength u16 | name (UTF-8) | optional load seed
+/// (<see cref="WriterAndLoadRecords"/>; at DataOffset, DataLength)</item>
 /// <item>Append: segmentId i64 | offset i64 | writerId (16 bytes) | lastEventNumber i64 | data</item>
 /// <item>Seal: segmentId i64 | length i64</item>
 /// <item>Truncate: segmentId i64 | startOffset i64</item>
 /// <item>Delete: segmentId i64</item>
+/// <item>InheritWriters: see <see cref="WriterAndLoadRecords"/> (the whole body at DataOffset, DataLength)</item>
 /// </list>
 /// An unknown operation type is skipped by its length, so newer writers can add types.
 /// </summary>
@@ -124,8 +126,8 @@ internal static class DataFrame
                 {
                     case OperationType.CreateSegment:
                         var nameLength = BinaryPrimitives.ReadUInt16LittleEndian(body[16..]);
-                        Current = new Operation(type, ReadId(body), BinaryPrimitives.ReadInt64LittleEndian(body[8..]), Guid.Empty, 0, 0, 0,
-                            Encoding.UTF8.GetString(body.Slice(18, nameLength)));
+                        Current = new Operation(type, ReadId(body), BinaryPrimitives.ReadInt64LittleEndian(body[8..]), Guid.Empty, 0,
+                            start + 18 + nameLength, length - 18 - nameLength, Encoding.UTF8.GetString(body.Slice(18, nameLength)));
                         return true;
                     case OperationType.Append:
                         Current = new Operation(type, ReadId(body), BinaryPrimitives.ReadInt64LittleEndian(body[8..]),
@@ -140,6 +142,7 @@ internal static class DataFrame
                         Current = new Operation(type, ReadId(body), 0, Guid.Empty, 0, 0, 0, null);
                         return true;
                     case OperationType.StorageFlushed:
+                    case OperationType.InheritWriters:
                         Current = new Operation(type, ReadId(body), 0, Guid.Empty, 0, start, length, null);
                         return true;
                     case OperationType.Checkpoint:

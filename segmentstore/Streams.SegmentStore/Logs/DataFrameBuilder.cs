@@ -45,10 +45,12 @@ public sealed class DataFrameBuilder : IDisposable
         return dataOffset;
     }
 
-    public void AddCreate(long segmentId, long createdAtUnixMs, string name)
+    /// <summary>Adds a segment's creation, with its load seed (<paramref name="seed"/>, empty for none).</summary>
+    public void AddCreate(long segmentId, long createdAtUnixMs, string name, ReadOnlySpan<byte> seed = default)
     {
         var nameBytes = Encoding.UTF8.GetBytes(name);
-        var body = Begin(OperationType.CreateSegment, 18 + nameBytes.Length);
+        var body = Begin(OperationType.CreateSegment, 18 + nameBytes.Length + seed.Length);
+        seed.CopyTo(body[(18 + nameBytes.Length)..]);
         BinaryPrimitives.WriteInt64LittleEndian(body, segmentId);
         BinaryPrimitives.WriteInt64LittleEndian(body[8..], createdAtUnixMs);
         BinaryPrimitives.WriteUInt16LittleEndian(body[16..], (ushort)nameBytes.Length);

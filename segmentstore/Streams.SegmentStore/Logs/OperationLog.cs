@@ -153,7 +153,7 @@ internal sealed class OperationLog : IOperationLog
             switch (operation.Type)
             {
                 case OperationType.CreateSegment:
-                    FrameFor(18 + (segment.Name.Length * 3)).Builder.AddCreate(segment.Id, segment.CreatedAtUnixMs, segment.Name);
+                    FrameFor(18 + (segment.Name.Length * 3) + body.Length).Builder.AddCreate(segment.Id, segment.CreatedAtUnixMs, segment.Name, body);
                     break;
                 case OperationType.Seal:
                 case OperationType.Truncate:
@@ -163,7 +163,8 @@ internal sealed class OperationLog : IOperationLog
                     FrameFor(16).Builder.AddDelete(segment.Id);
                     break;
                 case OperationType.StorageFlushed:
-                    FrameFor(body.Length).Builder.AddBody(OperationType.StorageFlushed, body);
+                case OperationType.InheritWriters:
+                    FrameFor(body.Length).Builder.AddBody(operation.Type, body);
                     break;
                 default:
                     throw new ArgumentException($"{operation.Type} is not a record of its own.", nameof(operation));

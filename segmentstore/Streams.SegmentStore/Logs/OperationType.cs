@@ -2,7 +2,7 @@ namespace Streams.SegmentStore.Logs;
 
 /// <summary>
 /// The kinds of operations of a container: one enum for what is written to the durable log and what waits in the
-/// operation log for it. Values 1 to 8 are part of the log format and never change; the barriers (0x80 and up) are
+/// operation log for it. Values 1 to 9 are part of the log format and never change; the barriers (0x80 and up) are
 /// never written: they only answer once the operations before them are durable.
 /// </summary>
 public enum OperationType : byte
@@ -24,6 +24,12 @@ public enum OperationType : byte
 
     /// <summary>One page of a checkpoint (<see cref="CheckpointPages"/>): the pages of a checkpoint are consecutive frames.</summary>
     CheckpointPage = 8,
+
+    /// <summary>
+    /// Replaces the inherited ranges of some of a segment's writers (<see cref="WriterAndLoadRecords"/>): what they had
+    /// written to its predecessors, copied in by the controller during a scale.
+    /// </summary>
+    InheritWriters = 9,
 
     /// <summary>Never in the log: answers an append setup once everything before it is durable.</summary>
     SetupBarrier = 0x80,

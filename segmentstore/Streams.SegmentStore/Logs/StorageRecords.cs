@@ -18,10 +18,14 @@ internal sealed record CheckpointSegment(
     bool Sealed,
     long StorageLength,
     IReadOnlyList<ChunkInfo> Chunks,
-    IReadOnlyList<CheckpointWriter> Writers);
+    IReadOnlyList<CheckpointWriter> Writers,
+    Load.LoadState? Load = null);
 
-/// <summary>A writer's deduplication state in a checkpoint: its highest event number and when it last appended (0: unknown).</summary>
-public readonly record struct CheckpointWriter(Guid Id, long EventNumber, long LastSeenUnixMs);
+/// <summary>
+/// A writer's deduplication state in a checkpoint: its highest event number, when it last appended (0: unknown) and
+/// what it inherited from the segment's predecessors.
+/// </summary>
+public readonly record struct CheckpointWriter(Guid Id, long EventNumber, long LastSeenUnixMs, IReadOnlyList<Containers.InheritedRange>? Inherited = null);
 
 /// <summary>
 /// A container's whole metadata at one point of its log: every segment (lengths, start offsets, sealing, writers'
@@ -30,8 +34,11 @@ public readonly record struct CheckpointWriter(Guid Id, long EventNumber, long L
 /// </summary>
 internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<CheckpointSegment> Segments)
 {
-    /// <summary>Format 2 added each writer's last append time; format 1 is still read.</summary>
-    private const byte FormatVersion = 2;
+    /// <summary>
+    /// Format 2 added each writer's last append time; format 3 each writer's inherited ranges and each segment's
+    /// measured load. Formats 1 and 2 are still read (their segments start with no load and no inherited ranges).
+    /// </summary>
+    private const byte FormatVersion = 3;
 
     public byte[] Serialize()
     {
@@ -72,8 +79,66 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
                 w.Write(id);
                 w.Write(writer.EventNumber);
                 w.Write(writer.LastSeenUnixMs);
+                var inherited = writer.Inherited ?? [];
+                w.Write(inherited.Count);
+                foreach (var range in inherited)
+                {
+                    w.Write(range.KeyStart);
+                    w.Write(range.KeyEnd);
+                    w.Write(range.LastEventNumber);
+                }
             }
+
+            WriteLoad(w, s.Load);
         }
+    }
+
+    private static void WriteLoad(BinaryWriter w, Load.LoadState? load)
+    {
+        w.Write(load is not null);
+        if (load is null)
+        {
+            return;
+        }
+
+        w.Write((byte)load.EventRates.Length);
+        foreach (var (events, bytes) in load.EventRates.Zip(load.ByteRates))
+        {
+            w.Write(events);
+            w.Write(bytes);
+        }
+
+        w.Write(load.AgeMs);
+        w.Write((byte)load.KeyBytes.Length);
+        foreach (var b in load.KeyBytes)
+        {
+            w.Write(b);
+        }
+    }
+
+    private static Load.LoadState? ReadLoad(BinaryReader r)
+    {
+        if (!r.ReadBoolean())
+        {
+            return null;
+        }
+
+        var windows = r.ReadByte();
+        var (events, bytes) = (new double[windows], new double[windows]);
+        for (var i = 0; i < windows; i++)
+        {
+            events[i] = r.ReadDouble();
+            bytes[i] = r.ReadDouble();
+        }
+
+        var age = r.ReadInt64();
+        var keys = new double[r.ReadByte()];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = r.ReadDouble();
+        }
+
+        return new Load.LoadState(events, bytes, age, keys);
     }
 
     public static ContainerCheckpoint Deserialize(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r => Read(r, where));
@@ -85,7 +150,7 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
     private static ContainerCheckpoint Read(BinaryReader r, string where)
     {
         var version = r.ReadByte();
-        if (version is not (1 or FormatVersion))
+        if (version is not (1 or 2 or FormatVersion))
         {
             throw new DataCorruptionException($"{where}: checkpoint format {version} is unknown (this version reads {FormatVersion}).");
         }
@@ -115,10 +180,23 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
             for (var c = 0; c < writerCount; c++)
             {
                 r.BaseStream.ReadExactly(id);
-                writers.Add(new(new Guid(id), r.ReadInt64(), version >= 2 ? r.ReadInt64() : 0));
+                var (writer, eventNumber, lastSeen) = (new Guid(id), r.ReadInt64(), version >= 2 ? r.ReadInt64() : 0);
+                List<Containers.InheritedRange>? inherited = null;
+                if (version >= 3)
+                {
+                    var ranges = r.ReadInt32();
+                    inherited = ranges == 0 ? null : new(ranges);
+                    for (var k = 0; k < ranges; k++)
+                    {
+                        inherited!.Add(new(r.ReadDouble(), r.ReadDouble(), r.ReadInt64()));
+                    }
+                }
+
+                writers.Add(new(writer, eventNumber, lastSeen, inherited));
             }
 
-            segments.Add(new CheckpointSegment(segmentId, name, created, length, start, isSealed, storageLength, chunks, writers));
+            var load = version >= 3 ? ReadLoad(r) : null;
+            segments.Add(new CheckpointSegment(segmentId, name, created, length, start, isSealed, storageLength, chunks, writers, load));
         }
 
         return new ContainerCheckpoint(next, segments);

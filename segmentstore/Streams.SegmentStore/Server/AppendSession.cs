@@ -127,7 +127,7 @@ public sealed class AppendSession : IDisposable
         {
             var acceptance = registration.Container.TryAppend(
                 registration.Segment, registration.Writer, header.LastEventNumber, header.EventCount, header.ExpectedOffset,
-                data, _blockCallback, header.RequestId, out var outcome);
+                data, _blockCallback, header.RequestId, out var outcome, header.KeySample);
             if (acceptance == AppendAcceptance.Accepted)
             {
                 return;
@@ -216,10 +216,21 @@ public sealed class AppendSession : IDisposable
 
         if (outcome.IsSuccess)
         {
-            Send(new AppendReply
+            // Everything accepted before the setup is durable now. On a sealed segment the writer's number is final:
+            // read it again (blocks it sent right after the setup may have landed before the seal), and the writer
+            // moves the rest to the successors instead of being refused here.
+            var (isSealed, durable, inherited) = registration.Container.DescribeWriter(registration.Segment, registration.Writer);
+            var setup = new AppendSetup
             {
-                Setup = new AppendSetup { RequestId = requestId, Segment = registration.Segment, LastEventNumber = outcome.EventNumber },
-            });
+                RequestId = requestId, Segment = registration.Segment,
+                LastEventNumber = isSealed ? Math.Max(outcome.EventNumber, durable) : outcome.EventNumber, Sealed = isSealed,
+            };
+            foreach (var range in inherited)
+            {
+                setup.Inherited.Add(SegmentRequests.ToContract(range));
+            }
+
+            Send(new AppendReply { Setup = setup });
             return;
         }
 

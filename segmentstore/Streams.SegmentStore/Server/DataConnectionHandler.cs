@@ -78,7 +78,7 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
             case DataRequest.KindOneofCase.Block:
                 var block = request.Block;
                 await session.Appends.OnBlockAsync(
-                    new AppendBlockHeader(block.RequestId, block.LastEventNumber, block.EventCount, block.HasExpectedOffset ? block.ExpectedOffset : null),
+                    new AppendBlockHeader(block.RequestId, block.LastEventNumber, block.EventCount, block.HasExpectedOffset ? block.ExpectedOffset : null, block.KeySample),
                     new ReadOnlySequence<byte>(block.Data.Memory),
                     aborted);
                 break;

@@ -109,7 +109,7 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
                         // A block encoded with other fields around it: parsed by Google.Protobuf, so its data was copied.
                         var block = frame.Message.Block;
                         await session.OnBlockAsync(
-                            new Common.Wire.AppendBlockHeader(block.RequestId, block.LastEventNumber, block.EventCount, block.HasExpectedOffset ? block.ExpectedOffset : null),
+                            new Common.Wire.AppendBlockHeader(block.RequestId, block.LastEventNumber, block.EventCount, block.HasExpectedOffset ? block.ExpectedOffset : null, block.KeySample),
                             new System.Buffers.ReadOnlySequence<byte>(block.Data.Memory),
                             context.CancellationToken);
                         break;

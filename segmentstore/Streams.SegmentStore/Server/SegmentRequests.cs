@@ -1,8 +1,10 @@
+using Google.Protobuf;
 using Grpc.Core;
 using Streams.Common.Naming;
 using Streams.Common.Server.Framing;
 using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
+using Streams.SegmentStore.Load;
 using Streams.SegmentStore.Reading;
 
 namespace Streams.SegmentStore.Server;
@@ -125,8 +127,9 @@ public sealed class SegmentRequests
 
     public async Task<SegmentInfo> CreateAsync(CreateSegmentRequest request, CancellationToken cancellationToken)
     {
+        var seed = request.Seed is null ? null : SeedOf(request.Seed);
         var container = Resolve(request.Segment);
-        Check(await container.CreateSegmentAsync(request.Segment, cancellationToken));
+        Check(await container.CreateSegmentAsync(request.Segment, seed, cancellationToken));
         return container.GetInfo(request.Segment) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"Segment {request.Segment} vanished after creation; retry."));
     }
 
@@ -157,13 +160,91 @@ public sealed class SegmentRequests
         return new DeleteSegmentReply { Segment = request.Segment, Deleted = true };
     }
 
-    /// <summary>The segment's writer records (docs/scaling.md).</summary>
-    public Task<WriterRecords> GetWriterRecordsAsync(SegmentRequest request, CancellationToken cancellationToken) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "GetWriterRecords is not built yet."));
+    /// <summary>
+    /// Most inherited ranges one writer record may carry: a scale makes a successor from a handful of predecessors, each
+    /// giving one range, so anything near this is a bug in the caller.
+    /// </summary>
+    public const int MaxInheritedRanges = 1024;
 
-    /// <summary>Sets the inherited ranges of the named writers, replacing what they inherited before.</summary>
-    public Task<SegmentInfo> InheritWriterRecordsAsync(InheritWriterRecordsRequest request, CancellationToken cancellationToken) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "InheritWriterRecords is not built yet."));
+    /// <summary>The segment's writer records (docs/scaling.md): each writer's own last durable event number and what it inherited.</summary>
+    public Task<WriterRecords> GetWriterRecordsAsync(SegmentRequest request, CancellationToken cancellationToken)
+    {
+        var (isSealed, writers) = Resolve(request.Segment).GetWriterRecords(request.Segment)
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"Segment {request.Segment} does not exist."));
+        var reply = new WriterRecords { Segment = request.Segment, Sealed = isSealed };
+        foreach (var writer in writers)
+        {
+            var record = new Contracts.SegmentStore.WriterRecord
+            {
+                WriterId = ByteString.CopyFrom(writer.Writer.ToByteArray()),
+                LastEventNumber = writer.LastEventNumber,
+            };
+            record.Inherited.Add(writer.Inherited.Select(ToContract));
+            reply.Writers.Add(record);
+        }
+
+        return Task.FromResult(reply);
+    }
+
+    /// <summary>
+    /// Sets the inherited ranges of the named writers, replacing what they inherited before (their own event numbers
+    /// are untouched); a logged operation, answered once durable. Idempotent, and valid on a segment nobody wrote to.
+    /// </summary>
+    public async Task<SegmentInfo> InheritWriterRecordsAsync(InheritWriterRecordsRequest request, CancellationToken cancellationToken)
+    {
+        var writers = new List<(Guid, InheritedRange[])>(request.Writers.Count);
+        foreach (var w in request.Writers)
+        {
+            if (w.WriterId.Length != 16)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"writers[{writers.Count}].writer_id must be 16 bytes (a UUID), not {w.WriterId.Length}."));
+            }
+
+            if (w.Inherited.Count > MaxInheritedRanges)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"writers[{writers.Count}] has {w.Inherited.Count} inherited ranges; at most {MaxInheritedRanges} are kept."));
+            }
+
+            var ranges = new InheritedRange[w.Inherited.Count];
+            for (var i = 0; i < ranges.Length; i++)
+            {
+                var r = w.Inherited[i];
+                if (!(r.KeyStart >= 0 && r.KeyStart < r.KeyEnd && r.KeyEnd <= 1) || r.LastEventNumber < -1)
+                {
+                    throw new RpcException(new Status(StatusCode.InvalidArgument,
+                        $"writers[{writers.Count}].inherited[{i}] must have 0 <= key_start < key_end <= 1 and last_event_number >= -1 (is [{r.KeyStart}, {r.KeyEnd}) up to {r.LastEventNumber})."));
+                }
+
+                ranges[i] = new InheritedRange(r.KeyStart, r.KeyEnd, r.LastEventNumber);
+            }
+
+            writers.Add((new Guid(w.WriterId.Span), ranges));
+        }
+
+        var container = Resolve(request.Segment);
+        Check(await container.InheritWritersAsync(request.Segment, writers, cancellationToken));
+        return GetInfo(new SegmentRequest { Segment = request.Segment });
+    }
+
+    internal static InheritedWriterRange ToContract(InheritedRange range) =>
+        new() { KeyStart = range.KeyStart, KeyEnd = range.KeyEnd, LastEventNumber = range.LastEventNumber };
+
+    /// <summary>A successor's starting load, checked.</summary>
+    private static LoadState SeedOf(SegmentLoadSeed seed)
+    {
+        if (seed.EventRates.Count != seed.ByteRates.Count || seed.EventRates.Count > SegmentLoadMeter.MaxWindows)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument,
+                $"seed must have as many event_rates as byte_rates, at most {SegmentLoadMeter.MaxWindows} (has {seed.EventRates.Count} and {seed.ByteRates.Count})."));
+        }
+
+        if (seed.EventRates.Concat(seed.ByteRates).Any(r => !double.IsFinite(r) || r < 0) || seed.AgeMs < 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "seed rates must be finite and not negative, and seed.age_ms not negative."));
+        }
+
+        return new LoadState([.. seed.EventRates], [.. seed.ByteRates], seed.AgeMs, []);
+    }
 
     public static RpcException ToException(in OperationOutcome outcome) => new(new Status(outcome.Status switch
     {

@@ -46,16 +46,25 @@ public sealed class SegmentStoreService : IAsyncDisposable
     private readonly ContainerSlot[] _slots;
     private readonly CancellationTokenSource _stop = new();
     private readonly IChunkStorage? _tier2;
+    private readonly ISegmentLoadSink? _loadSink;
+    private readonly ContainerOptions _containerOptions;
     private long _views;
 
     /// <param name="options">Settings.</param>
     /// <param name="logFactory">Opens a container's durable log (Tier 1).</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="tier2">Long-term storage shared by every segment store of the cluster; null keeps all data in Tier 1.</param>
-    public SegmentStoreService(SegmentStoreOptions options, Func<int, IDurableDataLog> logFactory, ILoggerFactory loggerFactory, IChunkStorage? tier2 = null)
+    /// <param name="loadSink">Where the containers send load reports (the leading controller); null sends none.</param>
+    /// <param name="load">How load is measured and reported (section "Scaling"); null takes the defaults.</param>
+    public SegmentStoreService(
+        SegmentStoreOptions options, Func<int, IDurableDataLog> logFactory, ILoggerFactory loggerFactory, IChunkStorage? tier2 = null,
+        ISegmentLoadSink? loadSink = null, Load.SegmentLoadOptions? load = null)
     {
         _tier2 = tier2;
+        _loadSink = loadSink;
         options.Validate();
+        _containerOptions = options.ToContainerOptions() with { Load = load ?? new() };
+        _containerOptions.Validate();
         _options = options;
         _logFactory = logFactory;
         _loggerFactory = loggerFactory;
@@ -84,6 +93,9 @@ public sealed class SegmentStoreService : IAsyncDisposable
     public int ContainerCount => _slots.Length;
 
     public SegmentStoreOptions Options => _options;
+
+    /// <summary>This store's name in load reports (cluster: its registration id).</summary>
+    public string Name { get; init; } = "standalone";
 
     /// <summary>
     /// The current ownership view: take it <em>before</em> reading the assignment, and pass it to
@@ -135,7 +147,8 @@ public sealed class SegmentStoreService : IAsyncDisposable
                 return false;
             }
 
-            container = new SegmentContainer(id, _logFactory(id), Cache, _options.ToContainerOptions(), _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"), _tier2, ChunkCache);
+            container = new SegmentContainer(id, _logFactory(id), Cache, _containerOptions, _loggerFactory.CreateLogger($"Streams.SegmentStore.Container{id}"), _tier2, ChunkCache,
+                _loadSink, Name);
             slot.Container = container;
             slot.ClaimedAt = view;
         }
