@@ -79,14 +79,7 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
                 w.Write(id);
                 w.Write(writer.EventNumber);
                 w.Write(writer.LastSeenUnixMs);
-                var inherited = writer.Inherited ?? [];
-                w.Write(inherited.Count);
-                foreach (var range in inherited)
-                {
-                    w.Write(range.KeyStart);
-                    w.Write(range.KeyEnd);
-                    w.Write(range.LastEventNumber);
-                }
+                WriterAndLoadRecords.WriteRanges(w, writer.Inherited ?? []);
             }
 
             WriteLoad(w, s.Load);
@@ -101,14 +94,7 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
             return;
         }
 
-        w.Write((byte)load.EventRates.Length);
-        foreach (var (events, bytes) in load.EventRates.Zip(load.ByteRates))
-        {
-            w.Write(events);
-            w.Write(bytes);
-        }
-
-        w.Write(load.AgeMs);
+        WriterAndLoadRecords.WriteRates(w, load);
         w.Write((byte)load.KeyBytes.Length);
         foreach (var b in load.KeyBytes)
         {
@@ -123,22 +109,14 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
             return null;
         }
 
-        var windows = r.ReadByte();
-        var (events, bytes) = (new double[windows], new double[windows]);
-        for (var i = 0; i < windows; i++)
-        {
-            events[i] = r.ReadDouble();
-            bytes[i] = r.ReadDouble();
-        }
-
-        var age = r.ReadInt64();
+        var rates = WriterAndLoadRecords.ReadRates(r, []);
         var keys = new double[r.ReadByte()];
         for (var i = 0; i < keys.Length; i++)
         {
             keys[i] = r.ReadDouble();
         }
 
-        return new Load.LoadState(events, bytes, age, keys);
+        return rates with { KeyBytes = keys };
     }
 
     public static ContainerCheckpoint Deserialize(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r => Read(r, where));
@@ -181,18 +159,8 @@ internal sealed record ContainerCheckpoint(long NextSegmentId, IReadOnlyList<Che
             {
                 r.BaseStream.ReadExactly(id);
                 var (writer, eventNumber, lastSeen) = (new Guid(id), r.ReadInt64(), version >= 2 ? r.ReadInt64() : 0);
-                List<Containers.InheritedRange>? inherited = null;
-                if (version >= 3)
-                {
-                    var ranges = r.ReadInt32();
-                    inherited = ranges == 0 ? null : new(ranges);
-                    for (var k = 0; k < ranges; k++)
-                    {
-                        inherited!.Add(new(r.ReadDouble(), r.ReadDouble(), r.ReadInt64()));
-                    }
-                }
-
-                writers.Add(new(writer, eventNumber, lastSeen, inherited));
+                var inherited = version >= 3 ? WriterAndLoadRecords.ReadRanges(r) : [];
+                writers.Add(new(writer, eventNumber, lastSeen, inherited.Length == 0 ? null : inherited));
             }
 
             var load = version >= 3 ? ReadLoad(r) : null;

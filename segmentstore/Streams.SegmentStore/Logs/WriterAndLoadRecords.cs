@@ -30,13 +30,7 @@ internal static class WriterAndLoadRecords
             {
                 writer.TryWriteBytes(id);
                 w.Write(id);
-                w.Write(ranges.Length);
-                foreach (var range in ranges)
-                {
-                    w.Write(range.KeyStart);
-                    w.Write(range.KeyEnd);
-                    w.Write(range.LastEventNumber);
-                }
+                WriteRanges(w, ranges);
             }
         }
 
@@ -54,13 +48,7 @@ internal static class WriterAndLoadRecords
             {
                 r.BaseStream.ReadExactly(id);
                 var writer = new Guid(id);
-                var ranges = new InheritedRange[r.ReadInt32()];
-                for (var k = 0; k < ranges.Length; k++)
-                {
-                    ranges[k] = new InheritedRange(r.ReadDouble(), r.ReadDouble(), r.ReadInt64());
-                }
-
-                writers.Add((writer, ranges));
+                writers.Add((writer, ReadRanges(r)));
             }
 
             return (segmentId, writers);
@@ -71,30 +59,60 @@ internal static class WriterAndLoadRecords
         using var stream = new MemoryStream();
         using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
         {
-            w.Write((byte)seed.EventRates.Length);
-            for (var i = 0; i < seed.EventRates.Length; i++)
-            {
-                w.Write(seed.EventRates[i]);
-                w.Write(seed.ByteRates[i]);
-            }
-
-            w.Write(seed.AgeMs);
+            WriteRates(w, seed);
         }
 
         return stream.ToArray();
     }
 
-    public static LoadState ReadSeed(ReadOnlyMemory<byte> body, string where) =>
-        StorageRecords.Parse(body, where, r =>
-        {
-            var windows = r.ReadByte();
-            var (events, bytes) = (new double[windows], new double[windows]);
-            for (var i = 0; i < windows; i++)
-            {
-                events[i] = r.ReadDouble();
-                bytes[i] = r.ReadDouble();
-            }
+    public static LoadState ReadSeed(ReadOnlyMemory<byte> body, string where) => StorageRecords.Parse(body, where, r => ReadRates(r, []));
 
-            return new LoadState(events, bytes, r.ReadInt64(), []);
-        });
+    /// <summary>Inherited ranges: count i32 | (keyStart f64 | keyEnd f64 | lastEventNumber i64)* (also in checkpoints).</summary>
+    internal static void WriteRanges(BinaryWriter w, IReadOnlyList<InheritedRange> ranges)
+    {
+        w.Write(ranges.Count);
+        foreach (var range in ranges)
+        {
+            w.Write(range.KeyStart);
+            w.Write(range.KeyEnd);
+            w.Write(range.LastEventNumber);
+        }
+    }
+
+    internal static InheritedRange[] ReadRanges(BinaryReader r)
+    {
+        var ranges = new InheritedRange[r.ReadInt32()];
+        for (var k = 0; k < ranges.Length; k++)
+        {
+            ranges[k] = new InheritedRange(r.ReadDouble(), r.ReadDouble(), r.ReadInt64());
+        }
+
+        return ranges;
+    }
+
+    /// <summary>Rates and age, as in a seed (also in checkpoints, followed there by the key histogram).</summary>
+    internal static void WriteRates(BinaryWriter w, LoadState load)
+    {
+        w.Write((byte)load.EventRates.Length);
+        for (var i = 0; i < load.EventRates.Length; i++)
+        {
+            w.Write(load.EventRates[i]);
+            w.Write(load.ByteRates[i]);
+        }
+
+        w.Write(load.AgeMs);
+    }
+
+    internal static LoadState ReadRates(BinaryReader r, double[] keyBytes)
+    {
+        var windows = r.ReadByte();
+        var (events, bytes) = (new double[windows], new double[windows]);
+        for (var i = 0; i < windows; i++)
+        {
+            events[i] = r.ReadDouble();
+            bytes[i] = r.ReadDouble();
+        }
+
+        return new LoadState(events, bytes, r.ReadInt64(), keyBytes);
+    }
 }

@@ -26,6 +26,31 @@ public sealed class ContainerCheckpointTests
     }
 
     [Fact]
+    public void A_checkpoint_round_trips_inherited_ranges_and_measured_load()
+    {
+        var keys = new double[32];
+        keys[5] = 123.5;
+        var load = new SegmentStore.Load.LoadState([1.5, 2, 3, 4], [100, 200, 300, 400], 777_000, keys);
+        var inherited = new SegmentStore.Containers.InheritedRange(0.25, 0.5, 17);
+        var checkpoint = new ContainerCheckpoint(3, [
+            new CheckpointSegment(1, "s/t/0.#epoch.1", 0, 0, 0, false, 0, [], [new CheckpointWriter(Writer, -1, 5, [inherited])], load),
+            new CheckpointSegment(2, "s/t/1.#epoch.1", 0, 0, 0, false, 0, [], [], null),
+        ]);
+
+        var read = ContainerCheckpoint.Deserialize(checkpoint.Serialize(), "test");
+
+        var writer = read.Segments[0].Writers.Single();
+        Assert.Equal((-1L, 5L), (writer.EventNumber, writer.LastSeenUnixMs));
+        Assert.Equal([inherited], writer.Inherited!);
+        var readLoad = read.Segments[0].Load!;
+        Assert.Equal(load.EventRates, readLoad.EventRates);
+        Assert.Equal(load.ByteRates, readLoad.ByteRates);
+        Assert.Equal(load.KeyBytes, readLoad.KeyBytes);
+        Assert.Equal(777_000, readLoad.AgeMs);
+        Assert.Null(read.Segments[1].Load);
+    }
+
+    [Fact]
     public void A_checkpoint_of_format_1_is_still_read_with_writer_times_unknown()
     {
         using var stream = new MemoryStream();
