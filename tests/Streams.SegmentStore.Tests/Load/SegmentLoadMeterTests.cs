@@ -102,5 +102,22 @@ public sealed class SegmentLoadMeterTests
     }
 
     [Fact]
+    public void The_key_histogram_decays_over_the_longest_window()
+    {
+        var meter = new SegmentLoadMeter();
+        meter.Record(1, 1000, 1); // bucket 0
+        meter.Tick(1, Windows);
+        meter.Tick(300_000 - 1, Windows); // one longest window later, bucket 0 weighs e^−1 of what it did
+        meter.Record(1, 1000, 1UL << 32); // bucket 31, as many bytes
+
+        meter.Tick(1, Windows);
+
+        var shares = meter.Capture().KeyShares();
+        var old = Math.Exp(-1); // added at the first tick, decayed by the next two: 300,000 ms
+        Assert.Equal(old / (old + 1), shares[0], 9);
+        Assert.Equal(1 / (old + 1), shares[31], 9);
+    }
+
+    [Fact]
     public void A_meter_that_measured_nothing_has_no_key_shares() => Assert.Empty(new SegmentLoadMeter().Capture().KeyShares());
 }
