@@ -25,15 +25,15 @@ public sealed record BookieOptions
     public ByteSize MaxEntrySize { get; init; } = ByteSize.MiB(10);
 
     /// <summary>
-    /// Payload bytes one raw connection may have in progress: adds until answered, reads until their reply is in the
-    /// socket's send buffer (a read counts as <see cref="MaxEntrySize"/> until its entry is read). Once spent, the
-    /// bookie reads no more of the connection's requests until some complete, so a connection holds at most this plus
-    /// one entry. 64MiB keeps a fast writer's pipeline full (a ledger client rarely has more than a few MiB in flight
+    /// Bytes one raw connection may hold in requests and their replies, each until its reply is flushed to the socket
+    /// (a read counts as <see cref="MaxEntrySize"/> until its entry is read). Once spent, the bookie reads no more of
+    /// the connection's requests until replies go out, so a connection holds at most this, or one entry when that is
+    /// larger. 64MiB keeps a fast writer's pipeline full (a ledger client rarely has more than a few MiB in flight
     /// per bookie) while a few hundred connections stay within a few GiB.
     /// </summary>
     public ByteSize MaxConnectionInFlightBytes { get; init; } = ByteSize.MiB(64);
 
-    /// <summary>Requests one raw connection may have in progress (the count bound beside <see cref="MaxConnectionInFlightBytes"/>).</summary>
+    /// <summary>Requests one raw connection may have in progress, not yet answered (the count bound beside <see cref="MaxConnectionInFlightBytes"/>).</summary>
     public int MaxConnectionInFlightRequests { get; init; } = 4096;
 
     public void Validate()

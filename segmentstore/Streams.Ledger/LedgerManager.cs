@@ -304,14 +304,21 @@ public sealed class LedgerManager
     }
 
     /// <summary>
-    /// Reads an entry from its write set. Returns it, or null with <c>absent</c> true when enough bookies
+    /// Reads an entry from its write set (but the bookies <paramref name="skip"/> names), each copy within the read
+    /// deadline and checked against its CRC. Returns it, or null with <c>absent</c> true when enough bookies
     /// (Qw - Qa + 1) positively lack it, so it was never acknowledged.
     /// </summary>
-    private async Task<(LedgerEntry? Entry, bool Absent)> TryReadAsync(LedgerMetadata metadata, long ledgerId, long entryId, CancellationToken cancellationToken)
+    internal async Task<(LedgerEntry? Entry, bool Absent)> TryReadAsync(
+        LedgerMetadata metadata, long ledgerId, long entryId, CancellationToken cancellationToken, Func<string, bool>? skip = null)
     {
         var lacking = 0;
         foreach (var bookie in ReadOrder(metadata.WriteSetOf(entryId)))
         {
+            if (skip?.Invoke(bookie) == true)
+            {
+                continue;
+            }
+
             try
             {
                 var entry = await Bookies.CallAsync(bookie, (Ledger: ledgerId, Entry: entryId), static (client, s, token) => ReadOwnedAsync(client, s.Ledger, s.Entry, token), _options.ReadTimeout, cancellationToken);

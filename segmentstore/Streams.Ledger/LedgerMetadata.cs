@@ -32,9 +32,27 @@ public sealed record LedgerMetadata(
     public const string Root = "/ledgers";
     public const string Prefix = Root + "/L";
 
-    public static string PathOf(long ledgerId) => Prefix + ledgerId.ToString("D10", CultureInfo.InvariantCulture);
+    /// <summary>A ledger's node: <see cref="Root"/>/<see cref="NameOf"/>.</summary>
+    public static string PathOf(long ledgerId) => Root + "/" + NameOf(ledgerId);
 
-    public static long IdOf(string path) => long.Parse(path.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture);
+    /// <summary>The ledger id of a ledger's node path (<see cref="PathOf"/>); throws <see cref="FormatException"/> for any other path.</summary>
+    public static long IdOf(string path) =>
+        path.StartsWith(Root + "/", StringComparison.Ordinal) && TryParseName(path.AsSpan(Root.Length + 1), out var id)
+            ? id
+            : throw new FormatException($"'{path}' is not a ledger's path ({Prefix} and ten digits).");
+
+    /// <summary>
+    /// The name of a ledger's node under <see cref="Root"/>, and of its marks and locks: "L" and the id in ten digits
+    /// (the form of the metadata store's sequential nodes).
+    /// </summary>
+    public static string NameOf(long ledgerId) => "L" + ledgerId.ToString("D10", CultureInfo.InvariantCulture);
+
+    /// <summary>Reads the ledger id of a node name made by <see cref="NameOf"/>; false for any other name.</summary>
+    public static bool TryParseName(ReadOnlySpan<char> name, out long ledgerId)
+    {
+        ledgerId = 0;
+        return name.Length > 1 && name[0] == 'L' && long.TryParse(name[1..], NumberStyles.None, CultureInfo.InvariantCulture, out ledgerId);
+    }
 
     /// <summary>The fragment holding an entry.</summary>
     public LedgerFragment FragmentOf(long entryId)
@@ -53,16 +71,34 @@ public sealed record LedgerMetadata(
     /// <summary>The bookies that store an entry: <see cref="WriteQuorum"/> consecutive members of its ensemble, starting at entry mod E.</summary>
     public IReadOnlyList<string> WriteSetOf(long entryId) => WriteSet(FragmentOf(entryId).Bookies, entryId, WriteQuorum);
 
+    /// <summary>The bookies of <paramref name="ensemble"/> that store an entry (see <see cref="WriteSetOf"/>).</summary>
     public static IReadOnlyList<string> WriteSet(IReadOnlyList<string> ensemble, long entryId, int writeQuorum)
     {
         var set = new string[writeQuorum];
         for (var i = 0; i < writeQuorum; i++)
         {
-            set[i] = ensemble[(int)((entryId + i) % ensemble.Count)];
+            set[i] = ensemble[MemberOf(entryId, i, ensemble.Count)];
         }
 
         return set;
     }
+
+    /// <summary>Whether the bookie at <paramref name="position"/> of an ensemble of <paramref name="ensembleSize"/> is in an entry's write set.</summary>
+    public static bool InWriteSet(int position, long entryId, int ensembleSize, int writeQuorum)
+    {
+        for (var i = 0; i < writeQuorum; i++)
+        {
+            if (MemberOf(entryId, i, ensembleSize) == position)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The striping rule: member <paramref name="member"/> of an entry's write set is at ensemble position (entry + member) mod E.</summary>
+    private static int MemberOf(long entryId, int member, int ensembleSize) => (int)((entryId + member) % ensembleSize);
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, LedgerJsonContext.Default.LedgerMetadata);
 

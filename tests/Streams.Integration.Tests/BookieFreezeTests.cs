@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Streams.Client;
 using Streams.Testing;
 
@@ -14,6 +13,9 @@ public sealed class BookieFreezeTests
     private const int Containers = 4;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
+    /// <summary>How long after a fault the stall is measured: the fault's whole effect, a few deadlines.</summary>
+    private static readonly TimeSpan StallWindow = TimeSpan.FromSeconds(8);
+
     /// <summary>Ledger:AddTimeout's default, the most a frozen bookie may hold an entry back.</summary>
     private static readonly TimeSpan AddTimeout = TimeSpan.FromSeconds(2);
 
@@ -26,11 +28,11 @@ public sealed class BookieFreezeTests
             var load = AckedLoad.Start(writer, maxDuration: Bound);
             Assert.True(await load.WaitForAcknowledgedAsync(3_000, Bound), $"No write load before the fault: {load}");
 
-            var stall = StallMeter.Start(load, TimeSpan.FromSeconds(8));
+            var stall = MeasureStall(load);
             cluster.Bookies[1].Suspend();
             var atFreeze = load.Acknowledged;
             Assert.True(await load.WaitForAcknowledgedAsync(atFreeze + 3_000, Bound), $"Writes stopped while one of three bookies was frozen: {load}");
-            var longest = await stall.LongestAsync();
+            var longest = await stall.WaitAsync(StallWindow + TimeSpan.FromSeconds(10));
             await load.StopAsync(Bound);
             await writer.DisposeAsync();
 
@@ -60,11 +62,11 @@ public sealed class BookieFreezeTests
             Assert.True(await load.WaitForAcknowledgedAsync(load.Acknowledged + 3_000, Bound), $"Writes stopped after the bookie came back: {load}");
             await Task.Delay(TimeSpan.FromSeconds(2));
 
-            var stall = StallMeter.Start(load, TimeSpan.FromSeconds(8));
+            var stall = MeasureStall(load);
             cluster.KillBookie(2);
             var atKill = load.Acknowledged;
             Assert.True(await load.WaitForAcknowledgedAsync(atKill + 3_000, Bound), $"Writes stopped after the second bookie died: {load}");
-            var longest = await stall.LongestAsync();
+            var longest = await stall.WaitAsync(StallWindow + TimeSpan.FromSeconds(10));
             await load.StopAsync(Bound);
             await writer.DisposeAsync();
 
@@ -91,41 +93,6 @@ public sealed class BookieFreezeTests
     private static StreamsClient Client(ClusterProcesses cluster) =>
         ProcessTestClients.ForFaults(cluster.ControllerUri);
 
-    /// <summary>Samples a load's acknowledgements every 5 ms for a window and keeps the longest time without a new one.</summary>
-    private sealed class StallMeter
-    {
-        private readonly TimeSpan _window;
-        private readonly Task<TimeSpan> _sampling;
-
-        private StallMeter(AckedLoad load, TimeSpan window)
-        {
-            _window = window;
-            _sampling = Task.Run(() => SampleAsync(load));
-        }
-
-        public static StallMeter Start(AckedLoad load, TimeSpan window) => new(load, window);
-
-        /// <summary>The longest stall in the window, once the window is over.</summary>
-        public Task<TimeSpan> LongestAsync() => _sampling.WaitAsync(_window + TimeSpan.FromSeconds(10));
-
-        private async Task<TimeSpan> SampleAsync(AckedLoad load)
-        {
-            var clock = Stopwatch.StartNew();
-            var (last, lastAt, longest) = (load.Acknowledged, TimeSpan.Zero, TimeSpan.Zero);
-            while (clock.Elapsed < _window)
-            {
-                await Task.Delay(5);
-                var now = clock.Elapsed;
-                var acknowledged = load.Acknowledged;
-                if (acknowledged != last)
-                {
-                    (last, lastAt) = (acknowledged, now);
-                }
-
-                longest = now - lastAt > longest ? now - lastAt : longest;
-            }
-
-            return longest;
-        }
-    }
+    /// <summary>The longest time the load went without an acknowledgement, sampled over <see cref="StallWindow"/>.</summary>
+    private static Task<TimeSpan> MeasureStall(AckedLoad load) => StallMeter.SampleAsync(() => load.Acknowledged, StallWindow);
 }

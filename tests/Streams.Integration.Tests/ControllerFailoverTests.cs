@@ -150,15 +150,8 @@ public sealed partial class ControllerFailoverTests
         throw new TimeoutException("No controller leads.");
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, Func<string> what)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, what());
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, Func<string> what) =>
+        Waiting.UntilAsync(condition, what, Bound, TimeSpan.FromMilliseconds(50));
 
     /// <summary>The largest segment offset of the retained stream that a controller's log says it truncated at.</summary>
     private static long FurthestTruncation(string output) =>

@@ -162,7 +162,11 @@ public sealed class LedgerAutoRecoveryTests
         var closed = new List<(long, LedgerMetadata)>();
         foreach (var child in await store.GetChildrenAsync(LedgerMetadata.Root, cancellationToken))
         {
-            var id = LedgerMetadata.IdOf(LedgerMetadata.Root + "/" + child);
+            if (!LedgerMetadata.TryParseName(child, out var id))
+            {
+                continue;
+            }
+
             if (await store.GetAsync(LedgerMetadata.PathOf(id), cancellationToken) is { } stored && LedgerMetadata.FromJson(stored.Data) is { State: LedgerState.Closed } metadata)
             {
                 closed.Add((id, metadata));

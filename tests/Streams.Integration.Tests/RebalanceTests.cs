@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using Streams.Client.Writing;
 using Streams.Testing;
@@ -94,16 +93,15 @@ public sealed class RebalanceTests
     /// </summary>
     private sealed class KeyedLoad
     {
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly StallMeter _stalls = new(Keys);
         private readonly CancellationTokenSource _stop = new(TimeSpan.FromMinutes(3));
         private readonly ConcurrentDictionary<string, bool> _acknowledged = new();
-        private readonly List<TimeSpan>[] _acks = Enumerable.Range(0, Keys).Select(_ => new List<TimeSpan>()).ToArray();
         private readonly Task[] _writers;
 
         public KeyedLoad(EventStreamWriter<string> writer) =>
             _writers = Enumerable.Range(0, Keys).Select(k => Task.Run(() => WriteAsync(writer, k))).ToArray();
 
-        public TimeSpan Now => _clock.Elapsed;
+        public TimeSpan Now => _stalls.Now;
 
         public int Acknowledged => _acknowledged.Count;
 
@@ -121,25 +119,7 @@ public sealed class RebalanceTests
         }
 
         /// <summary>The longest any key waited for an acknowledgement in a wait that ended after <paramref name="since"/>.</summary>
-        public TimeSpan LongestStall(TimeSpan since)
-        {
-            var longest = TimeSpan.Zero;
-            foreach (var acks in _acks)
-            {
-                lock (acks)
-                {
-                    for (var i = 1; i < acks.Count; i++)
-                    {
-                        if (acks[i] > since && acks[i] - acks[i - 1] > longest)
-                        {
-                            longest = acks[i] - acks[i - 1];
-                        }
-                    }
-                }
-            }
-
-            return longest;
-        }
+        public TimeSpan LongestStall(TimeSpan since) => _stalls.LongestStall(since);
 
         public async Task StopAsync(TimeSpan timeout)
         {
@@ -165,10 +145,7 @@ public sealed class RebalanceTests
                 }
 
                 _acknowledged[value] = true;
-                lock (_acks[k])
-                {
-                    _acks[k].Add(_clock.Elapsed);
-                }
+                _stalls.Acknowledged(k);
             }
         }
     }

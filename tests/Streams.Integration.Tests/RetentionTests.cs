@@ -58,15 +58,8 @@ public sealed class RetentionTests
         return numbers;
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, int seconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
-            await Task.Delay(200);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, string what, int seconds = 30) =>
+        Waiting.UntilAsync(condition, what, TimeSpan.FromSeconds(seconds), TimeSpan.FromMilliseconds(200));
 
     [Fact]
     public Task Truncating_at_a_stream_cut_hides_earlier_data_and_deletes_it_from_tier2() =>

@@ -6,6 +6,7 @@ using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Reading;
 using Streams.Tier2;
+using Streams.Testing;
 
 namespace Streams.SegmentStore.Tests;
 
@@ -170,13 +171,6 @@ internal static class ContainerTesting
         return names;
     }
 
-    public static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
-            await Task.Delay(20);
-        }
-    }
+    public static Task WaitUntilAsync(Func<bool> condition, string what) =>
+        Waiting.UntilAsync(condition, what, TimeSpan.FromSeconds(60));
 }

@@ -13,7 +13,7 @@ namespace Streams.Common.Server.Framing;
 /// was queued for it is released.
 /// <para>
 /// Memory. With a <see cref="ReplyBudget"/>, every queued reply is counted against it until its bytes are flushed
-/// to the transport (a body as what its caller reserved for it, a message as its size), so a peer that stops reading
+/// to the transport (as what its caller reserved for it, or a message sent without a reservation as its size), so a peer that stops reading
 /// holds at most the budget: the protocol reserves before it produces a large reply, and the receive loop waits for
 /// room before it takes the next request.
 /// </para>
@@ -21,9 +21,6 @@ namespace Streams.Common.Server.Framing;
 public sealed class FramedReplyChannel
 {
     private const int FlushThreshold = 256 * 1024;
-
-    /// <summary>What a message costs besides its encoded size: the length prefix, and the queue's own entry.</summary>
-    private const int MessageOverhead = 32;
 
     private readonly Channel<Reply> _queue =
         Channel.CreateUnbounded<Reply>(new UnboundedChannelOptions { SingleReader = true });
@@ -45,11 +42,23 @@ public sealed class FramedReplyChannel
     {
         // Sized once, here: the sender writes the prefix from it rather than sizing the message again.
         var size = message.CalculateSize();
-        var cost = _budget is null ? 0 : size + MessageOverhead;
-        _budget?.Add(cost);
+        var cost = _budget?.AddReply(size) ?? 0;
         if (!_queue.Writer.TryWrite(new Reply(message, null, cost, size)))
         {
             _budget?.Release(cost);
+        }
+    }
+
+    /// <summary>
+    /// Queues a message for which the caller took <paramref name="reserved"/> bytes from <see cref="Budget"/> (before
+    /// it did the work the message answers): they are given back once the message's frame is flushed, or when the
+    /// connection closes first. The message is not counted again.
+    /// </summary>
+    public void Send(IMessage message, long reserved)
+    {
+        if (!_queue.Writer.TryWrite(new Reply(message, null, reserved, message.CalculateSize())))
+        {
+            _budget?.Release(reserved);
         }
     }
 

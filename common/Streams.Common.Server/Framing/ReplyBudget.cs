@@ -15,6 +15,12 @@ namespace Streams.Common.Server.Framing;
 /// </summary>
 public sealed class ReplyBudget
 {
+    /// <summary>
+    /// What a queued reply holds besides its encoded size: its length prefix and its entry in the sender's queue
+    /// (a few dozen bytes; counted so that a flood of empty replies is bounded too).
+    /// </summary>
+    public const int ReplyOverhead = 32;
+
     private readonly object _lock = new();
     private readonly LinkedList<Waiter> _waiters = new();
     private readonly Action<long>? _changed;
@@ -75,6 +81,18 @@ public sealed class ReplyBudget
             _held += bytes;
             _changed?.Invoke(bytes);
         }
+    }
+
+    /// <summary>
+    /// Counts a queued protobuf reply of <paramref name="encodedSize"/> bytes at once (as <see cref="Add"/> does) and
+    /// returns what it holds: its size and <see cref="ReplyOverhead"/>. Give that back with <see cref="Release"/>
+    /// once the reply is written.
+    /// </summary>
+    public long AddReply(int encodedSize)
+    {
+        var cost = encodedSize + (long)ReplyOverhead;
+        Add(cost);
+        return cost;
     }
 
     /// <summary>Gives back bytes taken with <see cref="TryAcquire"/>, <see cref="AcquireAsync"/> or <see cref="Add"/>.</summary>

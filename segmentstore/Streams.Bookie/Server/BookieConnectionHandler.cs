@@ -15,11 +15,12 @@ namespace Streams.Bookie.Server;
 /// is copied once, from the receive buffer into the journal, before the next frame is read.
 /// A malformed frame gets a BookieError with request id 0 and the connection is closed.
 /// <para>
-/// Memory: each connection has an <see cref="InFlightBudget"/> (Bookie:MaxConnectionInFlightBytes and
-/// MaxConnectionInFlightRequests). A request takes its share before it starts (an add its payload, a read the largest
-/// entry until it knows its entry's size) and gives it back when its reply is in the socket's send buffer; while the
-/// budget is spent the next frame is not read, so a client that floods the bookie or stops reading replies is slowed
-/// down by TCP instead of filling the bookie's memory.
+/// Memory: each connection has a <see cref="ReplyBudget"/> of Bookie:MaxConnectionInFlightBytes and at most
+/// Bookie:MaxConnectionInFlightRequests requests in progress. A request takes its bytes before it starts (an add its
+/// payload, a read the largest entry until it knows its entry's size) and gives them back when its reply is flushed
+/// to the socket; its request slot is free once it is answered. While either is spent the next frame is not read, so
+/// a client that floods the bookie or stops reading replies is slowed down by TCP instead of filling the bookie's
+/// memory.
 /// </para>
 /// </summary>
 public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConnectionHandler.Session>
@@ -37,8 +38,10 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
         _replies = new BookieReplies(store);
     }
 
-    protected override Session OpenSession(FramedReplyChannel replies) =>
-        new(replies, new InFlightBudget(_store.Options.MaxConnectionInFlightBytes.Bytes, _store.Options.MaxConnectionInFlightRequests));
+    /// <inheritdoc />
+    protected override long? ReplyBudgetBytes => _store.Options.MaxConnectionInFlightBytes.Bytes;
+
+    protected override Session OpenSession(FramedReplyChannel replies) => new(replies, _store.Options.MaxConnectionInFlightRequests);
 
     protected override async ValueTask OnFrameAsync(Session session, ReadOnlySequence<byte> frame, CancellationToken aborted)
     {
@@ -46,7 +49,7 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
         {
             // Waiting here (not reading the next frame) is the back-pressure; the frame stays valid until we return.
             var cost = RequestOverhead + payload.Length;
-            await session.Budget.AcquireAsync(cost, aborted);
+            await session.BeginAsync(cost, aborted);
             _ = ReplyAsync(_store.AddAsync(add.Ledger, add.Entry, add.LastAddConfirmed, add.Crc, add.Recovery, payload), add, session, cost);
             return;
         }
@@ -57,26 +60,26 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
             case BookieRequest.KindOneofCase.Add:
                 var a = request.Add;
                 var addCost = RequestOverhead + a.Payload.Length;
-                await session.Budget.AcquireAsync(addCost, aborted);
+                await session.BeginAsync(addCost, aborted);
                 _ = ReplyAsync(_store.AddAsync(a.LedgerId, a.EntryId, a.LastAddConfirmed, a.Crc32C, a.Recovery, new ReadOnlySequence<byte>(a.Payload.Memory)),
                     new BookieProtocol.AddHeader(a.RequestId, a.LedgerId, a.EntryId, a.LastAddConfirmed, a.Crc32C, a.Recovery), session, addCost);
                 break;
             case BookieRequest.KindOneofCase.Read:
                 // Until the entry is read its size is unknown: it may be as large as the largest entry.
                 var readCost = RequestOverhead + _store.Options.MaxEntrySize.Bytes;
-                await session.Budget.AcquireAsync(readCost, aborted);
+                await session.BeginAsync(readCost, aborted);
                 _ = ReadAsync(request.Read, session, readCost, aborted);
                 break;
             case BookieRequest.KindOneofCase.ReadLac:
-                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                await session.BeginAsync(RequestOverhead, aborted);
                 session.Send(new BookieReply { ReadLac = _replies.ReadLac(request.ReadLac) }, RequestOverhead);
                 break;
             case BookieRequest.KindOneofCase.Fence:
-                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                await session.BeginAsync(RequestOverhead, aborted);
                 _ = FenceAsync(request.Fence, session);
                 break;
             case BookieRequest.KindOneofCase.Delete:
-                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                await session.BeginAsync(RequestOverhead, aborted);
                 _ = DeleteAsync(request.Delete, session);
                 break;
             case BookieRequest.KindOneofCase.Hello:
@@ -86,7 +89,7 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
                     throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Bookie protocol version {request.Hello.ProtocolVersion} is not supported; this bookie speaks {BookieProtocol.ProtocolVersion}."));
                 }
 
-                await session.Budget.AcquireAsync(RequestOverhead, aborted);
+                await session.BeginAsync(RequestOverhead, aborted);
                 session.Send(new BookieReply { Hello = new BookieHello { ProtocolVersion = BookieProtocol.ProtocolVersion } }, RequestOverhead);
                 break;
             default:
@@ -112,7 +115,7 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
         }
         catch (OperationCanceledException)
         {
-            session.Budget.Release(cost); // the connection is gone: nobody to answer
+            session.Abandon(cost); // the connection is gone: nobody to answer
             return;
         }
 
@@ -120,7 +123,7 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
         {
             // From now on the reply holds the entry's bytes, not the largest entry's.
             var actual = RequestOverhead + read.Payload.Length;
-            session.Budget.Adjust(actual - cost);
+            session.Budget.Release(cost - actual);
             session.Send(new BookieProtocol.EntryReplyBody(request.RequestId, request.LedgerId, request.EntryId, read), actual);
             return;
         }
@@ -138,18 +141,76 @@ public sealed class BookieConnectionHandler : FramedConnectionHandler<BookieConn
     private async Task DeleteAsync(DeleteLedgerRequest request, Session session) =>
         session.Send(new BookieReply { Delete = await _replies.DeleteAsync(request) }, RequestOverhead);
 
-    /// <summary>A connection's reply channel and in-flight budget.</summary>
+    /// <summary>A connection's reply channel, its bytes in flight (the channel's budget) and its request slots.</summary>
     public sealed class Session
     {
-        internal Session(FramedReplyChannel replies, InFlightBudget budget) => (Replies, Budget) = (replies, budget);
+        private readonly SemaphoreSlim _requests;
+
+        internal Session(FramedReplyChannel replies, int maxRequests)
+        {
+            Replies = replies;
+            Budget = replies.Budget ?? throw new InvalidOperationException("A bookie connection's replies must have a budget.");
+            _requests = new SemaphoreSlim(maxRequests, maxRequests);
+        }
 
         internal FramedReplyChannel Replies { get; }
 
-        internal InFlightBudget Budget { get; }
+        internal ReplyBudget Budget { get; }
 
-        /// <summary>Queues a reply; its request's <paramref name="cost"/> is given back once it is written.</summary>
-        internal void Send(IMessage reply, long cost) => Replies.Send(new BudgetedReply(reply, Budget, cost));
+        /// <summary>
+        /// Takes a request slot and <paramref name="cost"/> bytes, waiting while either is spent (the next frame is
+        /// not read meanwhile). Throws when the connection ends, holding nothing.
+        /// </summary>
+        internal async ValueTask BeginAsync(long cost, CancellationToken aborted)
+        {
+            var throttled = false;
+            if (!_requests.Wait(0))
+            {
+                throttled = true;
+                BookieMetrics.ConnectionThrottled.Add(1);
+                await _requests.WaitAsync(aborted);
+            }
 
-        internal void Send(IFrameBody reply, long cost) => Replies.Send(new BudgetedReply(reply, Budget, cost));
+            if (Budget.TryAcquire(cost))
+            {
+                return;
+            }
+
+            if (!throttled)
+            {
+                BookieMetrics.ConnectionThrottled.Add(1);
+            }
+
+            try
+            {
+                await Budget.AcquireAsync(cost, aborted);
+            }
+            catch (OperationCanceledException)
+            {
+                _requests.Release();
+                throw;
+            }
+        }
+
+        /// <summary>Queues a request's reply: its slot is free now, its <paramref name="cost"/> once the reply is flushed.</summary>
+        internal void Send(IMessage reply, long cost)
+        {
+            Replies.Send(reply, cost);
+            _requests.Release();
+        }
+
+        /// <inheritdoc cref="Send(IMessage, long)"/>
+        internal void Send(IFrameBody reply, long cost)
+        {
+            Replies.Send(reply, cost);
+            _requests.Release();
+        }
+
+        /// <summary>Gives back a request that will not be answered (its connection is gone).</summary>
+        internal void Abandon(long cost)
+        {
+            Budget.Release(cost);
+            _requests.Release();
+        }
     }
 }

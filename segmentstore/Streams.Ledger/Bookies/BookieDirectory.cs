@@ -44,6 +44,9 @@ public sealed class BookieDirectory : IAsyncDisposable
         _options = options;
     }
 
+    /// <summary>The settings its calls follow: deadlines, retry delay, connection timeout.</summary>
+    public LedgerOptions Options => _options;
+
     /// <summary>Serves <paramref name="client"/> for its bookie id (an in-process bookie) instead of connecting.</summary>
     public void AddLocal(IBookieClient client) => _local[client.BookieId] = client;
 

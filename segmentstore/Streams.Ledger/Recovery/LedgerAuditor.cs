@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Streams.Coordination.Metadata;
 using Streams.Ledger.Bookies;
@@ -89,7 +88,7 @@ internal sealed class LedgerAuditor
         var ledgers = new List<(long Id, LedgerMetadata Metadata)>();
         foreach (var child in await _store.GetChildrenAsync(LedgerMetadata.Root, cancellationToken))
         {
-            if (child.Length < 2 || child[0] != 'L' || !long.TryParse(child.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+            if (!LedgerMetadata.TryParseName(child, out var id))
             {
                 continue;
             }

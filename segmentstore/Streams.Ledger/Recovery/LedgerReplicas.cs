@@ -11,10 +11,6 @@ internal static class LedgerReplicas
         return (first, Math.Min(last, metadata.LastEntryId));
     }
 
-    /// <summary>Whether the bookie at <paramref name="position"/> of an ensemble of <paramref name="ensembleSize"/> stores entry <paramref name="entryId"/>.</summary>
-    public static bool Stores(int position, int ensembleSize, int writeQuorum, long entryId) =>
-        (int)(((position - (entryId % ensembleSize)) % ensembleSize + ensembleSize) % ensembleSize) < writeQuorum;
-
     /// <summary>Whether the bookie at <paramref name="position"/> of fragment <paramref name="index"/> stores any entry of it.</summary>
     public static bool HoldsEntries(LedgerMetadata metadata, int index, int position)
     {
@@ -22,7 +18,7 @@ internal static class LedgerReplicas
         var ensembleSize = metadata.Fragments[index].Bookies.Count;
         for (var entry = first; entry <= last && entry < first + ensembleSize; entry++)
         {
-            if (Stores(position, ensembleSize, metadata.WriteQuorum, entry))
+            if (LedgerMetadata.InWriteSet(position, entry, ensembleSize, metadata.WriteQuorum))
             {
                 return true;
             }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using Streams.Common.Hashing;
 using Streams.Contracts.Bookie;
 using Streams.Coordination.Metadata;
 using Streams.Ledger.Bookies;
@@ -28,6 +27,7 @@ internal sealed class ReplicationWorker
 
     private readonly IMetadataStore _store;
     private readonly BookieDirectory _bookies;
+    private readonly LedgerManager _ledgers;
     private readonly UnderReplicatedLedgers _marks;
     private readonly string _workerId;
     private readonly AutoRecoveryOptions _options;
@@ -39,6 +39,7 @@ internal sealed class ReplicationWorker
         options.Validate();
         (_store, _bookies, _workerId, _options, _logger) = (store, bookies, workerId, options, logger);
         _marks = new UnderReplicatedLedgers(store);
+        _ledgers = new LedgerManager(store, bookies, bookies.Options, logger);
         _time = time ?? TimeProvider.System;
     }
 
@@ -260,14 +261,13 @@ internal sealed class ReplicationWorker
     {
         var (first, last) = LedgerReplicas.RangeOf(metadata, fragment);
         var ensemble = metadata.Fragments[fragment].Bookies;
-        var target = await _bookies.GetAsync(replacement, cancellationToken);
         long entries = 0, bytes = 0;
         await Parallel.ForEachAsync(
             EntriesOf(first, last, position, ensemble.Count, metadata.WriteQuorum),
             new ParallelOptions { MaxDegreeOfParallelism = _options.CopyParallelism, CancellationToken = cancellationToken },
             async (entry, token) =>
             {
-                var size = await CopyEntryAsync(ledgerId, entry, LedgerMetadata.WriteSet(ensemble, entry, metadata.WriteQuorum), target, lost, token);
+                var size = await CopyEntryAsync(ledgerId, metadata, entry, replacement, lost, token);
                 Interlocked.Increment(ref entries);
                 Interlocked.Add(ref bytes, size);
             });
@@ -278,53 +278,41 @@ internal sealed class ReplicationWorker
     {
         for (var entry = first; entry <= last; entry++)
         {
-            if (LedgerReplicas.Stores(position, ensembleSize, writeQuorum, entry))
+            if (LedgerMetadata.InWriteSet(position, entry, ensembleSize, writeQuorum))
             {
                 yield return entry;
             }
         }
     }
 
-    /// <summary>Reads an entry from a surviving member of its write set whose copy passes its checksum, and adds it to the target.</summary>
-    private async Task<long> CopyEntryAsync(long ledgerId, long entryId, IReadOnlyList<string> writeSet, IBookieClient target, HashSet<string> lost, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads an entry from a surviving member of its write set whose copy passes its checksum (as every ledger read
+    /// does), and adds it to the replacement; every call within its deadline.
+    /// </summary>
+    private async Task<long> CopyEntryAsync(long ledgerId, LedgerMetadata metadata, long entryId, string replacement, HashSet<string> lost, CancellationToken cancellationToken)
     {
-        foreach (var source in writeSet)
+        var (read, _) = await _ledgers.TryReadAsync(metadata, ledgerId, entryId, cancellationToken, skip: source => lost.Contains(source) || source == replacement);
+        if (read is not { } entry)
         {
-            if (lost.Contains(source) || source == target.BookieId)
-            {
-                continue;
-            }
-
-            BookieEntry read;
-            try
-            {
-                read = await (await _bookies.GetAsync(source, cancellationToken)).ReadAsync(ledgerId, entryId, cancellationToken);
-            }
-            catch (BookieUnavailableException)
-            {
-                continue;
-            }
-
-            using (read)
-            {
-                if (read.Status != BookieStatus.Ok || Crc32C.Compute(read.Payload.Span) != read.Crc)
-                {
-                    _logger.LogWarning("Ledger {Ledger} entry {Entry}: bookie {Bookie} answered {Status}; trying another copy.", ledgerId, entryId, source,
-                        read.Status == BookieStatus.Ok ? "a payload failing its checksum" : read.Status.ToString());
-                    continue;
-                }
-
-                var status = await target.AddAsync(ledgerId, entryId, read.LastAddConfirmed, read.Crc, recovery: true, read.Payload, cancellationToken);
-                return status switch
-                {
-                    BookieStatus.Ok => read.Payload.Length,
-                    BookieStatus.NoSuchLedger => throw new ReplacementRefusedException(target.BookieId),
-                    _ => throw new LedgerException($"Ledger {ledgerId} entry {entryId}: the replacement bookie {target.BookieId} answered {status}."),
-                };
-            }
+            throw new LedgerException(
+                $"Ledger {ledgerId} entry {entryId}: no surviving bookie of {string.Join(", ", metadata.WriteSetOf(entryId))} served a copy that passes its checksum.");
         }
 
-        throw new LedgerException($"Ledger {ledgerId} entry {entryId}: no surviving bookie of {string.Join(", ", writeSet)} served a copy that passes its checksum.");
+        using (entry)
+        {
+            var status = await _bookies.CallAsync(
+                replacement,
+                (Ledger: ledgerId, Entry: entryId, Data: entry.Data),
+                static (client, s, token) => client.AddAsync(s.Ledger, s.Entry, s.Data.LastAddConfirmed, s.Data.Crc, recovery: true, s.Data.Payload, token),
+                _bookies.Options.AddTimeout,
+                cancellationToken);
+            return status switch
+            {
+                BookieStatus.Ok => entry.Data.Payload.Length,
+                BookieStatus.NoSuchLedger => throw new ReplacementRefusedException(replacement),
+                _ => throw new LedgerException($"Ledger {ledgerId} entry {entryId}: the replacement bookie {replacement} answered {status}."),
+            };
+        }
     }
 
     /// <summary>Deletes a deleted ledger's copies from the bookies this repair wrote them to (nobody else knows of them).</summary>
@@ -334,7 +322,7 @@ internal sealed class ReplicationWorker
         {
             try
             {
-                await (await _bookies.GetAsync(bookie)).DeleteAsync(ledgerId);
+                await _bookies.CallAsync(bookie, ledgerId, static (client, ledger, token) => client.DeleteAsync(ledger, token), _bookies.Options.ReadTimeout);
             }
             catch (BookieUnavailableException e)
             {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Streams.Coordination.Metadata;
@@ -30,9 +29,9 @@ internal sealed class UnderReplicatedLedgers(IMetadataStore store)
 
     public IMetadataStore Store { get; } = store;
 
-    public static string MarkOf(long ledgerId) => MarksPath + "/" + NameOf(ledgerId);
+    public static string MarkOf(long ledgerId) => MarksPath + "/" + LedgerMetadata.NameOf(ledgerId);
 
-    public static string LockOf(long ledgerId) => LocksPath + "/" + NameOf(ledgerId);
+    public static string LockOf(long ledgerId) => LocksPath + "/" + LedgerMetadata.NameOf(ledgerId);
 
     /// <summary>The ids of the marked ledgers, and a task that completes when a mark is added or removed.</summary>
     public async Task<(IReadOnlyList<long> Ledgers, Task Changed)> ListAndWatchAsync(CancellationToken cancellationToken)
@@ -74,14 +73,12 @@ internal sealed class UnderReplicatedLedgers(IMetadataStore store)
 
     public async Task UnlockAsync(long ledgerId) => await Store.TryDeleteAsync(LockOf(ledgerId), -1, CancellationToken.None);
 
-    private static string NameOf(long ledgerId) => "L" + ledgerId.ToString("D10", CultureInfo.InvariantCulture);
-
     private static List<long> Parse(IReadOnlyList<string> children)
     {
         var ids = new List<long>(children.Count);
         foreach (var child in children)
         {
-            if (child.Length > 1 && child[0] == 'L' && long.TryParse(child.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+            if (LedgerMetadata.TryParseName(child, out var id))
             {
                 ids.Add(id);
             }

@@ -158,8 +158,8 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
         private readonly SemaphoreSlim _reads;
         private readonly CancellationTokenSource _ending = new();
         private readonly object _lock = new();
+        private readonly int _maxReads;
         private TaskCompletionSource? _drained;
-        private int _running;
         private bool _closed;
 
         internal Session(AppendSession appends, int maxReads, FramedReplyChannel replies)
@@ -167,6 +167,7 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
             Appends = appends;
             Replies = replies;
             _reads = new SemaphoreSlim(maxReads, maxReads);
+            _maxReads = maxReads;
         }
 
         public AppendSession Appends { get; }
@@ -176,14 +177,10 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
         /// <summary>Cancelled when the connection closes: background reads stop waiting.</summary>
         internal CancellationToken Ending => _ending.Token;
 
-        internal async ValueTask BeginReadAsync(CancellationToken aborted)
-        {
-            await _reads.WaitAsync(aborted);
-            lock (_lock)
-            {
-                _running++;
-            }
-        }
+        /// <summary>Reads that hold one of the connection's read slots.</summary>
+        private int Running => _maxReads - _reads.CurrentCount;
+
+        internal async ValueTask BeginReadAsync(CancellationToken aborted) => await _reads.WaitAsync(aborted);
 
         internal void EndRead()
         {
@@ -191,10 +188,9 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
             bool release;
             lock (_lock)
             {
-                _running--;
                 _reads.Release();
-                drained = _running == 0 ? _drained : null;
-                release = _running == 0 && _closed;
+                drained = Running == 0 ? _drained : null;
+                release = Running == 0 && _closed;
             }
 
             drained?.TrySetResult();
@@ -209,7 +205,7 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
         {
             lock (_lock)
             {
-                if (_running == 0)
+                if (Running == 0)
                 {
                     return Task.CompletedTask;
                 }
@@ -226,7 +222,7 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
             lock (_lock)
             {
                 _closed = true;
-                release = _running == 0;
+                release = Running == 0;
             }
 
             _ending.Cancel();

@@ -25,9 +25,6 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     /// <summary>How long a finished Append call waits for the answers to blocks it already sent.</summary>
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>What an append reply costs besides its encoded size (the channel's entry).</summary>
-    private const int ReplyOverhead = 32;
-
     /// <summary>Where a connection's read budget is kept, among its connection items.</summary>
     private static readonly object ReadBudgetKey = new();
 
@@ -71,12 +68,11 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     public async Task AppendAsync(IAsyncStreamReader<AppendRequestFrame> requestStream, IServerStreamWriter<AppendReply> responseStream, ServerCallContext context)
     {
         // Multi-reader only so that the sender can see how many replies wait (single-reader channels cannot count).
-        var replies = Channel.CreateUnbounded<(AppendReply Reply, int Cost)>(new UnboundedChannelOptions { SingleReader = false });
+        var replies = Channel.CreateUnbounded<(AppendReply Reply, long Cost)>(new UnboundedChannelOptions { SingleReader = false });
         var budget = NewBudget();
         using var session = new AppendSession(requests.Store, reply =>
         {
-            var cost = reply.CalculateSize() + ReplyOverhead;
-            budget.Add(cost);
+            var cost = budget.AddReply(reply.CalculateSize());
             if (!replies.Writer.TryWrite((reply, cost)))
             {
                 budget.Release(cost);
@@ -129,8 +125,10 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     }
 
     private static async Task SendRepliesAsync(
-        ChannelReader<(AppendReply Reply, int Cost)> replies, IServerStreamWriter<AppendReply> responses, ReplyBudget budget, CancellationToken cancellationToken)
+        ChannelReader<(AppendReply Reply, long Cost)> replies, IServerStreamWriter<AppendReply> responses, ReplyBudget budget, CancellationToken cancellationToken)
     {
+        // What the replies written since the last flush hold: given back once, when the batch they ride in is flushed.
+        long unflushed = 0;
         try
         {
             while (await replies.WaitToReadAsync(cancellationToken))
@@ -140,13 +138,17 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
                     // Flush with the last reply that is ready; the ones before it ride in the same write.
                     responses.WriteOptions = replies.Count > 0 ? Buffered : null;
                     await responses.WriteAsync(item.Reply, cancellationToken);
-                    budget.Release(item.Cost);
+                    unflushed += item.Cost;
                 }
+
+                budget.Release(unflushed);
+                unflushed = 0;
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
         {
             // The call ended (cancelled or the client went away); nobody is listening for replies.
+            budget.Release(unflushed);
         }
     }
 

@@ -177,25 +177,8 @@ public sealed class SegmentStoreService : IAsyncDisposable
     }
 
     /// <summary>Stops a container this store no longer owns (also while it recovers); its clients are told to retry (elsewhere).</summary>
-    public async Task StopAsync(int id)
-    {
-        var slot = _slots[id];
-        await slot.Gate.WaitAsync();
-        try
-        {
-            slot.LostAt = Interlocked.Increment(ref _views);
-            if (slot.Container is { } container)
-            {
-                _logger.LogInformation("Stopping container {Container}: no longer owned by this store.", id);
-                await container.DisposeAsync();
-                slot.Container = null;
-            }
-        }
-        finally
-        {
-            slot.Gate.Release();
-        }
-    }
+    public Task StopAsync(int id) =>
+        StopCopyAsync(_slots[id], static _ => true, _ => Interlocked.Increment(ref _views), "no longer owned by this store");
 
     /// <summary>
     /// This store may own nothing any more (its metadata session was lost): stops every copy started against ownership
@@ -204,23 +187,7 @@ public sealed class SegmentStoreService : IAsyncDisposable
     public async Task StopAllAsync()
     {
         var lost = Interlocked.Increment(ref _views);
-        await Task.WhenAll(_slots.Select(async slot =>
-        {
-            await slot.Gate.WaitAsync();
-            try
-            {
-                slot.LostAt = Math.Max(slot.LostAt, lost);
-                if (slot.Container is { } container && slot.ClaimedAt < lost)
-                {
-                    await container.DisposeAsync();
-                    slot.Container = null;
-                }
-            }
-            finally
-            {
-                slot.Gate.Release();
-            }
-        }));
+        await Task.WhenAll(_slots.Select(slot => StopCopyAsync(slot, _ => slot.ClaimedAt < lost, _ => lost)));
     }
 
     /// <summary>The task watching container <paramref name="id"/>'s current copy (for tests: it ends with the copy).</summary>
@@ -250,19 +217,7 @@ public sealed class SegmentStoreService : IAsyncDisposable
         await Task.WhenAll(_slots.Select(s => s.Supervisor));
         foreach (var slot in _slots)
         {
-            await slot.Gate.WaitAsync();
-            try
-            {
-                if (slot.Container is { } container)
-                {
-                    await container.DisposeAsync();
-                    slot.Container = null;
-                }
-            }
-            finally
-            {
-                slot.Gate.Release();
-            }
+            await StopCopyAsync(slot, static _ => true, static _ => null);
         }
 
         _stop.Dispose();
@@ -272,18 +227,37 @@ public sealed class SegmentStoreService : IAsyncDisposable
         }
     }
 
-    /// <summary>Disposes a copy whose start failed and empties its slot; false if it was no longer there (stopped).</summary>
-    private async Task<bool> ReleaseAsync(ContainerSlot slot, SegmentContainer container)
+    /// <summary>Disposes a copy that failed (to start, or later) and empties its slot; false if it was no longer there (stopped).</summary>
+    private Task<bool> ReleaseAsync(ContainerSlot slot, SegmentContainer container) =>
+        StopCopyAsync(slot, copy => copy == container, stopping => stopping ? Interlocked.Increment(ref _views) : null);
+
+    /// <summary>
+    /// Stops the copy in a slot, under its gate: disposes it and empties the slot if <paramref name="stops"/> says so,
+    /// and records the loss <paramref name="lostAt"/> returns (told whether a copy is being stopped; null records
+    /// none), so that starts against ownership read before it are refused. Returns whether a copy was stopped.
+    /// </summary>
+    private async Task<bool> StopCopyAsync(ContainerSlot slot, Func<SegmentContainer, bool> stops, Func<bool, long?> lostAt, string? reason = null)
     {
         await slot.Gate.WaitAsync();
         try
         {
-            if (slot.Container != container)
+            var container = slot.Container;
+            var stopping = container is not null && stops(container);
+            if (lostAt(stopping) is { } lost)
+            {
+                slot.LostAt = Math.Max(slot.LostAt, lost);
+            }
+
+            if (container is null || !stopping)
             {
                 return false;
             }
 
-            slot.LostAt = Interlocked.Increment(ref _views);
+            if (reason is not null)
+            {
+                _logger.LogInformation("Stopping container {Container}: {Reason}.", container.Id, reason);
+            }
+
             await container.DisposeAsync();
             slot.Container = null;
             return true;

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Streams.Contracts.Bookie;
+using Streams.Testing;
 
 namespace Streams.Bookie.Tests.Storage;
 
@@ -85,13 +86,6 @@ public sealed class BookieStoreGarbageCollectionTests : IDisposable
         Assert.Equal(BookieStatus.NoSuchLedger, await BookieStoreDirectory.AddAsync(reopened, 500, 1, [2]));
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting for {what}.");
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string what) =>
+        Waiting.UntilAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50), TestContext.Current.CancellationToken);
 }

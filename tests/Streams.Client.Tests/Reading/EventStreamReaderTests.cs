@@ -120,13 +120,6 @@ public sealed class EventStreamReaderTests : IAsyncLifetime
         Assert.Equal([big.Length, 5], values.Select(v => v.Length).Order(Comparer<int>.Create((a, b) => b.CompareTo(a))));
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Timed out waiting.");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) =>
+        Waiting.UntilAsync(condition, "the condition holds", TimeSpan.FromSeconds(10));
 }

@@ -255,13 +255,6 @@ public sealed class GrpcHostingTests : IAsyncLifetime
         Assert.Equal("ok", (await _echo.UnaryAsync(new EchoRequest { Text = "ok" })).Text);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The condition did not become true within 10 s.");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) =>
+        Waiting.UntilAsync(condition, "the condition holds", TimeSpan.FromSeconds(10));
 }

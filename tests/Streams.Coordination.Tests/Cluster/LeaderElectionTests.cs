@@ -118,13 +118,6 @@ public sealed class LeaderElectionTests
         await Task.WhenAll(runA, runB).WaitAsync(Bound, TestContext.Current.CancellationToken);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Timed out.");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) =>
+        Waiting.UntilAsync(condition, "the condition holds", Bound, cancellationToken: TestContext.Current.CancellationToken);
 }

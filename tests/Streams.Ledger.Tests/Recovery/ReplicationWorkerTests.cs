@@ -14,9 +14,10 @@ public sealed class ReplicationWorkerTests
     /// E + 1 bookies, a closed ledger on E of them, its bookie at position <paramref name="victim"/> dead and the
     /// ledger marked; the bookie outside its ensemble is the only spare.
     /// </summary>
-    private static async Task<(LocalBookies Cluster, LedgerManager Manager, long Ledger, string Victim, string Spare)> MarkedAsync(int e, int qw, int entries = 60, int victim = 1)
+    private static async Task<(LocalBookies Cluster, LedgerManager Manager, long Ledger, string Victim, string Spare)> MarkedAsync(
+        int e, int qw, int entries = 60, int victim = 1, LedgerOptions? options = null)
     {
-        var cluster = await LocalBookies.StartAsync(e + 1);
+        var cluster = await LocalBookies.StartAsync(e + 1, options);
         await cluster.RegisterAsync(cluster.Bookies);
         var manager = cluster.Manager(e, qw, 2);
         var ledger = await LedgerAuditorTests.WriteAsync(manager, entries);
@@ -73,6 +74,29 @@ public sealed class ReplicationWorkerTests
         // One survivor serves a damaged entry 7: it is taken from the other one.
         survivors[0].CorruptEntry = 7;
         Assert.Equal(ReplicationWorker.Outcome.Repaired, await Worker(cluster).RepairAsync(ledger));
+        await AssertFullyReplicatedAsync(cluster, manager, ledger);
+    }
+
+    [Fact]
+    public async Task A_frozen_source_costs_the_repair_one_read_deadline_and_is_read_last_from_then_on()
+    {
+        // Adds get room on a busy machine; reads of a frozen bookie give up after 2 s.
+        var options = new LedgerOptions { AddTimeout = TimeSpan.FromSeconds(30), ReadTimeout = TimeSpan.FromSeconds(2) };
+        var (cluster, manager, ledger, victim, spare) = await MarkedAsync(3, 3, entries: 20, options: options);
+        await using var _ = cluster;
+        var frozen = cluster.Bookies.First(b => b.BookieId != victim && b.BookieId != spare);
+
+        // It never answers and ignores cancellation: only the call's deadline gets the repair past it.
+        frozen.Fault = BookieFault.Hang;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var outcome = await Worker(cluster).RepairAsync(ledger, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        TestContext.Current.TestOutputHelper?.WriteLine($"repair with a frozen source took {clock.Elapsed.TotalSeconds:F2} s");
+
+        Assert.Equal(ReplicationWorker.Outcome.Repaired, outcome);
+        Assert.True(cluster.Directory.IsSuspect(frozen.BookieId), "The frozen bookie is not suspect after it missed a deadline.");
+        // Read last once suspect: 20 entries do not each wait out a deadline.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"The repair took {clock.Elapsed.TotalSeconds:F2} s with one frozen source (read deadline 2 s).");
+        frozen.Fault = BookieFault.None;
         await AssertFullyReplicatedAsync(cluster, manager, ledger);
     }
 

@@ -246,13 +246,6 @@ public sealed class ContainerOwnershipTests : IAsyncLifetime
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
-            await Task.Delay(10);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string what) =>
+        Waiting.UntilAsync(condition, what, Bound, TimeSpan.FromMilliseconds(10));
 }

@@ -116,15 +116,8 @@ public sealed class DataConnectionHandlerTests
         await replies.CompleteAsync();
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < timeout, $"Condition not met within {timeout}.");
-            await Task.Delay(50, Token);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout) =>
+        Waiting.UntilAsync(condition, "the condition holds", timeout, TimeSpan.FromMilliseconds(50), Token);
 
     /// <summary>The segment store's unsent-reply gauge, as it moves: now and the highest it has been.</summary>
     private sealed class UnsentBytes : IDisposable
