@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Streams.Common.Naming;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
@@ -48,10 +49,16 @@ public sealed class SegmentLoadTracker : ISegmentLoads
 
     /// <summary>
     /// Keeps the report's loads of segments in the current epoch of known open streams and drops the rest. False (and
-    /// nothing kept) when this controller does not lead.
+    /// nothing kept) when this controller does not lead. A malformed report is refused whole with INVALID_ARGUMENT
+    /// naming the field.
     /// </summary>
     public bool Accept(LoadReport report)
     {
+        if (Invalid(report) is { } error)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, error));
+        }
+
         if (!_leading())
         {
             return false;
@@ -164,6 +171,45 @@ public sealed class SegmentLoadTracker : ISegmentLoads
             _latest.Clear();
             _hotKeys.Clear();
         }
+    }
+
+    /// <summary>What is wrong with a report, or null: every segment named, every window's rates there, finite and not negative.</summary>
+    internal static string? Invalid(LoadReport report)
+    {
+        for (var i = 0; i < report.Segments.Count; i++)
+        {
+            var load = report.Segments[i];
+            var field = $"LoadReport.segments[{i}]";
+            if (!SegmentName.TryParse(load.Segment, out _))
+            {
+                return $"{field}.segment '{load.Segment}' is not a segment name (expected scope/stream/number.#epoch.N).";
+            }
+
+            if (load.AgeMs < 0)
+            {
+                return $"{field}.age_ms is negative ({load.AgeMs}) for {load.Segment}.";
+            }
+
+            foreach (var (name, values, counts) in new[]
+            {
+                ("event_rates", load.EventRates, new[] { ScalingSettings.WindowCount }),
+                ("byte_rates", load.ByteRates, new[] { ScalingSettings.WindowCount }),
+                ("key_buckets", load.KeyBuckets, new[] { 0, ScalePlanner.Buckets }),
+            })
+            {
+                if (!counts.Contains(values.Count))
+                {
+                    return $"{field}.{name} has {values.Count} values for {load.Segment}; it needs {string.Join(" or ", counts)} (one per {(name == "key_buckets" ? "routing-key bucket" : "window, shortest first")}).";
+                }
+
+                if (values.Any(v => !double.IsFinite(v) || v < 0))
+                {
+                    return $"{field}.{name} of {load.Segment} holds a negative or non-finite value.";
+                }
+            }
+        }
+
+        return null;
     }
 
     private static bool IsActive(StreamRecord record, int number, int epoch)

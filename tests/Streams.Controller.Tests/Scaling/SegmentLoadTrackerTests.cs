@@ -39,11 +39,37 @@ public sealed class SegmentLoadTrackerTests
             "shop/orders/2.#epoch.0", // not a segment of the stream
             "shop/orders/0.#epoch.1", // an epoch that never came
             "shop/old/0.#epoch.0", // a sealed stream
-            "shop/missing/0.#epoch.0", // a stream this controller does not know
-            "not a segment name")));
+            "shop/missing/0.#epoch.0")));  // a stream this controller does not know
         Assert.Equal(2, tracker.Count);
         Assert.NotNull(tracker.Latest("shop/orders/1.#epoch.0"));
         Assert.Null(tracker.Latest("shop/orders/2.#epoch.0"));
+    }
+
+    [Theory]
+    [InlineData("segment", "LoadReport.segments[1].segment 'not a segment name' is not a segment name")]
+    [InlineData("age", "LoadReport.segments[1].age_ms is negative")]
+    [InlineData("windows", "LoadReport.segments[1].event_rates has 3 values for shop/orders/1.#epoch.0; it needs 4")]
+    [InlineData("buckets", "LoadReport.segments[1].key_buckets has 31 values for shop/orders/1.#epoch.0; it needs 0 or 32")]
+    [InlineData("nan", "LoadReport.segments[1].byte_rates of shop/orders/1.#epoch.0 holds a negative or non-finite value")]
+    public void A_malformed_report_is_refused_whole_naming_the_field(string fault, string message)
+    {
+        _streams[("shop", "orders")] = ScalePlannerTests.Record(2);
+        var report = Report("shop/orders/0.#epoch.0", "shop/orders/1.#epoch.0");
+        var bad = report.Segments[1];
+        switch (fault)
+        {
+            case "segment": bad.Segment = "not a segment name"; break;
+            case "age": bad.AgeMs = -1; break;
+            case "windows": bad.EventRates.RemoveAt(3); break;
+            case "buckets": bad.KeyBuckets.AddRange(new double[31]); break;
+            case "nan": bad.ByteRates[2] = double.NaN; break;
+        }
+
+        var tracker = Tracker();
+        var error = Assert.Throws<Grpc.Core.RpcException>(() => tracker.Accept(report));
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, error.StatusCode);
+        Assert.StartsWith(message, error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(0, tracker.Count);
     }
 
     [Fact]
