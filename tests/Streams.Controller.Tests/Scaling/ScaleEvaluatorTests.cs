@@ -170,16 +170,5 @@ public sealed class ScaleEvaluatorTests : IAsyncLifetime
         Assert.True(await _streams.CreateStreamAsync(record with { Stream = stream }, default));
 
     /// <summary>A report of segments at 9 × the tests' target over 2 min, measured for long.</summary>
-    private static LoadReport Hot(params string[] segments)
-    {
-        var report = new LoadReport { SegmentStore = "store-1" };
-        foreach (var segment in segments)
-        {
-            var load = ScalePlannerTests.Load(9000, 0, 0, 0, 10_000_000);
-            load.Segment = segment;
-            report.Segments.Add(load);
-        }
-
-        return report;
-    }
+    private static LoadReport Hot(params string[] segments) => ScalePlannerTests.Report(ScalePlannerTests.Load(9000, 0, 0, 0, 10_000_000), segments);
 }

@@ -335,6 +335,20 @@ public sealed class ScalePlannerTests
         return load;
     }
 
+    /// <summary>A segment store's report: a copy of <paramref name="load"/> for each segment.</summary>
+    internal static LoadReport Report(SegmentLoad load, params string[] segments)
+    {
+        var report = new LoadReport { SegmentStore = "store-1" };
+        foreach (var segment in segments)
+        {
+            var copy = load.Clone();
+            copy.Segment = segment;
+            report.Segments.Add(copy);
+        }
+
+        return report;
+    }
+
     /// <summary>The loads by segment id, in key order; null: no report for that segment.</summary>
     private static Dictionary<long, SegmentLoad> Loads(StreamRecord record, params SegmentLoad?[] loads)
     {

@@ -126,18 +126,7 @@ public sealed class SegmentLoadTrackerTests
         Assert.Equal(0, tracker.Count);
     }
 
-    private static LoadReport Report(params string[] segments)
-    {
-        var report = new LoadReport { SegmentStore = "store-1" };
-        foreach (var segment in segments)
-        {
-            var load = ScalePlannerTests.Load(10, 10, 10, 10, 5000);
-            load.Segment = segment;
-            report.Segments.Add(load);
-        }
-
-        return report;
-    }
+    private static LoadReport Report(params string[] segments) => ScalePlannerTests.Report(ScalePlannerTests.Load(10, 10, 10, 10, 5000), segments);
 }
 
 /// <summary>A clock a test moves by hand.</summary>
