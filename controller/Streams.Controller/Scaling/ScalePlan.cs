@@ -1,4 +1,3 @@
-using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
 
 namespace Streams.Controller.Scaling;
@@ -9,9 +8,3 @@ namespace Streams.Controller.Scaling;
 /// union), each tiled exactly by its ranges, so the ranges tile the sealed segments' union run by run.
 /// </summary>
 public sealed record ScalePlan(IReadOnlyList<long> SealSegmentIds, IReadOnlyList<KeyRangeRecord> NewRanges, string Reason, int Splits, int Merges);
-
-/// <summary>What one evaluation of a stream found: the plan (null: nothing to do) and the hot keys it would not split.</summary>
-public sealed record ScaleDecision(ScalePlan? Plan, IReadOnlyList<HotKey> HotKeys)
-{
-    public static readonly ScaleDecision None = new(null, []);
-}

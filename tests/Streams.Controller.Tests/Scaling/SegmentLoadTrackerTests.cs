@@ -128,13 +128,3 @@ public sealed class SegmentLoadTrackerTests
 
     private static LoadReport Report(params string[] segments) => ScalePlannerTests.Report(ScalePlannerTests.Load(10, 10, 10, 10, 5000), segments);
 }
-
-/// <summary>A clock a test moves by hand.</summary>
-internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    private DateTimeOffset _now = start;
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public void Advance(TimeSpan by) => _now += by;
-}
