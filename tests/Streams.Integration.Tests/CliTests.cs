@@ -89,6 +89,8 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
 
         var metrics = await PrometheusText.ScrapeAsync(fixture.Server.MetricsPort, TestContext.Current.CancellationToken);
         Assert.Equal(6, PrometheusText.Value(metrics, "streams_stream_active_segments", ("scope", "keda"), ("stream", "orders")));
+        Assert.Equal(6, PrometheusText.Value(metrics, "streams_stream_segments", ("scope", "keda"), ("stream", "orders")));
+        Assert.Equal(0, PrometheusText.Value(metrics, "streams_stream_hot_keys", ("scope", "keda"), ("stream", "orders")));
 
         // Sealed, the stream has no active segments: nothing for readers to scale on.
         await Run(null, "stream", "seal", "keda/orders");
@@ -97,6 +99,7 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
         Assert.Equal(0, sealedStream.GetProperty("value").GetInt32());
         metrics = await PrometheusText.ScrapeAsync(fixture.Server.MetricsPort, TestContext.Current.CancellationToken);
         Assert.Equal(0, PrometheusText.Value(metrics, "streams_stream_active_segments", ("scope", "keda"), ("stream", "orders")));
+        Assert.Equal(0, PrometheusText.Value(metrics, "streams_stream_segments", ("scope", "keda"), ("stream", "orders")));
 
         var invalid = await Node.RunJsonAsync("grpc-client.js", port, "kedaMissing");
         Assert.Equal(3, invalid.GetProperty("code").GetInt32());

@@ -18,9 +18,10 @@ namespace Streams.Hosting;
 /// <summary>
 /// <c>streams controller</c>: the stream API, the KEDA scaler and metrics. Several may run; all serve requests (stream
 /// metadata changes are compare-and-set in ZooKeeper) and one, elected, assigns containers to segment stores, applies
-/// retention and finishes operations a crashed controller left half done. Clients list every controller and move to
-/// the next when one is unavailable; segment stores never call a controller (they follow the assignment in
-/// ZooKeeper), so they follow whichever leads.
+/// retention, takes the segment stores' load reports and decides scales, and finishes operations a crashed controller
+/// left half done. Clients list every controller and move to the next when one is unavailable; segment stores follow
+/// the container assignment in ZooKeeper, so they follow whichever leads, and call a controller only to report load (a
+/// follower refuses the report, and the store tries another).
 /// <para>
 /// A dead leader is replaced once ZooKeeper expires its session, so the controller's session timeout is what a
 /// takeover costs: by default it is <see cref="DefaultSessionTimeout"/>, shorter than the other roles'.
@@ -54,6 +55,7 @@ public sealed class ControllerHost : IAsyncDisposable
         settings.Validate();
         var controllerOptions = ServerConfiguration.Bind<ControllerOptions>(configuration, "Controller");
         controllerOptions.Validate();
+        var scaling = ScalingConfiguration.Read(configuration);
         var containerCount = configuration.GetValue("Cluster:ContainerCount", 8);
         if (containerCount is < 1 or > 4096)
         {
@@ -74,12 +76,18 @@ public sealed class ControllerHost : IAsyncDisposable
         await view.StartAsync(cancellationToken);
         var admin = new GrpcSegmentStoreAdmin(view, config.ContainerCount, controllerOptions.SegmentOperationTimeout);
         var streams = new StreamMetadataStore(zookeeper);
-        var controller = new ControllerService(streams, admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>());
-        telemetry.Own(new ControllerMetrics(controller));
+        var election = new LeaderElection(zookeeper, ClusterPaths.ControllerLeader, settings.GrpcUri, logger);
+        // Load reports count only on the leader: a follower answers accepted = false and the segment store moves on.
+        ControllerService? controllerOfLoads = null;
+        var loads = new SegmentLoadTracker((scope, stream) => controllerOfLoads?.Known(scope, stream), () => election.IsLeader);
+        var controller = new ControllerService(streams, admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>(), loads);
+        controllerOfLoads = controller;
+        var controllerMetrics = new ControllerMetrics(controller, loads);
+        telemetry.Own(controllerMetrics);
 
         var stop = new CancellationTokenSource();
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
-        var election = new LeaderElection(zookeeper, ClusterPaths.ControllerLeader, settings.GrpcUri, logger);
+        var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
         var balancer = new ContainerBalancer(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ContainerBalancer>());
         var leading = Task.Run(() => election.RunAsync(async leadership =>
         {
@@ -94,11 +102,11 @@ public sealed class ControllerHost : IAsyncDisposable
                     logger.LogWarning("Finishing half-done stream operations failed ({Error}); the next leader retries.", e.Message);
                 }
             }, CancellationToken.None);
-            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership));
+            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership));
         }, stop.Token), CancellationToken.None);
 
         var app = RoleServer.Build(settings, loggerFactory,
-            services => services.AddSingleton(new GrpcControllerService(controller)).AddSingleton(new ExternalScalerService(controller)),
+            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new ExternalScalerService(controller)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();

@@ -16,6 +16,7 @@ using Streams.Controller.Server;
 using Streams.Controller.Streams;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
+using Streams.SegmentStore.Load;
 using Streams.SegmentStore;
 using Streams.SegmentStore.Logs;
 using Streams.SegmentStore.Server;
@@ -37,6 +38,7 @@ public sealed class StandaloneHost : IAsyncDisposable
     private readonly RoleTelemetry _telemetry;
     private readonly CancellationTokenSource _stop = new();
     private Task _retention = Task.CompletedTask;
+    private Task _scaling = Task.CompletedTask;
 
     private StandaloneHost(WebApplication app, IMetadataStore metadata, BookieStore bookie, SegmentStoreService store, RoleTelemetry telemetry, ServerSettings settings, string dataDirectory)
     {
@@ -69,6 +71,9 @@ public sealed class StandaloneHost : IAsyncDisposable
         var controllerOptions = ServerConfiguration.Bind<ControllerOptions>(configuration, "Controller");
         storeOptions.Validate();
         controllerOptions.Validate();
+        var scaling = ScalingConfiguration.Read(configuration);
+        var loadOptions = ServerConfiguration.Bind<SegmentLoadOptions>(configuration, "Scaling");
+        loadOptions.Validate();
 
         var logger = loggerFactory.CreateLogger<StandaloneHost>();
         var telemetry = RoleTelemetry.Start(configuration, "standalone");
@@ -87,13 +92,19 @@ public sealed class StandaloneHost : IAsyncDisposable
             EnsembleSize = 1, WriteQuorum = 1, AckQuorum = 1, AddTimeout = TimeSpan.FromSeconds(60), ReadTimeout = TimeSpan.FromSeconds(60),
         }, loggerFactory.CreateLogger<LedgerManager>());
         // Tier 2 defaults to a directory next to the rest of the data; "none" keeps everything in Tier 1.
+        // The one controller in this process always leads: it takes the segment store's load reports directly.
+        ControllerService? controllerOfLoads = null;
+        var loads = new SegmentLoadTracker((scope, stream) => controllerOfLoads?.Known(scope, stream), () => true);
+        var loadSink = new LocalLoadSink(loads);
         var tier2 = ChunkStorageFactory.OpenOrNone(string.IsNullOrWhiteSpace(storeOptions.Tier2) ? "file://" + Path.Combine(dataDirectory, "tier2") : storeOptions.Tier2);
         logger.LogInformation("Tier 2: {Tier2}", tier2?.Location ?? "none (all data stays in Tier 1)");
         var store = new SegmentStoreService(
             storeOptions,
             id => new LedgerDurableDataLog(id, ledgers, storeOptions.LedgerRolloverSize.Bytes, storeOptions.RecoveryReadAhead.Bytes, loggerFactory.CreateLogger<LedgerDurableDataLog>()),
             loggerFactory,
-            tier2);
+            tier2,
+            loadSink,
+            loadOptions) { Name = "standalone" };
         try
         {
             await store.StartAsync(cancellationToken);
@@ -116,16 +127,19 @@ public sealed class StandaloneHost : IAsyncDisposable
             new LocalSegmentStoreAdmin(requests, controllerOptions.SegmentOperationTimeout),
             new FixedSegmentLocator(settings),
             controllerOptions,
-            loggerFactory.CreateLogger<ControllerService>());
+            loggerFactory.CreateLogger<ControllerService>(),
+            loads);
+        controllerOfLoads = controller;
         await controller.RecoverAsync(cancellationToken);
-        telemetry.Own(new ControllerMetrics(controller));
+        var controllerMetrics = new ControllerMetrics(controller, loads);
+        telemetry.Own(controllerMetrics);
 
         var app = RoleServer.Build(
             settings,
             loggerFactory,
             services => services
                 .AddSegmentStoreGrpc(requests)
-                .AddSingleton(new GrpcControllerService(controller))
+                .AddSingleton(new GrpcControllerService(controller, loads))
                 .AddSingleton(new ExternalScalerService(controller)),
             endpoints =>
             {
@@ -146,6 +160,8 @@ public sealed class StandaloneHost : IAsyncDisposable
         var host = new StandaloneHost(app, metadata, bookie, store, telemetry, settings, dataDirectory);
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         host._retention = Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None);
+        var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
+        host._scaling = Task.Run(() => evaluator.RunAsync(host._stop.Token), CancellationToken.None);
         try
         {
             await RoleServer.StartAsync(app, settings, cancellationToken);
@@ -167,6 +183,7 @@ public sealed class StandaloneHost : IAsyncDisposable
     {
         await _stop.CancelAsync();
         await _retention;
+        await _scaling;
         await RoleServer.StopAsync(_app);
         _telemetry.Dispose(); // before the stores its gauges observe
         await _store.DisposeAsync();

@@ -4,22 +4,46 @@ using Streams.Controller.Streams;
 namespace Streams.Controller.Scaling;
 
 /// <summary>
-/// The scaling signal as gauges (meter "Streams.Controller"): each stream's active segment count and whether it is
-/// sealed, labelled by scope and stream.
+/// The scaling signal as gauges (meter "Streams.Controller"): each stream's segment count, whether it is sealed and
+/// its hot keys, labelled by scope and stream; and the scales the policy made.
 /// </summary>
 public sealed class ControllerMetrics : IDisposable
 {
     public const string MeterName = "Streams.Controller";
 
     private readonly Meter _meter = new(MeterName);
+    private readonly Counter<long> _scaleEvents;
 
-    public ControllerMetrics(ControllerService controller)
+    /// <param name="controller">Whose known streams the gauges show.</param>
+    /// <param name="loads">Where the hot keys are (none without it).</param>
+    public ControllerMetrics(ControllerService controller, ISegmentLoads? loads = null)
     {
         _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0), "{segment}",
             "Active segments of a stream (0 once sealed): the number of readers that can work on it in parallel.");
+        // Read from the record on every scrape, so it shows a new epoch as soon as the controller recorded it.
+        _meter.CreateObservableGauge("streams.stream.segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0), "{segment}",
+            "Segments of a stream's current epoch (0 once sealed): the KEDA scaler's segment metric.");
         // No unit: a unit of "1" would make Prometheus name it streams_stream_sealed_ratio.
         _meter.CreateObservableGauge("streams.stream.sealed", () => Measure(controller, r => r.State is StreamRecordState.Sealed ? 1 : 0),
             description: "1 if the stream is sealed, else 0.");
+        _meter.CreateObservableGauge("streams.stream.hot_keys", () => Measure(controller, r => loads?.HotKeys(r.Scope, r.Stream).Count ?? 0), "{key}",
+            "Key ranges of a stream whose load sits in one routing-key bucket, so the policy does not split them (leading controller).");
+        _scaleEvents = _meter.CreateCounter<long>("streams.stream.scale_events", "{scale}",
+            "Splits and merges the scaling policy asked for and the scale workflow made (kind = split or merge).");
+    }
+
+    /// <summary>Counts the splits and merges of one applied plan.</summary>
+    public void RecordScale(string scope, string stream, int splits, int merges)
+    {
+        if (splits > 0)
+        {
+            _scaleEvents.Add(splits, new("scope", scope), new("stream", stream), new("kind", "split"));
+        }
+
+        if (merges > 0)
+        {
+            _scaleEvents.Add(merges, new("scope", scope), new("stream", stream), new("kind", "merge"));
+        }
     }
 
     public void Dispose() => _meter.Dispose();

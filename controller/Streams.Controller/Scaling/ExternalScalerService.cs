@@ -17,9 +17,16 @@ namespace Streams.Controller.Scaling;
 /// stream has no active segments (the metric is 0, inactive), so KEDA scales its readers to zero.
 /// All four calls check the metadata alike: INVALID_ARGUMENT for a missing key, a name the controller would refuse or a
 /// bad <c>segmentsPerReplica</c>; NOT_FOUND for a stream that does not exist.
+/// <para>
+/// The signal is live: GetMetrics and IsActive read the stream's record from the metadata store on every call, and
+/// StreamIsActive answers again as soon as this controller records or reads a change of the stream
+/// (<see cref="ControllerService.StreamsChanged"/>: a scale's new epoch, a seal), and at least every 5 s for changes
+/// made through other controllers.
+/// </para>
 /// </summary>
 public sealed class ExternalScalerService(ControllerService controller) : ExternalScaler.ExternalScalerBase
 {
+    /// <summary>How often StreamIsActive looks again without a change notification: changes made by another controller.</summary>
     private static readonly TimeSpan PushInterval = TimeSpan.FromSeconds(5);
 
     /// <summary>
@@ -43,6 +50,7 @@ public sealed class ExternalScalerService(ControllerService controller) : Extern
         bool? last = null;
         while (!context.CancellationToken.IsCancellationRequested)
         {
+            var changed = controller.StreamsChanged; // before reading, so a change made while reading is not missed
             var active = IsActive(await ActiveSegmentsAsync(trigger, context.CancellationToken));
             if (active != last)
             {
@@ -50,7 +58,13 @@ public sealed class ExternalScalerService(ControllerService controller) : Extern
                 last = active;
             }
 
-            await Task.Delay(PushInterval, context.CancellationToken);
+            try
+            {
+                await changed.WaitAsync(PushInterval, context.CancellationToken);
+            }
+            catch (TimeoutException)
+            {
+            }
         }
     }
 

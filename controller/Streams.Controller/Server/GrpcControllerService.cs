@@ -1,11 +1,15 @@
 using Grpc.Core;
 using Streams.Contracts.Controller;
+using Streams.Controller.Scaling;
 using Streams.Controller.Streams;
 
 namespace Streams.Controller.Server;
 
-/// <summary>streams.controller.v1.Controller: the generated service, answered by <see cref="ControllerService"/>.</summary>
-public sealed class GrpcControllerService(ControllerService controller) : Contracts.Controller.Controller.ControllerBase
+/// <summary>
+/// streams.controller.v1.Controller: the generated service, answered by <see cref="ControllerService"/>; load reports go
+/// to <paramref name="loads"/> (refused, accepted = false, without one or while this controller does not lead).
+/// </summary>
+public sealed class GrpcControllerService(ControllerService controller, SegmentLoadTracker? loads = null) : Contracts.Controller.Controller.ControllerBase
 {
     public override async Task<CreateScopeReply> CreateScope(ScopeRequest request, ServerCallContext context) =>
         new() { Created = await controller.CreateScopeAsync(request.Scope, context.CancellationToken) };
@@ -56,4 +60,7 @@ public sealed class GrpcControllerService(ControllerService controller) : Contra
 
     public override Task<StreamInfo> TruncateStream(StreamCut request, ServerCallContext context) =>
         controller.TruncateStreamAsync(request, context.CancellationToken);
+
+    public override Task<LoadReportReply> ReportLoad(LoadReport request, ServerCallContext context) =>
+        Task.FromResult(new LoadReportReply { Accepted = loads?.Accept(request) ?? false });
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Grpc.Core;
 using Streams.Common.Naming;
 using Streams.Contracts.Controller;
+using Streams.Controller.Scaling;
 
 namespace Streams.Controller.Streams;
 
@@ -22,8 +23,14 @@ public sealed class ControllerService
     private readonly ILogger _logger;
     private readonly StreamLocks _streamLocks = new();
     private readonly ConcurrentDictionary<(string Scope, string Stream), StreamRecord> _known = new();
+    private readonly ISegmentLoads? _loads;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ControllerService(StreamMetadataStore metadata, ISegmentStoreAdmin segments, ISegmentLocator locator, ControllerOptions options, ILogger<ControllerService> logger)
+    /// <summary>
+    /// A controller over the given metadata and segment stores; <paramref name="loads"/>, when this controller receives
+    /// load reports, is the segments' measured load (describe shows its hot keys).
+    /// </summary>
+    public ControllerService(StreamMetadataStore metadata, ISegmentStoreAdmin segments, ISegmentLocator locator, ControllerOptions options, ILogger<ControllerService> logger, ISegmentLoads? loads = null)
     {
         options.Validate();
         _metadata = metadata;
@@ -31,10 +38,20 @@ public sealed class ControllerService
         _locator = locator;
         _options = options;
         _logger = logger;
+        _loads = loads;
     }
 
     /// <summary>The streams this controller has seen, for metrics and the scaling signal.</summary>
     public IEnumerable<StreamRecord> KnownStreams => _known.Values;
+
+    /// <summary>
+    /// Completes when this controller next sees a stream's epoch, state or segment count change, or a stream appear or
+    /// go (take it before reading, then wait on it). Changes other controllers make are seen when this one reads them.
+    /// </summary>
+    public Task StreamsChanged => Volatile.Read(ref _changed).Task;
+
+    /// <summary>The record this controller last saw of a stream, or null.</summary>
+    public StreamRecord? Known(string scope, string stream) => _known.TryGetValue((scope, stream), out var record) ? record : null;
 
     // ---- Scopes ---------------------------------------------------------------------------------------
 
@@ -140,8 +157,16 @@ public sealed class ControllerService
     public Task<StreamInfo> ScaleStreamAsync(string scope, string stream, IReadOnlyList<long> sealSegmentIds, IReadOnlyList<KeyRangeRecord> newRanges, string reason, CancellationToken cancellationToken) =>
         throw new RpcException(new Status(StatusCode.Unimplemented, "ScaleStream is not built yet."));
 
-    public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
-        ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
+    public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var info = ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
+        if (_loads is not null)
+        {
+            info.HotKeys.AddRange(_loads.HotKeys(scope, stream));
+        }
+
+        return info;
+    }
 
     public async Task<IReadOnlyList<string>> ListStreamsAsync(string scope, CancellationToken cancellationToken)
     {
@@ -303,7 +328,7 @@ public sealed class ControllerService
             {
                 if (await _metadata.GetStreamAsync(scope, stream, cancellationToken) is { } found)
                 {
-                    _known[(scope, stream)] = found.Record;
+                    Remember(found.Record);
                     records.Add(found.Record);
                 }
             }
@@ -312,7 +337,7 @@ public sealed class ControllerService
         var present = records.Select(r => (r.Scope, r.Stream)).ToHashSet();
         foreach (var gone in _known.Keys.Where(k => !present.Contains(k)))
         {
-            _known.TryRemove(gone, out _);
+            Forget(gone);
         }
 
         return records;
@@ -333,7 +358,7 @@ public sealed class ControllerService
                 }
 
                 var (record, version) = found;
-                _known[(scope, stream)] = record;
+                Remember(record);
                 switch (record.State)
                 {
                     case StreamRecordState.Creating:
@@ -392,7 +417,7 @@ public sealed class ControllerService
             throw new RpcException(new Status(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} changed during deletion; retry."));
         }
 
-        _known.TryRemove((record.Scope, record.Stream), out _);
+        Forget((record.Scope, record.Stream));
         _logger.LogInformation("Deleted stream {Scope}/{Stream}.", record.Scope, record.Stream);
     }
 
@@ -400,7 +425,7 @@ public sealed class ControllerService
     {
         var next = await _metadata.UpdateStreamAsync(record, version, cancellationToken)
             ?? throw new RpcException(new Status(StatusCode.Aborted, $"Stream {record.Scope}/{record.Stream} was changed concurrently; retry."));
-        _known[(record.Scope, record.Stream)] = record;
+        Remember(record);
         return next;
     }
 
@@ -410,9 +435,32 @@ public sealed class ControllerService
         ValidateName(stream, "stream");
         var found = await _metadata.GetStreamAsync(scope, stream, cancellationToken)
             ?? throw new RpcException(new Status(StatusCode.NotFound, $"Stream {scope}/{stream} does not exist."));
-        _known[(scope, stream)] = found.Record;
+        Remember(found.Record);
         return found;
     }
+
+    /// <summary>Keeps the record as the stream's latest and tells <see cref="StreamsChanged"/> waiters when what they watch changed.</summary>
+    private void Remember(StreamRecord record)
+    {
+        var key = (record.Scope, record.Stream);
+        var previous = _known.TryGetValue(key, out var known) ? known : null;
+        _known[key] = record;
+        if (previous is null || previous.Epoch != record.Epoch || previous.State != record.State || previous.ActiveSegments.Count != record.ActiveSegments.Count)
+        {
+            SignalChange();
+        }
+    }
+
+    private void Forget((string Scope, string Stream) stream)
+    {
+        if (_known.TryRemove(stream, out _))
+        {
+            SignalChange();
+        }
+    }
+
+    private void SignalChange() =>
+        Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     private Task<IDisposable> LockAsync(string scope, string stream, CancellationToken cancellationToken) =>
         _streamLocks.LockAsync(scope + "/" + stream, cancellationToken);

@@ -46,6 +46,40 @@ public sealed partial class ExternalScalerServiceTests : IAsyncLifetime
         Assert.Equal(1.0, Assert.Single((await _scaler.GetMetricSpec(Trigger(("scope", "shop"), ("stream", "orders")), new CallContext())).MetricSpecs).TargetSizeFloat);
     }
 
+    [Fact]
+    public async Task The_signal_follows_a_new_epoch_at_once_and_StreamIsActive_pushes_a_change_within_a_second()
+    {
+        var trigger = Trigger(("scope", "shop"), ("stream", "orders"));
+        var context = new CallContext();
+        var sent = new Messages();
+        var call = Task.Run(() => _scaler.StreamIsActive(trigger, sent, context));
+        await sent.WaitForAsync(1);
+
+        // A scale's new epoch, as the workflow records it: 3 segments became 5.
+        var streams = new StreamMetadataStore(_metadata);
+        var (record, version) = (await streams.GetStreamAsync("shop", "orders", default))!.Value;
+        var epoch1 = ControllerService.EvenSegments(5).Select(s => s with { Number = s.Number + 3, Epoch = 1 }).ToList();
+        Assert.NotNull(await streams.UpdateStreamAsync(record with { Epoch = 1, ActiveSegments = epoch1, EarlierSegments = record.ActiveSegments }, version, default));
+        Assert.Equal((5L, 5.0, true), await AskAsync(trigger));
+
+        var sealing = System.Diagnostics.Stopwatch.StartNew();
+        await _controller.SealStreamAsync("shop", "orders", default);
+        await sent.WaitForAsync(2);
+        var pushed = sealing.Elapsed;
+        TestContext.Current.TestOutputHelper?.WriteLine($"StreamIsActive pushed the seal {pushed.TotalMilliseconds:F1} ms after SealStream began");
+        Assert.True(pushed < TimeSpan.FromSeconds(1), $"StreamIsActive pushed the seal after {pushed.TotalMilliseconds:F0} ms");
+        Assert.Equal([true, false], sent.Received);
+
+        context.Cancel();
+        try
+        {
+            await call.WaitAsync(TimeSpan.FromSeconds(10)); // ends when KEDA hangs up
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     [Theory]
     [InlineData("scope", "no spaces", "contains ' '")]
     [InlineData("scope", "", "name is empty")]
@@ -175,6 +209,64 @@ public sealed partial class ExternalScalerServiceTests : IAsyncLifetime
         }
 
         public Task WriteAsync(IsActiveResponse message, CancellationToken cancellationToken) => WriteAsync(message);
+    }
+
+    /// <summary>Records every message written, for a test to wait on.</summary>
+    private sealed class Messages : IServerStreamWriter<IsActiveResponse>
+    {
+        private readonly Lock _lock = new();
+        private readonly List<bool> _received = [];
+        private TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public WriteOptions? WriteOptions { get; set; }
+
+        public List<bool> Received
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _received];
+                }
+            }
+        }
+
+        public Task WriteAsync(IsActiveResponse message)
+        {
+            lock (_lock)
+            {
+                _received.Add(message.Result);
+                _written.TrySetResult();
+                _written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task WriteAsync(IsActiveResponse message, CancellationToken cancellationToken) => WriteAsync(message);
+
+        /// <summary>Waits (at most 10 s) until <paramref name="count"/> messages were written.</summary>
+        public async Task WaitForAsync(int count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (true)
+            {
+                Task written;
+                lock (_lock)
+                {
+                    if (_received.Count >= count)
+                    {
+                        return;
+                    }
+
+                    written = _written.Task;
+                }
+
+                var left = deadline - DateTime.UtcNow;
+                Assert.True(left > TimeSpan.Zero, $"only {Received.Count} of {count} messages arrived in 10 s");
+                await Task.WhenAny(written, Task.Delay(left));
+            }
+        }
     }
 
     /// <summary>A server call context for calling a service method directly.</summary>
