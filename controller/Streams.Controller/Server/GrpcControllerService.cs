@@ -56,15 +56,4 @@ public sealed class GrpcControllerService(ControllerService controller) : Contra
 
     public override Task<StreamInfo> TruncateStream(StreamCut request, ServerCallContext context) =>
         controller.TruncateStreamAsync(request, context.CancellationToken);
-
-    // The scaling rpcs are answered by the scaling work; until then they say so, and the server starts.
-    public override Task<StreamInfo> ScaleStream(ScaleStreamRequest request, ServerCallContext context) => throw NotYet("ScaleStream");
-
-    public override Task<SuccessorsReply> GetSuccessors(SegmentRef request, ServerCallContext context) => throw NotYet("GetSuccessors");
-
-    public override Task<SegmentList> ListSegments(StreamRef request, ServerCallContext context) => throw NotYet("ListSegments");
-
-    public override Task<LoadReportReply> ReportLoad(LoadReport request, ServerCallContext context) => throw NotYet("ReportLoad");
-
-    private static RpcException NotYet(string rpc) => new(new Status(StatusCode.Unimplemented, $"{rpc} is not served by this build of the controller."));
 }
