@@ -49,6 +49,45 @@ public sealed class BenchCommandTests
         Assert.Equal(string.Empty, run.Stdout);
     }
 
+    [Fact]
+    public async Task Progress_lines_show_the_live_segment_count_of_the_stream()
+    {
+        var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--duration", "2", "--warmup", "0.5", "--scaling", "fixed:3", "--segments", "7", "--json"]);
+        var result = ParseResult(run);
+
+        // fixed:3 wins over --segments; the count shown is the one the controller describes.
+        Assert.Equal(3, result.GetProperty("segments").GetInt32());
+        Assert.Equal(3, result.GetProperty("liveSegments").GetInt32());
+        Assert.Equal("fixed:3", result.GetProperty("scaling").GetString());
+        var progress = run.Stderr.Split('\n').Where(line => line.Contains(" ev/s ", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(progress);
+        Assert.All(progress, line => Assert.EndsWith(" 3 segments", line.TrimEnd()));
+    }
+
+    [Fact]
+    public async Task A_rate_policy_parses_and_the_stream_starts_at_its_segment_count()
+    {
+        var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--duration", "1", "--warmup", "0", "--scaling", "events:500", "--segments", "2", "--json"]);
+        var result = ParseResult(run);
+
+        Assert.Equal("events:500", result.GetProperty("scaling").GetString());
+        Assert.Equal(2, result.GetProperty("segments").GetInt32());
+        Assert.Contains(" 2 segments", run.Stderr);
+    }
+
+    [Theory]
+    [InlineData("events")]
+    [InlineData("events:0")]
+    [InlineData("bytes:100")]
+    [InlineData("kbytes:1.5")]
+    public async Task A_scaling_policy_that_does_not_parse_is_refused(string policy)
+    {
+        var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--scaling", policy]);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--scaling '" + policy + "'", run.Stderr);
+        Assert.Equal(string.Empty, run.Stdout);
+    }
+
     private static JsonElement ParseResult(CliResult run)
     {
         Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}: {run.Stderr}");

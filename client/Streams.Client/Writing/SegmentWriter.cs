@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using Streams.Client.Internal;
 using Grpc.Core;
 using Streams.Common.Wire;
@@ -36,6 +37,15 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
+    /// <summary>
+    /// The first buffer of a block is between these: it grows by doubling as events arrive, and each segment remembers
+    /// the size its last block reached.
+    /// </summary>
+    private const int MinBlockCapacity = 256;
+
+    private const int MaxBlockCapacity = 16 * 1024;
+
+    private int _blockCapacity = MaxBlockCapacity;
     private long _nextEventNumber;
     private bool _numbered;
     private long _firstSetupLast = -1;
@@ -86,9 +96,10 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
             {
                 _ready.Enqueue(full);
                 _open = null;
+                _blockCapacity = MaxBlockCapacity;
             }
 
-            var open = _open ??= new Block(Math.Min(Math.Max(size, 16 * 1024), Math.Max(size, _options.MaxBlockSize)));
+            var open = _open ??= new Block(Math.Min(Math.Max(size, _blockCapacity), Math.Max(size, _options.MaxBlockSize)));
             if (sequence is { } applicationNumber && !_numbered)
             {
                 // Until the first setup says which of them the segment has, remember where each event starts.
@@ -315,6 +326,9 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         if (_inflight.Count == 0 || age >= _options.Linger)
         {
             _open = null;
+            // The next block starts at the size this one reached: a segment that gets an event or two per block (one
+            // of 1,000) keeps small buffers instead of 16 KiB ones it never fills.
+            _blockCapacity = Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)open.Bytes), MinBlockCapacity, MaxBlockCapacity);
             return open;
         }
 

@@ -12,8 +12,8 @@ namespace Streams.Common.Framing;
 /// exchange, requests multiplexed by id, keep-alive probes and request timeouts. What the frames mean is the
 /// <see cref="IFramedClientProtocol"/>'s business.
 /// <para>
-/// Invariants. Frames never interleave: one writer at a time (a semaphore) writes a whole frame into the pipe, from
-/// the caller's buffers, and flushes it. A request is registered by id before its frame is written, so its reply
+/// Invariants. Frames never interleave: one writer at a time (a semaphore) writes whole frames into the pipe, from
+/// the callers' buffers, and flushes them. A request is registered by id before its frame is written, so its reply
 /// always finds it. Reply frames are read without copying (<see cref="FramedMessageReader"/>) and are valid only while
 /// the protocol handles them. Closing happens once: the first reason wins, every pending request fails with the
 /// protocol's error for it, the protocol's reconnect hook runs, and the socket is disposed, which ends the receive
@@ -28,7 +28,7 @@ namespace Streams.Common.Framing;
 /// well: a peer that does not answer is as good as down, and every request should learn it at once.
 /// </para>
 /// </summary>
-public sealed class FramedClientConnection : IAsyncDisposable
+public sealed partial class FramedClientConnection : IAsyncDisposable
 {
     /// <summary>Receive buffer: 64 KiB blocks, read at least 16 KiB at a time, so a burst of replies costs one read.</summary>
     private const int ReceiveBufferSize = 64 * 1024;
@@ -135,35 +135,12 @@ public sealed class FramedClientConnection : IAsyncDisposable
 
     /// <summary>
     /// Writes one frame with <paramref name="write"/> (from the caller's buffers, straight into the socket's pipe)
-    /// and flushes it, without waiting for any reply. Throws the protocol's <see cref="FramedFailure.Closed"/> or
-    /// <see cref="FramedFailure.SendFailed"/> error.
+    /// and flushes it, without waiting for any reply. Frames written by other callers during a flush go out together
+    /// with the next one (<see cref="FramedClientConnection"/>, Sending). Throws the protocol's
+    /// <see cref="FramedFailure.Closed"/> or <see cref="FramedFailure.SendFailed"/> error.
     /// </summary>
-    public async ValueTask WriteAsync<TState>(TState state, FrameWriter<TState> write, CancellationToken cancellationToken = default)
-    {
-        await _writeLock.WaitAsync(cancellationToken);
-        try
-        {
-            if (_closedReason is { } reason)
-            {
-                throw _protocol.Failure(FramedFailure.Closed, reason);
-            }
-
-            try
-            {
-                write(_output, state);
-                await _output.FlushAsync(cancellationToken);
-            }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
-            {
-                Close(e);
-                throw _protocol.Failure(FramedFailure.SendFailed, e);
-            }
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
-    }
+    public ValueTask WriteAsync<TState>(TState state, FrameWriter<TState> write, CancellationToken cancellationToken = default) =>
+        SendAsync(state, write, cancellationToken);
 
     /// <summary>Sends a request message and waits for the reply matched to <paramref name="requestId"/>.</summary>
     public Task<object> RequestAsync(long requestId, IMessage request, CancellationToken cancellationToken = default) =>

@@ -45,6 +45,96 @@ public sealed class FramedClientConnectionTests
     }
 
     [Fact]
+    public async Task Frames_from_many_concurrent_writers_arrive_whole_and_each_writers_in_its_order()
+    {
+        const int Writers = 16, PerWriter = 300;
+        var received = new List<DataRequest>();
+        await using var peer = FramePeer.Start(async p =>
+        {
+            await p.AnswerHelloAsync();
+            for (var i = 0; i < Writers * PerWriter; i++)
+            {
+                var request = await p.ReadAsync();
+                lock (received)
+                {
+                    received.Add(request);
+                }
+            }
+
+            await p.WaitForEndAsync();
+        });
+        await using var connection = await ConnectAsync(peer, new TestProtocol(), NoKeepAlives);
+
+        // Frames of different sizes, so a frame cut or interleaved with another does not parse.
+        var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                await connection.WriteAsync(InfoRequest((w * 1000) + i, new string((char)('a' + w), 1 + (i * 7 % 500))), Token);
+            }
+        }, Token));
+        await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(30), Token);
+        await WaitUntilAsync(() => { lock (received) { return received.Count == Writers * PerWriter; } });
+
+        lock (received)
+        {
+            Assert.Equal(Writers * PerWriter, received.Count);
+            foreach (var group in received.GroupBy(r => r.Info.RequestId / 1000))
+            {
+                Assert.Equal(Enumerable.Range(0, PerWriter).Select(i => (group.Key * 1000) + i), group.Select(r => r.Info.RequestId));
+                Assert.All(group, r => Assert.Equal(new string((char)('a' + group.Key), 1 + ((int)(r.Info.RequestId % 1000) * 7 % 500)), r.Info.Segment));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_write_cancelled_while_it_waits_behind_a_stuck_flush_is_never_sent()
+    {
+        var reading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var received = new List<DataRequest>();
+        await using var peer = FramePeer.Start(async p =>
+        {
+            await p.AnswerHelloAsync();
+            await reading.Task;
+            while (await p.TryReadAsync() is { } request)
+            {
+                lock (received)
+                {
+                    received.Add(request);
+                }
+            }
+        });
+        await using var connection = await ConnectAsync(peer, new TestProtocol(), NoKeepAlives);
+
+        // 64 MiB that the peer does not read: the flush waits for room in the socket buffers.
+        var stuck = connection.WriteAsync(InfoRequest(1, new string('x', 64 * 1024 * 1024)), Token).AsTask();
+        await Task.Delay(200, Token);
+        Assert.False(stuck.IsCompleted);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        var cancelled = connection.WriteAsync(InfoRequest(2, "cancelled"), cancel.Token).AsTask();
+        var kept = connection.WriteAsync(InfoRequest(3, "kept"), Token).AsTask();
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(TimeSpan.FromSeconds(10), Token));
+
+        reading.SetResult();
+        await Task.WhenAll(stuck, kept).WaitAsync(TimeSpan.FromSeconds(30), Token);
+        await WaitUntilAsync(() => { lock (received) { return received.Count >= 2; } });
+        await Task.Delay(200, Token);
+        lock (received)
+        {
+            Assert.Equal([1L, 3L], received.Select(r => r.Info.RequestId));
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 300 && !condition(); i++)
+        {
+            await Task.Delay(100, Token);
+        }
+    }
+
+    [Fact]
     public async Task When_the_peer_drops_the_connection_every_pending_request_fails_and_the_reconnect_hook_runs_once()
     {
         var received = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -41,6 +41,33 @@ public sealed class DataFrameTests
     }
 
     [Fact]
+    public void A_short_frame_goes_to_the_cache_in_a_buffer_of_its_size_and_a_full_one_in_its_own()
+    {
+        var payload = new byte[700];
+        Random.Shared.NextBytes(payload);
+
+        using var shortBuilder = new DataFrameBuilder(1024 * 1024);
+        shortBuilder.AddAppend(7, 0, Guid.NewGuid(), 1, new ReadOnlySequence<byte>(payload));
+        var sealedShort = shortBuilder.Seal(1).ToArray();
+        using var shortFrame = shortBuilder.Detach();
+        // The cache counts the frame's length: the buffer it holds is at most the next power of two above it.
+        Assert.InRange(shortFrame.Memory.Length, sealedShort.Length, 2 * sealedShort.Length);
+        Assert.Equal(sealedShort, shortFrame.Memory[..sealedShort.Length].ToArray());
+        DataFrame.Verify(shortFrame.Memory.Span[..sealedShort.Length], "test");
+
+        using var fullBuilder = new DataFrameBuilder(64 * 1024);
+        while (fullBuilder.HasRoomFor(DataFrame.AppendHeaderSize + payload.Length))
+        {
+            fullBuilder.AddAppend(7, 0, Guid.NewGuid(), 1, new ReadOnlySequence<byte>(payload));
+        }
+
+        var sealedFull = fullBuilder.Seal(2).ToArray();
+        using var fullFrame = fullBuilder.Detach();
+        Assert.InRange(fullFrame.Memory.Length, sealedFull.Length, 2 * sealedFull.Length);
+        Assert.Equal(sealedFull, fullFrame.Memory[..sealedFull.Length].ToArray());
+    }
+
+    [Fact]
     public void Any_flipped_byte_is_detected()
     {
         var (frame, _) = BuildFrame();

@@ -26,7 +26,8 @@ internal sealed record LatencySummary(double P50, double P90, double P95, double
 /// <remarks>
 /// Mode is <c>closed-loop</c> or <c>open-loop</c>; Server is <c>standalone</c> (in this process) or the controller
 /// address; TargetRate is the open loop's events per second across all writers (null for the closed loop). Ack
-/// latency runs from the write call (closed loop) or from the event's intended send time (open loop).
+/// latency runs from the write call (closed loop) or from the event's intended send time (open loop). Segments is
+/// the count the stream was created with.
 /// </remarks>
 internal sealed record BenchResult(
     string Mode,
@@ -47,7 +48,14 @@ internal sealed record BenchResult(
     long Errors,
     bool Interrupted,
     OpenLoopResult? OpenLoop = null,
-    CatchUpResult? CatchUp = null);
+    CatchUpResult? CatchUp = null)
+{
+    /// <summary>The stream's scaling policy as given to <c>--scaling</c> (<c>fixed:N</c> without it).</summary>
+    public string Scaling { get; init; } = "";
+
+    /// <summary>The stream's active segment count when the run ended (Segments is the count it was created with).</summary>
+    public int LiveSegments { get; init; }
+}
 
 /// <summary>What an open-loop run sent against its schedule (the events due in the measured time).</summary>
 /// <remarks>

@@ -2,7 +2,8 @@ namespace Streams.Cli.Bench;
 
 /// <summary>
 /// What one benchmark run does. Rate is null for the closed loop (each writer sends as soon as its window has room),
-/// otherwise the open loop's target in events per second across all writers.
+/// otherwise the open loop's target in events per second across all writers. Scaling is the stream's policy from
+/// <c>--scaling</c> (null: fixed at Segments).
 /// </summary>
 internal sealed record BenchSettings(
     TimeSpan Warmup,
@@ -13,7 +14,11 @@ internal sealed record BenchSettings(
     int Segments,
     int Inflight,
     TimeSpan Linger,
-    double? Rate = null)
+    double? Rate = null,
+    BenchScaling? Scaling = null)
 {
     public bool OpenLoop => Rate is not null;
+
+    /// <summary>The segment count the stream is created with (fixed:N from --scaling, otherwise --segments).</summary>
+    public int InitialSegments => Scaling?.InitialSegments(Segments) ?? Segments;
 }

@@ -27,12 +27,16 @@ internal sealed class WriteBench
     /// </summary>
     private static readonly TimeSpan LateThreshold = TimeSpan.FromMilliseconds(2);
 
+    /// <summary>How often the progress display's segment count is refreshed from the controller.</summary>
+    private static readonly TimeSpan SegmentPollInterval = TimeSpan.FromSeconds(1);
+
     private readonly StreamsClient _client;
     private readonly BenchSettings _settings;
     private readonly LatencyRecording _latency;
     private long _measureFrom;
     private long _errors;
     private Loop[] _loops = [];
+    private int _liveSegments;
 
     public WriteBench(StreamsClient client, BenchSettings settings)
     {
@@ -51,15 +55,18 @@ internal sealed class WriteBench
 
     /// <summary>
     /// Creates the stream and the writers, runs them (first for the warm-up, unmeasured: connections, JIT, caches),
-    /// then for the measured duration, reporting progress once a second. Returns the measured seconds (until the last
+    /// then for the measured duration, reporting progress once a second (seconds measured, latencies so far, live
+    /// segment count). Returns the measured seconds (until the last
     /// measured event was acknowledged) and the ack latencies of the measured events.
     /// </summary>
-    public async Task<(double Seconds, HistogramBase Latency)> RunAsync(Action<double, HistogramBase> progress, CancellationToken cancellationToken)
+    public async Task<(double Seconds, HistogramBase Latency)> RunAsync(Action<double, HistogramBase, int> progress, CancellationToken cancellationToken)
     {
         var stream = "bench-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Random.Shared.Next(1000, 9999).ToString(CultureInfo.InvariantCulture);
         Stream = stream;
         await _client.Streams.CreateScopeAsync("bench", cancellationToken);
-        await _client.Streams.CreateStreamAsync("bench", stream, StreamConfig.Fixed(_settings.Segments), cancellationToken);
+        var config = _settings.Scaling?.ToStreamConfig(_settings.Segments) ?? StreamConfig.Fixed(_settings.Segments);
+        await _client.Streams.CreateStreamAsync("bench", stream, config, cancellationToken);
+        LiveSegments = config.SegmentCount;
 
         var payload = new byte[_settings.EventSize];
         Random.Shared.NextBytes(payload);
@@ -78,13 +85,18 @@ internal sealed class WriteBench
         }
 
         var all = Task.WhenAll(_loops.Select(loop => _settings.OpenLoop ? loop.RunOpenLoopAsync(start, stop.Token) : loop.RunClosedLoopAsync(stop.Token)));
+        using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watching = WatchSegmentsAsync(stream, stopWatching.Token);
         var interrupted = Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
         await Task.WhenAny(all, interrupted, Task.Delay(_settings.Warmup, CancellationToken.None));
         while (!all.IsCompleted && !cancellationToken.IsCancellationRequested)
         {
             await Task.WhenAny(all, interrupted, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
-            progress(MeasuredSeconds(), _latency.Collect());
+            progress(MeasuredSeconds(), _latency.Collect(), LiveSegments);
         }
+
+        await stopWatching.CancelAsync();
+        await watching;
 
         // Interrupted: report what was measured until now, without waiting for the writes still in flight.
         Interrupted = cancellationToken.IsCancellationRequested;
@@ -94,6 +106,16 @@ internal sealed class WriteBench
         }
 
         return (MeasuredSeconds(), _latency.Collect());
+    }
+
+    /// <summary>
+    /// The stream's active segment count, as the controller last described it (polled about once a second while the
+    /// bench runs); the count it was created with until the first answer.
+    /// </summary>
+    public int LiveSegments
+    {
+        get => Volatile.Read(ref _liveSegments);
+        private set => Volatile.Write(ref _liveSegments, value);
     }
 
     /// <summary>What the open loop sent against its schedule; null for the closed loop. Call after <see cref="RunAsync"/>.</summary>
@@ -136,6 +158,35 @@ internal sealed class WriteBench
             await _client.Streams.DeleteStreamAsync("bench", stream, cleanup.Token);
         }
         catch (Exception e) when (e is StreamsException or OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Asks the controller for the stream's segments about once a second until cancelled. A slow or failed answer only
+    /// leaves the last count standing: the numbers the bench measures never wait for it.
+    /// </summary>
+    private async Task WatchSegmentsAsync(string stream, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(SegmentPollInterval);
+        try
+        {
+            do
+            {
+                try
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    timeout.CancelAfter(SegmentPollInterval * 5);
+                    var description = await _client.Streams.DescribeStreamAsync("bench", stream, timeout.Token);
+                    LiveSegments = description.ActiveSegments.Count;
+                }
+                catch (Exception e) when (e is StreamsException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+                {
+                }
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
     }

@@ -35,6 +35,10 @@ internal static class BenchCommand
         {
             Description = "Open loop: events per second across all writers, each sent when due and its latency measured from then (default: closed loop).",
         };
+        var scaling = new Option<string?>("--scaling")
+        {
+            Description = "The stream's scaling policy: fixed:N (N segments), events:N or kbytes:N (target per segment per second, starting at --segments).",
+        };
         var standalone = new Option<bool>("--standalone") { Description = "Start a standalone server in this process (fresh data directory, free ports)." };
         var dataDir = new Option<string?>("--data-dir") { Description = "With --standalone: the data directory (default: a temporary one, deleted after)." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
@@ -42,14 +46,20 @@ internal static class BenchCommand
         var tier2 = new Option<string?>("--tier2") { Description = "With --standalone: Tier 2 (file://PATH or s3://BUCKET/PREFIX?endpoint=URL; default under the data directory)." };
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
-            duration, warmup, size, writers, keys, segments, inflight, linger, rate, standalone, dataDir, json, catchUp, tier2,
+            duration, warmup, size, writers, keys, segments, inflight, linger, rate, scaling, standalone, dataDir, json, catchUp, tier2,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
+            BenchScaling? policy = null;
+            if (parse.GetValue(scaling) is { } scalingText && (policy = BenchScaling.Parse(scalingText, out var scalingError)) is null)
+            {
+                throw new CliException(scalingError!);
+            }
+
             var settings = new BenchSettings(
                 TimeSpan.FromSeconds(parse.GetValue(warmup)),
                 TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(size), parse.GetValue(writers), parse.GetValue(keys),
-                parse.GetValue(segments), parse.GetValue(inflight), TimeSpan.FromMilliseconds(parse.GetValue(linger)), parse.GetValue(rate));
+                parse.GetValue(segments), parse.GetValue(inflight), TimeSpan.FromMilliseconds(parse.GetValue(linger)), parse.GetValue(rate), policy);
             if (settings.Duration <= TimeSpan.Zero || settings.Warmup < TimeSpan.Zero || settings.EventSize < 0 || settings.Writers < 1 || settings.Keys < 1 || settings.Segments < 1 || settings.Inflight < 1)
             {
                 throw new CliException("--duration, --writers, --keys, --segments and --inflight must be positive, --size at least 0.");
@@ -179,10 +189,10 @@ internal static class BenchCommand
     private static async Task<(double, HistogramBase)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
     {
         (double, HistogramBase) outcome = default;
-        var table = new Table().AddColumns("elapsed", "events", "events/s", "MB/s", "p50 ms", "p99 ms");
+        var table = new Table().AddColumns("elapsed", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "segments");
         await AnsiConsole.Live(table).StartAsync(async live =>
         {
-            outcome = await bench.RunAsync((elapsed, latency) =>
+            outcome = await bench.RunAsync((elapsed, latency, liveSegments) =>
             {
                 var events = latency.TotalCount;
                 table.Rows.Clear();
@@ -192,32 +202,37 @@ internal static class BenchCommand
                     (events / elapsed).ToString("N0", CultureInfo.InvariantCulture),
                     (events * (double)settings.EventSize / elapsed / 1e6).ToString("F1", CultureInfo.InvariantCulture),
                     LatencySummary.Milliseconds(latency, 50).ToString("F2", CultureInfo.InvariantCulture),
-                    LatencySummary.Milliseconds(latency, 99).ToString("F2", CultureInfo.InvariantCulture));
+                    LatencySummary.Milliseconds(latency, 99).ToString("F2", CultureInfo.InvariantCulture),
+                    liveSegments.ToString("N0", CultureInfo.InvariantCulture));
                 live.Refresh();
             }, ct);
         });
         return outcome;
     }
 
-    private static void PrintProgressLine(double elapsed, HistogramBase latency) =>
+    private static void PrintProgressLine(double elapsed, HistogramBase latency, int liveSegments) =>
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{elapsed,6:F1} s  {latency.TotalCount,12:N0} events  {latency.TotalCount / elapsed,10:N0} ev/s  p50 {LatencySummary.Milliseconds(latency, 50):F2} ms  p99 {LatencySummary.Milliseconds(latency, 99):F2} ms"));
+            $"{elapsed,6:F1} s  {latency.TotalCount,12:N0} events  {latency.TotalCount / elapsed,10:N0} ev/s  p50 {LatencySummary.Milliseconds(latency, 50):F2} ms  p99 {LatencySummary.Milliseconds(latency, 99):F2} ms  {liveSegments:N0} segments"));
 
     private static BenchResult Summarize(string server, string transport, BenchSettings s, double seconds, HistogramBase latency, WriteBench bench)
     {
         var events = latency.TotalCount;
         var bytes = events * s.EventSize;
         var perSecond = seconds > 0 ? 1 / seconds : 0; // 0 s: interrupted during the warm-up
-        return new BenchResult(s.OpenLoop ? "open-loop" : "closed-loop", server, transport, s.EventSize, s.Writers, s.Keys, s.Segments, s.Inflight, s.Rate,
+        return new BenchResult(s.OpenLoop ? "open-loop" : "closed-loop", server, transport, s.EventSize, s.Writers, s.Keys, s.InitialSegments, s.Inflight, s.Rate,
             Math.Round(seconds, 2), events, bytes, Math.Round(events * perSecond), Math.Round(bytes * perSecond / 1e6, 2),
-            LatencySummary.From(latency), bench.Errors, bench.Interrupted, bench.OpenLoopOutcome());
+            LatencySummary.From(latency), bench.Errors, bench.Interrupted, bench.OpenLoopOutcome())
+        {
+            Scaling = s.Scaling?.ToString() ?? string.Create(CultureInfo.InvariantCulture, $"fixed:{s.Segments}"),
+            LiveSegments = bench.LiveSegments,
+        };
     }
 
     private static void PrintResult(BenchResult r)
     {
         var mode = r.TargetRate is { } target ? string.Create(CultureInfo.InvariantCulture, $"open loop at {target:N0} events/s") : "closed loop";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{mode}, {r.Server} ({r.Transport}), {r.EventSize} B events, {r.Writers} writers, {r.Keys} keys, {r.Segments} segments, {r.Inflight} in flight per writer"));
+            $"{mode}, {r.Server} ({r.Transport}), {r.EventSize} B events, {r.Writers} writers, {r.Keys} keys, {r.Segments} segments ({r.Scaling}, {r.LiveSegments} at the end), {r.Inflight} in flight per writer"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  {r.Events:N0} events in {r.Seconds:F1} s: {r.EventsPerSecond:N0} events/s, {r.MegabytesPerSecond:F1} MB/s, {r.Errors} errors"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -1,0 +1,71 @@
+using System.Globalization;
+using Streams.Client;
+
+namespace Streams.Cli.Bench;
+
+/// <summary>How the bench stream scales: a fixed segment count, or a target rate per segment.</summary>
+internal enum BenchScalingKind
+{
+    Fixed,
+    EventsPerSecond,
+    KBytesPerSecond,
+}
+
+/// <summary>
+/// The bench stream's scaling policy, from <c>--scaling</c>: <c>fixed:N</c> (N segments), <c>events:N</c> (a target of N
+/// events/s per segment) or <c>kbytes:N</c> (N KiB/s per segment). A rate-scaled stream starts with <c>--segments</c>.
+/// </summary>
+internal sealed record BenchScaling(BenchScalingKind Kind, int Target)
+{
+    /// <summary>Parses <c>KIND:N</c> with N a positive integer; null and an explanation for anything else.</summary>
+    public static BenchScaling? Parse(string text, out string? error)
+    {
+        error = null;
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        var kind = colon < 0 ? text : text[..colon];
+        BenchScalingKind? parsed = kind.ToLowerInvariant() switch
+        {
+            "fixed" => BenchScalingKind.Fixed,
+            "events" => BenchScalingKind.EventsPerSecond,
+            "kbytes" => BenchScalingKind.KBytesPerSecond,
+            _ => null,
+        };
+        if (parsed is null)
+        {
+            error = $"--scaling '{text}': the kind is fixed, events or kbytes (fixed:N segments, events:N or kbytes:N per segment per second).";
+            return null;
+        }
+
+        if (colon < 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var target) || target < 1)
+        {
+            error = $"--scaling '{text}': give a positive whole number after the colon, such as {kind.ToLowerInvariant()}:1000.";
+            return null;
+        }
+
+        return new BenchScaling(parsed.Value, target);
+    }
+
+    /// <summary>The segment count the stream is created with: N for fixed:N, otherwise <paramref name="initialSegments"/>.</summary>
+    public int InitialSegments(int initialSegments) => Kind == BenchScalingKind.Fixed ? Target : initialSegments;
+
+    /// <summary>
+    /// The stream configuration for this policy, starting at <paramref name="initialSegments"/> segments.
+    /// </summary>
+    public StreamConfig ToStreamConfig(int initialSegments)
+    {
+        var config = StreamConfig.Fixed(InitialSegments(initialSegments));
+        // SCALING POLICY: the one place where a rate policy is applied to the bench stream. The SDK has no rate policy
+        // in StreamConfig yet; once it has StreamConfig.Scaling, set it here:
+        //   EventsPerSecond: config with { Scaling = ScalingPolicy.ByEventRate(Target, ...) }
+        //   KBytesPerSecond: config with { Scaling = ScalingPolicy.ByKBytesRate(Target, ...) }
+        // Until then the stream stays at its initial segment count, and the progress line shows that count.
+        return config;
+    }
+
+    public override string ToString() => Kind switch
+    {
+        BenchScalingKind.Fixed => string.Create(CultureInfo.InvariantCulture, $"fixed:{Target}"),
+        BenchScalingKind.EventsPerSecond => string.Create(CultureInfo.InvariantCulture, $"events:{Target}"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"kbytes:{Target}"),
+    };
+}
