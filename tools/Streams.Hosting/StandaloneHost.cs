@@ -145,7 +145,10 @@ public sealed class StandaloneHost : IAsyncDisposable
 
         var host = new StandaloneHost(app, metadata, bookie, store, telemetry, settings, dataDirectory);
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
-        host._retention = Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None);
+        var watchdog = new TransitionWatchdog(controller, controllerOptions.ScaleStepTimeout, loggerFactory.CreateLogger<TransitionWatchdog>());
+        host._retention = Task.WhenAll(
+            Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None),
+            Task.Run(() => watchdog.RunAsync(host._stop.Token), CancellationToken.None));
         try
         {
             await RoleServer.StartAsync(app, settings, cancellationToken);
