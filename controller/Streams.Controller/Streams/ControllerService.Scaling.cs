@@ -90,6 +90,16 @@ public sealed partial class ControllerService
     }
 
     /// <summary>
+    /// The bytes the segments of earlier epochs took (sealed: final): with the current epoch's tail, what the stream
+    /// took in all, which a scale must not make shrink (size-based retention counts on it).
+    /// </summary>
+    public async Task<long> EarlierEpochsBytesAsync(StreamRecord record, CancellationToken cancellationToken)
+    {
+        var infos = await Task.WhenAll((record.EarlierSegments ?? []).Select(s => _segments.GetSegmentInfoAsync(NameOf(record, s), cancellationToken)));
+        return infos.Sum(i => i.Length);
+    }
+
+    /// <summary>
     /// Drives every transition whose last step is older than <see cref="ControllerOptions.ScaleStepTimeout"/> (its
     /// driver crashed, or its segment store was away); for the leading controller, periodically. Returns how many it finished.
     /// </summary>
