@@ -104,7 +104,7 @@ internal static class AdminCommands
             var changeRetention = retention is not null || parse.GetValue(keepAll);
             if (!changeRetention && policy is null)
             {
-                throw new ArgumentException("Give --scaling, or one of --retention-time, --retention-size or --no-retention.");
+                throw new ArgumentException("Give one of --retention-time, --retention-size or --no-retention, or --scaling.");
             }
 
             await using var client = CliSupport.CreateClient(parse);
