@@ -65,8 +65,4 @@ public sealed class GrpcControllerService(ControllerService controller) : Contra
 
     public override Task<SegmentList> ListSegments(StreamRef request, ServerCallContext context) =>
         controller.ListSegmentsAsync(request.Scope, request.Stream, context.CancellationToken);
-
-    /// <summary>Load reports are taken by the autoscaler; until it is served here, segment stores hear UNIMPLEMENTED and keep their reports.</summary>
-    public override Task<LoadReportReply> ReportLoad(LoadReport request, ServerCallContext context) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "This controller does not take load reports yet; it scales only when asked (ScaleStream, UpdateStream)."));
 }
