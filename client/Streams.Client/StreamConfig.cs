@@ -3,8 +3,11 @@ namespace Streams.Client;
 /// <summary>How a stream is created.</summary>
 public sealed record StreamConfig
 {
-    /// <summary>Number of segments (fixed scaling): the parallelism of writers and readers.</summary>
+    /// <summary>Number of segments (fixed scaling): the parallelism of writers and readers. Ignored when <see cref="Scaling"/> is set.</summary>
     public int SegmentCount { get; init; } = 1;
+
+    /// <summary>How the segment count is decided; null means fixed at <see cref="SegmentCount"/>.</summary>
+    public ScalingPolicy? Scaling { get; init; }
 
     /// <summary>How much data the stream keeps; null keeps everything.</summary>
     public RetentionPolicy? Retention { get; init; }
@@ -58,4 +61,16 @@ public sealed record StreamDescription(
 {
     /// <summary>How much data the stream keeps; null keeps everything.</summary>
     public RetentionPolicy? Retention { get; init; }
+
+    /// <summary>How the segment count is decided.</summary>
+    public ScalingPolicy Scaling { get; init; } = ScalingPolicy.Fixed(1);
+
+    /// <summary>The scale in progress, or null.</summary>
+    public ScaleTransitionDescription? Transition { get; init; }
+
+    /// <summary>The latest scales, oldest first (the controller keeps the last 32).</summary>
+    public IReadOnlyList<ScaleEventDescription> History { get; init; } = [];
+
+    /// <summary>Key ranges whose load sits in one routing-key bucket.</summary>
+    public IReadOnlyList<HotKeyDescription> HotKeys { get; init; } = [];
 }

@@ -35,7 +35,7 @@ public sealed class StreamManager
             Stream = stream,
             Config = new StreamConfiguration
             {
-                Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = config.SegmentCount } },
+                Scaling = ToContract(config.Scaling ?? ScalingPolicy.Fixed(config.SegmentCount)),
                 Retention = ToContract(config.Retention),
             },
         };
@@ -52,7 +52,42 @@ public sealed class StreamManager
         return Describe(await _controller.CallAsync((c, o) => c.UpdateStreamAsync(request, o), cancellationToken));
     }
 
-    /// <summary>Describes a stream: its state and its active segments.</summary>
+    /// <summary>
+    /// Changes how a stream's segment count is decided; its retention stays. A rate policy takes effect from the
+    /// controller's next evaluation; a fixed count other than the current one rescales the stream now, to that many
+    /// equal segments, and returns once the new epoch is active.
+    /// </summary>
+    public async Task<StreamDescription> UpdateScalingAsync(string scope, string stream, ScalingPolicy policy, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        var current = await _controller.DescribeStreamAsync(scope, stream, cancellationToken);
+        var request = new UpdateStreamRequest
+        {
+            Scope = scope,
+            Stream = stream,
+            Config = new StreamConfiguration { Scaling = ToContract(policy), Retention = current.Config?.Retention },
+        };
+        return Describe(await _controller.UpdateStreamAsync(request, cancellationToken));
+    }
+
+    /// <summary>
+    /// Seals adjacent segments of the current epoch (by id, as <see cref="SegmentDescription.Id"/>) and replaces them
+    /// with successors owning <paramref name="newRanges"/>, which must tile exactly the sealed segments' key ranges.
+    /// Returns once the new epoch is active. Writers move to the successors in order; readers read the sealed segments
+    /// to their ends first. Fails with a message saying what to change when the ranges do not tile, a segment is not in
+    /// the current epoch, the stream is sealed, or another scale is in progress.
+    /// </summary>
+    public async Task<StreamDescription> ScaleStreamAsync(string scope, string stream, IReadOnlyList<long> sealSegmentIds, IReadOnlyList<(double Start, double End)> newRanges, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sealSegmentIds);
+        ArgumentNullException.ThrowIfNull(newRanges);
+        var request = new ScaleStreamRequest { Scope = scope, Stream = stream };
+        request.SealSegmentIds.AddRange(sealSegmentIds);
+        request.NewRanges.AddRange(newRanges.Select(r => new KeyRange { KeyStart = r.Start, KeyEnd = r.End }));
+        return Describe(await _controller.ScaleStreamAsync(request, cancellationToken));
+    }
+
+    /// <summary>Describes a stream: its state, active segments, scaling policy, scale in progress and recent scales.</summary>
     public async Task<StreamDescription> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
         Describe(await _controller.CallAsync((c, o) => c.DescribeStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken));
 
@@ -97,6 +132,30 @@ public sealed class StreamManager
         _ => null,
     };
 
+    private static Contracts.Controller.ScalingPolicy ToContract(ScalingPolicy policy)
+    {
+        if (policy.Kind == ScalingKind.Fixed)
+        {
+            return new Contracts.Controller.ScalingPolicy { Fixed = new FixedScaling { SegmentCount = policy.SegmentCount } };
+        }
+
+        var rate = new RateScaling { TargetRate = policy.TargetRate, ScaleFactor = policy.ScaleFactor, MinSegments = policy.MinSegments, MaxSegments = policy.MaxSegments };
+        return policy.Kind == ScalingKind.EventsPerSecond
+            ? new Contracts.Controller.ScalingPolicy { EventsPerSecond = rate }
+            : new Contracts.Controller.ScalingPolicy { KbytesPerSecond = rate };
+    }
+
+    private static ScalingPolicy FromContract(Contracts.Controller.ScalingPolicy? policy, int segments) => policy?.KindCase switch
+    {
+        Contracts.Controller.ScalingPolicy.KindOneofCase.EventsPerSecond => FromRate(ScalingPolicy.ByEventRate, policy.EventsPerSecond),
+        Contracts.Controller.ScalingPolicy.KindOneofCase.KbytesPerSecond => FromRate(ScalingPolicy.ByKBytesRate, policy.KbytesPerSecond),
+        Contracts.Controller.ScalingPolicy.KindOneofCase.Fixed when policy.Fixed.SegmentCount > 0 => ScalingPolicy.Fixed(policy.Fixed.SegmentCount),
+        _ => ScalingPolicy.Fixed(Math.Max(1, segments)),
+    };
+
+    private static ScalingPolicy FromRate(Func<int, int, int, int, ScalingPolicy> make, RateScaling rate) =>
+        make(Math.Max(1, rate.TargetRate), Math.Max(2, rate.ScaleFactor), Math.Max(1, rate.MinSegments), Math.Max(Math.Max(1, rate.MinSegments), rate.MaxSegments == 0 ? 64 : rate.MaxSegments));
+
     private static StreamDescription Describe(StreamInfo info) => new(
         info.Scope,
         info.Stream,
@@ -112,5 +171,18 @@ public sealed class StreamManager
             { KindCase: Contracts.Controller.RetentionPolicy.KindOneofCase.SizeBytes } r => RetentionPolicy.BySize(r.SizeBytes),
             _ => null,
         },
+        Scaling = FromContract(info.Config?.Scaling, info.ActiveSegments.Count),
+        Transition = info.Transition is { } t
+            ? new ScaleTransitionDescription(
+                t.FromEpoch,
+                t.Step,
+                DateTimeOffset.FromUnixTimeMilliseconds(t.StartedAtUnixMs),
+                TimeSpan.FromMilliseconds(Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - t.StepAtUnixMs)),
+                [.. t.SealSegmentIds],
+                [.. t.NewRanges.Select(r => (r.KeyStart, r.KeyEnd))],
+                t.Reason)
+            : null,
+        History = [.. info.History.Select(h => new ScaleEventDescription(h.Epoch, DateTimeOffset.FromUnixTimeMilliseconds(h.TimeUnixMs), [.. h.SealedSegmentIds], [.. h.CreatedSegmentIds], h.Reason))],
+        HotKeys = [.. info.HotKeys.Select(h => new HotKeyDescription(h.SegmentId, h.KeyStart, h.KeyEnd, h.Share))],
     };
 }

@@ -12,8 +12,19 @@ public sealed record ControllerOptions
     /// <summary>How often the leading controller records stream cuts and applies retention policies.</summary>
     public TimeSpan RetentionInterval { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// A scale whose current step is older than this is driven again by the leading controller (its driver crashed or
+    /// a segment store was away). Longer than a step takes when all is well, including the segment operation timeout.
+    /// </summary>
+    public TimeSpan ScaleStepTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     public void Validate()
     {
+        if (ScaleStepTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("Controller:ScaleStepTimeout must be positive.");
+        }
+
         if (RetentionInterval <= TimeSpan.Zero)
         {
             throw new ArgumentException("Controller:RetentionInterval must be positive.");

@@ -41,6 +41,38 @@ public sealed class StreamManagerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Scaling_policies_and_manual_scales_through_the_sdk()
+    {
+        var streams = _client.Streams;
+        await streams.CreateScopeAsync("elastic");
+        var config = new StreamConfig { Scaling = ScalingPolicy.ByEventRate(500, scaleFactor: 3, minSegments: 2, maxSegments: 8), Retention = RetentionPolicy.ByTime(TimeSpan.FromHours(1)) };
+        Assert.True(await streams.CreateStreamAsync("elastic", "rated", config));
+        var rated = await streams.DescribeStreamAsync("elastic", "rated");
+        Assert.Equal(config.Scaling, rated.Scaling);
+        Assert.Equal(2, rated.ActiveSegments.Count);
+
+        // A new fixed count rescales now; the retention stays.
+        var fixedFour = await streams.UpdateScalingAsync("elastic", "rated", ScalingPolicy.Fixed(4));
+        Assert.Equal(1, fixedFour.Epoch);
+        Assert.Equal(4, fixedFour.ActiveSegments.Count);
+        Assert.Equal(TimeSpan.FromHours(1), fixedFour.Retention!.Time);
+        Assert.Equal(ScalingPolicy.Fixed(4), fixedFour.Scaling);
+
+        var first = fixedFour.ActiveSegments[0];
+        var split = await streams.ScaleStreamAsync("elastic", "rated", [first.Id], [(first.KeyStart, 0.125), (0.125, first.KeyEnd)]);
+        Assert.Equal(2, split.Epoch);
+        var scale = split.History[^1];
+        Assert.Equal([first.Id], scale.SealedSegmentIds);
+        Assert.Equal((2, "manual"), (scale.CreatedSegmentIds.Count, scale.Reason));
+        Assert.Null(split.Transition);
+
+        var error = await Assert.ThrowsAsync<StreamsException>(() => streams.ScaleStreamAsync("elastic", "rated", [first.Id], [(0, 0.25)]));
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Contains("already replaced in epoch 2", error.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ScalingPolicy.ByKBytesRate(100, scaleFactor: 1));
+    }
+
+    [Fact]
     public async Task Errors_carry_status_and_reason()
     {
         var error = await Assert.ThrowsAsync<StreamsException>(() => _client.Streams.CreateStreamAsync("missing", "s", StreamConfig.Fixed(1)));

@@ -42,6 +42,49 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task Scale_split_merge_update_and_describe()
+    {
+        await Run(null, "scope", "create", "cliscale");
+        var create = await Run(null, "stream", "create", "cliscale/s", "--scaling", "fixed:2");
+        Assert.Equal(0, create.ExitCode);
+        Assert.Contains("2 segments", create.Stdout);
+
+        var split = await Run(null, "stream", "scale", "cliscale/s", "--split", "1:3");
+        Assert.Equal(0, split.ExitCode);
+        Assert.Contains("to epoch 1", split.Stdout);
+        Assert.Contains("cliscale/s/4.#epoch.1", split.Stdout);
+
+        // Segments 0 and 3 do not touch: the refusal says why, and the stream stays at epoch 1.
+        var apart = await Run(null, "stream", "scale", "cliscale/s", "--merge", "0,3");
+        Assert.Equal(1, apart.ExitCode);
+        Assert.Contains("not adjacent", apart.Stderr);
+        var unknown = await Run(null, "stream", "scale", "cliscale/s", "--split", "1");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("no segment 1 in its current epoch 1", unknown.Stderr);
+
+        var merge = await Run(null, "stream", "scale", "cliscale/s", "--merge", "3,4");
+        Assert.Equal(0, merge.ExitCode);
+        Assert.Contains("to epoch 2", merge.Stdout);
+
+        var describe = (await Run(null, "stream", "describe", "cliscale/s")).Stdout;
+        Assert.Contains("epoch:    2", describe);
+        Assert.Contains("scaling:  fixed: 3 segments", describe);
+        Assert.Contains("history:  2 scale(s)", describe);
+        Assert.Contains("epoch 2 at ", describe);
+        Assert.Contains("(manual)", describe);
+        Assert.Contains("cliscale/s/5.#epoch.2", describe);
+
+        var update = await Run(null, "stream", "update", "cliscale/s", "--scaling", "events:1000", "--max-segments", "8");
+        Assert.Equal(0, update.ExitCode);
+        Assert.Contains("events: 1000/s per segment, factor 2, 1-8 segments", update.Stdout);
+        Assert.Contains("epoch:    2", update.Stdout);
+
+        var badPolicy = await Run(null, "stream", "create", "cliscale/t", "--scaling", "bytes:5");
+        Assert.Equal(2, badPolicy.ExitCode);
+        Assert.Contains("not a scaling kind", badPolicy.Stderr);
+    }
+
+    [Fact]
     public async Task Generated_events_and_tail_reads()
     {
         await Run(null, "scope", "create", "gen");

@@ -88,6 +88,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var stop = new CancellationTokenSource();
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
+        var watchdog = new TransitionWatchdog(controller, controllerOptions.ScaleStepTimeout, loggerFactory.CreateLogger<TransitionWatchdog>());
         var balancer = new ContainerBalancer(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ContainerBalancer>());
         var leading = Task.Run(() => election.RunAsync(async leadership =>
         {
@@ -102,7 +103,7 @@ public sealed class ControllerHost : IAsyncDisposable
                     logger.LogWarning("Finishing half-done stream operations failed ({Error}); the next leader retries.", e.Message);
                 }
             }, CancellationToken.None);
-            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership));
+            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership), watchdog.RunAsync(leadership));
         }, stop.Token), CancellationToken.None);
 
         var app = RoleServer.Build(settings, loggerFactory,

@@ -159,7 +159,10 @@ public sealed class StandaloneHost : IAsyncDisposable
 
         var host = new StandaloneHost(app, metadata, bookie, store, telemetry, settings, dataDirectory);
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
-        host._retention = Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None);
+        var watchdog = new TransitionWatchdog(controller, controllerOptions.ScaleStepTimeout, loggerFactory.CreateLogger<TransitionWatchdog>());
+        host._retention = Task.WhenAll(
+            Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None),
+            Task.Run(() => watchdog.RunAsync(host._stop.Token), CancellationToken.None));
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
         host._scaling = Task.Run(() => evaluator.RunAsync(host._stop.Token), CancellationToken.None);
         try

@@ -102,6 +102,17 @@ internal sealed class ControllerClient : IDisposable
     public Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
         CallAsync((c, o) => c.DescribeStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
 
+    // ---- Scaling ----
+
+    /// <summary>Scales and answers once the new epoch is active. Retried while unavailable: the same request joins the scale it started.</summary>
+    public Task<StreamInfo> ScaleStreamAsync(ScaleStreamRequest request, CancellationToken cancellationToken) =>
+        CallAsync((c, o) => c.ScaleStreamAsync(request, o), cancellationToken);
+
+    public Task<StreamInfo> UpdateStreamAsync(UpdateStreamRequest request, CancellationToken cancellationToken) =>
+        CallAsync((c, o) => c.UpdateStreamAsync(request, o), cancellationToken);
+
+    // ---- end of scaling ----
+
     public void Dispose()
     {
         foreach (var (channel, _) in _controllers)

@@ -63,4 +63,13 @@ public sealed class GrpcControllerService(ControllerService controller, SegmentL
 
     public override Task<LoadReportReply> ReportLoad(LoadReport request, ServerCallContext context) =>
         Task.FromResult(new LoadReportReply { Accepted = loads?.Accept(request) ?? false });
+
+    public override Task<StreamInfo> ScaleStream(ScaleStreamRequest request, ServerCallContext context) =>
+        controller.ScaleStreamAsync(request.Scope, request.Stream, request.SealSegmentIds, [.. request.NewRanges.Select(r => new KeyRangeRecord(r.KeyStart, r.KeyEnd))], ControllerService.ManualReason, context.CancellationToken);
+
+    public override Task<SuccessorsReply> GetSuccessors(SegmentRef request, ServerCallContext context) =>
+        controller.GetSuccessorsAsync(request.Segment, context.CancellationToken);
+
+    public override Task<SegmentList> ListSegments(StreamRef request, ServerCallContext context) =>
+        controller.ListSegmentsAsync(request.Scope, request.Stream, context.CancellationToken);
 }

@@ -12,23 +12,27 @@ namespace Streams.Controller.Streams;
 /// the stream's record (Creating, Sealing, Deleting), then performs idempotent segment operations, then records the
 /// result with a compare-and-set. A controller that crashes midway leaves the intent behind, and
 /// <see cref="RecoverAsync"/> (run at start) finishes it, so a stream is never left half-created or half-sealed.
-/// Requests fail with gRPC statuses that say what to change.
+/// A scale is such a change too, with more steps (ControllerService.Scaling.cs). Requests fail with gRPC statuses that
+/// say what to change.
 /// </summary>
-public sealed class ControllerService
+public sealed partial class ControllerService
 {
     private readonly StreamMetadataStore _metadata;
     private readonly ISegmentStoreAdmin _segments;
     private readonly ISegmentLocator _locator;
     private readonly ControllerOptions _options;
     private readonly ILogger _logger;
+    private readonly ISegmentLoads? _loads;
+
+    /// <summary>A truncation offset meaning "the segment's end".</summary>
+    private const long WholeSegment = -1;
     private readonly StreamLocks _streamLocks = new();
     private readonly ConcurrentDictionary<(string Scope, string Stream), StreamRecord> _known = new();
-    private readonly ISegmentLoads? _loads;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
-    /// A controller over the given metadata and segment stores; <paramref name="loads"/>, when this controller receives
-    /// load reports, is the segments' measured load (describe shows its hot keys).
+    /// A controller over <paramref name="metadata"/> and the segment stores; <paramref name="loads"/> (optional) is
+    /// what they last reported of their segments' load, which seeds successors and names hot keys.
     /// </summary>
     public ControllerService(StreamMetadataStore metadata, ISegmentStoreAdmin segments, ISegmentLocator locator, ControllerOptions options, ILogger<ControllerService> logger, ISegmentLoads? loads = null)
     {
@@ -83,7 +87,8 @@ public sealed class ControllerService
         using var activity = ControllerTracing.StartStream("CreateStream", scope, stream);
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
-        var segmentCount = SegmentCountOf(config);
+        var policy = ScalingPolicies.FromContract(config?.Scaling, _options.MaxSegmentsPerStream);
+        var segmentCount = ScalingPolicies.InitialSegments(policy);
         var (retentionTime, retentionSize) = RetentionOf(config);
         using var _ = await LockAsync(scope, stream, cancellationToken);
         if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
@@ -99,7 +104,11 @@ public sealed class ControllerService
             return (false, ToInfo(finished));
         }
 
-        var record = new StreamRecord(scope, stream, segmentCount, StreamRecordState.Creating, 0, EvenSegments(segmentCount), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), retentionTime, retentionSize);
+        var record = new StreamRecord(scope, stream, segmentCount, StreamRecordState.Creating, 0, EvenSegments(segmentCount), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), retentionTime, retentionSize)
+        {
+            Scaling = policy,
+            NextSegmentNumber = segmentCount,
+        };
         if (!await _metadata.CreateStreamAsync(record, cancellationToken))
         {
             var raced = await _metadata.GetStreamAsync(scope, stream, cancellationToken);
@@ -112,8 +121,9 @@ public sealed class ControllerService
     }
 
     /// <summary>
-    /// Changes a stream's configuration: its retention policy (unset: keep everything from now on). A scaling policy
-    /// other than the stream's is refused; leaving it unset keeps it.
+    /// Changes a stream's configuration: its retention policy (unset: keep everything from now on) and its scaling
+    /// policy (unset: keep it). A rate policy is recorded for the autoscaler; a fixed policy with another count than the
+    /// stream has now rescales it to that many equal segments, through one epoch transition.
     /// </summary>
     public async Task<StreamInfo> UpdateStreamAsync(string scope, string stream, StreamConfiguration? config, CancellationToken cancellationToken)
     {
@@ -128,45 +138,52 @@ public sealed class ControllerService
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is being {(record.State == StreamRecordState.Deleting ? "deleted" : "created")}; retry later."));
         }
 
-        if (config?.Scaling is { } scaling && (scaling.KindCase != ScalingPolicy.KindOneofCase.Fixed || scaling.Fixed.SegmentCount != record.FixedSegmentCount))
+        var policy = config?.Scaling is { KindCase: not ScalingPolicy.KindOneofCase.None } scaling
+            ? ScalingPolicies.FromContract(scaling, _options.MaxSegmentsPerStream)
+            : record.Policy;
+        var rescale = policy.Kind == ScalingKind.Fixed && policy.Target != record.ActiveSegments.Count;
+        if (rescale && !record.IsOpen)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"Stream {scope}/{stream} has {record.FixedSegmentCount} fixed segments; its scaling policy cannot change yet (leave it unset)."));
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Stream {scope}/{stream} is sealed; a sealed stream does not scale (its fixed count stays {record.ActiveSegments.Count})."));
         }
 
-        var updated = record with { RetentionTimeMs = retentionTime, RetentionSizeBytes = retentionSize };
+        var updated = record with
+        {
+            RetentionTimeMs = retentionTime,
+            RetentionSizeBytes = retentionSize,
+            Scaling = policy,
+            FixedSegmentCount = policy.Kind == ScalingKind.Fixed ? policy.Target : record.FixedSegmentCount,
+        };
+        if (rescale && record.Transition is { } running)
+        {
+            throw InProgress(record, running);
+        }
+
         if (updated == record)
         {
             return ToInfo(record);
         }
 
-        await UpdateAsync(updated, version, cancellationToken);
+        version = await UpdateAsync(updated, version, cancellationToken);
+        if (rescale)
+        {
+            var all = updated.ActiveSegments.Select(s => SegmentName.ComposeId(s.Epoch, s.Number)).ToList();
+            var ranges = EvenSegments(policy.Target).Select(s => new KeyRangeRecord(s.KeyStart, s.KeyEnd)).ToList();
+            (updated, version) = await ScaleLockedAsync(updated, version, all, ranges, $"fixed: {record.ActiveSegments.Count} -> {policy.Target} segments", cancellationToken);
+        }
+
         if (!updated.HasRetention)
         {
             await _metadata.DeleteRetentionAsync(scope, stream, cancellationToken);
         }
 
-        _logger.LogInformation("Updated stream {Scope}/{Stream}: retention {Retention}.", scope, stream,
+        _logger.LogInformation("Updated stream {Scope}/{Stream}: scaling {Scaling}, retention {Retention}.", scope, stream, policy,
             retentionTime is { } t ? $"{t} ms" : retentionSize is { } s ? $"{s} bytes" : "none");
         return ToInfo(updated);
     }
 
-    /// <summary>
-    /// Seals adjacent segments of the current epoch and replaces them with successors covering exactly their key
-    /// ranges, as a durable, resumable epoch transition (docs/scaling.md). Completes when the new epoch is active.
-    /// </summary>
-    public Task<StreamInfo> ScaleStreamAsync(string scope, string stream, IReadOnlyList<long> sealSegmentIds, IReadOnlyList<KeyRangeRecord> newRanges, string reason, CancellationToken cancellationToken) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "ScaleStream is not built yet."));
-
-    public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken)
-    {
-        var info = ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
-        if (_loads is not null)
-        {
-            info.HotKeys.AddRange(_loads.HotKeys(scope, stream));
-        }
-
-        return info;
-    }
+    public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
 
     public async Task<IReadOnlyList<string>> ListStreamsAsync(string scope, CancellationToken cancellationToken)
     {
@@ -298,9 +315,19 @@ public sealed class ControllerService
             segments.Add((NameOf(record, segment), offset));
         }
 
+        // A cut through every segment of the current epoch is after all of every earlier epoch (each earlier segment's
+        // successors start where it ended): the earlier segments it does not name are dropped whole.
+        if (record.ActiveSegments.All(s => cut.Positions.ContainsKey(SegmentName.ComposeId(s.Epoch, s.Number))))
+        {
+            segments.AddRange((record.EarlierSegments ?? [])
+                .Where(s => !cut.Positions.ContainsKey(SegmentName.ComposeId(s.Epoch, s.Number)))
+                .Select(s => (NameOf(record, s), WholeSegment)));
+        }
+
         await Task.WhenAll(segments.Select(async s =>
         {
             var info = await _segments.GetSegmentInfoAsync(s.Name, cancellationToken);
+            s.Offset = s.Offset == WholeSegment ? info.Length : s.Offset;
             if (s.Offset > info.Length)
             {
                 throw new RpcException(new Status(StatusCode.InvalidArgument, $"The cut puts {s.Name} at {s.Offset}, beyond its length {info.Length}."));
@@ -343,7 +370,7 @@ public sealed class ControllerService
         return records;
     }
 
-    /// <summary>Finishes every create, seal and delete that an earlier controller left half done.</summary>
+    /// <summary>Finishes every create, scale, seal and delete that an earlier controller left half done.</summary>
     public async Task RecoverAsync(CancellationToken cancellationToken)
     {
         using var activity = ControllerTracing.Source.StartActivity("RecoverStreams");
@@ -361,6 +388,10 @@ public sealed class ControllerService
                 Remember(record);
                 switch (record.State)
                 {
+                    case StreamRecordState.Active when record.Transition is { } transition:
+                        _logger.LogInformation("Resuming the scale of {Scope}/{Stream} from epoch {Epoch} at step '{Step}'.", scope, stream, transition.FromEpoch, StepName(transition.Step));
+                        await DriveTransitionAsync(record, version, cancellationToken);
+                        break;
                     case StreamRecordState.Creating:
                         _logger.LogInformation("Resuming creation of {Scope}/{Stream}.", scope, stream);
                         await FinishCreateAsync(record, version, cancellationToken);
@@ -389,6 +420,12 @@ public sealed class ControllerService
 
     private async Task<StreamRecord> FinishSealAsync(StreamRecord record, long version, CancellationToken cancellationToken)
     {
+        if (record.Transition is not null)
+        {
+            // A seal during a scale finishes the scale first: then every segment is in one epoch's set or sealed.
+            (record, version) = await DriveTransitionAsync(record, version, cancellationToken);
+        }
+
         if (record.State != StreamRecordState.Sealing)
         {
             record = record with { State = StreamRecordState.Sealing };
@@ -465,17 +502,6 @@ public sealed class ControllerService
     private Task<IDisposable> LockAsync(string scope, string stream, CancellationToken cancellationToken) =>
         _streamLocks.LockAsync(scope + "/" + stream, cancellationToken);
 
-    private int SegmentCountOf(StreamConfiguration? config)
-    {
-        var count = config?.Scaling?.KindCase == ScalingPolicy.KindOneofCase.Fixed ? config.Scaling.Fixed.SegmentCount : 1;
-        if (count < 1 || count > _options.MaxSegmentsPerStream)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"A stream needs between 1 and {_options.MaxSegmentsPerStream} segments (asked for {count})."));
-        }
-
-        return count;
-    }
-
     private static (long? TimeMs, long? SizeBytes) RetentionOf(StreamConfiguration? config)
     {
         var retention = config?.Retention;
@@ -525,7 +551,7 @@ public sealed class ControllerService
 
     private static StreamState StateOf(StreamRecord record) => record.IsOpen ? StreamState.Active : StreamState.Sealed;
 
-    private static StreamInfo ToInfo(StreamRecord record)
+    private StreamInfo ToInfo(StreamRecord record)
     {
         var info = new StreamInfo
         {
@@ -533,7 +559,7 @@ public sealed class ControllerService
             Stream = record.Stream,
             Config = new StreamConfiguration
             {
-                Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = record.FixedSegmentCount } },
+                Scaling = ScalingPolicies.ToContract(record.Policy),
                 Retention = record.RetentionTimeMs is { } time ? new RetentionPolicy { TimeMs = time }
                     : record.RetentionSizeBytes is { } size ? new RetentionPolicy { SizeBytes = size } : null,
             },
@@ -542,6 +568,13 @@ public sealed class ControllerService
             CreatedAtUnixMs = record.CreatedAtUnixMs,
         };
         info.ActiveSegments.AddRange(record.ActiveSegments.Select(s => ToRange(record, s)));
+        info.Transition = record.Transition is { } transition ? ToContract(transition) : null;
+        info.History.AddRange((record.History ?? []).Select(ToContract));
+        if (_loads is not null)
+        {
+            info.HotKeys.AddRange(_loads.HotKeys(record.Scope, record.Stream));
+        }
+
         return info;
     }
 

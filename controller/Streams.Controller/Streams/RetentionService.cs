@@ -85,7 +85,7 @@ public sealed class RetentionService(ControllerService controller, StreamMetadat
         }
 
         var cut = await controller.GetStreamCutAsync(record.Scope, record.Stream, cancellationToken);
-        var total = cut.Positions.Values.Sum();
+        var total = cut.Positions.Values.Sum() + await controller.EarlierEpochsBytesAsync(record, cancellationToken);
         var samples = stored.Record.Samples.ToList();
         var changed = false;
         if (ShouldRecord(samples.Count > 0 ? samples[^1] : null, now, total, record.RetentionTimeMs, record.RetentionSizeBytes, interval))

@@ -38,6 +38,8 @@ public readonly record struct KeyRangeRecord(double Start, double End);
 /// <summary>
 /// An epoch transition under way, stored in the stream record so a new leading controller finishes it.
 /// <see cref="Step"/> is the last step completed ("" after recording, then "created", "linked", "sealed", "inherited").
+/// <see cref="Successors"/> are the successor records with their predecessors, stored by the "linked" step (not yet
+/// active: the last step moves them into <see cref="StreamRecord.ActiveSegments"/>).
 /// </summary>
 public sealed record EpochTransitionRecord(
     int FromEpoch,
@@ -46,7 +48,8 @@ public sealed record EpochTransitionRecord(
     string Step,
     long StartedAtUnixMs,
     long StepAtUnixMs,
-    string Reason);
+    string Reason,
+    IReadOnlyList<SegmentRecord>? Successors = null);
 
 /// <summary>One completed scale: the epoch it made, when, what it sealed and created, and why.</summary>
 public sealed record ScaleHistoryRecord(int Epoch, long TimeUnixMs, IReadOnlyList<long> Sealed, IReadOnlyList<long> Created, string Reason);

@@ -30,8 +30,11 @@ namespace Streams.SegmentStore.Server;
 /// </summary>
 public sealed class SegmentStoreService : IAsyncDisposable
 {
-    /// <summary>Version of the on-disk layout: 2 = container logs on ledgers.</summary>
-    private const int LayoutFormat = 2;
+    /// <summary>
+    /// Version of the on-disk layout: 2 = container logs on ledgers; 3 = segments placed on containers by
+    /// scope/stream/number without the epoch (docs/routing-keys.md), which moved segments of later epochs.
+    /// </summary>
+    private const int LayoutFormat = 3;
 
     /// <summary>
     /// A failed container's log is usually back within moments (a bookie restarted): retry soon, but never more
@@ -317,7 +320,15 @@ public sealed class SegmentStoreService : IAsyncDisposable
         if (File.Exists(path))
         {
             var recorded = JsonSerializer.Deserialize<JsonElement>(File.ReadAllText(path));
-            if (recorded.ValueKind != JsonValueKind.Object || !recorded.TryGetProperty("format", out var format) || format.GetInt32() != LayoutFormat)
+            var format = recorded.ValueKind == JsonValueKind.Object && recorded.TryGetProperty("format", out var f) ? f.GetInt32() : 1;
+            if (format == 2)
+            {
+                throw new InvalidOperationException(
+                    $"The data in {_options.DataDirectory} was written by an older version of Streams that placed segments on containers by their epoch-qualified names (layout 2); " +
+                    "this version places them by scope/stream/number (layout 3) and would look for them in other containers. Start with an empty data directory.");
+            }
+
+            if (format != LayoutFormat)
             {
                 throw new InvalidOperationException(
                     $"The data in {_options.DataDirectory} was written by an older version of Streams (per-container FASTER logs), which this version cannot read. " +

@@ -60,4 +60,16 @@ public sealed class NamingTests
 
         Assert.Equal(8, used.Count);
     }
+
+    [Fact]
+    public void A_segment_number_keeps_its_container_across_epochs()
+    {
+        // Placement is by scope/stream/number: later epochs of a number (and what is merged into it) stay local.
+        var expected = (int)(System.IO.Hashing.XxHash64.HashToUInt64("shop/orders/3"u8) % 16);
+        Assert.Equal(expected, ContainerMapper.ContainerOf("shop/orders/3", 16));
+        Assert.Equal(expected, ContainerMapper.ContainerOf("shop/orders/3.#epoch.0", 16));
+        Assert.Equal(expected, ContainerMapper.ContainerOf("shop/orders/3.#epoch.7", 16));
+        var spread = Enumerable.Range(0, 64).Select(i => ContainerMapper.ContainerOf($"shop/orders/{i}.#epoch.{i}", 16)).Distinct().Count();
+        Assert.True(spread > 8, $"64 numbers landed on only {spread} of 16 containers");
+    }
 }

@@ -124,7 +124,7 @@ public sealed class ControllerServiceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_streams_retention_can_be_added_changed_and_removed_and_its_scaling_cannot_change()
+    public async Task A_streams_retention_can_be_added_changed_and_removed_and_keeps_its_scaling()
     {
         await _controller.CreateScopeAsync("shop", default);
         await _controller.CreateStreamAsync("shop", "orders", Fixed(3), default);
@@ -143,7 +143,8 @@ public sealed class ControllerServiceTests : IAsyncLifetime
         Assert.Null((await streams.GetStreamAsync("shop", "orders", default))!.Value.Record.RetentionSizeBytes);
         Assert.Null(await streams.GetRetentionAsync("shop", "orders", default));
 
-        await AssertStatus(StatusCode.InvalidArgument, "cannot change yet", () => _controller.UpdateStreamAsync("shop", "orders", Fixed(4), default));
+        Assert.Equal(3, kept.Config.Scaling.Fixed.SegmentCount);
+        Assert.Equal(0, kept.Epoch);
         await AssertStatus(StatusCode.InvalidArgument, "positive time or size", () => _controller.UpdateStreamAsync("shop", "orders", new StreamConfiguration { Retention = new RetentionPolicy { TimeMs = -1 } }, default));
         await AssertStatus(StatusCode.NotFound, "does not exist", () => _controller.UpdateStreamAsync("shop", "missing", new StreamConfiguration(), default));
         await AssertStatus(StatusCode.InvalidArgument, "must start with", () => _controller.UpdateStreamAsync("shop", "-bad", new StreamConfiguration(), default));

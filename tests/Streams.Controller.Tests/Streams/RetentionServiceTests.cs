@@ -164,4 +164,23 @@ public sealed class RetentionServiceTests : IAsyncLifetime
         await freshRetention.RunOnceAsync(Start.AddMinutes(7), default); // a minute after its own first cut
         Assert.Equal(6000, StartOf(recreated));
     }
+
+    [Fact]
+    public async Task Size_retention_counts_the_bytes_of_segments_a_scale_sealed()
+    {
+        var (controller, retention) = Controller();
+        var info = await CreateAsync(controller, "scaled", new RetentionPolicy { SizeBytes = 10_000 });
+        Grow(info, 1000);
+        await retention.RunOnceAsync(Start, default); // cut at 2,000 bytes in all
+
+        var upper = info.ActiveSegments[1];
+        var scaled = await controller.ScaleStreamAsync("s", "scaled", [upper.SegmentId], [new(0.5, 0.75), new(0.75, 1)], ControllerService.ManualReason, default);
+        Grow(scaled, 3000);
+        _segments.Infos[info.ActiveSegments[0].Segment].Length = 5000;
+
+        // 5,000 + 3,000 + 3,000 now, and segment 1's 1,000 before the scale: 10,000 written after the cut.
+        await retention.RunOnceAsync(Start.AddSeconds(30), default);
+        Assert.Equal(1000, StartOf(info));
+        Assert.Equal(1000, _segments.Infos[upper.Segment].StartOffset);
+    }
 }

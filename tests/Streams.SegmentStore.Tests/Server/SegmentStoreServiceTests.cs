@@ -45,4 +45,23 @@ public sealed class SegmentStoreServiceTests
         Assert.True(await service.StartOwnedAsync(0, service.CurrentView, TestContext.Current.CancellationToken));
         Assert.True(service.IsServing(0));
     }
+
+    [Fact]
+    public async Task A_data_directory_with_the_placement_by_epoch_layout_is_refused_with_what_to_do()
+    {
+        using var data = new TempDirectory("streams-service");
+        await using (var fresh = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 }, _ => new InMemoryDurableDataLog(), NullLoggerFactory.Instance))
+        {
+            await fresh.StartAsync(TestContext.Current.CancellationToken);
+        }
+
+        var layout = Path.Combine(data.Path, "layout.json");
+        Assert.Contains("\"format\":3", File.ReadAllText(layout));
+
+        File.WriteAllText(layout, "{\"format\":2,\"containerCount\":1}");
+        await using var old = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 }, _ => new InMemoryDurableDataLog(), NullLoggerFactory.Instance);
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => old.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("layout 2", error.Message);
+        Assert.Contains("Start with an empty data directory", error.Message);
+    }
 }

@@ -49,10 +49,16 @@ internal static class AdminCommands
     public static Command Stream()
     {
         var createName = new Argument<string>("stream") { Description = "scope/stream" };
-        var segments = new Option<int>("--segments") { Description = "Number of segments (fixed).", DefaultValueFactory = _ => 1 };
+        var segments = new Option<int?>("--segments") { Description = "Number of segments (fixed; the same as --scaling fixed:N). Default 1." };
         var createScope = new Option<bool>("--create-scope") { Description = "Create the scope too if it does not exist." };
         var (retentionTime, retentionSize) = RetentionOptions();
+        var createPolicy = ScaleCommands.PolicyOptions.Create();
         var create = new Command("create", "Create a stream.") { createName, segments, createScope, retentionTime, retentionSize };
+        foreach (var option in createPolicy.All)
+        {
+            create.Options.Add(option);
+        }
+
         create.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var (scope, stream) = CliSupport.ParseStream(parse.GetValue(createName)!);
@@ -62,27 +68,53 @@ internal static class AdminCommands
                 await client.Streams.CreateScopeAsync(scope, ct);
             }
 
-            var config = StreamConfig.Fixed(parse.GetValue(segments)) with { Retention = ParseRetention(parse, retentionTime, retentionSize) };
+            var policy = createPolicy.Parse(parse);
+            if (policy is not null && parse.GetValue(segments) is not null)
+            {
+                throw new CliException("Give --segments N or --scaling, not both (--segments N is --scaling fixed:N).");
+            }
+
+            policy ??= ScalingPolicy.Fixed(parse.GetValue(segments) ?? 1);
+            var config = new StreamConfig { Scaling = policy, Retention = ParseRetention(parse, retentionTime, retentionSize) };
             var created = await client.Streams.CreateStreamAsync(scope, stream, config, ct);
-            Console.WriteLine(created ? $"Created stream {scope}/{stream} with {parse.GetValue(segments)} segments." : $"Stream {scope}/{stream} already exists.");
+            Console.WriteLine(created ? $"Created stream {scope}/{stream} with {policy.SegmentCount} segments ({policy})." : $"Stream {scope}/{stream} already exists.");
             return 0;
         }));
 
         var updateName = new Argument<string>("stream") { Description = "scope/stream" };
         var (updateTime, updateSize) = RetentionOptions();
         var keepAll = new Option<bool>("--no-retention") { Description = "Keep everything from now on (removes the retention policy)." };
-        var update = new Command("update", "Change a stream's retention policy.") { updateName, updateTime, updateSize, keepAll };
+        var updatePolicy = ScaleCommands.PolicyOptions.Create();
+        var update = new Command("update", "Change a stream's retention or scaling policy (a new fixed:N rescales it now).") { updateName, updateTime, updateSize, keepAll };
+        foreach (var option in updatePolicy.All)
+        {
+            update.Options.Add(option);
+        }
+
         update.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var (scope, stream) = CliSupport.ParseStream(parse.GetValue(updateName)!);
             var retention = ParseRetention(parse, updateTime, updateSize);
-            if (retention is null == !parse.GetValue(keepAll))
+            var policy = updatePolicy.Parse(parse);
+            if (retention is not null && parse.GetValue(keepAll))
             {
-                throw new ArgumentException("Give one of --retention-time, --retention-size or --no-retention.");
+                throw new ArgumentException("Give --retention-time, --retention-size or --no-retention, not several.");
+            }
+
+            var changeRetention = retention is not null || parse.GetValue(keepAll);
+            if (!changeRetention && policy is null)
+            {
+                throw new ArgumentException("Give one of --retention-time, --retention-size or --no-retention, or --scaling.");
             }
 
             await using var client = CliSupport.CreateClient(parse);
-            Print(await client.Streams.UpdateRetentionAsync(scope, stream, retention, ct));
+            var described = policy is not null ? await client.Streams.UpdateScalingAsync(scope, stream, policy, ct) : null;
+            if (changeRetention)
+            {
+                described = await client.Streams.UpdateRetentionAsync(scope, stream, retention, ct);
+            }
+
+            Print(described!);
             return 0;
         }));
 
@@ -154,7 +186,7 @@ internal static class AdminCommands
             return 0;
         }));
 
-        return new Command("stream", "Manage streams.") { create, update, list, describe, seal, delete, cut, truncate };
+        return new Command("stream", "Manage streams.") { create, update, list, describe, ScaleCommands.Scale(), seal, delete, cut, truncate };
     }
 
     private static (Option<string?> Time, Option<string?> Size) RetentionOptions() => (
@@ -252,10 +284,11 @@ internal static class AdminCommands
             { SizeBytes: { } size } => string.Create(CultureInfo.InvariantCulture, $"retain:   {size:N0} bytes"),
             _ => "retain:   everything",
         });
+        ScaleCommands.Print(d);
         Console.WriteLine($"segments: {d.ActiveSegments.Count}");
         foreach (var s in d.ActiveSegments)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {s.Name,-40} keys [{s.KeyStart:F4}, {s.KeyEnd:F4})"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {s.Name,-40} {ScaleCommands.IdText(s.Id),-28} keys [{s.KeyStart:F4}, {s.KeyEnd:F4})"));
         }
     }
 }
