@@ -127,6 +127,9 @@ internal sealed class SegmentRouter : IAsyncDisposable
         {
             await writer.DisposeAsync();
         }
+
+        // A move still waiting finds no live writer and ends.
+        _moves.Release();
     }
 
     private SegmentWriter WriterFor(SegmentRange segment)
