@@ -44,10 +44,15 @@ public sealed class SegmentRouterTests : FakeClusterTest
 
         // Two of the blocks in flight become durable, but their acknowledgements are lost; the rest are rejected. The
         // controller names the successors only after a few empty answers, as while the scale completes.
-        Cluster.Controller.AnswerEmpty(sealedSegment.Name, 3);
+        Cluster.Controller.AnswerEmpty(sealedSegment.Name, 6);
         sealedSegment.Seal(durable: 2);
         Cluster.Controller.CompleteScale(1, sealedSegment.Name);
-        var newer = Enumerable.Range(120, 40).Select(i => writer.WriteEventAsync("k" + (i % Keys), Value(i, Keys))).ToList();
+        var newer = Enumerable.Range(120, 20).Select(i => writer.WriteEventAsync("k" + (i % Keys), Value(i, Keys))).ToList();
+
+        // While the writer waits for the successors, its key ranges are held: these wait behind the moved events.
+        await WaitUntilAsync(() => Volatile.Read(ref Cluster.Controller.SuccessorCalls) >= 1, "the writer asks for the successors");
+        newer.AddRange(Enumerable.Range(140, 20).Select(i => writer.WriteEventAsync("k" + (i % Keys), Value(i, Keys))));
+        Assert.All(newer.Skip(20), w => Assert.False(w.IsCompleted, "A write completed while its key range was held."));
         await Task.WhenAll(inflight.Concat(newer)).WaitAsync(Patience);
 
         var before = FakeEvents.Parse(sealedSegment.Data);
