@@ -50,7 +50,6 @@ internal sealed partial class SegmentWriter
         return drained;
     }
 
-
     /// <summary>The segment takes no more appends: stop sending and tell the stream writer, once.</summary>
     private void MarkSealed()
     {
@@ -68,7 +67,6 @@ internal sealed partial class SegmentWriter
         _setupReply?.TrySetException(new SegmentSealedSignal());
         _onSealed(this);
     }
-
 
     /// <summary>Connects and sets up until it works, or fails everything pending once the reconnect timeout passes.</summary>
     private async Task SetupWithRetryAsync()
