@@ -166,4 +166,25 @@ public sealed class SegmentRouterTests : FakeClusterTest
         var expected = keys.Select(k => 1 + (ulong)((KeySpace.PointOf(k) - 0.5) / 0.5 * 4294967296.0));
         Assert.Equal(expected, high.Blocks.Select(b => b.KeySample));
     }
+
+    [Fact]
+    public async Task Events_without_a_routing_key_move_to_the_successors_exactly_once()
+    {
+        var sealedSegment = Cluster.AddSegment(0, 0, 0, 1);
+        var low = Cluster.AddSegment(1, 1, 0, 0.5, (0, 0));
+        var high = Cluster.AddSegment(1, 2, 0.5, 1, (0, 0));
+        await using var writer = await Client.CreateWriterAsync("test", "s", Serializers.Utf8, SmallBlocks(Guid.NewGuid()));
+        sealedSegment.Hold();
+        var writes = Enumerable.Range(0, 60).Select(i => writer.WriteEventAsync(Value(i, 1))).ToList();
+        await WaitUntilAsync(() => sealedSegment.HeldCount >= 2, "the writer has blocks in flight");
+        sealedSegment.Seal();
+        Cluster.Controller.CompleteScale(1, sealedSegment.Name);
+        await Task.WhenAll(writes).WaitAsync(Patience);
+
+        var moved = FakeEvents.Parse(low.Data).Concat(FakeEvents.Parse(high.Data)).Select(e => IndexOf(e.Value)).ToList();
+        Assert.Empty(sealedSegment.Data);
+        Assert.Equal(Enumerable.Range(0, 60), moved.Order());
+        Assert.All(low.Blocks.Concat(high.Blocks), b => Assert.Equal(0UL, b.KeySample));
+        Assert.Equal(0, writer.BufferedBytes);
+    }
 }
