@@ -113,6 +113,18 @@ internal sealed class ControllerClient : IDisposable
 
     // ---- end of scaling ----
 
+    // ---- Following scales (docs/scaling.md) ----
+
+    /// <summary>The successors of a sealed segment, each with all its predecessors; empty while the segment is active, and with state SEALED once the stream is.</summary>
+    public Task<SuccessorsReply> GetSuccessorsAsync(string segment, CancellationToken cancellationToken) =>
+        CallAsync((c, o) => c.GetSuccessorsAsync(new SegmentRef { Segment = segment }, o), cancellationToken);
+
+    /// <summary>Every segment the stream has had, in every epoch, with its predecessors.</summary>
+    public Task<SegmentList> ListSegmentsAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        CallAsync((c, o) => c.ListSegmentsAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
+
+    // ----
+
     public void Dispose()
     {
         foreach (var (channel, _) in _controllers)

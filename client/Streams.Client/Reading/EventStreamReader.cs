@@ -6,13 +6,15 @@ using Streams.Client.Internal;
 using Streams.Client.Serialization;
 using Grpc.Core;
 using Streams.Common.Wire;
+using Streams.Contracts.Controller;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.Client.Reading;
 
 /// <summary>
-/// Reads a whole stream: every segment, concurrently, with events of one segment (hence of one routing key) in
-/// the order they were written. Events of different segments interleave.
+/// Reads a whole stream: every segment of every epoch, concurrently, with events of one routing key in the order they
+/// were written (a segment's successors start once all its predecessors are read to their end). Events of different
+/// segments interleave.
 /// </summary>
 public sealed class EventStreamReader<T> : IAsyncDisposable
 {
@@ -41,20 +43,71 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
     public string Stream { get; }
 
     /// <summary>
-    /// The stream's events. Ends when every segment is read to its current end (or, when following, when the
-    /// sealed stream is fully read). Throws <see cref="StreamsException"/> if the stream disappears or the store
-    /// stays unreachable, and <see cref="InvalidDataException"/> if stored data is not a valid event sequence.
+    /// The stream's events, across every epoch: a segment's successors are read only once each of their predecessors
+    /// is read to its end, so events of one routing key come in the order written, across scales too. Ends when every
+    /// segment is read to its current end (or, when following, when the sealed stream is fully read). Throws
+    /// <see cref="StreamsException"/> if the stream disappears or the store stays unreachable, and
+    /// <see cref="InvalidDataException"/> if stored data is not a valid event sequence.
     /// </summary>
     public async IAsyncEnumerable<EventRead<T>> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        // The stream's segments, not its active ones: a sealed stream has no active segments, yet they hold its data.
-        var segments = (await _controller.DescribeStreamAsync(Scope, Stream, cancellationToken)).ActiveSegments;
-        var batches = Channel.CreateBounded<List<EventRead<T>>>(new BoundedChannelOptions(Math.Max(4, segments.Count * 2)) { SingleReader = true });
+        var lineage = await StartAsync(cancellationToken);
+        var first = lineage.Ready();
+        var batches = Channel.CreateBounded<List<EventRead<T>>>(new BoundedChannelOptions(Math.Max(4, first.Count * 2)) { SingleReader = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var readers = segments
-            .Select(s => ReadSegmentAsync(s.Segment, StartOf(s.Segment), batches.Writer, stop.Token))
-            .ToArray();
-        var all = Task.WhenAll(readers).ContinueWith(t => batches.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Default);
+        var running = 0;
+        var tasks = new List<Task>();
+
+        void Start(SegmentLineage.Entry segment, long? start)
+        {
+            Interlocked.Increment(ref running);
+            var task = Task.Run(async () =>
+            {
+                try
+                {
+                    if (await ReadSegmentAsync(segment, start, batches.Writer, stop.Token))
+                    {
+                        // Everything of this segment is in the channel: its successors may follow.
+                        var successors = await SuccessorsAsync(segment.Name, stop.Token);
+                        foreach (var next in lineage.Completed(segment.Id, successors))
+                        {
+                            Start(next, StartOf(next.Name) ?? 0);
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    // Stopped by the consumer.
+                }
+                catch (Exception e)
+                {
+                    batches.Writer.TryComplete(e);
+                    await stop.CancelAsync();
+                }
+                finally
+                {
+                    if (Interlocked.Decrement(ref running) == 0)
+                    {
+                        batches.Writer.TryComplete();
+                    }
+                }
+            });
+            lock (tasks)
+            {
+                tasks.Add(task);
+            }
+        }
+
+        if (first.Count == 0)
+        {
+            batches.Writer.TryComplete();
+        }
+
+        foreach (var segment in first)
+        {
+            Start(segment, StartOf(segment.Name));
+        }
+
         try
         {
             await foreach (var batch in batches.Reader.ReadAllAsync(cancellationToken))
@@ -68,7 +121,65 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
         finally
         {
             await stop.CancelAsync();
-            await all;
+            Task[] all;
+            lock (tasks)
+            {
+                all = [.. tasks];
+            }
+
+            await Task.WhenAll(all);
+        }
+    }
+
+    /// <summary>
+    /// The stream's segments and where reading starts: the segments whose predecessors are all done. Done are the
+    /// ancestors of a segment named in StartOffsets (reading resumes after them) and, for StartAtTail, every sealed
+    /// segment. A controller without ListSegments (no scaling) gives the stream's segments from DescribeStream.
+    /// </summary>
+    private async Task<SegmentLineage> StartAsync(CancellationToken cancellationToken)
+    {
+        SegmentList list;
+        try
+        {
+            list = await _controller.ListSegmentsAsync(Scope, Stream, cancellationToken);
+        }
+        catch (StreamsException e) when (e.StatusCode == StatusCode.Unimplemented)
+        {
+            // The stream's segments, not its active ones: a sealed stream has no active segments, yet they hold its data.
+            var info = await _controller.DescribeStreamAsync(Scope, Stream, cancellationToken);
+            list = new SegmentList { State = info.State };
+            list.Segments.AddRange(info.ActiveSegments.Select(s => new SegmentDescriptor { Segment = s }));
+        }
+
+        return new SegmentLineage(list.Segments, _options.StartOffsets?.Keys ?? [], _options.StartAtTail);
+    }
+
+    /// <summary>
+    /// The successors of a segment read to its end. While the controller names none and the stream is not sealed, a
+    /// scale is still completing (nothing can be in the successors yet): a follower asks again, others stop there.
+    /// </summary>
+    private async Task<IReadOnlyList<SuccessorSegment>> SuccessorsAsync(string segment, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            SuccessorsReply reply;
+            try
+            {
+                reply = await _controller.GetSuccessorsAsync(segment, cancellationToken);
+            }
+            catch (StreamsException e) when (e.StatusCode == StatusCode.Unimplemented)
+            {
+                return [];
+            }
+
+            if (reply.Successors.Count > 0 || reply.State == StreamState.Sealed || !_options.Follow)
+            {
+                return reply.Successors;
+            }
+
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.TailWait.Ticks));
         }
     }
 
@@ -81,8 +192,10 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
         : _options.StartAtTail ? null
         : 0;
 
-    private async Task ReadSegmentAsync(string segment, long? start, ChannelWriter<List<EventRead<T>>> output, CancellationToken cancellationToken)
+    /// <summary>Reads a segment; true once it is read to its end (sealed), false when it stopped at its tail or was cancelled.</summary>
+    private async Task<bool> ReadSegmentAsync(SegmentLineage.Entry entry, long? start, ChannelWriter<List<EventRead<T>>> output, CancellationToken cancellationToken)
     {
+        var segment = entry.Name;
         var offset = start ?? -1;
         // Bytes of an event that spans reads wait here until the rest arrives.
         using var carry = new PooledBuffer(4096);
@@ -105,7 +218,12 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                return;
+                return false;
+            }
+            catch (Exception e) when (entry.Sealed && e is RpcException { StatusCode: StatusCode.NotFound } or StreamsException { StatusCode: StatusCode.NotFound })
+            {
+                // A sealed segment that no longer exists was truncated away whole: there is nothing left to read in it.
+                return true;
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.NotFound or StatusCode.InvalidArgument or StatusCode.DataLoss)
             {
@@ -135,14 +253,14 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
                         offset = await ParseAsync(segment, offset, carry, reply.Data, output, cancellationToken);
                         break;
                     case ReadStatus.AtTail when !_options.Follow:
-                        return;
+                        return false;
                     case ReadStatus.EndOfSegment:
                         if (carry.WrittenCount > 0)
                         {
                             throw new InvalidDataException($"Segment {segment} ends inside an event at offset {offset}.");
                         }
 
-                        return;
+                        return true;
                     case ReadStatus.Truncated:
                         offset = reply.Header.StartOffset;
                         carry.Reset();
@@ -150,6 +268,8 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
                 }
             }
         }
+
+        return false;
     }
 
     /// <summary>Parses whole events out of carried bytes plus new data; returns the offset of the first unparsed byte.</summary>

@@ -11,28 +11,28 @@ namespace Streams.Client.Writing;
 /// Writes events to a stream. An event's routing key picks its segment (docs/routing-keys.md), so events with the
 /// same key are stored, and read, in the order written. <see cref="WriteEventAsync(string?, T, CancellationToken)"/>
 /// completes when the event is durable (fsynced by the store); events are batched into blocks behind the scenes.
+/// When a scale seals a segment, the writer moves the events not yet durable there to the successor segments, in
+/// order and ahead of newer events for the same keys, without storing any twice (docs/scaling.md).
 /// Thread-safe. Dispose it to flush and release its resources.
 /// </summary>
 public sealed class EventStreamWriter<T> : IAsyncDisposable
 {
     private readonly IEventSerializer<T> _serializer;
     private readonly WriterContext _context;
-    private readonly SegmentWriter[] _writers;
-    private readonly double[] _keyStarts;
+    private readonly SegmentRouter _router;
     private readonly bool _storeKeys;
     private int _disposed;
     private int _numbering; // 0 not decided yet, 1 by the writer, 2 by the application
     private long _lastSequence = -1;
 
-    private EventStreamWriter(string scope, string stream, IEventSerializer<T> serializer, WriterContext context, SegmentWriter[] writers, double[] keyStarts, bool storeKeys)
+    private EventStreamWriter(string scope, string stream, IEventSerializer<T> serializer, WriterContext context, SegmentRouter router, bool storeKeys)
     {
         _storeKeys = storeKeys;
         Scope = scope;
         Stream = stream;
         _serializer = serializer;
         _context = context;
-        _writers = writers;
-        _keyStarts = keyStarts;
+        _router = router;
     }
 
     /// <summary>The stream's scope.</summary>
@@ -118,7 +118,9 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
             throw new ArgumentException($"A stored routing key is at most {EventFraming.MaxRoutingKeyLength} UTF-8 bytes; this one has {key.Length}.", nameof(routingKey));
         }
 
-        var writer = _writers[SegmentIndexOf(routingKey)];
+        // An event without a key gets a random point: it may go to any segment, and it keeps that place if moved.
+        var hasKey = routingKey is not null;
+        var point = hasKey ? KeySpace.PointOf(routingKey!) : Random.Shared.NextDouble();
         var bytes = EventFraming.FrameSize(scratch.WrittenCount, storeKey ? key.Length : -1);
         var budget = _context.Budget.AcquireAsync(bytes, cancellationToken);
         if (!budget.IsCompletedSuccessfully)
@@ -127,12 +129,12 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
             var payload = scratch.WrittenSpan.ToArray();
             TrimScratch(scratch);
             await budget;
-            await writer.Append(payload, key, storeKey, sequence);
+            await _router.Append(payload, key, storeKey, point, hasKey, sequence);
             return;
         }
 
         // Append copies the event into its block before it returns.
-        var appended = writer.Append(scratch.WrittenSpan, key, storeKey, sequence);
+        var appended = _router.Append(scratch.WrittenSpan, key, storeKey, point, hasKey, sequence);
         TrimScratch(scratch);
         await appended;
     }
@@ -154,9 +156,15 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     /// <summary>Writes an event without a routing key.</summary>
     public Task WriteEventAsync(T value, CancellationToken cancellationToken = default) => WriteEventAsync(null, value, cancellationToken);
 
-    /// <summary>Sends everything buffered and completes when all of it is durable.</summary>
+    /// <summary>Sends everything buffered and completes when all of it is durable (moved to successor segments if a scale sealed its segment).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default) =>
-        await Task.WhenAll(_writers.Select(w => w.FlushAsync())).WaitAsync(cancellationToken);
+        await _router.FlushAsync().WaitAsync(cancellationToken);
+
+    /// <summary>Bytes taken from the writer's budget now (buffered or unacknowledged), for tests.</summary>
+    internal long BufferedBytes => _context.Budget.InUse;
+
+    /// <summary>The segments the writer writes now, for tests.</summary>
+    internal IReadOnlyList<string> Segments => _router.Segments;
 
     /// <summary>Flushes, then closes the writer.</summary>
     public async ValueTask DisposeAsync()
@@ -166,10 +174,7 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
             return;
         }
 
-        foreach (var writer in _writers)
-        {
-            await writer.DisposeAsync();
-        }
+        await _router.DisposeAsync();
     }
 
     internal static async Task<EventStreamWriter<T>> CreateAsync(
@@ -183,24 +188,9 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
             throw new StreamSealedException($"Stream {scope}/{stream} is sealed: it accepts no more events.");
         }
 
-        var segments = active.Segments.OrderBy(s => s.KeyStart).ToArray();
         var context = new WriterContext(controller, pool, new ByteBudget(options.MaxBufferedBytes), reconnectTimeout);
-        var writerId = options.WriterId ?? Guid.NewGuid();
-        var writers = segments.Select(s => new SegmentWriter(s.Segment, writerId, context, options)).ToArray();
-        return new EventStreamWriter<T>(scope, stream, serializer, context, writers, [.. segments.Select(s => s.KeyStart)], options.StoreRoutingKeys);
-    }
-
-    private int SegmentIndexOf(string? routingKey)
-    {
-        if (_writers.Length == 1)
-        {
-            return 0;
-        }
-
-        var point = routingKey is null ? Random.Shared.NextDouble() : KeySpace.PointOf(routingKey);
-        // The last segment whose range starts at or below the point owns it.
-        var index = Array.BinarySearch(_keyStarts, point);
-        return index >= 0 ? index : (~index) - 1;
+        var router = new SegmentRouter(scope, stream, options.WriterId ?? Guid.NewGuid(), active.Segments, context, options);
+        return new EventStreamWriter<T>(scope, stream, serializer, context, router, options.StoreRoutingKeys);
     }
 
     /// <summary>

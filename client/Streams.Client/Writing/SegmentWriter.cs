@@ -1,8 +1,8 @@
-using System.Buffers;
 using System.Numerics;
 using Streams.Client.Internal;
 using Grpc.Core;
 using Streams.Common.Wire;
+using Streams.Contracts.Controller;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.Client.Writing;
@@ -23,17 +23,29 @@ namespace Streams.Client.Writing;
 /// numbered by the writer are then renumbered to follow it, so a restarted writer's events are never mistaken for
 /// re-sends of its predecessor's. Events numbered by the application (its own sequence) at or below it are already
 /// in the segment and complete without being sent again: that is what makes re-sends after a restart exactly-once.
+/// The same holds for the ranges a successor segment inherited from its predecessors (AppendSetup.inherited): an
+/// application's event whose key falls in one, with a sequence at or below its last, is already in the stream.
+/// </para>
+/// <para>
+/// A sealed segment (SEGMENT_SEALED, or a setup answered sealed) takes nothing more. The writer stops sending, tells
+/// its <see cref="EventStreamWriter{T}"/>, and when asked to drain sets up once more to learn the final last event
+/// number: the blocks at or below it complete, and every block above it (sent or not, in order) is handed back to the
+/// stream writer, which moves its events to the successors. From then on <see cref="TryAppend"/> refuses, so a write
+/// that raced with the seal is routed again.
 /// </para>
 /// </summary>
-internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
+internal sealed partial class SegmentWriter : IAppendListener, IAsyncDisposable
 {
     private readonly string _segment;
+    private readonly double _keyStart;
+    private readonly double _keyEnd;
+    private readonly Action<SegmentWriter> _onSealed;
     private readonly Guid _writerId;
     private readonly WriterContext _context;
     private readonly EventWriterOptions _options;
     private readonly object _lock = new();
-    private readonly Queue<Block> _ready = new();
-    private readonly LinkedList<Block> _inflight = new();
+    private readonly Queue<EventBlock> _ready = new();
+    private readonly LinkedList<EventBlock> _inflight = new();
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -49,16 +61,24 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
     private long _nextEventNumber;
     private bool _numbered;
     private long _firstSetupLast = -1;
-    private Block? _open;
+    private InheritedWriterRange[] _inherited = [];
+    private EventBlock? _open;
     private SegmentStoreConnection? _connection;
     private long _requestId;
     private bool _setUp;
-    private TaskCompletionSource<long>? _setupReply;
+    private TaskCompletionSource<AppendSetup>? _setupReply;
     private Exception? _fatal;
+    private bool _sealed;
+    private bool _moved;
+    private TaskCompletionSource<List<EventBlock>>? _drain;
 
-    public SegmentWriter(string segment, Guid writerId, WriterContext context, EventWriterOptions options)
+    public SegmentWriter(SegmentRange range, Guid writerId, WriterContext context, EventWriterOptions options, Action<SegmentWriter> onSealed)
     {
-        _segment = segment;
+        _segment = range.Segment;
+        SegmentId = range.SegmentId;
+        _keyStart = range.KeyStart;
+        _keyEnd = range.KeyEnd;
+        _onSealed = onSealed;
         _writerId = writerId;
         _context = context;
         _options = options;
@@ -67,29 +87,49 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 
     public string Segment => _segment;
 
+    /// <summary>(epoch &lt;&lt; 32) | number.</summary>
+    public long SegmentId { get; }
+
     /// <summary>
-    /// Adds one event (with its routing key if <paramref name="storeKey"/>); the task completes when it is durable.
-    /// <paramref name="sequence"/> is the application's own event number (increasing across the writer's events), or
-    /// null to let the writer number events itself; a writer uses one way or the other, never both.
+    /// Adds one event (with its routing key if <paramref name="storeKey"/>); <paramref name="completion"/> completes
+    /// when it is durable. <paramref name="point"/> is the key-space point that routed it (<paramref name="hasKey"/>
+    /// false: a random one). <paramref name="sequence"/> is the application's own event number (increasing across
+    /// the writer's events), or null to let the writer number events itself; a writer uses one way or the other.
+    /// Returns false, taking nothing, once the segment is sealed and drained: route the event again.
+    /// The caller has taken the event's bytes from the budget; they are released when the event completes.
     /// </summary>
-    public Task Append(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, bool storeKey, long? sequence = null)
+    public bool TryAppend(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, bool storeKey, double point, bool hasKey, long? sequence, out Task completion) =>
+        TryAppendCore(payload, key, storeKey, default, point, hasKey, sequence, out completion);
+
+    /// <summary>As <see cref="TryAppend"/>, for an event already framed (moved from a sealed segment).</summary>
+    public bool TryAppendFramed(ReadOnlySpan<byte> frame, double point, bool hasKey, long? sequence, out Task completion) =>
+        TryAppendCore(default, default, false, frame, point, hasKey, sequence, out completion);
+
+    private bool TryAppendCore(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key, bool storeKey, ReadOnlySpan<byte> frame, double point, bool hasKey, long? sequence, out Task completion)
     {
-        var size = EventFraming.FrameSize(payload.Length, storeKey ? key.Length : -1);
+        var size = frame.IsEmpty ? EventFraming.FrameSize(payload.Length, storeKey ? key.Length : -1) : frame.Length;
         bool signal;
-        Task completion;
         lock (_lock)
         {
+            if (_moved)
+            {
+                completion = Task.CompletedTask;
+                return false;
+            }
+
             if (_fatal is { } fatal)
             {
                 _context.Budget.Release(size);
-                return Task.FromException(fatal);
+                completion = Task.FromException(fatal);
+                return true;
             }
 
-            if (sequence <= _firstSetupLast)
+            if (sequence is { } known && _numbered && AlreadyStored(point, known))
             {
-                // The segment already holds this event of the application's: a re-send after a restart.
+                // The stream already holds this event of the application's: a re-send after a restart or a seal.
                 _context.Budget.Release(size);
-                return Task.CompletedTask;
+                completion = Task.CompletedTask;
+                return true;
             }
 
             if (_open is { } full && full.Bytes + size > _options.MaxBlockSize)
@@ -99,19 +139,20 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
                 _blockCapacity = MaxBlockCapacity;
             }
 
-            var open = _open ??= new Block(Math.Min(Math.Max(size, _blockCapacity), Math.Max(size, _options.MaxBlockSize)));
-            if (sequence is { } applicationNumber && !_numbered)
+            var open = _open ??= new EventBlock(Math.Min(Math.Max(size, _blockCapacity), Math.Max(size, _options.MaxBlockSize)));
+            if (frame.IsEmpty)
             {
-                // Until the first setup says which of them the segment has, remember where each event starts.
-                (open.Sequences ??= []).Add((applicationNumber, open.Bytes));
+                EventFraming.Write(open.Buffer.GetSpan(size), payload, key, storeKey);
+                open.Record(size, point, hasKey, sequence ?? -1);
+            }
+            else
+            {
+                open.Add(frame, point, hasKey, sequence ?? -1);
             }
 
-            EventFraming.Write(open.Buffer.GetSpan(size), payload, key, storeKey);
-            open.Buffer.Advance(size);
-            open.EventCount++;
             open.LastEventNumber = sequence ?? _nextEventNumber++;
             completion = open.Completion.Task;
-            signal = open.EventCount == 1 || _ready.Count > 0;
+            signal = !_sealed && (open.EventCount == 1 || _ready.Count > 0);
         }
 
         if (signal)
@@ -119,7 +160,7 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
             _signal.Release();
         }
 
-        return completion;
+        return true;
     }
 
     /// <summary>Sends everything buffered now and completes when all of it is durable (or failed).</summary>
@@ -165,11 +206,11 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 
     // ---- Replies (on the connection's receive loop) -------------------------------------------------
 
-    public void OnSetup(AppendSetup setup) => _setupReply?.TrySetResult(setup.LastEventNumber);
+    public void OnSetup(AppendSetup setup) => _setupReply?.TrySetResult(setup);
 
     public void OnAppended(DataAppended appended)
     {
-        List<Block>? done = null;
+        List<EventBlock>? done = null;
         lock (_lock)
         {
             while (_inflight.First is { } first && first.Value.LastEventNumber <= appended.LastEventNumber)
@@ -195,7 +236,7 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         switch (rejected.Error)
         {
             case AppendError.SegmentSealed:
-                Fail(new StreamSealedException($"Segment {_segment} is sealed: the stream accepts no more events."), fatal: true);
+                MarkSealed();
                 break;
             case AppendError.NoSuchSegment:
                 Fail(new StreamsException(StatusCode.NotFound, $"Segment {_segment} does not exist: {rejected.Message}"), fatal: true);
@@ -247,36 +288,47 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
             wait = Timeout.InfiniteTimeSpan;
             while (!_stop.IsCancellationRequested)
             {
-                Block? block = null;
-                bool needsSetup;
+                EventBlock? block = null;
+                var needsSetup = false;
                 SegmentStoreConnection? connection;
                 long requestId;
+                TaskCompletionSource<List<EventBlock>>? drain;
                 lock (_lock)
                 {
-                    if (_fatal is not null || !HasWork())
+                    drain = _drain;
+                    if (drain is null)
                     {
-                        break;
-                    }
-
-                    needsSetup = !_setUp;
-                    if (!needsSetup)
-                    {
-                        if (_inflight.Count >= _options.MaxInflightBlocks)
+                        if (_sealed || _fatal is not null || !HasWork())
                         {
                             break;
                         }
 
-                        block = NextBlockToSend(out wait);
-                        if (block is null)
+                        needsSetup = !_setUp;
+                        if (!needsSetup)
                         {
-                            break;
-                        }
+                            if (_inflight.Count >= _options.MaxInflightBlocks)
+                            {
+                                break;
+                            }
 
-                        _inflight.AddLast(block);
+                            block = NextBlockToSend(out wait);
+                            if (block is null)
+                            {
+                                break;
+                            }
+
+                            _inflight.AddLast(block);
+                        }
                     }
 
                     connection = _connection;
                     requestId = _requestId;
+                }
+
+                if (drain is not null)
+                {
+                    await DrainCoreAsync(drain);
+                    return;
                 }
 
                 if (needsSetup)
@@ -287,7 +339,7 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 
                 try
                 {
-                    await connection!.SendBlockAsync(new AppendBlockHeader(requestId, block!.LastEventNumber, block.EventCount, null), block.Data, _stop.Token);
+                    await connection!.SendBlockAsync(HeaderOf(requestId, block!), block!.Data, _stop.Token);
                 }
                 catch (Exception) when (!_stop.IsCancellationRequested)
                 {
@@ -305,10 +357,13 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         }
     }
 
+    private AppendBlockHeader HeaderOf(long requestId, EventBlock block) =>
+        new(requestId, block.LastEventNumber, block.EventCount, null, block.KeySample(_keyStart, _keyEnd));
+
     private bool HasWork() => _ready.Count > 0 || _open is { EventCount: > 0 } || (!_setUp && _inflight.Count > 0);
 
     /// <summary>The block to send now, or null and how long to wait (lock held).</summary>
-    private Block? NextBlockToSend(out TimeSpan wait)
+    private EventBlock? NextBlockToSend(out TimeSpan wait)
     {
         wait = Timeout.InfiniteTimeSpan;
         if (_ready.TryDequeue(out var ready))
@@ -336,165 +391,9 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         return null;
     }
 
-    /// <summary>Connects and sets up until it works, or fails everything pending once the reconnect timeout passes.</summary>
-    private async Task SetupWithRetryAsync()
-    {
-        var deadline = DateTime.UtcNow + _context.ReconnectTimeout;
-        var delay = TimeSpan.FromMilliseconds(50);
-        while (!_stop.IsCancellationRequested)
-        {
-            try
-            {
-                await SetupAsync();
-                return;
-            }
-            catch (StreamsException e) when (e.StatusCode == StatusCode.NotFound)
-            {
-                Fail(e, fatal: true);
-                return;
-            }
-            catch (Exception e) when (!_stop.IsCancellationRequested)
-            {
-                if (DateTime.UtcNow >= deadline)
-                {
-                    Fail(new StreamsException(StatusCode.Unavailable, $"Could not reach the segment store for {_segment} within {_context.ReconnectTimeout}: {e.Message}", e), fatal: false);
-                    return;
-                }
-
-                try
-                {
-                    await Task.Delay(delay, _stop.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
-            }
-        }
-    }
-
-    private async Task SetupAsync()
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
-        var endpoint = await _context.Controller.GetEndpointAsync(_segment, timeout.Token);
-        var connection = await _context.Pool.GetAsync(endpoint, timeout.Token);
-        var reply = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        long requestId;
-        lock (_lock)
-        {
-            _connection?.Unregister(_requestId);
-            _connection = connection;
-            _requestId = requestId = connection.NextRequestId();
-            _setupReply = reply;
-        }
-
-        connection.Register(requestId, this);
-        await connection.SendSetupAsync(requestId, _writerId, _segment, timeout.Token);
-        var lastDurable = await reply.Task.WaitAsync(timeout.Token);
-
-        List<Block> acknowledged = [];
-        List<Block> resend;
-        lock (_lock)
-        {
-            if (!_numbered)
-            {
-                acknowledged.AddRange(Renumber(lastDurable));
-            }
-
-            while (_inflight.First is { } first && first.Value.LastEventNumber <= lastDurable)
-            {
-                _inflight.RemoveFirst();
-                acknowledged.Add(first.Value);
-            }
-
-            resend = [.. _inflight];
-        }
-
-        foreach (var block in acknowledged)
-        {
-            Complete(block, null);
-        }
-
-        foreach (var block in resend)
-        {
-            await connection.SendBlockAsync(new AppendBlockHeader(requestId, block.LastEventNumber, block.EventCount, null), block.Data, timeout.Token);
-        }
-
-        lock (_lock)
-        {
-            if (_requestId == requestId && !connection.IsClosed)
-            {
-                _setUp = true;
-            }
-        }
-    }
-
-    /// <summary>
-    /// After the first setup (lock held; nothing was sent yet): the writer's own numbers move up to follow
-    /// <paramref name="lastDurable"/>, and the application's events at or below it are cut from their blocks. Returns
-    /// the blocks left with nothing to send: they complete at once.
-    /// </summary>
-    private List<Block> Renumber(long lastDurable)
-    {
-        _numbered = true;
-        _firstSetupLast = lastDurable;
-        var first = _ready.Count > 0 ? _ready.Peek() : _open is { EventCount: > 0 } open ? open : null;
-        var done = new List<Block>();
-        if (first?.Sequences is null)
-        {
-            // Numbered by the writer from 0: shift every pending number past the segment's record.
-            var shift = Math.Max(0, lastDurable + 1 - (first is null ? _nextEventNumber : first.LastEventNumber - first.EventCount + 1));
-            _nextEventNumber += shift;
-            foreach (var block in _ready)
-            {
-                block.LastEventNumber += shift;
-            }
-
-            if (_open is not null)
-            {
-                _open.LastEventNumber += shift;
-            }
-
-            return done;
-        }
-
-        var kept = new List<Block>(_ready.Count);
-        foreach (var block in _ready)
-        {
-            (TrimDuplicates(block, lastDurable) ? kept : done).Add(block);
-        }
-
-        _ready.Clear();
-        kept.ForEach(_ready.Enqueue);
-        if (_open is { EventCount: > 0 } last && !TrimDuplicates(last, lastDurable))
-        {
-            done.Add(last);
-            _open = null;
-        }
-
-        return done;
-    }
-
-    /// <summary>Cuts the application's events at or below <paramref name="lastDurable"/> from a block; false if none is left.</summary>
-    private bool TrimDuplicates(Block block, long lastDurable)
-    {
-        var sequences = block.Sequences!;
-        block.Sequences = null;
-        var keep = sequences.FindIndex(e => e.Sequence > lastDurable);
-        if (keep > 0)
-        {
-            _context.Budget.Release(block.CutPrefix(sequences[keep].Start, block.EventCount - keep));
-        }
-
-        return keep >= 0;
-    }
-
     private void Fail(Exception error, bool fatal)
     {
-        List<Block> failed;
+        List<EventBlock> failed;
         lock (_lock)
         {
             if (fatal)
@@ -521,7 +420,7 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 
     private void FailBlock(long lastEventNumber, Exception error)
     {
-        Block? failed = null;
+        EventBlock? failed = null;
         lock (_lock)
         {
             for (var node = _inflight.First; node is not null; node = node.Next)
@@ -542,52 +441,19 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         }
     }
 
-    private void Complete(Block block, Exception? error)
+    private void Complete(EventBlock block, Exception? error)
     {
         _context.Budget.Release(block.Bytes);
         if (error is null)
         {
             block.Completion.TrySetResult();
-            // Acknowledged, so fully sent: the buffer can go back to the pool.
-            block.Buffer.Dispose();
+            // Acknowledged, so fully sent: the buffers can go back to their pools.
+            block.Release();
         }
         else
         {
             // A failed block may still be in the middle of a send: leave its buffer to the GC.
             block.Completion.TrySetException(error);
-        }
-    }
-
-    /// <summary>A block of framed events; all of them complete together.</summary>
-    private sealed class Block(int capacity)
-    {
-        public PooledBuffer Buffer { get; private set; } = new(capacity);
-
-        /// <summary>Application sequences and start offsets of the events, kept only until the first setup.</summary>
-        public List<(long Sequence, int Start)>? Sequences { get; set; }
-
-        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TimeSpan OpenedAt { get; } = TimeSpan.FromTicks(Environment.TickCount64 * TimeSpan.TicksPerMillisecond);
-
-        public int EventCount { get; set; }
-
-        public long LastEventNumber { get; set; }
-
-        public int Bytes => Buffer.WrittenCount;
-
-        public ReadOnlySequence<byte> Data => new(Buffer.WrittenMemory);
-
-        /// <summary>Drops the events before byte <paramref name="start"/>, keeping <paramref name="eventCount"/>; returns the bytes dropped.</summary>
-        public int CutPrefix(int start, int eventCount)
-        {
-            var rest = new PooledBuffer(Bytes - start);
-            Buffer.WrittenSpan[start..].CopyTo(rest.GetSpan(Bytes - start));
-            rest.Advance(Bytes - start);
-            Buffer.Dispose();
-            Buffer = rest;
-            EventCount = eventCount;
-            return start;
         }
     }
 }
