@@ -2,6 +2,7 @@ using System.Buffers;
 using Streams.Client.Internal;
 using Grpc.Core;
 using Streams.Common.Wire;
+using Streams.Contracts.Controller;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.Client.Writing;
@@ -339,6 +340,11 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
                 Fail(e, fatal: true);
                 return;
             }
+            catch (EndpointWatch.MovedException)
+            {
+                // The controller names another store now: go there without a back-off.
+                delay = TimeSpan.FromMilliseconds(50);
+            }
             catch (Exception e) when (!_stop.IsCancellationRequested)
             {
                 if (DateTime.UtcNow >= deadline)
@@ -366,7 +372,24 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
         var endpoint = await _context.Controller.GetEndpointAsync(_segment, timeout.Token);
-        var connection = await _context.Pool.GetAsync(endpoint, timeout.Token);
+        using var watch = EndpointWatch.Start(_context.Controller, _segment, endpoint, timeout.Token);
+        try
+        {
+            await SetupAtAsync(endpoint, watch.Token, timeout.Token);
+        }
+        catch (OperationCanceledException) when (watch.HasMoved)
+        {
+            throw new EndpointWatch.MovedException();
+        }
+    }
+
+    /// <summary>
+    /// Sets up at <paramref name="endpoint"/>: waits for the connection and the setup answer until <paramref name="waiting"/>
+    /// is cancelled (the segment moved, or the setup timed out), then re-sends what is in flight.
+    /// </summary>
+    private async Task SetupAtAsync(SegmentEndpoint endpoint, CancellationToken waiting, CancellationToken timeout)
+    {
+        var connection = await _context.Pool.GetAsync(endpoint, waiting);
         var reply = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         long requestId;
         lock (_lock)
@@ -378,8 +401,8 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
         }
 
         connection.Register(requestId, this);
-        await connection.SendSetupAsync(requestId, _writerId, _segment, timeout.Token);
-        var lastDurable = await reply.Task.WaitAsync(timeout.Token);
+        await connection.SendSetupAsync(requestId, _writerId, _segment, waiting);
+        var lastDurable = await reply.Task.WaitAsync(waiting);
 
         List<Block> acknowledged = [];
         List<Block> resend;
@@ -406,7 +429,7 @@ internal sealed class SegmentWriter : IAppendListener, IAsyncDisposable
 
         foreach (var block in resend)
         {
-            await connection.SendBlockAsync(new AppendBlockHeader(requestId, block.LastEventNumber, block.EventCount, null), block.Data, timeout.Token);
+            await connection.SendBlockAsync(new AppendBlockHeader(requestId, block.LastEventNumber, block.EventCount, null), block.Data, timeout);
         }
 
         lock (_lock)
