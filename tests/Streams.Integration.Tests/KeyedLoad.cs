@@ -100,6 +100,29 @@ internal sealed class KeyedLoad
         await Task.WhenAll(_writers).WaitAsync(timeout);
     }
 
+    /// <summary>
+    /// Counts what is wrong with <paramref name="read"/>: acknowledged events missing, events read more than once, events
+    /// read after a later one of their key, and events never written.
+    /// </summary>
+    public (int Lost, int Duplicated, int OutOfOrder, int Foreign) Check(IReadOnlyList<string> read)
+    {
+        var lost = AcknowledgedEvents.Except(read).Count();
+        var duplicated = read.Count - read.Distinct().Count();
+        var foreign = read.Count(v => !_attempted.ContainsKey(v));
+        var outOfOrder = 0;
+        foreach (var key in read.GroupBy(v => v.Split(':')[0]))
+        {
+            var highest = -1;
+            foreach (var seq in key.Select(v => int.Parse(v.Split(':')[2], CultureInfo.InvariantCulture)))
+            {
+                outOfOrder += seq < highest ? 1 : 0;
+                highest = Math.Max(highest, seq);
+            }
+        }
+
+        return (lost, duplicated, outOfOrder, foreign);
+    }
+
     /// <summary>Asserts that <paramref name="read"/> holds every acknowledged event once, per key in order, and nothing never written.</summary>
     public void Verify(IReadOnlyList<string> read)
     {

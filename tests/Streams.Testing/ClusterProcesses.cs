@@ -125,6 +125,18 @@ public sealed class ClusterProcesses : IAsyncDisposable
         return controller;
     }
 
+    /// <summary>Starts controller <paramref name="index"/> again on its ports (clients keep its address).</summary>
+    public async Task<StreamsProcess> RestartControllerAsync(int index)
+    {
+        var old = Controllers[index];
+        old.Kill();
+        _retired.Add(old);
+        var controller = await StreamsProcess.StartServerAsync(
+            ["controller", .. Common(), "--containers", Containers.ToString(CultureInfo.InvariantCulture)], old.GrpcPort, null, old.MetricsPort, Environment);
+        Controllers[index] = controller;
+        return controller;
+    }
+
     /// <summary>
     /// The index of the controller whose /readyz says it leads, or null while none does (or more than one says so,
     /// for a moment after a handover).
