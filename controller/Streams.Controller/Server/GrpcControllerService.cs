@@ -56,17 +56,4 @@ public sealed class GrpcControllerService(ControllerService controller) : Contra
 
     public override Task<StreamInfo> TruncateStream(StreamCut request, ServerCallContext context) =>
         controller.TruncateStreamAsync(request, context.CancellationToken);
-
-    // Scaling rpcs declared in controller.proto whose workflows are not in this build yet: answered UNIMPLEMENTED with
-    // a reason, so that the controller starts (every declared rpc must be overridden).
-    public override Task<StreamInfo> ScaleStream(ScaleStreamRequest request, ServerCallContext context) => NotYet<StreamInfo>("ScaleStream");
-
-    public override Task<SuccessorsReply> GetSuccessors(SegmentRef request, ServerCallContext context) => NotYet<SuccessorsReply>("GetSuccessors");
-
-    public override Task<SegmentList> ListSegments(StreamRef request, ServerCallContext context) => NotYet<SegmentList>("ListSegments");
-
-    public override Task<LoadReportReply> ReportLoad(LoadReport request, ServerCallContext context) => NotYet<LoadReportReply>("ReportLoad");
-
-    private static Task<T> NotYet<T>(string rpc) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, $"{rpc} is not built yet in this controller."));
 }
