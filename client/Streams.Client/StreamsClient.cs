@@ -34,8 +34,9 @@ public sealed class StreamsClient : IAsyncDisposable
     private StreamsClient(StreamsClientOptions options)
     {
         _options = options;
-        _controller = new ControllerClient(options.ControllerUri, options.ControlTimeout);
-        _pool = new ConnectionPool(options.Transport, new KeepAliveSettings(options.KeepAliveInterval, options.KeepAliveTimeout));
+        var keepAlive = new KeepAliveSettings(options.KeepAliveInterval, options.KeepAliveTimeout);
+        _controller = new ControllerClient(options.ControllerUri, options.ControlTimeout, keepAlive);
+        _pool = new ConnectionPool(options.Transport, keepAlive);
         Streams = new StreamManager(_controller);
     }
 

@@ -31,7 +31,7 @@ public sealed record StreamsClientOptions
 
     /// <summary>
     /// How often a connection to a segment store is probed while it is quiet (raw carrier: a keep-alive frame; gRPC:
-    /// an HTTP/2 ping). Default 1 s.
+    /// an HTTP/2 ping), and a connection to a controller while a call waits on it (an HTTP/2 ping). Default 1 s.
     /// </summary>
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -39,7 +39,8 @@ public sealed record StreamsClientOptions
     /// A connection that answers nothing for this long is dropped and its writers and readers reconnect: this is how
     /// a frozen or cut-off segment store is left behind once its containers have moved elsewhere. Connecting (with
     /// its hello) gets as long. Default 2.5 s: the raw carrier notices a frozen store within about 2.8 s; the gRPC
-    /// carrier, whose HTTP/2 pings are checked about once a second by .NET, within about 4.5 s.
+    /// carrier, whose HTTP/2 pings are checked about once a second by .NET, within about 4.5 s. A controller that goes
+    /// silent under a call fails it the same way, and the call moves to the next controller in <see cref="ControllerUri"/>.
     /// </summary>
     public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(2.5);
 

@@ -109,6 +109,81 @@ public sealed partial class ControllerFailoverTests
         Assert.True(created < TimeSpan.FromSeconds(5), $"The first creation after the kill took {created}.");
     }
 
+    [Fact]
+    public async Task Clients_leave_a_frozen_leader_within_seconds_and_the_other_controller_takes_over()
+    {
+        // Production defaults: the controllers' 4 s sessions, the segment stores' own.
+        await using var cluster = await ClusterProcesses.StartAsync(
+            bookies: 3, stores: 2, quorums: (3, 3, 2), containers: Containers, sessionTimeoutMs: null, controllers: 2);
+        await cluster.RunAsync(FrozenLeaderAsync, TimeSpan.FromMinutes(3), TestContext.Current.CancellationToken);
+    }
+
+    private static async Task FrozenLeaderAsync(ClusterProcesses cluster)
+    {
+        await cluster.WaitForContainersAsync(Containers, Bound);
+        var leader = await WaitForLeaderAsync(cluster, except: null);
+        var survivor = 1 - leader;
+
+        // The leader comes first in the client's list: every controller call goes to it until it freezes.
+        await using var client = ProcessTestClients.ForFaults($"{cluster.Controllers[leader].ControllerUri},{cluster.Controllers[survivor].ControllerUri}");
+        var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, "frozenleader", Containers);
+        var load = new KeyedLoad(writer);
+        using var stop = new CancellationTokenSource(Bound * 4);
+        var clock = Stopwatch.StartNew();
+        var creations = new Creations("frozenleader");
+        var creating = Task.Run(() => creations.RunAsync(client, clock, stop.Token));
+        await WaitUntilAsync(() => load.Acknowledged >= 2_000 && creations.Acknowledged.Count >= 3, () => $"No load before the freeze: {load}; {creations}");
+
+        var frozenAt = clock.Elapsed;
+        var loadFrozenAt = load.Now;
+        cluster.Controllers[leader].Suspend();
+        Assert.Equal(survivor, await WaitForLeaderAsync(cluster, except: leader));
+        var leading = clock.Elapsed - frozenAt;
+        await WaitUntilAsync(() => creations.FirstAfter(frozenAt) is not null, () => $"No stream was created after the freeze: {creations}");
+        var created = creations.FirstAfter(frozenAt)!.Value - frozenAt;
+        var creationGap = creations.FirstAfter(frozenAt)!.Value - (creations.LastBefore(frozenAt) ?? frozenAt);
+        Assert.True(await load.WaitForEveryKeyAsync(loadFrozenAt + TimeSpan.FromSeconds(1), 20, Bound), $"Writes stopped with the controller: {load}");
+        var writeStall = load.LongestStall(loadFrozenAt);
+
+        // A segment store that must be looked up again while the leader is frozen: its writers ask the survivor.
+        var storeKilledAt = load.Now;
+        cluster.SegmentStores[0].Kill();
+        await cluster.WaitForContainersAsync(Containers, Bound, among: [cluster.SegmentStores[1]]);
+        Assert.True(await load.WaitForEveryKeyAsync(load.Now, 20, Bound), $"Writes did not resume after the segment store died: {load}");
+        var storeStall = load.LongestStall(storeKilledAt);
+
+        // The frozen leader wakes up to an expired session: it leads no more.
+        cluster.Controllers[leader].Resume();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(survivor, await WaitForLeaderAsync(cluster, except: null));
+        await stop.CancelAsync();
+        await creating;
+        await load.StopAsync(Bound);
+        await writer.DisposeAsync();
+
+        var streams = await client.Streams.ListStreamsAsync("frozenleader");
+        var lost = creations.Acknowledged.Keys.Where(s => !streams.Contains(s)).ToList();
+        Assert.True(lost.Count == 0, $"Acknowledged streams missing after the takeover: {string.Join(", ", lost)}");
+        await using var reader = ProcessTestClients.ForFaults(cluster.Controllers[survivor].ControllerUri);
+        load.Verify((await AckedLoad.ReadAllAsync(reader, "frozenleader", "events")).Select(r => r.Value).ToList());
+
+        var output = TestContext.Current.TestOutputHelper;
+        output?.WriteLine($"{load}; {creations}");
+        output?.WriteLine("| after the leader's SIGSTOP (default sessions) | seconds |");
+        output?.WriteLine("|---|---|");
+        output?.WriteLine($"| the other controller leads | {Seconds(leading)} |");
+        output?.WriteLine($"| first stream created after the freeze (client failover) | {Seconds(created)} |");
+        output?.WriteLine($"| longest gap between two stream creations | {Seconds(creationGap)} |");
+        output?.WriteLine($"| longest write stall of a key after the freeze | {Seconds(writeStall)} |");
+        output?.WriteLine($"| longest write stall of a key after a segment store then died | {Seconds(storeStall)} |");
+        // The call in flight on the frozen leader fails once its HTTP/2 keep-alive ping goes unanswered (1 s of silence,
+        // then the 3 s keep-alive timeout, checked about once a second), then succeeds on the other controller at once;
+        // a client that waited for its call's deadline on the frozen one instead never created a stream again.
+        Assert.True(created < TimeSpan.FromSeconds(8), $"The first creation after the leader froze took {Seconds(created)} s.");
+        Assert.True(writeStall < TimeSpan.FromSeconds(5), $"Writes stalled {Seconds(writeStall)} s while the leader was frozen.");
+        Assert.True(storeStall < TimeSpan.FromSeconds(8), $"Writes stalled {Seconds(storeStall)} s after a segment store died while the leader was frozen.");
+    }
+
     /// <summary>Events of about 1 KiB into the retained stream until stopped, so that retention has bytes to drop.</summary>
     private static async Task WriteRetainedAsync(Client.Writing.EventStreamWriter<string> writer, CancellationToken cancellationToken)
     {
@@ -162,8 +237,8 @@ public sealed partial class ControllerFailoverTests
 
     private static string Seconds(TimeSpan time) => time.TotalSeconds.ToString("F2", CultureInfo.InvariantCulture);
 
-    /// <summary>Creates streams one after the other; records which were acknowledged, and when.</summary>
-    private sealed class Creations
+    /// <summary>Creates streams in <paramref name="scope"/> one after the other; records which were acknowledged, and when.</summary>
+    private sealed class Creations(string scope = "failover")
     {
         public ConcurrentDictionary<string, TimeSpan> Acknowledged { get; } = new();
 
@@ -177,6 +252,12 @@ public sealed partial class ControllerFailoverTests
             return after.Count == 0 ? null : after.Min();
         }
 
+        public TimeSpan? LastBefore(TimeSpan time)
+        {
+            var before = Acknowledged.Values.Where(t => t <= time).ToList();
+            return before.Count == 0 ? null : before.Max();
+        }
+
         public async Task RunAsync(StreamsClient client, Stopwatch clock, CancellationToken cancellationToken)
         {
             for (var i = 0; i < 10_000 && !cancellationToken.IsCancellationRequested; i++)
@@ -185,7 +266,7 @@ public sealed partial class ControllerFailoverTests
                 Started[name] = clock.Elapsed;
                 try
                 {
-                    await client.Streams.CreateStreamAsync("failover", name, StreamConfig.Fixed(1), cancellationToken);
+                    await client.Streams.CreateStreamAsync(scope, name, StreamConfig.Fixed(1), cancellationToken);
                     Acknowledged[name] = clock.Elapsed;
                     await Task.Delay(50, cancellationToken); // a steady trickle, not a flood of metadata
                 }

@@ -13,7 +13,7 @@ public sealed class ClusterProcesses : IAsyncDisposable
     private readonly TempDirectory _dir = new("cluster");
     private readonly List<StreamsProcess> _retired = [];
 
-    private ClusterProcesses(ZooKeeperServer zooKeeper, int sessionTimeoutMs, (int E, int Qw, int Qa) quorums, int containers)
+    private ClusterProcesses(ZooKeeperServer zooKeeper, int? sessionTimeoutMs, (int E, int Qw, int Qa) quorums, int containers)
     {
         ZooKeeper = zooKeeper;
         SessionTimeoutMs = sessionTimeoutMs;
@@ -23,7 +23,8 @@ public sealed class ClusterProcesses : IAsyncDisposable
 
     public ZooKeeperServer ZooKeeper { get; }
 
-    public int SessionTimeoutMs { get; }
+    /// <summary>Every member's ZooKeeper session timeout, or null where each role keeps its own default.</summary>
+    public int? SessionTimeoutMs { get; }
 
     public (int E, int Qw, int Qa) Quorums { get; }
 
@@ -70,11 +71,14 @@ public sealed class ClusterProcesses : IAsyncDisposable
     /// <param name="stores">Segment store processes.</param>
     /// <param name="quorums">E, Qw and Qa of the segment stores' ledgers.</param>
     /// <param name="containers">The cluster's container count.</param>
-    /// <param name="sessionTimeoutMs">Every member's ZooKeeper session timeout.</param>
+    /// <param name="sessionTimeoutMs">
+    /// Every member's ZooKeeper session timeout; null leaves each role its production default (what a fault test of
+    /// the defaults measures).
+    /// </param>
     /// <param name="environment">Settings for every member on top of <see cref="Environment"/>'s.</param>
     /// <param name="controllers">Controller processes.</param>
     public static async Task<ClusterProcesses> StartAsync(
-        int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int sessionTimeoutMs = 2000, Dictionary<string, string>? environment = null, int controllers = 1)
+        int bookies, int stores, (int E, int Qw, int Qa) quorums, int containers = 4, int? sessionTimeoutMs = 2000, Dictionary<string, string>? environment = null, int controllers = 1)
     {
         var zooKeeper = await ZooKeeperServer.StartAsync();
         var cluster = new ClusterProcesses(zooKeeper, sessionTimeoutMs, quorums, containers);
@@ -118,6 +122,18 @@ public sealed class ClusterProcesses : IAsyncDisposable
     {
         var controller = await StartControllerProcessAsync();
         Controllers.Add(controller);
+        return controller;
+    }
+
+    /// <summary>Starts controller <paramref name="index"/> again on its ports (clients keep its address).</summary>
+    public async Task<StreamsProcess> RestartControllerAsync(int index)
+    {
+        var old = Controllers[index];
+        old.Kill();
+        _retired.Add(old);
+        var controller = await StreamsProcess.StartServerAsync(
+            ["controller", .. Common(), "--containers", Containers.ToString(CultureInfo.InvariantCulture)], old.GrpcPort, null, old.MetricsPort, Environment);
+        Controllers[index] = controller;
         return controller;
     }
 
@@ -263,6 +279,42 @@ public sealed class ClusterProcesses : IAsyncDisposable
         throw new TimeoutException($"The segment stores did not run {containers} containers within {timeout}: {last}\n{Output()}");
     }
 
+    /// <summary>How many containers <paramref name="store"/>'s /readyz says it runs; null if it does not answer.</summary>
+    public static async Task<int?> RunningContainersAsync(StreamsProcess store)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        try
+        {
+            var detail = await http.GetStringAsync(new Uri($"http://127.0.0.1:{store.MetricsPort}/readyz"));
+            var line = detail.Split('\n').FirstOrDefault(l => l.StartsWith("containers:", StringComparison.Ordinal)) ?? string.Empty;
+            var at = line.LastIndexOf("running ", StringComparison.Ordinal);
+            return at >= 0 ? int.Parse(line[(at + 8)..].Trim(), CultureInfo.InvariantCulture) : 0;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits until <paramref name="store"/> runs exactly <paramref name="containers"/> containers; fails with every member's output if it does not in time.</summary>
+    public async Task WaitForRunningAsync(StreamsProcess store, int containers, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        int? running = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            running = await RunningContainersAsync(store);
+            if (running == containers)
+            {
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"Segment store {store.GrpcPort} ran {running?.ToString(CultureInfo.InvariantCulture) ?? "no answer"} containers, not {containers}, within {timeout}.\n{Output()}");
+    }
+
     /// <summary>Every member's output so far, for a failing test's message.</summary>
     public string Output()
     {
@@ -310,7 +362,9 @@ public sealed class ClusterProcesses : IAsyncDisposable
         _dir.Dispose();
     }
 
-    private string[] Common(string? zooKeeper = null) => ["--zookeeper", zooKeeper ?? ZooKeeper.ConnectionString, "--session-timeout-ms", SessionTimeoutMs.ToString(CultureInfo.InvariantCulture)];
+    private string[] Common(string? zooKeeper = null) => SessionTimeoutMs is { } timeout
+        ? ["--zookeeper", zooKeeper ?? ZooKeeper.ConnectionString, "--session-timeout-ms", timeout.ToString(CultureInfo.InvariantCulture)]
+        : ["--zookeeper", zooKeeper ?? ZooKeeper.ConnectionString];
 
     private Task<StreamsProcess> StartControllerProcessAsync() =>
         StreamsProcess.StartOnFreePortsAsync(["controller", .. Common(), "--containers", Containers.ToString(CultureInfo.InvariantCulture)], Environment, dataPort: false);

@@ -12,7 +12,9 @@ namespace Streams.Client.Internal;
 /// Calls the controller; retries idempotent calls that failed because it was unreachable. A cluster may run several
 /// controllers, each of which serves every call (one of them also leads, but clients never need to know which): the
 /// client knows them all, sticks to the one that answered last, and moves to the next as soon as a call finds it
-/// UNAVAILABLE (killed, restarting, cut off), so a dead controller costs one failed attempt, not a back-off.
+/// UNAVAILABLE (killed, restarting, cut off), so a dead controller costs one failed attempt, not a back-off. A frozen
+/// controller (its kernel still accepts connections, but nothing answers) is noticed by HTTP/2 keep-alive pings within
+/// the client's keep-alive timeout, and counts as unavailable.
 /// </summary>
 internal sealed class ControllerClient : IDisposable
 {
@@ -23,11 +25,21 @@ internal sealed class ControllerClient : IDisposable
     private readonly TimeSpan _timeout;
     private int _current;
 
-    public ControllerClient(string uris, TimeSpan timeout)
+    /// <param name="uris">The controllers' addresses (see <see cref="ParseUris"/>).</param>
+    /// <param name="timeout">The deadline of each call, its retries on other controllers included.</param>
+    /// <param name="keepAlive">
+    /// How a connection to a controller that went silent (frozen, cut off) is noticed: HTTP/2 pings while a call waits,
+    /// and the same timeout to connect. The call then fails UNAVAILABLE and moves to the next controller, instead of
+    /// waiting out its deadline on the frozen one.
+    /// </param>
+    public ControllerClient(string uris, TimeSpan timeout, KeepAliveSettings? keepAlive = null)
     {
+        var settings = keepAlive is { } k
+            ? new GrpcChannelSettings { ConnectTimeout = k.Timeout, KeepAlivePingDelay = k.Interval, KeepAlivePingTimeout = k.Timeout }
+            : null;
         _controllers = [.. ParseUris(uris).Select(uri =>
         {
-            var channel = GrpcChannels.Create(uri);
+            var channel = GrpcChannels.Create(uri, settings);
             return (channel, new GeneratedClient(channel));
         })];
         _timeout = timeout;
@@ -75,7 +87,7 @@ internal sealed class ControllerClient : IDisposable
             {
                 return await call(_controllers[index].Client, GrpcChannels.Deadline(_timeout, cancellationToken));
             }
-            catch (RpcException e) when (idempotent && e.StatusCode == StatusCode.Unavailable && ++failures < Attempts * _controllers.Length && !cancellationToken.IsCancellationRequested)
+            catch (RpcException e) when (idempotent && Unreachable(e) && ++failures < Attempts * _controllers.Length && !cancellationToken.IsCancellationRequested)
             {
                 // Other calls may have moved on already; only the first to see this controller fail moves the client.
                 Interlocked.CompareExchange(ref _current, (index + 1) % _controllers.Length, index);
@@ -92,6 +104,14 @@ internal sealed class ControllerClient : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Whether a call failed because its controller could not be reached: UNAVAILABLE, or a connection that broke under
+    /// the call (a keep-alive ping not answered by a frozen controller surfaces as INTERNAL from the HTTP/2 stack).
+    /// </summary>
+    private static bool Unreachable(RpcException e) =>
+        e.StatusCode == StatusCode.Unavailable
+        || (e.StatusCode == StatusCode.Internal && e.Status.DebugException is HttpRequestException or HttpProtocolException or IOException);
 
     public Task<SegmentEndpoint> GetEndpointAsync(string segment, CancellationToken cancellationToken) =>
         CallAsync((c, o) => c.GetSegmentEndpointAsync(new SegmentRef { Segment = segment }, o), cancellationToken);

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Streams.Client.Internal;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.Client.Writing;
@@ -109,6 +110,11 @@ internal sealed partial class SegmentWriter
                 await attempt();
                 return;
             }
+            catch (EndpointWatch.MovedException)
+            {
+                // The controller names another store now: go there without a back-off.
+                delay = TimeSpan.FromMilliseconds(50);
+            }
             catch (Exception e) when (e is not SegmentSealedSignal && !(e is StreamsException { StatusCode: StatusCode.NotFound }) && !_stop.IsCancellationRequested)
             {
                 if (DateTime.UtcNow >= deadline)
@@ -132,20 +138,33 @@ internal sealed partial class SegmentWriter
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
         var endpoint = await _context.Controller.GetEndpointAsync(_segment, timeout.Token);
-        var connection = await _context.Pool.GetAsync(endpoint, timeout.Token);
-        var reply = new TaskCompletionSource<AppendSetup>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // While the store does not answer, the controller is asked whether the segment moved: if it did, the wait ends
+        // and the writer goes to the new owner at once (a frozen store holds no one up for its whole session).
+        using var watch = EndpointWatch.Start(_context.Controller, _segment, endpoint, timeout.Token);
+        SegmentStoreConnection connection;
         long requestId;
-        lock (_lock)
+        AppendSetup setup;
+        try
         {
-            _connection?.Unregister(_requestId);
-            _connection = connection;
-            _requestId = requestId = connection.NextRequestId();
-            _setupReply = reply;
+            connection = await _context.Pool.GetAsync(endpoint, watch.Token);
+            var reply = new TaskCompletionSource<AppendSetup>(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_lock)
+            {
+                _connection?.Unregister(_requestId);
+                _connection = connection;
+                _requestId = requestId = connection.NextRequestId();
+                _setupReply = reply;
+            }
+
+            connection.Register(requestId, this);
+            await connection.SendSetupAsync(requestId, _writerId, _segment, watch.Token);
+            setup = await reply.Task.WaitAsync(watch.Token);
+        }
+        catch (OperationCanceledException) when (watch.HasMoved)
+        {
+            throw new EndpointWatch.MovedException();
         }
 
-        connection.Register(requestId, this);
-        await connection.SendSetupAsync(requestId, _writerId, _segment, timeout.Token);
-        var setup = await reply.Task.WaitAsync(timeout.Token);
         var lastDurable = setup.LastEventNumber;
         List<EventBlock> acknowledged = [];
         List<EventBlock> resend;

@@ -17,13 +17,32 @@ namespace Streams.Common.Server.Framing;
 /// holds at most the budget: the protocol reserves before it produces a large reply, and the receive loop waits for
 /// room before it takes the next request.
 /// </para>
+/// <para>
+/// Keep-alives. A keep-alive answer (<see cref="SendAhead"/>) goes out before the replies still queued, so a client
+/// probing a busy connection (replies backed up behind slow appends or large reads) hears from the server at once and
+/// does not take it for frozen. Ordinary replies keep their order among themselves; an answer sent ahead is only ever
+/// put between two of them, never into one.
+/// </para>
 /// </summary>
 public sealed class FramedReplyChannel
 {
     private const int FlushThreshold = 256 * 1024;
 
+    /// <summary>Answers waiting to go out ahead of the queue; more than a few means the client floods keep-alives.</summary>
+    private const int AheadCapacity = 4;
+
+    /// <summary>The queue entry that wakes the sender for an answer sent ahead; it writes nothing itself.</summary>
+    private static readonly Reply Wake = new(null, null, 0, 0);
+
     private readonly Channel<Reply> _queue =
         Channel.CreateUnbounded<Reply>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>
+    /// Answers that jump the queue. Bounded: a client sends one keep-alive per interval, and one that floods them gets
+    /// only the latest few answered ahead (the oldest are dropped; an answer's nonce tells the client which one it got).
+    /// </summary>
+    private readonly Channel<IMessage> _ahead = Channel.CreateBounded<IMessage>(
+        new BoundedChannelOptions(AheadCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropOldest });
 
     private readonly ReplyBudget? _budget;
     private readonly Task _sender;
@@ -62,6 +81,19 @@ public sealed class FramedReplyChannel
         }
     }
 
+    /// <summary>
+    /// Sends a small message (a keep-alive answer) ahead of every reply still queued: it is written before the next
+    /// queued reply. It does not count against the budget (the channel holds at most a few).
+    /// </summary>
+    public void SendAhead(IMessage message)
+    {
+        if (_ahead.Writer.TryWrite(message))
+        {
+            // The sender may be waiting for the queue: wake it. It takes the answer at its next reply either way.
+            _queue.Writer.TryWrite(Wake);
+        }
+    }
+
     /// <summary>Queues a body without counting it against the budget.</summary>
     public void Send(IFrameBody body) => Send(body, 0);
 
@@ -96,6 +128,12 @@ public sealed class FramedReplyChannel
             {
                 while (reader.TryRead(out var item))
                 {
+                    WriteAhead(output);
+                    if (item.Message is null && item.Body is null)
+                    {
+                        continue; // a wake-up
+                    }
+
                     RawFraming.WriteHeader(output, item.Size);
                     if (item.Body is { } body)
                     {
@@ -127,6 +165,7 @@ public sealed class FramedReplyChannel
         {
             // The peer went away: refuse further replies, then release what was queued for it.
             _queue.Writer.TryComplete();
+            _ahead.Writer.TryComplete();
             _budget?.Release(unflushed);
             while (reader.TryRead(out var item))
             {
@@ -136,6 +175,16 @@ public sealed class FramedReplyChannel
         finally
         {
             await output.CompleteAsync();
+        }
+    }
+
+    /// <summary>Writes the answers sent ahead, if any, into the pipe before the next queued reply.</summary>
+    private void WriteAhead(PipeWriter output)
+    {
+        while (_ahead.Reader.TryRead(out var message))
+        {
+            RawFraming.WriteHeader(output, message.CalculateSize());
+            message.WriteTo(output);
         }
     }
 

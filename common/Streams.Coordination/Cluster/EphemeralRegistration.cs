@@ -28,12 +28,17 @@ public sealed class EphemeralRegistration : IAsyncDisposable
     /// <summary>Registers (waiting out a stale node of a previous process) and keeps the registration alive.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        var registeredWith = _store.SessionLost;
         await RegisterAsync(cancellationToken);
         _keepAlive.Start($"Registering {_path}", async token =>
         {
-            await _store.SessionLost.WaitAsync(token);
+            // The loss of the session the node was made with, not of whatever session is current: a registration that
+            // failed after a loss (the new session was not open yet) is retried at once, rather than after the next loss.
+            await registeredWith.WaitAsync(token);
             _logger.LogWarning("Session lost: registering {Path} again.", _path);
+            var session = _store.SessionLost;
             await RegisterAsync(token);
+            registeredWith = session;
         }, _logger);
     }
 

@@ -37,6 +37,7 @@ public sealed class FileMetadataStore : IMetadataStore
     private readonly MetadataJournal _journal;
     private long _liveBytes;
     private bool _disposed;
+    private Task _compaction = Task.CompletedTask;
 
     // Replays into the state, which the field initializers have set up.
     private FileMetadataStore(string path) => _journal = MetadataJournal.Open(path, ApplyRecord, OnJournalFault);
@@ -59,6 +60,12 @@ public sealed class FileMetadataStore : IMetadataStore
 
     /// <summary>The journal fsyncs run for group commit; for tests.</summary>
     internal long FsyncCount => _journal.FsyncCount;
+
+    /// <summary>For tests: awaited after a compacted copy is written and before it is swapped in.</summary>
+    internal Func<Task>? BeforeCompactionSwap { get; set; }
+
+    /// <summary>The compaction running, or a completed task; for tests.</summary>
+    internal Task Compaction => _compaction;
 
     public async ValueTask<VersionedValue?> GetAsync(string path, CancellationToken cancellationToken = default) =>
         (await GetAndMaybeWatchAsync(path, watch: false, cancellationToken)).Value;
@@ -140,6 +147,7 @@ public sealed class FileMetadataStore : IMetadataStore
     /// </summary>
     public async ValueTask DisposeAsync()
     {
+        await _compaction;
         await _lock.WaitAsync();
         try
         {
@@ -190,9 +198,7 @@ public sealed class FileMetadataStore : IMetadataStore
             seen = _journal.Written;
             if (versions is not null)
             {
-                // The rewrite first makes this commit durable; if the rewrite itself fails, the journal faults,
-                // but this commit's answer stands.
-                await CompactIfLargeAsync();
+                StartCompactionIfLarge();
             }
         }
         finally
@@ -472,25 +478,76 @@ public sealed class FileMetadataStore : IMetadataStore
         }
     }
 
-    /// <summary>Rewrites the journal as one record per sequence counter and per value (lock held).</summary>
-    private async Task CompactIfLargeAsync()
+    /// <summary>
+    /// Starts compacting the journal when it has grown well past the live state (lock held): the snapshot is taken
+    /// here, in memory; writing and fsyncing it runs without the lock (<see cref="CompactAsync"/>), and only putting it
+    /// in place takes the lock again. One compaction at a time.
+    /// </summary>
+    private void StartCompactionIfLarge()
     {
-        if (_journal.Length <= (4 * _liveBytes) + (1024 * 1024))
+        if (!_compaction.IsCompleted || _journal.Length <= (4 * _liveBytes) + (1024 * 1024))
         {
             return;
         }
 
-        var snapshot = new List<byte[]>(_sequences.Count + _values.Count);
+        // References only (values' arrays are never changed in place); they are encoded without the lock.
+        var snapshot = new List<(byte Op, string Path, long Version, byte[] Data)>(_sequences.Count + _values.Count);
         foreach (var (parent, counter) in _sequences)
         {
-            snapshot.Add(Encode([(OpSequence, parent, counter, [])]));
+            snapshot.Add((OpSequence, parent, counter, []));
         }
 
         foreach (var (path, value) in _values)
         {
-            snapshot.Add(Encode([(OpPut, path, value.Version, value.Data)]));
+            snapshot.Add((OpPut, path, value.Version, value.Data));
         }
 
-        await _journal.RewriteAsync(snapshot);
+        var from = _journal.Length;
+        _compaction = Task.Run(() => CompactAsync(snapshot, from));
+    }
+
+    /// <summary>
+    /// Writes the compacted journal beside the current one, then swaps it in under the lock. A copy that could not be
+    /// written is dropped and the journal stays as it was (the next large commit tries again); a failed swap faults the
+    /// journal (<see cref="MetadataJournal.CompleteRewriteAsync"/>).
+    /// </summary>
+    private async Task CompactAsync(List<(byte Op, string Path, long Version, byte[] Data)> snapshot, long from)
+    {
+        PreparedRewrite prepared;
+        try
+        {
+            var bodies = new List<byte[]>(snapshot.Count);
+            foreach (var record in snapshot)
+            {
+                bodies.Add(Encode([record]));
+            }
+
+            prepared = await _journal.PrepareRewriteAsync(bodies, from);
+            if (BeforeCompactionSwap is { } hook)
+            {
+                await hook();
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        await _lock.WaitAsync();
+        try
+        {
+            if (!_disposed)
+            {
+                await _journal.CompleteRewriteAsync(prepared);
+            }
+        }
+        catch (IOException)
+        {
+            // The journal faulted before the swap: the store stopped serving already.
+        }
+        finally
+        {
+            _lock.Release();
+        }
     }
 }

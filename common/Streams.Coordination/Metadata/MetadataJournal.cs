@@ -25,8 +25,8 @@ namespace Streams.Coordination.Metadata;
 /// state is unknown (the kernel may have dropped the pages it could not write, so an fsync is never retried); a
 /// restart replays it.
 /// </para>
-/// <see cref="Append"/>, <see cref="RewriteAsync"/> and <see cref="Dispose"/> must not run concurrently (the store's
-/// lock orders them); <see cref="DurableAsync"/> may be called from anywhere.
+/// <see cref="Append"/>, <see cref="CompleteRewriteAsync"/> and <see cref="Dispose"/> must not run concurrently (the
+/// store's lock orders them); <see cref="DurableAsync"/> and <see cref="PrepareRewriteAsync"/> may run alongside them.
 /// </summary>
 internal sealed class MetadataJournal : IDisposable
 {
@@ -151,35 +151,66 @@ internal sealed class MetadataJournal : IDisposable
     }
 
     /// <summary>
-    /// Replaces the journal by <paramref name="bodies"/>, one record each: a snapshot of the state it holds. First
-    /// waits for every record written to be on disk (so the flusher is done with the old file; throws if that fails);
-    /// then writes the snapshot on the thread pool, fsyncs it, renames it over the journal and fsyncs the directory.
-    /// A failure there faults the journal but does not throw: whichever file a crash leaves under the name holds every
-    /// record acknowledged so far, but this process can no longer tell which one it would append to.
+    /// Writes <paramref name="bodies"/>, one record each, into a copy beside the journal and fsyncs it, on the thread
+    /// pool: a snapshot of the state the journal holds up to byte <paramref name="from"/> (its <see cref="Length"/>
+    /// when the snapshot was taken). It runs alongside appends, so the slow part of a compaction holds no lock; a
+    /// failure throws and leaves the journal as it was. <see cref="CompleteRewriteAsync"/> puts the copy in place.
     /// </summary>
-    public async Task RewriteAsync(IReadOnlyList<byte[]> bodies)
+    public async Task<PreparedRewrite> PrepareRewriteAsync(IReadOnlyList<byte[]> bodies, long from)
+    {
+        var temp = _path + ".compact";
+        await Task.Run(() =>
+        {
+            using var snapshot = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None);
+            foreach (var body in bodies)
+            {
+                snapshot.Write(Header(body));
+                snapshot.Write(body);
+            }
+
+            snapshot.Flush(flushToDisk: true);
+        });
+        return new PreparedRewrite(temp, from);
+    }
+
+    /// <summary>
+    /// Replaces the journal by a prepared copy: first waits for every record written to be on disk (so the flusher is
+    /// done with the old file; throws if that fails); then, on the thread pool, appends to the copy the records written
+    /// since its snapshot, fsyncs it, renames it over the journal and fsyncs the directory. Only the records since the
+    /// snapshot are written here, so this is quick. A failure faults the journal but does not throw: whichever file a
+    /// crash leaves under the name holds every record acknowledged so far, but this process can no longer tell which
+    /// one it would append to.
+    /// </summary>
+    public async Task CompleteRewriteAsync(PreparedRewrite prepared)
     {
         await DurableAsync(_written);
         var old = _file;
+        var end = _length;
         SafeFileHandle rewritten;
         try
         {
             rewritten = await Task.Run(() =>
             {
-                var temp = _path + ".compact";
-                using (var snapshot = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+                using (var copy = new FileStream(prepared.Path, FileMode.Append, FileAccess.Write, FileShare.None))
                 {
-                    foreach (var body in bodies)
+                    var buffer = new byte[64 * 1024];
+                    for (var at = prepared.From; at < end;)
                     {
-                        snapshot.Write(Header(body));
-                        snapshot.Write(body);
+                        var read = RandomAccess.Read(old, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - at)), at);
+                        if (read == 0)
+                        {
+                            throw new IOException($"The journal {_path} ended at {at}, before its length {end}.");
+                        }
+
+                        copy.Write(buffer, 0, read);
+                        at += read;
                     }
 
-                    snapshot.Flush(flushToDisk: true);
+                    copy.Flush(flushToDisk: true);
                 }
 
                 old.Dispose();
-                File.Move(temp, _path, overwrite: true);
+                File.Move(prepared.Path, _path, overwrite: true);
                 DurableFiles.FsyncDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!);
                 return File.OpenHandle(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
             });

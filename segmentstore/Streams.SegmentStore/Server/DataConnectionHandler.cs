@@ -101,7 +101,7 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
                 });
                 break;
             case DataRequest.KindOneofCase.KeepAlive:
-                session.Replies.Send(new DataReply { KeepAlive = request.KeepAlive });
+                session.Replies.SendAhead(new DataReply { KeepAlive = request.KeepAlive });
                 break;
             default:
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "Empty or unknown DataRequest."));

@@ -115,6 +115,47 @@ public sealed class FileMetadataStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_slow_compaction_does_not_hold_writes_back_and_keeps_what_they_wrote_meanwhile()
+    {
+        var value = new byte[1024];
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using (var store = FileMetadataStore.Open(_dir.Path))
+        {
+            store.BeforeCompactionSwap = () =>
+            {
+                held.TrySetResult();
+                return release.Task;
+            };
+            await store.TryCreateAsync("/hot", value);
+            for (var i = 0; i < 3000 && !held.Task.IsCompleted; i++)
+            {
+                await store.TrySetAsync("/hot", value, -1);
+            }
+
+            // The compacted copy is written and waits to be swapped in: writes go on, durable, meanwhile.
+            await held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.True(await store.TryCreateAsync($"/during/{i}", Bytes($"written during the compaction {i}")).AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+            }
+
+            var version = (await store.GetAsync("/hot"))!.Value.Version;
+            Assert.NotNull(await store.TrySetAsync("/hot", Bytes("last"), version).AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+            release.TrySetResult();
+            await store.Compaction.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.True(new FileInfo(JournalPath).Length < 1024 * 1024, $"The journal was not compacted ({new FileInfo(JournalPath).Length} bytes).");
+        await using var reopened = FileMetadataStore.Open(_dir.Path);
+        Assert.Equal("last", Encoding.UTF8.GetString((await reopened.GetAsync("/hot"))!.Value.Data));
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal($"written during the compaction {i}", Encoding.UTF8.GetString((await reopened.GetAsync($"/during/{i}"))!.Value.Data));
+        }
+    }
+
+    [Fact]
     public async Task The_journal_is_compacted_under_concurrent_writers_without_losing_a_write()
     {
         const int Writers = 16;

@@ -57,7 +57,7 @@ internal static class RoleCommands
     private static Option<string?> ZooKeeperOption() =>
         new("--zookeeper") { Description = "ZooKeeper connection string, host:port[,host:port][/root] (root default /streams)." };
 
-    private static Option<int?> SessionTimeoutOption(int defaultMs = 10000) =>
+    private static Option<int?> SessionTimeoutOption(int defaultMs = 4000) =>
         new("--session-timeout-ms") { Description = $"ZooKeeper session timeout: how long before a crashed member's work moves (default {defaultMs})." };
 
     private static Command Role(string name, string description, ServerFlags flags, Func<IConfiguration, ILoggerFactory, CancellationToken, Task> run)
