@@ -53,13 +53,14 @@ internal sealed record BenchScaling(BenchScalingKind Kind, int Target)
     /// </summary>
     public StreamConfig ToStreamConfig(int initialSegments)
     {
-        var config = StreamConfig.Fixed(InitialSegments(initialSegments));
-        // SCALING POLICY: the one place where a rate policy is applied to the bench stream. The SDK has no rate policy
-        // in StreamConfig yet; once it has StreamConfig.Scaling, set it here:
-        //   EventsPerSecond: config with { Scaling = ScalingPolicy.ByEventRate(Target, ...) }
-        //   KBytesPerSecond: config with { Scaling = ScalingPolicy.ByKBytesRate(Target, ...) }
-        // Until then the stream stays at its initial segment count, and the progress line shows that count.
-        return config;
+        // A rate-scaled stream starts at its minimum: the initial count, from which it splits and merges back.
+        var max = Math.Max(64, initialSegments);
+        return Kind switch
+        {
+            BenchScalingKind.Fixed => StreamConfig.Fixed(Target),
+            BenchScalingKind.EventsPerSecond => new StreamConfig { Scaling = ScalingPolicy.ByEventRate(Target, minSegments: initialSegments, maxSegments: max) },
+            _ => new StreamConfig { Scaling = ScalingPolicy.ByKBytesRate(Target, minSegments: initialSegments, maxSegments: max) },
+        };
     }
 
     public override string ToString() => Kind switch
