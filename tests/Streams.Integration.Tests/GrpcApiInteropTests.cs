@@ -430,7 +430,7 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
         Assert.Equal(expected.Order(), Strings(result.GetProperty("servicesV1alpha")).Order());
         Assert.Contains("js-reflection", Strings(result.GetProperty("scopes")));
         Assert.Equal(
-            ["Append", "Read", "GetSegmentInfo", "CreateSegment", "SealSegment", "TruncateSegment", "DeleteSegment"],
+            ["Append", "Read", "GetSegmentInfo", "CreateSegment", "SealSegment", "TruncateSegment", "DeleteSegment", "GetWriterRecords", "InheritWriterRecords"],
             Strings(result.GetProperty("segmentStoreMethods")));
         Assert.True(result.GetProperty("missingSymbolFails").GetBoolean());
     }

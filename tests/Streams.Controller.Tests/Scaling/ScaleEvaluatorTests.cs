@@ -92,7 +92,7 @@ public sealed class ScaleEvaluatorTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task With_the_real_workflow_stub_a_round_logs_the_failure_and_carries_on()
+    public async Task With_the_real_workflow_a_round_splits_a_hot_segment()
     {
         _leading = true;
         var loads = new SegmentLoadTracker((scope, stream) => _controller.Known(scope, stream), () => true);
@@ -101,7 +101,10 @@ public sealed class ScaleEvaluatorTests : IAsyncLifetime
         await controller.ListAllStreamsAsync(default);
         Assert.True(loads.Accept(Hot("shop/orders/0.#epoch.0")));
         var evaluator = new ScaleEvaluator(controller, loads, new ScalingSettings(), null, NullLogger<ScaleEvaluator>.Instance);
-        Assert.Equal(0, await evaluator.RunOnceAsync(default)); // ScaleStream answers UNIMPLEMENTED until the workflow is built
+        Assert.Equal(1, await evaluator.RunOnceAsync(default));
+        var described = await controller.DescribeStreamAsync("shop", "orders", default);
+        Assert.Equal(1, described.Epoch);
+        Assert.True(described.ActiveSegments.Count > 1, $"The hot segment was not split: {described.ActiveSegments.Count} segment(s)");
     }
 
     [Fact]
