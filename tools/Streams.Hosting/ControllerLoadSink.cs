@@ -21,7 +21,11 @@ internal sealed class ControllerLoadSink(IMetadataStore store, ILogger logger) :
     /// <summary>A report is small and the controller only records it: a slow answer means a stuck controller.</summary>
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Serializes looking the leader up (a metadata read), so reports that find none do not all read it.</summary>
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>Guards <see cref="_leader"/>: held for moments, never across an await, so forgetting never blocks.</summary>
+    private readonly object _sync = new();
     private (string Address, GrpcChannel Channel, ControllerClient Client)? _leader;
 
     public async Task<bool> ReportAsync(LoadReport report, CancellationToken cancellationToken)
@@ -52,7 +56,11 @@ internal sealed class ControllerLoadSink(IMetadataStore store, ILogger logger) :
 
     public void Dispose()
     {
-        _leader?.Channel.Dispose();
+        lock (_sync)
+        {
+            _leader?.Channel.Dispose();
+        }
+
         _gate.Dispose();
     }
 
@@ -66,23 +74,40 @@ internal sealed class ControllerLoadSink(IMetadataStore store, ILogger logger) :
 
     private async Task<(string Address, GrpcChannel Channel, ControllerClient Client)?> LeaderAsync(CancellationToken cancellationToken)
     {
-        await _gate.WaitAsync(cancellationToken);
-        try
+        lock (_sync)
         {
             if (_leader is { } known)
             {
                 return known;
             }
+        }
 
-            var node = await store.GetAsync(ClusterPaths.ControllerLeader, cancellationToken);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            lock (_sync)
+            {
+                if (_leader is { } known)
+                {
+                    return known;
+                }
+            }
+
+            // Bounded like the report itself: a store cut off from the metadata store drops this report, not its threads.
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(CallTimeout);
+            var node = await store.GetAsync(ClusterPaths.ControllerLeader, deadline.Token);
             if (node is not { } value || AddressOf(value.Data) is not { } address)
             {
                 return null;
             }
 
             var channel = GrpcChannels.Create(address);
-            _leader = (address, channel, new ControllerClient(channel));
-            return _leader;
+            lock (_sync)
+            {
+                _leader = (address, channel, new ControllerClient(channel));
+                return _leader;
+            }
         }
         finally
         {
@@ -90,20 +115,23 @@ internal sealed class ControllerLoadSink(IMetadataStore store, ILogger logger) :
         }
     }
 
+    /// <summary>
+    /// Drops the known leader if it is still <paramref name="address"/>. Never waits for a lookup in flight: it runs
+    /// on the thread that saw a report fail, and blocking it while a lookup waits for an unreachable metadata store
+    /// took a thread-pool thread per container (a woken store stopped answering even its health checks).
+    /// </summary>
     private void Forget(string address)
     {
-        _gate.Wait();
-        try
+        GrpcChannel? dropped = null;
+        lock (_sync)
         {
             if (_leader is { } known && known.Address == address)
             {
-                known.Channel.Dispose();
+                dropped = known.Channel;
                 _leader = null;
             }
         }
-        finally
-        {
-            _gate.Release();
-        }
+
+        dropped?.Dispose();
     }
 }

@@ -29,6 +29,16 @@ public sealed record ContainerOptions
     /// </summary>
     public TimeSpan WriterExpiry { get; init; } = TimeSpan.FromDays(1);
 
+    /// <summary>
+    /// Longest a container's stop waits for its log (frames in flight, the last ledger's close) and its recovery to
+    /// finish. Past it the log is abandoned: pending operations are answered "unavailable" and the store may start the
+    /// container again, while the old copy's teardown finishes in the background. That is safe because the next
+    /// owner's recovery fences the old copy's ledgers, so it can write nothing more. 10 s covers a close on healthy
+    /// bookies many times over; a log that takes longer waits for something that will not come (a frozen store woken
+    /// to find its ledgers fenced and its metadata session gone).
+    /// </summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How data moves to Tier 2 (used when the container has a Tier 2).</summary>
     public StorageWriterOptions Storage { get; init; } = new();
 
@@ -55,6 +65,11 @@ public sealed record ContainerOptions
         if (MaxReadBytes < 1024)
         {
             throw new ArgumentException($"MaxReadBytes must be at least 1 KiB (is {MaxReadBytes}).");
+        }
+
+        if (StopTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"StopTimeout must be positive (is {StopTimeout}).");
         }
 
         Storage.Validate();

@@ -50,7 +50,10 @@ namespace Streams.SegmentStore.Containers;
 /// owner lost it). Disposal cancels the recovery and waits for it to end before it tears the parts down, and a recovery
 /// that ends after disposal began never starts the loops: a stopped container can never come back to life, and its
 /// log is never closed under a recovery still reading it. The decision between the two is made under
-/// <c>_lifecycle</c>, a leaf lock.
+/// <c>_lifecycle</c>, a leaf lock. A stop is bounded (<see cref="ContainerOptions.StopTimeout"/>): a log that never
+/// answers (frames waiting for bookies that fenced it, a close waiting for a lost metadata session) is abandoned, its
+/// pending operations answered "unavailable", and the teardown, in the same order, ends in the background. Its owner
+/// may then start a new copy: that copy's recovery fences the old one's ledgers, so the old one writes nothing more.
 /// </para>
 /// </summary>
 public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
@@ -66,6 +69,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     private readonly object _lifecycle = new();
     private readonly CancellationTokenSource _disposing = new();
     private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeSpan _stopTimeout;
     private Task? _starting;
     private bool _stopping;
 
@@ -85,6 +89,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
         options.Validate();
         Id = id;
         _logger = logger;
+        _stopTimeout = options.StopTimeout;
         var budget = new Tier1Budget(id, options.Storage, tier2?.Location, logger);
         _log = new OperationLog(id, log, options, logger);
         _metadata = new ContainerMetadata(id, _log, budget, options, logger);
@@ -141,7 +146,9 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
 
     /// <summary>
     /// Stops serving: pending operations are answered "unavailable", a recovery in progress is cancelled and waited for,
-    /// then the parts are closed. Safe to call more than once and at the same time as <see cref="StartAsync"/>.
+    /// then the parts are closed. Returns within <see cref="ContainerOptions.StopTimeout"/> whatever the log does: past
+    /// it the log is abandoned (fencing protects its data) and the teardown ends in the background. Safe to call more
+    /// than once and at the same time as <see cref="StartAsync"/>.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
@@ -169,18 +176,38 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
         {
             await _disposing.CancelAsync();
             _log.Stop();
-            // Its outcome belongs to the caller of StartAsync; here it only has to be over.
-            await starting.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
-            await _load.DisposeAsync();
-            await _storageWriter.DisposeAsync();
-            await _log.DisposeAsync();
-            _readIndex.Dispose();
-            _disposing.Dispose();
+            var teardown = TeardownAsync(starting);
+            if (await Task.WhenAny(teardown, Task.Delay(_stopTimeout)) != teardown)
+            {
+                // The log waits for something that will not come (bookies that fenced it, a metadata session that is
+                // gone). Fencing keeps the data safe, so the container stops now; its teardown ends in the background.
+                _logger.LogWarning("Container {Container}: its log did not stop within {Timeout} s; abandoning it (the next owner fences it).",
+                    Id, _stopTimeout.TotalSeconds);
+                _log.Abandon();
+                _ = teardown.ContinueWith(t => _logger.LogInformation("Container {Container}: the abandoned log's teardown ended{Error}.", Id,
+                    t.Exception is { } e ? $" with {e.InnerException?.Message}" : ""), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            }
+            else
+            {
+                await teardown;
+            }
         }
         finally
         {
             _disposed.TrySetResult();
         }
+    }
+
+    /// <summary>Waits for the recovery to be over, then closes the parts in order: the log last.</summary>
+    private async Task TeardownAsync(Task starting)
+    {
+        // Its outcome belongs to the caller of StartAsync; here it only has to be over.
+        await starting.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        await _load.DisposeAsync();
+        await _storageWriter.DisposeAsync();
+        await _log.DisposeAsync();
+        _readIndex.Dispose();
+        _disposing.Dispose();
     }
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)

@@ -47,6 +47,7 @@ internal sealed class OperationLog : IOperationLog
     private long _nextSequence;
     private long _loggedBytes;
     private int _writing;
+    private bool _abandoned; // the container's stop gave up waiting for the log: nothing more is applied
     private volatile ContainerState _state = ContainerState.Created;
     private Exception? _failure;
     private LogAddress _truncatedAt = new(-1, -1);
@@ -277,6 +278,22 @@ internal sealed class OperationLog : IOperationLog
         _stop.Cancel();
     }
 
+    /// <summary>
+    /// Gives up on the log without waiting for it (the container's stop ran out of time): stops, answers every
+    /// operation not yet applied with "unavailable", and applies nothing that the log still completes later. Frames
+    /// already handed to the log may still become durable; their writers retry and deduplication drops the repeats.
+    /// </summary>
+    public void Abandon()
+    {
+        Stop();
+        lock (_sync)
+        {
+            _abandoned = true;
+        }
+
+        FailPending(new TimeoutException($"container {_containerId}: its log did not stop in time"), $"Container {_containerId} is stopping; retry.");
+    }
+
     public async ValueTask DisposeAsync()
     {
         Stop();
@@ -420,7 +437,7 @@ internal sealed class OperationLog : IOperationLog
 
             lock (_sync)
             {
-                if (_state == ContainerState.Failed)
+                if (_state == ContainerState.Failed || _abandoned)
                 {
                     continue; // answered by FailPending
                 }

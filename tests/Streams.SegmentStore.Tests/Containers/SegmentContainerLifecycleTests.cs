@@ -76,4 +76,24 @@ public sealed class SegmentContainerLifecycleTests
         await using var container = await StartWithSegmentAsync(log);
         Assert.True((await container.AppendAsync(Segment, WriterA, 1, 1, null, Events("a"), TestContext.Current.CancellationToken)).IsSuccess);
     }
+
+    [Fact]
+    public async Task A_stop_finishes_within_its_timeout_when_the_log_never_answers_and_pending_appends_are_told_to_retry()
+    {
+        // A woken store's log: its frames wait for bookies that fenced it, its close for a metadata session that is gone.
+        var log = new SilentDurableDataLog();
+        var container = await StartWithSegmentAsync(log, options: new ContainerOptions { StopTimeout = TimeSpan.FromMilliseconds(500) });
+        log.Silence();
+        var append = container.AppendAsync(Segment, WriterA, 1, 1, null, Events("never durable"), TestContext.Current.CancellationToken);
+        await Task.Delay(100, TestContext.Current.CancellationToken); // the frame is handed to the log
+        Assert.False(append.IsCompleted);
+
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        await container.DisposeAsync().AsTask().WaitAsync(Bound, TestContext.Current.CancellationToken);
+
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"The stop took {stopwatch.Elapsed.TotalSeconds:0.0} s.");
+        Assert.True(container.Disposed.IsCompleted);
+        Assert.Equal(ContainerState.Stopped, container.State);
+        Assert.Equal(OutcomeStatus.ContainerUnavailable, (await append.WaitAsync(Bound, TestContext.Current.CancellationToken)).Status);
+    }
 }

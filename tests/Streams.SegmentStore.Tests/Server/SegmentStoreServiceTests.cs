@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Server;
 using Streams.Testing;
 
@@ -63,5 +64,29 @@ public sealed class SegmentStoreServiceTests
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => old.StartAsync(TestContext.Current.CancellationToken));
         Assert.Contains("layout 2", error.Message);
         Assert.Contains("Start with an empty data directory", error.Message);
+    }
+
+    [Fact]
+    public async Task A_session_loss_stops_a_container_whose_log_never_answers_and_the_container_starts_again()
+    {
+        using var data = new TempDirectory("streams-service");
+        var silent = new SilentDurableDataLog();
+        var opened = 0;
+        await using var service = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 },
+            _ => Interlocked.Increment(ref opened) == 1 ? silent : new InMemoryDurableDataLog(silent.Inner.Records), NullLoggerFactory.Instance);
+        await service.StartAsync(TestContext.Current.CancellationToken);
+        var first = service.RunningContainers.Single();
+        Assert.Equal(OutcomeStatus.Success, (await first.CreateSegmentAsync(ContainerTesting.Segment, TestContext.Current.CancellationToken)).Status);
+        silent.Silence();
+        var append = first.AppendAsync(ContainerTesting.Segment, ContainerTesting.WriterA, 1, 1, null, ContainerTesting.Events("never durable"), TestContext.Current.CancellationToken);
+
+        // Bounded by the container's stop timeout (10 s by default), not by the log.
+        await service.StopAllAsync().WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+
+        Assert.False(service.IsRunning(0));
+        Assert.Equal(OutcomeStatus.ContainerUnavailable, (await append.WaitAsync(Bound, TestContext.Current.CancellationToken)).Status);
+        Assert.True(await service.StartOwnedAsync(0, service.CurrentView, TestContext.Current.CancellationToken));
+        Assert.True(service.IsServing(0));
+        Assert.NotNull(service.RunningContainers.Single().GetInfo(ContainerTesting.Segment));
     }
 }
