@@ -89,9 +89,16 @@ public sealed record SegmentStoreOptions
     /// <summary>How long a writer that appended nothing to a segment is remembered (its deduplication state).</summary>
     public TimeSpan WriterExpiry { get; init; } = TimeSpan.FromDays(1);
 
+    /// <summary>
+    /// The longest a container's stop waits for its log; past it the log is abandoned (the next owner fences it) and
+    /// pending appends are told to retry, so a store that lost its session always gets its containers back.
+    /// </summary>
+    public TimeSpan ContainerStopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     internal ContainerOptions ToContainerOptions() => new()
     {
         WriterExpiry = WriterExpiry,
+        StopTimeout = ContainerStopTimeout,
         Storage = new StorageWriterOptions
         {
             FlushSize = Tier2FlushSize.ToInt32(),

@@ -12,10 +12,12 @@ public sealed class ServerConfigurationTests
         {
             ["SegmentStore:CacheSize"] = "512MiB",
             ["SegmentStore:Tier2FlushAge"] = "00:00:05",
+            ["SegmentStore:ContainerStopTimeout"] = "00:00:03",
         });
         var options = ServerConfiguration.Bind<SegmentStoreOptions>(configuration, "SegmentStore");
         Assert.Equal(ByteSize.MiB(512), options.CacheSize);
         Assert.Equal(TimeSpan.FromSeconds(5), options.Tier2FlushAge);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.ContainerStopTimeout);
         Assert.Empty(ServerConfiguration.Deprecations(configuration));
     }
 
@@ -63,5 +65,8 @@ public sealed class ServerConfigurationTests
 
         var invalid = new SegmentStoreOptions { CacheSize = ByteSize.MiB(1) };
         Assert.Contains("SegmentStore:CacheSize", Assert.Throws<ArgumentException>(invalid.Validate).Message, StringComparison.Ordinal);
+
+        var noStop = new SegmentStoreOptions { ContainerStopTimeout = TimeSpan.Zero };
+        Assert.Contains("SegmentStore:ContainerStopTimeout", Assert.Throws<ArgumentException>(noStop.Validate).Message, StringComparison.Ordinal);
     }
 }

@@ -69,7 +69,7 @@ public sealed record ContainerOptions
 
         if (StopTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentException($"StopTimeout must be positive (is {StopTimeout}).");
+            throw new ArgumentException($"SegmentStore:ContainerStopTimeout must be positive (is {StopTimeout}).");
         }
 
         Storage.Validate();

@@ -55,7 +55,9 @@ public sealed class LedgerDurableDataLogRecoveryTests : IAsyncLifetime
     public async Task Recovery_reads_ahead_over_the_network_and_keeps_every_record_in_order()
     {
         var frames = int.TryParse(Environment.GetEnvironmentVariable("STREAMS_RECOVERY_FRAMES"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 3_000;
-        var ledgers = new LedgerManager(_store, _directory, new LedgerOptions { EnsembleSize = 3, WriteQuorum = 3, AckQuorum = 2 }, NullLogger.Instance);
+        // Deadlines far above any add or read here: the test measures replay, and a loaded machine must not turn its
+        // first, slow adds (connections, JIT) into failed bookies.
+        var ledgers = new LedgerManager(_store, _directory, new LedgerOptions { EnsembleSize = 3, WriteQuorum = 3, AckQuorum = 2, AddTimeout = TimeSpan.FromSeconds(30), ReadTimeout = TimeSpan.FromSeconds(30) }, NullLogger.Instance);
         var writer = new LedgerDurableDataLog(0, ledgers, 16L << 20, 1, NullLogger.Instance);
         await writer.OpenAsync();
         var writing = Stopwatch.GetTimestamp();
