@@ -5,26 +5,16 @@ using Streams.Controller.Server;
 using Streams.Controller.Streams;
 using Streams.Controller.Tests.Scaling;
 using Streams.Controller.Tests.Streams;
-using Streams.Testing;
 
 namespace Streams.Controller.Tests.Server;
 
-public sealed class GrpcControllerServiceTests : IAsyncLifetime
+public sealed class GrpcControllerServiceTests : IAsyncDisposable
 {
-    private readonly TempDirectory _dir = new("grpc-controller");
-    private FileMetadataStore _metadata = null!;
+    private readonly TempMetadataStore _temp = new("grpc-controller");
 
-    public ValueTask InitializeAsync()
-    {
-        _metadata = FileMetadataStore.Open(_dir.Path);
-        return ValueTask.CompletedTask;
-    }
+    private FileMetadataStore _metadata => _temp.Store;
 
-    public async ValueTask DisposeAsync()
-    {
-        await _metadata.DisposeAsync();
-        _dir.Dispose();
-    }
+    public ValueTask DisposeAsync() => _temp.DisposeAsync();
 
     [Fact]
     public async Task ReportLoad_is_accepted_by_the_leader_only_and_reaches_its_tracker()

@@ -1,26 +1,16 @@
 using Streams.Controller.Streams;
 using Streams.Coordination.Metadata;
-using Streams.Testing;
 
 namespace Streams.Controller.Tests.Streams;
 
 /// <summary>The stream records the store hands out: parsed once per change, never stale.</summary>
-public sealed class StreamMetadataStoreTests : IAsyncLifetime
+public sealed class StreamMetadataStoreTests : IAsyncDisposable
 {
-    private readonly TempDirectory _dir = new("metadata-store");
-    private FileMetadataStore _metadata = null!;
+    private readonly TempMetadataStore _temp = new("metadata-store");
 
-    public ValueTask InitializeAsync()
-    {
-        _metadata = FileMetadataStore.Open(_dir.Path);
-        return ValueTask.CompletedTask;
-    }
+    private FileMetadataStore _metadata => _temp.Store;
 
-    public async ValueTask DisposeAsync()
-    {
-        await _metadata.DisposeAsync();
-        _dir.Dispose();
-    }
+    public ValueTask DisposeAsync() => _temp.DisposeAsync();
 
     [Fact]
     public async Task An_unchanged_record_is_parsed_once_and_a_changed_or_recreated_one_again()
