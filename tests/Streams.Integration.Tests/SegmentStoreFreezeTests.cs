@@ -120,6 +120,8 @@ public sealed class SegmentStoreFreezeTests
 
         Assert.DoesNotContain(zombieReplies, r => r?.KindCase == DataReply.KindOneofCase.Appended);
         Assert.Contains("stopping every container", victim.Output[outputAtFreeze..], StringComparison.Ordinal);
+        // A frozen store still holds its ports: the controller's probe must leave it to the session timeout (4 s).
+        Assert.True(takenOver > TimeSpan.FromSeconds(2), $"The frozen store's containers moved {Seconds(takenOver)} s after the freeze, before its session could expire.");
         Assert.True(freezeStall < Goal, $"Writes stalled {Seconds(freezeStall)} s after a segment store froze (goal {Goal.TotalSeconds} s).");
         Assert.True(wakeStall < Goal, $"Writes stalled {Seconds(wakeStall)} s after the frozen segment store woke up (goal {Goal.TotalSeconds} s).");
     }

@@ -103,7 +103,7 @@ public sealed class SegmentStoreHost : IAsyncDisposable
 
         // Registered once it serves; the controller then assigns it containers.
         var registration = new EphemeralRegistration(zookeeper, ClusterPaths.SegmentStore(storeId),
-            ClusterPaths.Serialize(new SegmentStoreRegistration(storeId, settings.Advertised, settings.DataPort, settings.GrpcUri)), logger);
+            ClusterPaths.Serialize(new SegmentStoreRegistration(storeId, settings.Advertised, settings.DataPort, settings.GrpcUri, Guid.NewGuid().ToString("N"))), logger);
         await registration.StartAsync(cancellationToken);
         var stop = new CancellationTokenSource();
         var following = Task.Run(() => ownership.RunAsync(stop.Token), CancellationToken.None);

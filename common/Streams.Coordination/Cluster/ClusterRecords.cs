@@ -6,8 +6,12 @@ namespace Streams.Coordination.Cluster;
 /// <summary>Settings every member must agree on, at <see cref="ClusterPaths.Config"/>, written once by the first controller.</summary>
 public sealed record ClusterConfig(int ContainerCount);
 
-/// <summary>A live segment store, at /cluster/segmentstores/{id} (ephemeral): where clients and the controller reach it.</summary>
-public sealed record SegmentStoreRegistration(string Id, string Host, int DataPort, string GrpcUri);
+/// <summary>
+/// A live segment store, at /cluster/segmentstores/{id} (ephemeral): where clients and the controller reach it.
+/// <paramref name="Incarnation"/> is new with every process start, so a store restarted on the same address is told
+/// apart from the process before it (null from stores that predate it).
+/// </summary>
+public sealed record SegmentStoreRegistration(string Id, string Host, int DataPort, string GrpcUri, string? Incarnation = null);
 
 /// <summary>Which segment store owns each container, at <see cref="ClusterPaths.Assignment"/>; written by the leading controller.</summary>
 public sealed record ContainerAssignment(long Generation, IReadOnlyDictionary<int, string> Owners)

@@ -17,20 +17,38 @@ namespace Streams.Controller.Cluster;
 /// several recovering at once, and no container moves while a failover is still recovering. Containers of a dead
 /// store are not moves: they go at once.
 /// </para>
+/// <para>
+/// A store counts as dead when its registration is gone or, sooner, when <see cref="SegmentStoreProbe"/> finds its
+/// process gone (its ports refuse connections): a crashed store's containers then move within about half a second
+/// instead of after its session timeout. A frozen store is left to the session timeout.
+/// </para>
 /// </summary>
-public sealed class ContainerBalancer(IMetadataStore store, int containerCount, ILogger logger)
+public sealed class ContainerBalancer(IMetadataStore store, int containerCount, ILogger logger, ProbeOptions? probeOptions = null)
 {
     private static readonly TimeSpan RecheckInterval = TimeSpan.FromSeconds(30);
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        await using var probe = new SegmentStoreProbe(probeOptions ?? new ProbeOptions(), logger);
         while (!cancellationToken.IsCancellationRequested)
         {
-            var (live, storesChanged) = await store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, cancellationToken);
+            var probed = probe.Changed;
+            var (registered, storesChanged) = await store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, cancellationToken);
+            var registrations = new List<SegmentStoreRegistration>();
+            foreach (var id in registered)
+            {
+                if (await store.GetAsync(ClusterPaths.SegmentStore(id), cancellationToken) is { } registration)
+                {
+                    registrations.Add(ClusterPaths.Deserialize<SegmentStoreRegistration>(registration.Data));
+                }
+            }
+
+            probe.Track(registrations);
+            var live = registered.Where(id => !probe.IsDead(id)).ToList();
             var stored = await store.GetAsync(ClusterPaths.Assignment, cancellationToken);
             var current = stored is { } s ? ClusterPaths.Deserialize<ContainerAssignment>(s.Data) : ContainerAssignment.Empty;
             var serving = new Dictionary<string, IReadOnlySet<int>>(StringComparer.Ordinal);
-            var servingChanged = new List<Task> { storesChanged, Task.Delay(RecheckInterval, cancellationToken) };
+            var servingChanged = new List<Task> { storesChanged, probed, Task.Delay(RecheckInterval, cancellationToken) };
             foreach (var id in live)
             {
                 var (value, changed) = await store.GetAndWatchAsync(ClusterPaths.ServingBy(id), cancellationToken);
