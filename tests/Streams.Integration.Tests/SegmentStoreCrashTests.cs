@@ -1,6 +1,3 @@
-using Streams.Client;
-using Streams.Client.Serialization;
-using Streams.Client.Writing;
 using Streams.Testing;
 
 namespace Streams.Integration.Tests;
@@ -32,19 +29,11 @@ public sealed class SegmentStoreCrashTests
     {
         await cluster.WaitForContainersAsync(Containers, Bound);
         await using var client = ProcessTestClients.ForFaults(cluster.ControllerUri);
-        await client.Streams.CreateScopeAsync(Scope);
-        await client.Streams.CreateStreamAsync(Scope, "events", StreamConfig.Fixed(Segments));
-        var writer = await client.CreateWriterAsync(Scope, "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true, WriterId = Guid.NewGuid() });
+        var writer = await ProcessTestClients.CreateStreamAndWriterAsync(client, Scope, Segments);
         var load = new KeyedLoad(writer);
         Assert.True(await load.WaitForAsync(2_000, Bound), $"No write load before the kill: {load}");
 
-        var running = new int[cluster.SegmentStores.Count];
-        for (var i = 0; i < running.Length; i++)
-        {
-            running[i] = await ClusterProcesses.RunningContainersAsync(cluster.SegmentStores[i]) ?? 0;
-        }
-
-        var victimIndex = Array.IndexOf(running, running.Max());
+        var (victimIndex, running) = await cluster.BusiestSegmentStoreAsync();
         var survivor = cluster.SegmentStores[1 - victimIndex];
         var controllerOutputAtKill = cluster.Controller.Output.Length;
         var killedAt = load.Now;

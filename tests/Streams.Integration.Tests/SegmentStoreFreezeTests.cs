@@ -47,13 +47,7 @@ public sealed class SegmentStoreFreezeTests
 
         // The victim is the store that owns the most containers; a raw session on it holds append set-ups for every
         // segment it serves, to send appends that reach it only when it wakes.
-        var running = new int[cluster.SegmentStores.Count];
-        for (var i = 0; i < running.Length; i++)
-        {
-            running[i] = await ClusterProcesses.RunningContainersAsync(cluster.SegmentStores[i]) ?? 0;
-        }
-
-        var victimIndex = Array.IndexOf(running, running.Max());
+        var (victimIndex, running) = await cluster.BusiestSegmentStoreAsync();
         var victim = cluster.SegmentStores[victimIndex];
         var survivor = cluster.SegmentStores[1 - victimIndex];
         using var zombie = await RawProtocolClient.ConnectAsync(victim.DataPort);

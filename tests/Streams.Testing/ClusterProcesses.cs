@@ -279,6 +279,18 @@ public sealed class ClusterProcesses : IAsyncDisposable
         throw new TimeoutException($"The segment stores did not run {containers} containers within {timeout}: {last}\n{Output()}");
     }
 
+    /// <summary>The segment store running the most containers (the first of equals) and how many each runs, in store order.</summary>
+    public async Task<(int Index, int[] Running)> BusiestSegmentStoreAsync()
+    {
+        var running = new int[SegmentStores.Count];
+        for (var i = 0; i < running.Length; i++)
+        {
+            running[i] = await RunningContainersAsync(SegmentStores[i]) ?? 0;
+        }
+
+        return (Array.IndexOf(running, running.Max()), running);
+    }
+
     /// <summary>How many containers <paramref name="store"/>'s /readyz says it runs; null if it does not answer.</summary>
     public static async Task<int?> RunningContainersAsync(StreamsProcess store)
     {

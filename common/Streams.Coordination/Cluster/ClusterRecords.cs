@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Streams.Coordination.Metadata;
 
 namespace Streams.Coordination.Cluster;
 
@@ -45,6 +46,21 @@ public static class ClusterPaths
 
     public static T Deserialize<T>(byte[] json) =>
         (T)(JsonSerializer.Deserialize(json, typeof(T), ClusterJsonContext.Default) ?? throw new InvalidDataException($"Empty {typeof(T).Name}."));
+
+    /// <summary>The registrations of these segment stores, skipping any whose node has gone meanwhile.</summary>
+    public static async Task<IReadOnlyList<SegmentStoreRegistration>> ReadSegmentStoresAsync(IMetadataStore store, IEnumerable<string> ids, CancellationToken cancellationToken)
+    {
+        var registrations = new List<SegmentStoreRegistration>();
+        foreach (var id in ids)
+        {
+            if (await store.GetAsync(SegmentStore(id), cancellationToken) is { } registration)
+            {
+                registrations.Add(Deserialize<SegmentStoreRegistration>(registration.Data));
+            }
+        }
+
+        return registrations;
+    }
 }
 
 [JsonSerializable(typeof(ClusterConfig))]

@@ -52,16 +52,8 @@ public sealed class ClusterView : ISegmentLocator, IAsyncDisposable
     {
         var assignment = await _store.GetAsync(ClusterPaths.Assignment, cancellationToken);
         _assignment = assignment is { } a ? ClusterPaths.Deserialize<ContainerAssignment>(a.Data) : ContainerAssignment.Empty;
-        var stores = new Dictionary<string, SegmentStoreRegistration>(StringComparer.Ordinal);
-        foreach (var id in await _store.GetChildrenAsync(ClusterPaths.SegmentStores, cancellationToken))
-        {
-            if (await _store.GetAsync(ClusterPaths.SegmentStore(id), cancellationToken) is { } registration)
-            {
-                stores[id] = ClusterPaths.Deserialize<SegmentStoreRegistration>(registration.Data);
-            }
-        }
-
-        _stores = stores;
+        var ids = await _store.GetChildrenAsync(ClusterPaths.SegmentStores, cancellationToken);
+        _stores = (await ClusterPaths.ReadSegmentStoresAsync(_store, ids, cancellationToken)).ToDictionary(r => r.Id, StringComparer.Ordinal);
     }
 
     public ValueTask DisposeAsync() => _follow.StopAsync();

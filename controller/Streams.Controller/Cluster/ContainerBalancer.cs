@@ -34,16 +34,7 @@ public sealed class ContainerBalancer(IMetadataStore store, int containerCount, 
         {
             var probed = probe.Changed;
             var (registered, storesChanged) = await store.GetChildrenAndWatchAsync(ClusterPaths.SegmentStores, cancellationToken);
-            var registrations = new List<SegmentStoreRegistration>();
-            foreach (var id in registered)
-            {
-                if (await store.GetAsync(ClusterPaths.SegmentStore(id), cancellationToken) is { } registration)
-                {
-                    registrations.Add(ClusterPaths.Deserialize<SegmentStoreRegistration>(registration.Data));
-                }
-            }
-
-            probe.Track(registrations);
+            probe.Track(await ClusterPaths.ReadSegmentStoresAsync(store, registered, cancellationToken));
             var live = registered.Where(id => !probe.IsDead(id)).ToList();
             var stored = await store.GetAsync(ClusterPaths.Assignment, cancellationToken);
             var current = stored is { } s ? ClusterPaths.Deserialize<ContainerAssignment>(s.Data) : ContainerAssignment.Empty;
