@@ -36,14 +36,16 @@ public sealed class BookieProcessTests
             var (metadata, _) = await manager.ReadMetadataAsync(writer.LedgerId, TestContext.Current.CancellationToken);
 
             // Bookie 0 has every entry durably (reads are served from what its journal committed); then SIGKILL.
+            // The ack quorum is 2 of 3, so bookie 0 may still be committing the tail when the writer closes: wait
+            // for it here. After the restart no such wait is allowed: what it served before the kill must be there.
             var victim = $"127.0.0.1:{cluster.Bookies[0].DataPort}";
             Assert.Contains(victim, metadata.Fragments[0].Bookies);
-            await AssertServesAllAsync(await bookies.GetAsync(victim, TestContext.Current.CancellationToken), writer.LedgerId, damaged: null);
+            await AssertServesAllAsync(await bookies.GetAsync(victim, TestContext.Current.CancellationToken), writer.LedgerId, damaged: null, awaitArrival: true);
             cluster.KillBookie(0);
             FlipByteIn(cluster.BookieDirectory(0), Encoding.UTF8.GetBytes(Marker(Damaged)));
 
             await cluster.RestartBookieAsync(0);
-            await AssertServesAllAsync(await bookies.GetAsync(victim, TestContext.Current.CancellationToken), writer.LedgerId, damaged: Damaged);
+            await AssertServesAllAsync(await bookies.GetAsync(victim, TestContext.Current.CancellationToken), writer.LedgerId, damaged: Damaged, awaitArrival: false);
 
             // The ledger as a whole still has the entry: its reader skips the damaged copy.
             using var entry = await manager.ReadAsync(metadata, writer.LedgerId, Damaged, TestContext.Current.CancellationToken);
@@ -59,7 +61,7 @@ public sealed class BookieProcessTests
         }
     }
 
-    private static async Task AssertServesAllAsync(IBookieClient bookie, long ledger, int? damaged)
+    private static async Task AssertServesAllAsync(IBookieClient bookie, long ledger, int? damaged, bool awaitArrival)
     {
         // Right after a restart the client may still hold the dead connection: retry unavailability briefly.
         var deadline = DateTime.UtcNow.AddSeconds(30);
@@ -79,6 +81,13 @@ public sealed class BookieProcessTests
 
             using (read)
             {
+                if (awaitArrival && read.Status is BookieStatus.NoSuchLedger or BookieStatus.NoSuchEntry && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(50);
+                    i--;
+                    continue;
+                }
+
                 if (i == damaged)
                 {
                     Assert.Equal(BookieStatus.Corrupt, read.Status);
