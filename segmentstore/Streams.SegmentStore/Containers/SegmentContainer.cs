@@ -69,6 +69,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     private readonly object _lifecycle = new();
     private readonly CancellationTokenSource _disposing = new();
     private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<bool> _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TimeSpan _stopTimeout;
     private Task? _starting;
     private bool _stopping;
@@ -112,6 +113,12 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
 
     /// <summary>Completes once the container is disposed.</summary>
     public Task Disposed => _disposed.Task;
+
+    /// <summary>
+    /// Completes with true once the container serves, or with false if its start fails or it is stopped first (so a
+    /// request that arrives while it recovers can wait for it instead of being sent away to retry).
+    /// </summary>
+    public Task<bool> Serving => _serving.Task;
 
     /// <summary>Accepted bytes not yet durably in Tier 2.</summary>
     public long UnflushedBytes => _storageWriter.UnflushedBytes;
@@ -194,6 +201,7 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
         }
         finally
         {
+            _serving.TrySetResult(false);
             _disposed.TrySetResult();
         }
     }
@@ -211,6 +219,20 @@ public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
     }
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RecoverAndStartAsync(cancellationToken);
+            _serving.TrySetResult(true);
+        }
+        catch
+        {
+            _serving.TrySetResult(false);
+            throw;
+        }
+    }
+
+    private async Task RecoverAndStartAsync(CancellationToken cancellationToken)
     {
         await Task.Yield(); // the caller holds _lifecycle
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);

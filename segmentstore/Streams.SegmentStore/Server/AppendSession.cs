@@ -91,16 +91,56 @@ public sealed class AppendSession : IDisposable
         }
 
         var container = _store.ContainerFor(setup.Segment, out var error);
+        if (container is not null)
+        {
+            Accept(setup, container);
+        }
+        else if (_store.StartingContainerFor(setup.Segment) is { } starting)
+        {
+            _ = AcceptOnceServingAsync(setup, starting);
+        }
+        else
+        {
+            Reject(setup.RequestId, AppendError.Retry, error.Message!, -1);
+        }
+    }
+
+    private void Accept(SetupAppend setup, SegmentContainer container)
+    {
+        var writer = new Guid(setup.WriterId.Span);
+        lock (_latest)
+        {
+            TraceSetup(setup.Segment, writer);
+            Register(setup.RequestId, new Registration(setup.Segment, writer, container));
+        }
+
+        container.SetupAppend(setup.Segment, writer, _setupCallback, setup.RequestId);
+    }
+
+    /// <summary>
+    /// A setup for a container this store is recovering: answered as soon as the container serves (or, if it does not
+    /// within <see cref="SegmentStoreService.StartingWait"/>, or stops, refused with RETRY). No block of its request id
+    /// comes before the answer, so the wait reorders nothing.
+    /// </summary>
+    private async Task AcceptOnceServingAsync(SetupAppend setup, SegmentContainer starting)
+    {
+        try
+        {
+            await starting.Serving.WaitAsync(SegmentStoreService.StartingWait);
+        }
+        catch (TimeoutException)
+        {
+            // Told to retry below.
+        }
+
+        var container = _store.ContainerFor(setup.Segment, out var error);
         if (container is null)
         {
             Reject(setup.RequestId, AppendError.Retry, error.Message!, -1);
             return;
         }
 
-        var writer = new Guid(setup.WriterId.Span);
-        TraceSetup(setup.Segment, writer);
-        Register(setup.RequestId, new Registration(setup.Segment, writer, container));
-        container.SetupAppend(setup.Segment, writer, _setupCallback, setup.RequestId);
+        Accept(setup, container);
     }
 
     /// <summary>
@@ -146,7 +186,7 @@ public sealed class AppendSession : IDisposable
     /// <summary>Remembers a setup, forgetting the writer's earlier one and, when full, the one used longest ago.</summary>
     private void Register(long requestId, Registration registration)
     {
-        // Setups come one at a time (a connection's frames, a call's messages), so only lookups race with this.
+        // Called under the _latest lock: a setup that waited for its container races the connection's next ones.
         if (_latest.TryGetValue((registration.Segment, registration.Writer), out var earlier) && earlier != requestId)
         {
             _registrations.TryRemove(earlier, out _);

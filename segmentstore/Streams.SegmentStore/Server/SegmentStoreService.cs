@@ -211,6 +211,20 @@ public sealed class SegmentStoreService : IAsyncDisposable
         return container;
     }
 
+    /// <summary>
+    /// The copy of <paramref name="segmentName"/>'s container this store has claimed and is still recovering, or null:
+    /// a setup for it waits (up to <see cref="StartingWait"/>) rather than being told to retry, so a writer that found
+    /// the new owner before the owner finished its recovery resumes the moment it does, not after a back-off.
+    /// </summary>
+    public SegmentContainer? StartingContainerFor(string segmentName)
+    {
+        var container = _slots[ContainerMapper.ContainerOf(segmentName, _slots.Length)].Container;
+        return container is { State: ContainerState.Created or ContainerState.Recovering } ? container : null;
+    }
+
+    /// <summary>How long a request waits for a container this store is recovering before it is told to retry.</summary>
+    public static readonly TimeSpan StartingWait = TimeSpan.FromSeconds(10);
+
     public IEnumerable<SegmentContainer> RunningContainers =>
         _slots.Select(s => s.Container).Where(c => c is { State: ContainerState.Running }).Select(c => c!);
 

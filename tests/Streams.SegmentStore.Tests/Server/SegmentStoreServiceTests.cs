@@ -1,4 +1,6 @@
+using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
+using Streams.Contracts.SegmentStore;
 using Streams.SegmentStore.Containers;
 using Streams.SegmentStore.Server;
 using Streams.Testing;
@@ -88,5 +90,42 @@ public sealed class SegmentStoreServiceTests
         Assert.True(await service.StartOwnedAsync(0, service.CurrentView, TestContext.Current.CancellationToken));
         Assert.True(service.IsServing(0));
         Assert.NotNull(service.RunningContainers.Single().GetInfo(ContainerTesting.Segment));
+    }
+
+    [Fact]
+    public async Task A_setup_for_a_container_still_recovering_is_answered_when_it_serves_not_sent_away_to_retry()
+    {
+        using var data = new TempDirectory("streams-service");
+        var records = new InMemoryDurableDataLog();
+        await using (var first = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 }, _ => records, NullLoggerFactory.Instance))
+        {
+            await first.StartAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(OutcomeStatus.Success, (await first.RunningContainers.Single().CreateSegmentAsync(ContainerTesting.Segment, TestContext.Current.CancellationToken)).Status);
+        }
+
+        // The next owner recovers behind a gate: a setup that arrives meanwhile waits, and is answered once it serves.
+        var gated = new GatedDurableDataLog(new InMemoryDurableDataLog(records.Records));
+        await using var service = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 }, _ => gated, NullLoggerFactory.Instance);
+        var starting = service.StartAsync(TestContext.Current.CancellationToken);
+        await gated.Opened.WaitAsync(Bound, TestContext.Current.CancellationToken);
+        var replies = new System.Collections.Concurrent.ConcurrentQueue<AppendReply>();
+        using var session = new AppendSession(service, replies.Enqueue);
+        session.OnSetup(new SetupAppend { RequestId = 1, WriterId = ByteString.CopyFrom(ContainerTesting.WriterA.ToByteArray()), Segment = ContainerTesting.Segment });
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        Assert.Empty(replies);
+        Assert.Equal(1, session.Outstanding);
+
+        gated.Gate.SetResult();
+        await starting.WaitAsync(Bound, TestContext.Current.CancellationToken);
+        await session.DrainAsync(TestContext.Current.CancellationToken).WaitAsync(Bound, TestContext.Current.CancellationToken);
+        var reply = Assert.Single(replies);
+        Assert.Equal(AppendReply.KindOneofCase.Setup, reply.KindCase);
+        Assert.Equal(-1, reply.Setup.LastEventNumber);
+
+        // A store that no longer runs the container sends a setup away to retry, at once.
+        await service.StopAsync(0);
+        session.OnSetup(new SetupAppend { RequestId = 2, WriterId = ByteString.CopyFrom(ContainerTesting.WriterA.ToByteArray()), Segment = ContainerTesting.Segment });
+        await session.DrainAsync(TestContext.Current.CancellationToken).WaitAsync(Bound, TestContext.Current.CancellationToken);
+        Assert.Equal(AppendError.Retry, replies.Last().Rejected.Error);
     }
 }
