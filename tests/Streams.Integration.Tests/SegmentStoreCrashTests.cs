@@ -19,7 +19,7 @@ public sealed class SegmentStoreCrashTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
     [Fact]
-    public async Task A_killed_segment_store_is_found_gone_before_its_session_expires_and_writes_resume_within_the_five_second_goal()
+    public async Task A_killed_segment_store_is_found_gone_before_its_session_expires_and_writes_resume_within_seconds()
     {
         await using var cluster = await ClusterProcesses.StartAsync(bookies: 3, stores: 2, quorums: (3, 3, 2), containers: Containers, sessionTimeoutMs: null);
         await cluster.RunAsync(RunAsync, TimeSpan.FromMinutes(3), TestContext.Current.CancellationToken);
@@ -58,6 +58,6 @@ public sealed class SegmentStoreCrashTests
         output?.WriteLine($"| longest write stall of a key after the kill | {stall.TotalSeconds:F2} |");
 
         Assert.Contains("refuse connections", cluster.Controller.Output[controllerOutputAtKill..], StringComparison.Ordinal);
-        Assert.True(stall < TimeSpan.FromSeconds(5), $"Writes stalled {stall.TotalSeconds:F2} s after a segment store was killed (goal 5 s; its 4 s session need not expire first).");
+        FailoverGoal.Check(stall, "after a segment store was killed (its 4 s session need not expire first)");
     }
 }

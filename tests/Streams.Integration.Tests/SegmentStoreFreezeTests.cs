@@ -24,11 +24,8 @@ public sealed class SegmentStoreFreezeTests
     private const int Segments = 8;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
-    /// <summary>The availability goal: writes resume within this long of any single failure.</summary>
-    private static readonly TimeSpan Goal = TimeSpan.FromSeconds(5);
-
     [Fact]
-    public async Task A_frozen_segment_store_stalls_writes_less_than_five_seconds_and_serves_nothing_when_it_wakes()
+    public async Task A_frozen_segment_store_stalls_writes_for_seconds_and_serves_nothing_when_it_wakes()
     {
         await using var cluster = await ClusterProcesses.StartAsync(
             bookies: 3, stores: 2, quorums: (3, 3, 2), containers: Containers, sessionTimeoutMs: null, controllers: 2);
@@ -116,8 +113,8 @@ public sealed class SegmentStoreFreezeTests
         Assert.Contains("stopping every container", victim.Output[outputAtFreeze..], StringComparison.Ordinal);
         // A frozen store still holds its ports: the controller's probe must leave it to the session timeout (4 s).
         Assert.True(takenOver > TimeSpan.FromSeconds(2), $"The frozen store's containers moved {Seconds(takenOver)} s after the freeze, before its session could expire.");
-        Assert.True(freezeStall < Goal, $"Writes stalled {Seconds(freezeStall)} s after a segment store froze (goal {Goal.TotalSeconds} s).");
-        Assert.True(wakeStall < Goal, $"Writes stalled {Seconds(wakeStall)} s after the frozen segment store woke up (goal {Goal.TotalSeconds} s).");
+        FailoverGoal.Check(freezeStall, "after a segment store froze");
+        FailoverGoal.Check(wakeStall, "after the frozen segment store woke up");
     }
 
     /// <summary>Sets up appends on every segment of the stream; returns the request ids the store accepted.</summary>
