@@ -40,7 +40,7 @@ public sealed class SegmentRequests
         // One span per read request (a block of up to max_bytes), tagged with what it returned.
         using var activity = SegmentStoreTracing.Source.StartActivity("Read");
         activity?.SetTag("streams.segment", request.Segment).SetTag("streams.offset", request.Offset);
-        var container = Resolve(request.Segment);
+        var container = await ResolveAsync(request.Segment, cancellationToken);
         var wait = TimeSpan.FromMilliseconds(Math.Min(request.WaitMillis, MaxReadWait.TotalMilliseconds));
         SegmentRead result;
         try
@@ -128,28 +128,28 @@ public sealed class SegmentRequests
     public async Task<SegmentInfo> CreateAsync(CreateSegmentRequest request, CancellationToken cancellationToken)
     {
         var seed = request.Seed is null ? null : SeedOf(request.Seed);
-        var container = Resolve(request.Segment);
+        var container = await ResolveAsync(request.Segment, cancellationToken);
         Check(await container.CreateSegmentAsync(request.Segment, seed, cancellationToken));
         return container.GetInfo(request.Segment) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"Segment {request.Segment} vanished after creation; retry."));
     }
 
     public async Task<SegmentInfo> SealAsync(SegmentRequest request, CancellationToken cancellationToken)
     {
-        var container = Resolve(request.Segment);
+        var container = await ResolveAsync(request.Segment, cancellationToken);
         Check(await container.SealSegmentAsync(request.Segment, cancellationToken));
         return GetInfo(request);
     }
 
     public async Task<SegmentInfo> TruncateAsync(TruncateSegmentRequest request, CancellationToken cancellationToken)
     {
-        var container = Resolve(request.Segment);
+        var container = await ResolveAsync(request.Segment, cancellationToken);
         Check(await container.TruncateSegmentAsync(request.Segment, request.Offset, cancellationToken));
         return GetInfo(new SegmentRequest { Segment = request.Segment });
     }
 
     public async Task<DeleteSegmentReply> DeleteAsync(SegmentRequest request, CancellationToken cancellationToken)
     {
-        var container = Resolve(request.Segment);
+        var container = await ResolveAsync(request.Segment, cancellationToken);
         var outcome = await container.DeleteSegmentAsync(request.Segment, cancellationToken);
         if (outcome.Status == OutcomeStatus.NoSuchSegment)
         {
@@ -221,7 +221,7 @@ public sealed class SegmentRequests
             writers.Add((new Guid(w.WriterId.Span), ranges));
         }
 
-        var container = Resolve(request.Segment);
+        var container = await ResolveAsync(request.Segment, cancellationToken);
         Check(await container.InheritWritersAsync(request.Segment, writers, cancellationToken));
         return GetInfo(new SegmentRequest { Segment = request.Segment });
     }
@@ -256,6 +256,28 @@ public sealed class SegmentRequests
         OutcomeStatus.ContainerUnavailable => StatusCode.Unavailable,
         _ => StatusCode.Internal,
     }, outcome.Message ?? outcome.Status.ToString()));
+
+    /// <summary>
+    /// <see cref="Resolve"/>, but a request for a container this store is still recovering first waits for it to serve
+    /// (up to <see cref="SegmentStoreService.StartingWait"/>), as an append setup does, so a reader or the controller that
+    /// found the new owner early is answered when it serves rather than sent away to back off.
+    /// </summary>
+    private async ValueTask<SegmentContainer> ResolveAsync(string segment, CancellationToken cancellationToken)
+    {
+        if (SegmentName.TryParse(segment, out _) && _store.ContainerFor(segment, out _) is null && _store.StartingContainerFor(segment) is { } starting)
+        {
+            try
+            {
+                await starting.Serving.WaitAsync(SegmentStoreService.StartingWait, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                // Resolve says what to do.
+            }
+        }
+
+        return Resolve(segment);
+    }
 
     private SegmentContainer Resolve(string segment)
     {

@@ -93,7 +93,7 @@ public sealed class SegmentStoreServiceTests
     }
 
     [Fact]
-    public async Task A_setup_for_a_container_still_recovering_is_answered_when_it_serves_not_sent_away_to_retry()
+    public async Task A_setup_or_read_for_a_container_still_recovering_is_answered_when_it_serves_not_sent_away_to_retry()
     {
         using var data = new TempDirectory("streams-service");
         var records = new InMemoryDurableDataLog();
@@ -103,7 +103,7 @@ public sealed class SegmentStoreServiceTests
             Assert.Equal(OutcomeStatus.Success, (await first.RunningContainers.Single().CreateSegmentAsync(ContainerTesting.Segment, TestContext.Current.CancellationToken)).Status);
         }
 
-        // The next owner recovers behind a gate: a setup that arrives meanwhile waits, and is answered once it serves.
+        // The next owner recovers behind a gate: a setup and a read that arrive meanwhile wait, and are answered once it serves.
         var gated = new GatedDurableDataLog(new InMemoryDurableDataLog(records.Records));
         await using var service = new SegmentStoreService(new SegmentStoreOptions { DataDirectory = data.Path, ContainerCount = 1 }, _ => gated, NullLoggerFactory.Instance);
         var starting = service.StartAsync(TestContext.Current.CancellationToken);
@@ -111,12 +111,19 @@ public sealed class SegmentStoreServiceTests
         var replies = new System.Collections.Concurrent.ConcurrentQueue<AppendReply>();
         using var session = new AppendSession(service, replies.Enqueue);
         session.OnSetup(new SetupAppend { RequestId = 1, WriterId = ByteString.CopyFrom(ContainerTesting.WriterA.ToByteArray()), Segment = ContainerTesting.Segment });
+        var read = new SegmentRequests(service).ReadAsync(new ReadSegmentRequest { Segment = ContainerTesting.Segment, MaxBytes = 100 }, TestContext.Current.CancellationToken).AsTask();
         await Task.Delay(200, TestContext.Current.CancellationToken);
         Assert.Empty(replies);
         Assert.Equal(1, session.Outstanding);
+        Assert.False(read.IsCompleted);
 
         gated.Gate.SetResult();
         await starting.WaitAsync(Bound, TestContext.Current.CancellationToken);
+        using (var empty = await read.WaitAsync(Bound, TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(0, empty.Data.Length);
+        }
+
         await session.DrainAsync(TestContext.Current.CancellationToken).WaitAsync(Bound, TestContext.Current.CancellationToken);
         var reply = Assert.Single(replies);
         Assert.Equal(AppendReply.KindOneofCase.Setup, reply.KindCase);
