@@ -87,7 +87,12 @@ public sealed class LeaderElectionTests
         Assert.True(await store.TryDeleteAsync(Path, cancellationToken: TestContext.Current.CancellationToken));
         await firstEnded.Task.WaitAsync(Bound, TestContext.Current.CancellationToken);
         await secondTerm.Task.WaitAsync(Bound, TestContext.Current.CancellationToken);
-        Assert.True(a.IsLeader ^ b.IsLeader, $"a leads: {a.IsLeader}, b leads: {b.IsLeader}");
+        // The first term's work has ended; its IsLeader is cleared just after that work returns.
+        await WaitUntilAsync(() => a.IsLeader ^ b.IsLeader);
+        lock (terms)
+        {
+            Assert.Equal(2, terms.Count);
+        }
 
         await stop.CancelAsync();
         await Task.WhenAll(runA, runB).WaitAsync(Bound, TestContext.Current.CancellationToken);
