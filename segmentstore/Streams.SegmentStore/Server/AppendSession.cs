@@ -90,23 +90,30 @@ public sealed class AppendSession : IDisposable
             return;
         }
 
-        var container = _store.ContainerFor(setup.Segment, out var error);
-        if (container is not null)
+        // Answered at once, unless the container is recovering here: then once it serves. No block of the request id
+        // comes before the answer, so the wait reorders nothing.
+        var resolving = _store.ContainerForAsync(setup.Segment, CancellationToken.None);
+        if (resolving.IsCompletedSuccessfully)
         {
-            Accept(setup, container);
-        }
-        else if (_store.StartingContainerFor(setup.Segment) is { } starting)
-        {
-            _ = AcceptOnceServingAsync(setup, starting);
+            Accept(setup, resolving.Result);
         }
         else
         {
-            Reject(setup.RequestId, AppendError.Retry, error.Message!, -1);
+            _ = AcceptWhenResolvedAsync(setup, resolving);
         }
     }
 
-    private void Accept(SetupAppend setup, SegmentContainer container)
+    private async Task AcceptWhenResolvedAsync(SetupAppend setup, ValueTask<(SegmentContainer?, OperationOutcome)> resolving) =>
+        Accept(setup, await resolving);
+
+    private void Accept(SetupAppend setup, (SegmentContainer? Container, OperationOutcome Error) resolved)
     {
+        if (resolved.Container is not { } container)
+        {
+            Reject(setup.RequestId, AppendError.Retry, resolved.Error.Message!, -1);
+            return;
+        }
+
         var writer = new Guid(setup.WriterId.Span);
         lock (_latest)
         {
@@ -115,32 +122,6 @@ public sealed class AppendSession : IDisposable
         }
 
         container.SetupAppend(setup.Segment, writer, _setupCallback, setup.RequestId);
-    }
-
-    /// <summary>
-    /// A setup for a container this store is recovering: answered as soon as the container serves (or, if it does not
-    /// within <see cref="SegmentStoreService.StartingWait"/>, or stops, refused with RETRY). No block of its request id
-    /// comes before the answer, so the wait reorders nothing.
-    /// </summary>
-    private async Task AcceptOnceServingAsync(SetupAppend setup, SegmentContainer starting)
-    {
-        try
-        {
-            await starting.Serving.WaitAsync(SegmentStoreService.StartingWait);
-        }
-        catch (TimeoutException)
-        {
-            // Told to retry below.
-        }
-
-        var container = _store.ContainerFor(setup.Segment, out var error);
-        if (container is null)
-        {
-            Reject(setup.RequestId, AppendError.Retry, error.Message!, -1);
-            return;
-        }
-
-        Accept(setup, container);
     }
 
     /// <summary>

@@ -257,36 +257,26 @@ public sealed class SegmentRequests
         _ => StatusCode.Internal,
     }, outcome.Message ?? outcome.Status.ToString()));
 
-    /// <summary>
-    /// <see cref="Resolve"/>, but a request for a container this store is still recovering first waits for it to serve
-    /// (up to <see cref="SegmentStoreService.StartingWait"/>), as an append setup does, so a reader or the controller that
-    /// found the new owner early is answered when it serves rather than sent away to back off.
-    /// </summary>
+    /// <summary><see cref="Resolve"/>, waiting for a container this store is still recovering (<see cref="SegmentStoreService.ContainerForAsync"/>).</summary>
     private async ValueTask<SegmentContainer> ResolveAsync(string segment, CancellationToken cancellationToken)
     {
-        if (SegmentName.TryParse(segment, out _) && _store.ContainerFor(segment, out _) is null && _store.StartingContainerFor(segment) is { } starting)
-        {
-            try
-            {
-                await starting.Serving.WaitAsync(SegmentStoreService.StartingWait, cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-                // Resolve says what to do.
-            }
-        }
-
-        return Resolve(segment);
+        CheckName(segment);
+        var (container, error) = await _store.ContainerForAsync(segment, cancellationToken);
+        return container ?? throw ToException(error);
     }
 
     private SegmentContainer Resolve(string segment)
+    {
+        CheckName(segment);
+        return _store.ContainerFor(segment, out var error) ?? throw ToException(error);
+    }
+
+    private static void CheckName(string segment)
     {
         if (!SegmentName.TryParse(segment, out _))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N)."));
         }
-
-        return _store.ContainerFor(segment, out var error) ?? throw ToException(error);
     }
 
     private static void Check(in OperationOutcome outcome)

@@ -212,18 +212,39 @@ public sealed class SegmentStoreService : IAsyncDisposable
     }
 
     /// <summary>
-    /// The copy of <paramref name="segmentName"/>'s container this store has claimed and is still recovering, or null:
-    /// a setup for it waits (up to <see cref="StartingWait"/>) rather than being told to retry, so a writer that found
-    /// the new owner before the owner finished its recovery resumes the moment it does, not after a back-off.
+    /// <see cref="ContainerFor"/>, but when this store has claimed the container and is still recovering it, waits for it
+    /// to serve (up to <see cref="StartingWait"/>), so a client that found the new owner before its recovery ended is
+    /// answered the moment it serves rather than sent away to back off. Completes at once otherwise.
     /// </summary>
-    public SegmentContainer? StartingContainerFor(string segmentName)
+    public ValueTask<(SegmentContainer? Container, OperationOutcome Error)> ContainerForAsync(string segmentName, CancellationToken cancellationToken)
     {
-        var container = _slots[ContainerMapper.ContainerOf(segmentName, _slots.Length)].Container;
-        return container is { State: ContainerState.Created or ContainerState.Recovering } ? container : null;
+        var container = ContainerFor(segmentName, out var error);
+        if (container is not null || _slots[ContainerMapper.ContainerOf(segmentName, _slots.Length)].Container is not
+            { State: ContainerState.Created or ContainerState.Recovering } starting)
+        {
+            return ValueTask.FromResult((container, error));
+        }
+
+        return WaitForServingAsync(segmentName, starting, cancellationToken);
     }
 
     /// <summary>How long a request waits for a container this store is recovering before it is told to retry.</summary>
     public static readonly TimeSpan StartingWait = TimeSpan.FromSeconds(10);
+
+    private async ValueTask<(SegmentContainer?, OperationOutcome)> WaitForServingAsync(string segmentName, SegmentContainer starting, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await starting.Serving.WaitAsync(StartingWait, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            // Still recovering: ContainerFor says to retry.
+        }
+
+        var container = ContainerFor(segmentName, out var error);
+        return (container, error);
+    }
 
     public IEnumerable<SegmentContainer> RunningContainers =>
         _slots.Select(s => s.Container).Where(c => c is { State: ContainerState.Running }).Select(c => c!);
