@@ -58,6 +58,20 @@ public sealed class ServerConfigurationTests
     }
 
     [Fact]
+    public void An_old_key_in_a_later_source_wins_over_its_successor_in_an_earlier_one()
+    {
+        // The successor in the role's defaults (as appsettings.json sets CacheSize), the old key in a later source (as
+        // an environment variable of an earlier release's deployment): the operator's setting is the one in effect.
+        var configuration = ServerConfiguration.Build(
+            null,
+            new Dictionary<string, string?> { ["SegmentStore:CacheSizeMb"] = "16" },
+            new Dictionary<string, string?> { ["SegmentStore:CacheSize"] = "256MiB", ["SegmentStore:Tier2FlushAgeMs"] = "1500", ["SegmentStore:Tier2FlushAge"] = "00:00:03" });
+        var options = ServerConfiguration.Bind<SegmentStoreOptions>(configuration, "SegmentStore");
+        Assert.Equal(ByteSize.MiB(16), options.CacheSize);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.Tier2FlushAge); // both in one source: the successor
+    }
+
+    [Fact]
     public void A_bad_value_names_the_setting()
     {
         var error = Assert.Throws<ArgumentException>(() => ServerConfiguration.Build(null, new Dictionary<string, string?> { ["SegmentStore:Tier2FlushAgeMs"] = "soon" }));

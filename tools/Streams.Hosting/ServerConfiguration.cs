@@ -5,7 +5,7 @@ namespace Streams.Hosting;
 
 /// <summary>
 /// Server configuration, later sources winning: the role's defaults (its ports), appsettings.json next to the binary,
-/// an optional --config file, environment variables (STREAMS__SECTION__KEY, e.g. STREAMS__SEGMENTSTORE__CACHESIZEMB),
+/// an optional --config file, environment variables (STREAMS__SECTION__KEY, e.g. STREAMS__SEGMENTSTORE__CACHESIZE=512MiB),
 /// then command-line flags.
 /// Sizes are written with a binary unit ("256MiB", a plain number is bytes) and durations as TimeSpans ("00:00:30");
 /// no key carries a unit in its name. Keys of earlier releases (CacheSizeMb, Tier2FlushAgeMs, ...) are still read,
@@ -32,10 +32,13 @@ public static class ServerConfiguration
             .AddEnvironmentVariables("STREAMS__")
             .AddInMemoryCollection(flags.Where(f => f.Value is not null))
             .Build();
+        // An old key converts unless its successor is set by a source that wins over the old key's (so an old
+        // environment variable still beats the successor's value in appsettings.json).
+        var providers = configuration.Providers.ToList();
         var converted = new Dictionary<string, string?>();
         foreach (var (old, successor, convert) in Renamed)
         {
-            if (configuration[old] is { } value && configuration[successor] is null)
+            if (configuration[old] is { } value && WinningSource(providers, old) > WinningSource(providers, successor))
             {
                 converted[successor] = convert(value, old);
             }
@@ -43,6 +46,10 @@ public static class ServerConfiguration
 
         return converted.Count == 0 ? configuration : new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(converted).Build();
     }
+
+    /// <summary>The index of the last (winning) source that sets <paramref name="key"/>, or -1.</summary>
+    private static int WinningSource(List<IConfigurationProvider> providers, string key) =>
+        providers.FindLastIndex(p => p.TryGet(key, out var value) && value is not null);
 
     /// <summary>A warning for each key of an earlier release that is set, naming its successor.</summary>
     public static IEnumerable<string> Deprecations(IConfiguration configuration)
