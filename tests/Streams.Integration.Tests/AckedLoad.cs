@@ -19,6 +19,7 @@ internal sealed class AckedLoad
     private readonly CancellationTokenSource _stop;
     private readonly Task[] _writers;
     private int _failed;
+    private Exception? _firstFailure;
 
     private readonly string _padding;
 
@@ -35,6 +36,9 @@ internal sealed class AckedLoad
 
     /// <summary>Writes that completed with an error (the writer gave up on them); they may or may not be stored.</summary>
     public int Failed => Volatile.Read(ref _failed);
+
+    /// <summary>Why the first failed write failed, or null.</summary>
+    public Exception? FirstFailure => Volatile.Read(ref _firstFailure);
 
     public IReadOnlySet<string> AcknowledgedEvents => _acknowledged.Keys.ToHashSet();
 
@@ -99,7 +103,8 @@ internal sealed class AckedLoad
         }
     }
 
-    public override string ToString() => $"attempted {Attempted}, acknowledged {Acknowledged}, failed {Failed}";
+    public override string ToString() =>
+        $"attempted {Attempted}, acknowledged {Acknowledged}, failed {Failed}" + (FirstFailure is { } e ? $" (first: {e.GetType().Name}: {e.Message})" : "");
 
     private async Task WriteAsync(EventStreamWriter<string> writer, int w, int keysPerWriter)
     {
@@ -119,6 +124,7 @@ internal sealed class AckedLoad
                     }
                     else
                     {
+                        Interlocked.CompareExchange(ref _firstFailure, t.Exception?.GetBaseException(), null);
                         Interlocked.Increment(ref _failed);
                     }
                 },
