@@ -93,7 +93,11 @@ public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
                     break;
                 }
 
-                await OnFrameAsync(session, reader.Current, aborted);
+                var handling = OnFrameAsync(session, reader.Current, aborted);
+                if (!handling.IsCompletedSuccessfully)
+                {
+                    await WhileHandlingAsync(handling, replies, aborted);
+                }
             }
 
             await OnPeerFinishedAsync(session, aborted);
@@ -136,6 +140,39 @@ public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
             await connection.Transport.Input.CompleteAsync();
             CloseSession(session);
         }
+    }
+
+    /// <summary>
+    /// A message sent to the client, ahead of queued replies, every <see cref="HeartbeatInterval"/> while a frame's
+    /// handling holds up the loop (back-pressure: the next frame, the client's keep-alive probe among them, is not read
+    /// until then), so a client does not take a server that is making it wait for one that stopped. Null (the default)
+    /// for none.
+    /// </summary>
+    protected virtual IMessage? Heartbeat => null;
+
+    /// <summary>How often <see cref="Heartbeat"/> is sent while a frame's handling waits: well inside a client's keep-alive timeout.</summary>
+    protected static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+
+    private async ValueTask WhileHandlingAsync(ValueTask handling, FramedReplyChannel replies, CancellationToken aborted)
+    {
+        if (Heartbeat is not { } heartbeat)
+        {
+            await handling;
+            return;
+        }
+
+        // A cancelled delay ends the wait too; the handling, which sees the same token, then ends by itself.
+        var task = handling.AsTask();
+        while (!task.IsCompleted && !aborted.IsCancellationRequested)
+        {
+            await Task.WhenAny(task, Task.Delay(HeartbeatInterval, aborted));
+            if (!task.IsCompleted && !aborted.IsCancellationRequested)
+            {
+                replies.SendAhead(heartbeat);
+            }
+        }
+
+        await task;
     }
 
     /// <summary>Creates the per-connection state; replies go through <paramref name="replies"/>.</summary>

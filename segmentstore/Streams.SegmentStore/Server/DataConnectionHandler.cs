@@ -46,6 +46,9 @@ public sealed class DataConnectionHandler : FramedConnectionHandler<DataConnecti
     /// <summary>Clients then reconnect elsewhere (the connection ends when the client goes away or the server stops).</summary>
     protected override string? ShutdownMessage => "The segment store is shutting down; reconnect.";
 
+    /// <summary>An unasked keep-alive (nonce 0): an append waiting for capacity is not a server that stopped.</summary>
+    protected override IMessage? Heartbeat { get; } = new DataReply { KeepAlive = new KeepAlive { Nonce = 0 } };
+
     protected override long? ReplyBudgetBytes => _requests.Store.Options.ReplyBudgetPerConnection.Bytes;
 
     protected override Action<long>? ReplyBytesChanged => static change => SegmentStoreMetrics.ReplyBytes.Add(change);

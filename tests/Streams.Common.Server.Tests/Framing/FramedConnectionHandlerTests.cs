@@ -50,6 +50,43 @@ public sealed class FramedConnectionHandlerTests
     }
 
     [Fact]
+    public async Task While_a_frame_holds_up_the_loop_the_server_sends_its_heartbeat_so_the_client_sees_it_alive()
+    {
+        var handler = new EchoHandler(new Lifetime()) { Beat = new DataReply { KeepAlive = new KeepAlive { Nonce = 0 } } };
+        await using var link = Link.Start(handler);
+
+        // Back-pressure: the held frame keeps the client's next frames (its own keep-alive probes) unread.
+        await link.SendAsync(new DataRequest { KeepAlive = new KeepAlive { Nonce = 7 } });
+        await handler.Held.Task.WaitAsync(TimeSpan.FromSeconds(5), Token);
+        var beats = await link.ReadAsync(2);
+        Assert.All(beats, b => Assert.Equal(0, b.KeepAlive.Nonce));
+
+        handler.Gate.SetResult();
+        await link.SendAsync(Info(1, "a"));
+        // Heartbeats sent before the release may still be on their way, ahead of the answers.
+        var answers = new List<DataReply>();
+        for (var i = 0; i < 20 && answers.Count < 2; i++)
+        {
+            answers.AddRange((await link.ReadAsync(1)).Where(r => r.KeepAlive is not { Nonce: 0 }));
+        }
+
+        Assert.Equal(2, answers.Count);
+
+        Assert.Equal(7, answers[0].KeepAlive.Nonce);
+        Assert.Equal("a", answers[1].Info.Info.Segment);
+
+        // Nothing holds the loop now: no more heartbeats.
+        await link.SendAsync(Info(2, "b"));
+        await Task.Delay(HeartbeatWindow, Token);
+        await link.SendAsync(Info(3, "c"));
+        var quiet = await link.ReadAsync(2);
+        Assert.Equal(["b", "c"], quiet.Select(r => r.Info.Info.Segment));
+    }
+
+    /// <summary>Longer than two heartbeat intervals (500 ms).</summary>
+    private static readonly TimeSpan HeartbeatWindow = TimeSpan.FromMilliseconds(1200);
+
+    [Fact]
     public async Task When_the_client_finishes_sending_the_protocol_drains_and_every_queued_reply_goes_out()
     {
         var handler = new EchoHandler(new Lifetime()) { HoldKeepAlives = false };
@@ -215,6 +252,10 @@ public sealed class FramedConnectionHandlerTests
         public int Closed => Volatile.Read(ref _closed);
 
         protected override string? ShutdownMessage => Shutdown;
+
+        public IMessage? Beat { get; init; }
+
+        protected override IMessage? Heartbeat => Beat;
 
         protected override FramedReplyChannel OpenSession(FramedReplyChannel replies) => replies;
 
