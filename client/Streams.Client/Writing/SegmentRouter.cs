@@ -432,6 +432,12 @@ internal sealed class SegmentRouter : IAsyncDisposable
             {
                 return new SuccessorsReply { State = StreamState.Sealed };
             }
+            catch (StreamsException e) when (Transient(e.StatusCode) && DateTime.UtcNow < deadline)
+            {
+                // The controllers failed over or were slow (the client already tried each of them): the scale goes on
+                // without us, so ask again rather than fail every event the sealed segment held.
+                reply = new SuccessorsReply { State = StreamState.Active };
+            }
 
             if (reply.Successors.Count > 0 || reply.State == StreamState.Sealed)
             {
@@ -447,6 +453,10 @@ internal sealed class SegmentRouter : IAsyncDisposable
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
         }
     }
+
+    /// <summary>Failures that a later call may not meet: the controller unreachable, slow, or briefly in trouble.</summary>
+    private static bool Transient(StatusCode code) =>
+        code is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Aborted or StatusCode.ResourceExhausted or StatusCode.Internal or StatusCode.Unknown;
 
     private static void Settle(TaskCompletionSource completion, Task outcome)
     {

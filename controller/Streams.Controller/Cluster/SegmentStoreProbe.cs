@@ -58,7 +58,7 @@ public sealed class SegmentStoreProbe : IAsyncDisposable
         }
 
         // Outside the lock: cancellation runs the watches' continuations, which take it.
-        stopped.ForEach(w => w.Stop.Cancel());
+        stopped.ForEach(w => w.End());
     }
 
     private void TrackLocked(IReadOnlyCollection<SegmentStoreRegistration> registered, List<Watch> stopped)
@@ -238,6 +238,13 @@ public sealed class SegmentStoreProbe : IAsyncDisposable
         public CancellationTokenSource Stop { get; } = new();
 
         public Task Running { get; set; } = Task.CompletedTask;
+
+        /// <summary>Stops the watch; its token source is disposed once the watch has seen it.</summary>
+        public void End()
+        {
+            Stop.Cancel();
+            Running.ContinueWith(static (_, stop) => ((CancellationTokenSource)stop!).Dispose(), Stop, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
     }
 }
 

@@ -15,6 +15,7 @@ public sealed class FakeController : global::Streams.Contracts.Controller.Contro
     private readonly object _lock = new();
     private readonly List<SegmentDescriptor> _segments = [];
     private readonly ConcurrentDictionary<string, int> _emptyAnswers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (int Times, StatusCode Code)> _failures = new(StringComparer.Ordinal);
     private StreamState _state = StreamState.Active;
     private int _epoch;
 
@@ -71,6 +72,9 @@ public sealed class FakeController : global::Streams.Contracts.Controller.Contro
     /// <summary>GetSuccessors for <paramref name="segment"/> answers empty this many times before the real answer.</summary>
     public void AnswerEmpty(string segment, int times) => _emptyAnswers[segment] = times;
 
+    /// <summary>GetSuccessors for <paramref name="segment"/> fails with <paramref name="code"/> this many times before it answers.</summary>
+    public void FailSuccessors(string segment, int times, StatusCode code) => _failures[segment] = (times, code);
+
     public override Task<SegmentEndpoint> GetSegmentEndpoint(SegmentRef request, ServerCallContext context) =>
         Task.FromResult(new SegmentEndpoint { Segment = request.Segment, Host = "127.0.0.1", GrpcUri = Uri });
 
@@ -101,6 +105,12 @@ public sealed class FakeController : global::Streams.Contracts.Controller.Contro
     public override Task<SuccessorsReply> GetSuccessors(SegmentRef request, ServerCallContext context)
     {
         Interlocked.Increment(ref SuccessorCalls);
+        if (_failures.TryGetValue(request.Segment, out var failure) && failure.Times > 0)
+        {
+            _failures[request.Segment] = (failure.Times - 1, failure.Code);
+            throw new RpcException(new Status(failure.Code, "the controller is failing over"));
+        }
+
         lock (_lock)
         {
             var reply = new SuccessorsReply { State = _state };

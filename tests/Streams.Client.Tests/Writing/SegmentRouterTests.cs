@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.Core;
 using Streams.Client.Serialization;
 using Streams.Client.Tests.Fakes;
 using Streams.Client.Writing;
@@ -186,5 +187,29 @@ public sealed class SegmentRouterTests : FakeClusterTest
         Assert.Equal(Enumerable.Range(0, 60), moved.Order());
         Assert.All(low.Blocks.Concat(high.Blocks), b => Assert.Equal(0UL, b.KeySample));
         Assert.Equal(0, writer.BufferedBytes);
+    }
+
+    [Theory]
+    [InlineData(StatusCode.DeadlineExceeded)]
+    [InlineData(StatusCode.Unavailable)]
+    public async Task A_controller_that_fails_while_a_writer_asks_for_successors_is_asked_again_and_no_event_fails(StatusCode code)
+    {
+        var sealedSegment = Cluster.AddSegment(0, 0, 0, 1);
+        var low = Cluster.AddSegment(1, 1, 0, 0.5, (0, 0));
+        var high = Cluster.AddSegment(1, 2, 0.5, 1, (0, 0));
+        await using var writer = await Client.CreateWriterAsync("test", "s", Serializers.Utf8, SmallBlocks(Guid.NewGuid()));
+        sealedSegment.Hold();
+        var writes = Enumerable.Range(0, 40).Select(i => writer.WriteEventAsync("k" + (i % 4), Value(i, 4))).ToList();
+        await WaitUntilAsync(() => sealedSegment.HeldCount >= 2, "the writer has blocks in flight");
+
+        // More failures than one call's own retries over the controllers (and the fake is the only controller).
+        Cluster.Controller.FailSuccessors(sealedSegment.Name, 12, code);
+        sealedSegment.Seal();
+        Cluster.Controller.CompleteScale(1, sealedSegment.Name);
+        await Task.WhenAll(writes).WaitAsync(Patience);
+
+        var moved = FakeEvents.Parse(low.Data).Concat(FakeEvents.Parse(high.Data)).Select(e => IndexOf(e.Value)).ToList();
+        Assert.Equal(Enumerable.Range(0, 40), moved.Order());
+        Assert.True(Volatile.Read(ref Cluster.Controller.SuccessorCalls) > 12, "The successors were not asked for again after the failures.");
     }
 }
