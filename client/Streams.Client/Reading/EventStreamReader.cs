@@ -204,21 +204,31 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
         while (!cancellationToken.IsCancellationRequested)
         {
             SegmentReadReply reply;
+            EndpointWatch? watch = null;
             try
             {
                 var endpoint = await _controller.GetEndpointAsync(segment, cancellationToken);
-                var connection = await _pool.GetAsync(endpoint, cancellationToken);
+                // Once reads failed, the store may be frozen or on its way out: while this attempt waits there, the
+                // controller is asked whether the segment moved, and a move ends the wait at once (as for writers).
+                watch = failingSince is null ? null : EndpointWatch.Start(_controller, segment, endpoint, cancellationToken);
+                var token = watch?.Token ?? cancellationToken;
+                var connection = await _pool.GetAsync(endpoint, token);
                 if (offset < 0)
                 {
-                    offset = (await connection.GetInfoAsync(segment, cancellationToken)).Length;
+                    offset = (await connection.GetInfoAsync(segment, token)).Length;
                 }
 
-                reply = await connection.ReadAsync(segment, offset + carry.WrittenCount, _options.ReadSize, waitMillis, cancellationToken);
+                reply = await connection.ReadAsync(segment, offset + carry.WrittenCount, _options.ReadSize, waitMillis, token);
                 failingSince = null;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return false;
+            }
+            catch (Exception) when (watch is { HasMoved: true })
+            {
+                // Moved: read at the new owner now.
+                continue;
             }
             catch (Exception e) when (entry.Sealed && e is RpcException { StatusCode: StatusCode.NotFound } or StreamsException { StatusCode: StatusCode.NotFound })
             {
@@ -243,6 +253,10 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
 
                 await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
                 continue;
+            }
+            finally
+            {
+                watch?.Dispose();
             }
 
             using (reply)

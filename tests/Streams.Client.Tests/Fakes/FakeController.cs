@@ -16,6 +16,7 @@ public sealed class FakeController : global::Streams.Contracts.Controller.Contro
     private readonly List<SegmentDescriptor> _segments = [];
     private readonly ConcurrentDictionary<string, int> _emptyAnswers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (int Times, StatusCode Code)> _failures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _moved = new(StringComparer.Ordinal);
     private StreamState _state = StreamState.Active;
     private int _epoch;
 
@@ -75,8 +76,11 @@ public sealed class FakeController : global::Streams.Contracts.Controller.Contro
     /// <summary>GetSuccessors for <paramref name="segment"/> fails with <paramref name="code"/> this many times before it answers.</summary>
     public void FailSuccessors(string segment, int times, StatusCode code) => _failures[segment] = (times, code);
 
+    /// <summary>Names <paramref name="storeUri"/> (another fake host's gRPC address) as <paramref name="segment"/>'s store from now on.</summary>
+    public void Move(string segment, string storeUri) => _moved[segment] = storeUri;
+
     public override Task<SegmentEndpoint> GetSegmentEndpoint(SegmentRef request, ServerCallContext context) =>
-        Task.FromResult(new SegmentEndpoint { Segment = request.Segment, Host = "127.0.0.1", GrpcUri = Uri });
+        Task.FromResult(new SegmentEndpoint { Segment = request.Segment, Host = "127.0.0.1", GrpcUri = _moved.GetValueOrDefault(request.Segment, Uri) });
 
     public override Task<ActiveSegments> GetActiveSegments(StreamRef request, ServerCallContext context)
     {

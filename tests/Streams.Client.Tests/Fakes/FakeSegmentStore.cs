@@ -64,6 +64,11 @@ public sealed class FakeSegmentStore : global::Streams.Contracts.SegmentStore.Se
             throw new RpcException(new Status(StatusCode.NotFound, $"No segment {request.Segment}."));
         }
 
+        if (segment.TakeReadFailure())
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "the store is going away"));
+        }
+
         // Bounded by the request's wait.
         var waitUntil = DateTime.UtcNow.AddMilliseconds(request.WaitMillis);
         while (true)
@@ -129,8 +134,19 @@ public sealed class FakeSegment(string name)
 
     public string Name { get; } = name;
 
+    private int _readFailures;
+
     /// <summary>How long each read waits before it answers.</summary>
     public TimeSpan ReadDelay { get; set; }
+
+    /// <summary>The next <paramref name="times"/> reads fail with UNAVAILABLE.</summary>
+    public void FailReads(int times) => Volatile.Write(ref _readFailures, times);
+
+    internal bool TakeReadFailure()
+    {
+        var left = Volatile.Read(ref _readFailures);
+        return left > 0 && Interlocked.CompareExchange(ref _readFailures, left - 1, left) == left;
+    }
 
     public byte[] Data
     {

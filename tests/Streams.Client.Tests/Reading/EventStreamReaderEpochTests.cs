@@ -47,6 +47,27 @@ public sealed class EventStreamReaderEpochTests : FakeClusterTest
         Assert.Equal(["c0", "c1", "c2", "c3", "c4"], read.Skip(45));
     }
 
+    [Fact]
+    public async Task A_reader_retrying_at_a_store_that_stopped_answering_goes_to_the_new_owner_as_soon_as_the_segment_moves()
+    {
+        await using var other = await FakeCluster.StartAsync();
+        var segment = Cluster.AddSegment(0, 0, 0, 1);
+        segment.Write(FakeEvents.Frames(Named("a", 20)));
+        segment.Seal();
+        other.Store.Add(segment.Name).Write(segment.Data);
+        other.Store[segment.Name].Seal();
+
+        // The old owner failed one read and now answers none (a store on its way out); the segment then moves.
+        segment.FailReads(1);
+        segment.ReadDelay = TimeSpan.FromMinutes(5);
+        var reading = ReadAllAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Cluster.Controller.Move(segment.Name, other.Controller.Uri);
+
+        var read = await reading.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(Named("a", 20).Select(v => v.Split(':')[0]), read);
+    }
+
     private static int Count(List<string> read)
     {
         lock (read)
