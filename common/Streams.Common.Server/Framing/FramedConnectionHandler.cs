@@ -94,7 +94,12 @@ public abstract class FramedConnectionHandler<TSession> : ConnectionHandler
                 }
 
                 var handling = OnFrameAsync(session, reader.Current, aborted);
-                if (!handling.IsCompletedSuccessfully)
+                if (handling.IsCompletedSuccessfully)
+                {
+                    // Consumed, so a pooled task goes back to its pool.
+                    handling.GetAwaiter().GetResult();
+                }
+                else
                 {
                     await WhileHandlingAsync(handling, replies, aborted);
                 }
