@@ -62,7 +62,9 @@ internal sealed class PacedLoad
     /// Asserts that <paramref name="read"/> (value, routing key) holds every acknowledged event once, nothing never
     /// written, and each key's events in the order written.
     /// </summary>
-    public void Verify(IReadOnlyList<(string Value, string? Key)> read)
+    /// <param name="read">What a reader got back, in read order.</param>
+    /// <param name="positions">Where each value was read (segment@offset), named around an order violation.</param>
+    public void Verify(IReadOnlyList<(string Value, string? Key)> read, IReadOnlyDictionary<string, string>? positions = null)
     {
         var values = read.Select(r => r.Value).ToList();
         var duplicates = values.GroupBy(v => v).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
@@ -74,7 +76,13 @@ internal sealed class PacedLoad
         foreach (var key in read.GroupBy(r => r.Key))
         {
             var sequence = key.Select(r => long.Parse(r.Value.Split(':')[1], CultureInfo.InvariantCulture)).ToList();
-            Assert.True(sequence.SequenceEqual(sequence.Order()), $"Events of key {key.Key} were read out of order: {string.Join(",", sequence.Take(50))}");
+            if (!sequence.SequenceEqual(sequence.Order()))
+            {
+                var first = Enumerable.Range(1, sequence.Count - 1).First(i => sequence[i] < sequence[i - 1]);
+                var around = key.Skip(Math.Max(0, first - 10)).Take(20)
+                    .Select(r => r.Value.Split(':')[1] + (positions?.GetValueOrDefault(r.Value) is { } at ? "@" + at : ""));
+                Assert.Fail($"Events of key {key.Key} were read out of order: {string.Join(",", sequence.Take(50))}; around the first inversion: {string.Join(", ", around)}");
+            }
         }
     }
 

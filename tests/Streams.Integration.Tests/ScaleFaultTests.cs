@@ -54,12 +54,14 @@ public sealed class ScaleFaultTests(ITestOutputHelper output)
 
             await client.Streams.SealStreamAsync("scale", "events");
             var read = new List<(string Value, string? Key)>();
+            var positions = new Dictionary<string, string>();
             await foreach (var e in client.CreateReader("scale", "events", Serializers.Utf8).ReadAllAsync())
             {
                 read.Add((e.Value, e.RoutingKey));
+                positions[e.Value] = $"{e.Position.Segment}:{e.Position.Offset}";
             }
 
-            load.Verify(read);
+            load.Verify(read, positions);
         }, TimeSpan.FromMinutes(4));
 
         async Task ScaleAsync(StreamsClient client, string what, Func<StreamDescription, (IReadOnlyList<long> Seal, IReadOnlyList<(double Start, double End)> Ranges)> plan)
