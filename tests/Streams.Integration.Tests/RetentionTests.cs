@@ -12,9 +12,9 @@ public sealed class RetentionTests
 {
     private static readonly Dictionary<string, string> Settings = new()
     {
-        ["STREAMS__SEGMENTSTORE__TIER2FLUSHSIZEKB"] = "64",
-        ["STREAMS__SEGMENTSTORE__TIER2MAXCHUNKMB"] = "1",
-        ["STREAMS__SEGMENTSTORE__TIER2FLUSHAGEMS"] = "200",
+        ["STREAMS__SEGMENTSTORE__TIER2FLUSHSIZE"] = "64KiB",
+        ["STREAMS__SEGMENTSTORE__TIER2MAXCHUNKSIZE"] = "1MiB",
+        ["STREAMS__SEGMENTSTORE__TIER2FLUSHAGE"] = "00:00:00.200",
         ["STREAMS__SEGMENTSTORE__CHECKPOINTEVERY"] = "256KiB",
         ["STREAMS__CONTROLLER__RETENTIONINTERVAL"] = "00:00:00.300",
     };

@@ -218,14 +218,13 @@ public sealed class SegmentStoreService : IAsyncDisposable
     /// </summary>
     public ValueTask<(SegmentContainer? Container, OperationOutcome Error)> ContainerForAsync(string segmentName, CancellationToken cancellationToken)
     {
-        var container = ContainerFor(segmentName, out var error);
-        if (container is not null || _slots[ContainerMapper.ContainerOf(segmentName, _slots.Length)].Container is not
-            { State: ContainerState.Created or ContainerState.Recovering } starting)
+        if (_slots[ContainerMapper.ContainerOf(segmentName, _slots.Length)].Container is { State: ContainerState.Created or ContainerState.Recovering } starting)
         {
-            return ValueTask.FromResult((container, error));
+            return WaitForServingAsync(segmentName, starting, cancellationToken);
         }
 
-        return WaitForServingAsync(segmentName, starting, cancellationToken);
+        var container = ContainerFor(segmentName, out var error);
+        return ValueTask.FromResult((container, error));
     }
 
     /// <summary>How long a request waits for a container this store is recovering before it is told to retry.</summary>

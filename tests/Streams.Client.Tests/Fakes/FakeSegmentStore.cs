@@ -131,10 +131,9 @@ public sealed class FakeSegment(string name)
     private readonly List<(Guid Writer, AppendBlock Block, FakeSegmentStore.AppendReplies Replies)> _held = [];
     private bool _holding;
     private bool _sealed;
+    private int _readFailures;
 
     public string Name { get; } = name;
-
-    private int _readFailures;
 
     /// <summary>How long each read waits before it answers.</summary>
     public TimeSpan ReadDelay { get; set; }
@@ -142,11 +141,7 @@ public sealed class FakeSegment(string name)
     /// <summary>The next <paramref name="times"/> reads fail with UNAVAILABLE.</summary>
     public void FailReads(int times) => Volatile.Write(ref _readFailures, times);
 
-    internal bool TakeReadFailure()
-    {
-        var left = Volatile.Read(ref _readFailures);
-        return left > 0 && Interlocked.CompareExchange(ref _readFailures, left - 1, left) == left;
-    }
+    internal bool TakeReadFailure() => Interlocked.Decrement(ref _readFailures) >= 0;
 
     public byte[] Data
     {
