@@ -99,7 +99,10 @@ internal sealed class GrpcSegmentStoreConnection : SegmentStoreConnection
             }
             catch (Exception e) when (e is RpcException or InvalidOperationException or ObjectDisposedException)
             {
+                // A cancelled write cancels the whole call (gRPC cannot take back half a message), so the connection
+                // closes either way; the caller that cancelled hears of its cancellation, the others of the close.
                 Close(e);
+                cancellationToken.ThrowIfCancellationRequested();
                 throw ClosedError;
             }
         }

@@ -349,8 +349,9 @@ internal sealed partial class SegmentWriter : IAppendListener, IAsyncDisposable
                         _setUp = false;
                     }
                 }
-                catch (OperationCanceledException)
+                catch (Exception)
                 {
+                    // Closing: a send cut short by the stop (on gRPC an IOException, the call is cancelled) ends the loop.
                     return;
                 }
             }
