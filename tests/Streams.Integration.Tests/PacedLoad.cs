@@ -63,7 +63,7 @@ internal sealed class PacedLoad
     /// written, and each key's events in the order written.
     /// </summary>
     /// <param name="read">What a reader got back, in read order.</param>
-    /// <param name="positions">Where each value was read (segment@offset), named around an order violation.</param>
+    /// <param name="positions">Where each value was read (segment:offset), named around an order violation.</param>
     public void Verify(IReadOnlyList<(string Value, string? Key)> read, IReadOnlyDictionary<string, string>? positions = null)
     {
         var values = read.Select(r => r.Value).ToList();
