@@ -13,11 +13,7 @@ namespace Streams.Integration.Tests;
 /// </summary>
 public sealed class ScaleFaultTests(ITestOutputHelper output)
 {
-    // Category Long, out of the suite for now: one run in four read a key's events out of order (a later event ahead
-    // of several earlier ones moved across the scale that ran through the failover). The defect is open; run this with
-    // --filter "Category=Long" when working on it.
     [Fact]
-    [Trait("Category", "Long")]
     public async Task Writes_across_four_scales_with_a_segment_store_killed_during_one_are_read_exactly_once_in_key_order()
     {
         await using var cluster = await ClusterProcesses.StartAsync(bookies: 3, stores: 2, quorums: (3, 3, 2), containers: 4, controllers: 2);

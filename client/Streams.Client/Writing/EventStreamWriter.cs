@@ -163,6 +163,9 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     /// <summary>Bytes taken from the writer's budget now (buffered or unacknowledged), for tests.</summary>
     internal long BufferedBytes => _context.Budget.InUse;
 
+    /// <summary>The routing table, for tests.</summary>
+    internal SegmentRouter Router => _router;
+
     /// <summary>The segments the writer writes now, for tests.</summary>
     internal IReadOnlyList<string> Segments => _router.Segments;
 

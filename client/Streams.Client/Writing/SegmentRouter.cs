@@ -57,6 +57,12 @@ internal sealed class SegmentRouter : IAsyncDisposable
         _table = new RouteTable([.. routes]);
     }
 
+    /// <summary>
+    /// For tests: called during a move with the router's lock held, after the moved events are in the successors and
+    /// before the writes that waited for the move are.
+    /// </summary>
+    internal Action? ReroutedForTests { get; set; }
+
     /// <summary>The segments written now, for tests.</summary>
     internal IReadOnlyList<string> Segments => [.. _table.Routes.Select(r => r.Writer.Segment).Distinct()];
 
@@ -143,10 +149,10 @@ internal sealed class SegmentRouter : IAsyncDisposable
         return writer;
     }
 
-    /// <summary>Queues or appends an event whose range was moving (lock held).</summary>
-    private Task AppendLocked(Waiting waiting)
+    /// <summary>Queues or appends an event whose range was moving (lock held), by <paramref name="table"/> (default: the published one).</summary>
+    private Task AppendLocked(Waiting waiting, RouteTable? table = null)
     {
-        var route = _table.Find(waiting.Point);
+        var route = (table ?? _table).Find(waiting.Point);
         if (route.Failed is { } failed)
         {
             _context.Budget.Release(waiting.Frame.Length);
@@ -301,15 +307,17 @@ internal sealed class SegmentRouter : IAsyncDisposable
                 _retired.Add(writer);
             }
 
-            _table = new RouteTable([.. next.OrderBy(r => r.Start)]);
+            // The new table is published only after the moved and waiting events are in the successors: a write on the
+            // lock-free path that found it earlier would pass them (per-key order broken across the scale).
+            var table = new RouteTable([.. next.OrderBy(r => r.Start)]);
             foreach (var (block, index) in events)
             {
                 var meta = block[index];
                 long? sequence = meta.Sequence < 0 ? null : meta.Sequence;
-                var route = _table.Find(meta.Point);
+                var route = table.Find(meta.Point);
                 if (route.Failed is not null || !route.Writer.TryAppendFramed(block.FrameOf(index), meta.Point, meta.HasKey, sequence, out var task))
                 {
-                    task = AppendLocked(new Waiting(block.FrameOf(index).ToArray(), meta.Point, meta.HasKey, sequence));
+                    task = AppendLocked(new Waiting(block.FrameOf(index).ToArray(), meta.Point, meta.HasKey, sequence), table);
                 }
 
                 var tasks = links.TryGetValue(block, out var list) ? list : links[block] = [];
@@ -319,11 +327,14 @@ internal sealed class SegmentRouter : IAsyncDisposable
                 }
             }
 
+            ReroutedForTests?.Invoke();
             foreach (var waiting in queued)
             {
-                var task = AppendLocked(waiting);
+                var task = AppendLocked(waiting, table);
                 _ = task.ContinueWith(static (t, w) => Settle(((Waiting)w!).Done, t), waiting, TaskScheduler.Default);
             }
+
+            _table = table;
         }
 
         foreach (var (block, tasks) in links)

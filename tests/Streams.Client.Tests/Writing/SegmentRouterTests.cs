@@ -79,6 +79,42 @@ public sealed class SegmentRouterTests : FakeClusterTest
     }
 
     [Fact]
+    public async Task A_write_racing_a_move_lands_behind_the_moved_and_waiting_events_of_its_key()
+    {
+        var sealedSegment = Cluster.AddSegment(0, 0, 0, 1);
+        var successor = Cluster.AddSegment(1, 1, 0, 1, (0, 0));
+        await using var writer = await Client.CreateWriterAsync("test", "s", Serializers.Utf8, SmallBlocks(Guid.NewGuid()));
+        sealedSegment.Hold();
+        var writes = Enumerable.Range(0, 30).Select(i => writer.WriteEventAsync("k", Value(i, 1))).ToList();
+        await WaitUntilAsync(() => sealedSegment.HeldCount >= 2, "the writer has blocks in flight");
+
+        // While the writer waits for the successors, the key's range is held: these wait behind the moved events.
+        Cluster.Controller.AnswerEmpty(sealedSegment.Name, 4);
+        sealedSegment.Seal();
+        Cluster.Controller.CompleteScale(1, sealedSegment.Name);
+        await WaitUntilAsync(() => Volatile.Read(ref Cluster.Controller.SuccessorCalls) >= 1, "the writer asks for the successors");
+        writes.AddRange(Enumerable.Range(30, 10).Select(i => writer.WriteEventAsync("k", Value(i, 1))));
+
+        // In the middle of the move another thread writes the key's next event. It must wait for the move to finish
+        // (a write that found the new table early went ahead of the waiting events).
+        Task<Task>? racing = null;
+        writer.Router.ReroutedForTests = () =>
+        {
+            if (racing is null)
+            {
+                racing = Task.Factory.StartNew(() => writer.WriteEventAsync("k", Value(40, 1)), CancellationToken.None, TaskCreationOptions.None, TaskScheduler.Default);
+                racing.Wait(TimeSpan.FromMilliseconds(500));
+            }
+        };
+        await Task.WhenAll(writes).WaitAsync(Patience);
+        await WaitUntilAsync(() => racing is not null, "the move ran");
+        await (await racing!).WaitAsync(Patience);
+
+        var stored = FakeEvents.Parse(sealedSegment.Data).Concat(FakeEvents.Parse(successor.Data)).Select(e => IndexOf(e.Value)).ToList();
+        Assert.Equal(Enumerable.Range(0, 41), stored);
+    }
+
+    [Fact]
     public async Task Events_of_merged_segments_reach_the_successor_in_sequence_order_and_none_is_dropped()
     {
         var writerId = Guid.NewGuid();
