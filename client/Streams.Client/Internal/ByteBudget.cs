@@ -29,6 +29,22 @@ internal sealed class ByteBudget
         }
     }
 
+    /// <summary>Takes <paramref name="bytes"/> if they are free now and no one waits for space; otherwise takes nothing.</summary>
+    public bool TryAcquire(long bytes)
+    {
+        bytes = Math.Min(bytes, Capacity);
+        lock (_lock)
+        {
+            if (_waiters.Count == 0 && _available >= bytes)
+            {
+                _available -= bytes;
+                return true;
+            }
+
+            return false;
+        }
+    }
+
     public ValueTask AcquireAsync(long bytes, CancellationToken cancellationToken)
     {
         bytes = Math.Min(bytes, Capacity);

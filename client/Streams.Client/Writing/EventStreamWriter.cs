@@ -24,6 +24,10 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     private int _disposed;
     private int _numbering; // 0 not decided yet, 1 by the writer, 2 by the application
     private long _lastSequence = -1;
+    private readonly Queue<Parked> _parked = new();
+    private Parked? _lastParked;
+    private int _parkedCount;
+    private bool _unparking;
 
     private EventStreamWriter(string scope, string stream, IEventSerializer<T> serializer, WriterContext context, SegmentRouter router, bool storeKeys)
     {
@@ -122,14 +126,13 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
         var hasKey = routingKey is not null;
         var point = hasKey ? KeySpace.PointOf(routingKey!) : Random.Shared.NextDouble();
         var bytes = EventFraming.FrameSize(scratch.WrittenCount, storeKey ? key.Length : -1);
-        var budget = _context.Budget.AcquireAsync(bytes, cancellationToken);
-        if (!budget.IsCompletedSuccessfully)
+        if (Volatile.Read(ref _parkedCount) > 0 || !_context.Budget.TryAcquire(bytes))
         {
             // Waiting for space: the scratch buffer may be reused meanwhile, so keep a copy of the payload.
-            var payload = scratch.WrittenSpan.ToArray();
+            var parked = new Parked(scratch.WrittenSpan.ToArray(), key, storeKey, point, hasKey, sequence, bytes, cancellationToken);
             TrimScratch(scratch);
-            await budget;
-            await _router.Append(payload, key, storeKey, point, hasKey, sequence);
+            Park(parked);
+            await parked.Done.Task;
             return;
         }
 
@@ -137,6 +140,97 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
         var appended = _router.Append(scratch.WrittenSpan, key, storeKey, point, hasKey, sequence);
         TrimScratch(scratch);
         await appended;
+    }
+
+    /// <summary>
+    /// Queues a write that waits for buffer space. Parked writes are appended one after another, in the order written,
+    /// each once its bytes are free; while any is parked, later writes park behind it. A write that resumed on its own
+    /// after the wait would race the application's next ones, which find space free and append at once: a later
+    /// event of a key could pass an earlier one.
+    /// </summary>
+    private void Park(Parked parked)
+    {
+        if (parked.Token.CanBeCanceled)
+        {
+            parked.Registration = parked.Token.Register(static p => ((Parked)p!).TryCancel(), parked);
+        }
+
+        lock (_parked)
+        {
+            _parked.Enqueue(parked);
+            _lastParked = parked;
+            Interlocked.Increment(ref _parkedCount);
+            if (_unparking)
+            {
+                return;
+            }
+
+            _unparking = true;
+        }
+
+        _ = Task.Run(UnparkAsync);
+    }
+
+    /// <summary>Appends the parked writes in order, each once its bytes are taken from the budget.</summary>
+    private async Task UnparkAsync()
+    {
+        while (true)
+        {
+            Parked head;
+            lock (_parked)
+            {
+                if (!_parked.TryPeek(out head!))
+                {
+                    _unparking = false;
+                    return;
+                }
+            }
+
+            try
+            {
+                await _context.Budget.AcquireAsync(head.Bytes, head.Token);
+                if (head.TryStart())
+                {
+                    var appended = _router.Append(head.Payload, head.Key, head.StoreKey, head.Point, head.HasKey, head.Sequence);
+                    _ = appended.ContinueWith(static (t, p) => ((Parked)p!).Settle(t), head, TaskScheduler.Default);
+                }
+                else
+                {
+                    _context.Budget.Release(head.Bytes);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                head.TryCancel();
+            }
+            catch (Exception e)
+            {
+                head.Done.TrySetException(e);
+            }
+
+            lock (_parked)
+            {
+                _parked.Dequeue();
+                if (_parked.Count == 0)
+                {
+                    _lastParked = null;
+                }
+
+                Interlocked.Decrement(ref _parkedCount);
+            }
+
+            head.Registration.Dispose();
+            head.Handled.TrySetResult();
+        }
+    }
+
+    /// <summary>Completes when every write parked now has been appended (or cancelled).</summary>
+    private Task ParkedHandledAsync()
+    {
+        lock (_parked)
+        {
+            return _lastParked?.Handled.Task ?? Task.CompletedTask;
+        }
     }
 
     /// <summary>The capacity of this thread's scratch buffer (0 when it has none), for tests.</summary>
@@ -157,8 +251,11 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     public Task WriteEventAsync(T value, CancellationToken cancellationToken = default) => WriteEventAsync(null, value, cancellationToken);
 
     /// <summary>Sends everything buffered and completes when all of it is durable (moved to successor segments if a scale sealed its segment).</summary>
-    public async Task FlushAsync(CancellationToken cancellationToken = default) =>
+    public async Task FlushAsync(CancellationToken cancellationToken = default)
+    {
+        await ParkedHandledAsync().WaitAsync(cancellationToken);
         await _router.FlushAsync().WaitAsync(cancellationToken);
+    }
 
     /// <summary>Bytes taken from the writer's budget now (buffered or unacknowledged), for tests.</summary>
     internal long BufferedBytes => _context.Budget.InUse;
@@ -177,6 +274,7 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
             return;
         }
 
+        await ParkedHandledAsync();
         await _router.DisposeAsync();
     }
 
@@ -204,4 +302,63 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
 
     [ThreadStatic]
     private static PooledBuffer? t_scratch;
+
+    /// <summary>A write waiting for buffer space, with a copy of its payload.</summary>
+    private sealed class Parked(byte[] payload, byte[] key, bool storeKey, double point, bool hasKey, long? sequence, long bytes, CancellationToken token)
+    {
+        private const int Waiting = 0, Started = 1, Cancelled = 2;
+        private int _state;
+
+        public byte[] Payload { get; } = payload;
+
+        public byte[] Key { get; } = key;
+
+        public bool StoreKey { get; } = storeKey;
+
+        public double Point { get; } = point;
+
+        public bool HasKey { get; } = hasKey;
+
+        public long? Sequence { get; } = sequence;
+
+        public long Bytes { get; } = bytes;
+
+        public CancellationToken Token { get; } = token;
+
+        public CancellationTokenRegistration Registration { get; set; }
+
+        /// <summary>The write's outcome: durable, failed, or cancelled while it waited.</summary>
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Set once the write left the queue (appended or cancelled).</summary>
+        public TaskCompletionSource Handled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Claims the write for appending; false if it was cancelled first.</summary>
+        public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Waiting) == Waiting;
+
+        /// <summary>Cancels the write unless it was appended already (cancellation covers only the wait for space).</summary>
+        public void TryCancel()
+        {
+            if (Interlocked.CompareExchange(ref _state, Cancelled, Waiting) == Waiting)
+            {
+                Done.TrySetCanceled(Token);
+            }
+        }
+
+        public void Settle(Task appended)
+        {
+            if (appended.IsFaulted)
+            {
+                Done.TrySetException(appended.Exception!.InnerExceptions);
+            }
+            else if (appended.IsCanceled)
+            {
+                Done.TrySetCanceled();
+            }
+            else
+            {
+                Done.TrySetResult();
+            }
+        }
+    }
 }

@@ -30,7 +30,8 @@ public sealed class FakeCluster : IAsyncDisposable
         var store = new FakeSegmentStore();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddGrpc();
+        // As the real servers: a block of one 8 MiB event fits in a message.
+        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = Streams.Common.Grpc.GrpcChannels.MaxMessageSize);
         builder.Services.AddSingleton(controller);
         builder.Services.AddSingleton(store);
         builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(port, l => l.Protocols = HttpProtocols.Http2));

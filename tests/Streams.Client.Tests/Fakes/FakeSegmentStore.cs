@@ -211,6 +211,28 @@ public sealed class FakeSegment(string name)
         }
     }
 
+    /// <summary>Stops holding: the held blocks are stored and acknowledged, in the order they came.</summary>
+    public void Release()
+    {
+        List<(AppendReply Reply, FakeSegmentStore.AppendReplies Replies)> answers = [];
+        lock (_lock)
+        {
+            _holding = false;
+            foreach (var (writer, block, replies) in _held)
+            {
+                Store(writer, block);
+                answers.Add((new AppendReply { Appended = new DataAppended { RequestId = block.RequestId, LastEventNumber = block.LastEventNumber, SegmentLength = _data.Length } }, replies));
+            }
+
+            _held.Clear();
+        }
+
+        foreach (var (reply, replies) in answers)
+        {
+            _ = replies.SendAsync(reply);
+        }
+    }
+
     /// <summary>
     /// Seals the segment: the first <paramref name="durable"/> held blocks are stored, but their acknowledgements are
     /// lost; the other held blocks, and every later one, are rejected as sealed.
