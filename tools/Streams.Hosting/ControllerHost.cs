@@ -9,6 +9,7 @@ using Streams.Common.Server.Grpc;
 using Streams.Coordination.Metadata;
 using Streams.Controller;
 using Streams.Controller.Cluster;
+using Streams.Controller.ReaderGroups;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
@@ -85,6 +86,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var controllerMetrics = new ControllerMetrics(controller, loads);
         telemetry.Own(controllerMetrics);
 
+        var groups = new ReaderGroupService(zookeeper, controller, () => election.IsLeader, loggerFactory.CreateLogger<ReaderGroupService>());
         var stop = new CancellationTokenSource();
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
@@ -103,14 +105,15 @@ public sealed class ControllerHost : IAsyncDisposable
                     logger.LogWarning("Finishing half-done stream operations failed ({Error}); the next leader retries.", e.Message);
                 }
             }, CancellationToken.None);
-            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership), watchdog.RunAsync(leadership));
+            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership), watchdog.RunAsync(leadership), groups.RunAsync(leadership));
         }, stop.Token), CancellationToken.None);
 
         var app = RoleServer.Build(settings, loggerFactory,
-            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new ExternalScalerService(controller)),
+            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new GrpcReaderGroupsService(groups)).AddSingleton(new ExternalScalerService(controller)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();
+                endpoints.MapGrpcService<GrpcReaderGroupsService>();
                 endpoints.MapGrpcService<ExternalScalerService>();
             },
             [

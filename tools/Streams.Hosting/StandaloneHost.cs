@@ -11,6 +11,7 @@ using Streams.Bookie.Storage;
 using Streams.Common.Server.Grpc;
 using Streams.Coordination.Metadata;
 using Streams.Controller;
+using Streams.Controller.ReaderGroups;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
@@ -133,6 +134,8 @@ public sealed class StandaloneHost : IAsyncDisposable
         await controller.RecoverAsync(cancellationToken);
         var controllerMetrics = new ControllerMetrics(controller, loads);
         telemetry.Own(controllerMetrics);
+        // The only controller leads always.
+        var groups = new ReaderGroupService(metadata, controller, () => true, loggerFactory.CreateLogger<ReaderGroupService>());
 
         var app = RoleServer.Build(
             settings,
@@ -140,10 +143,12 @@ public sealed class StandaloneHost : IAsyncDisposable
             services => services
                 .AddSegmentStoreGrpc(requests)
                 .AddSingleton(new GrpcControllerService(controller, loads))
+                .AddSingleton(new GrpcReaderGroupsService(groups))
                 .AddSingleton(new ExternalScalerService(controller)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();
+                endpoints.MapGrpcService<GrpcReaderGroupsService>();
                 endpoints.MapGrpcService<GrpcSegmentStoreService>();
                 endpoints.MapGrpcService<ExternalScalerService>();
             },
@@ -164,7 +169,9 @@ public sealed class StandaloneHost : IAsyncDisposable
             Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None),
             Task.Run(() => watchdog.RunAsync(host._stop.Token), CancellationToken.None));
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
-        host._scaling = Task.Run(() => evaluator.RunAsync(host._stop.Token), CancellationToken.None);
+        host._scaling = Task.WhenAll(
+            Task.Run(() => evaluator.RunAsync(host._stop.Token), CancellationToken.None),
+            Task.Run(() => groups.RunAsync(host._stop.Token), CancellationToken.None));
         try
         {
             await RoleServer.StartAsync(app, settings, cancellationToken);

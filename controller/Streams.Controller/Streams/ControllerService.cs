@@ -182,6 +182,10 @@ public sealed partial class ControllerService
         return ToInfo(updated);
     }
 
+    /// <summary>A segment's length and state, from its segment store.</summary>
+    public Task<Contracts.SegmentStore.SegmentInfo> GetSegmentInfoAsync(string segment, CancellationToken cancellationToken) =>
+        _segments.GetSegmentInfoAsync(segment, cancellationToken);
+
     public async Task<StreamInfo> DescribeStreamAsync(string scope, string stream, CancellationToken cancellationToken) =>
         ToInfo((await GetRequiredAsync(scope, stream, cancellationToken)).Record);
 

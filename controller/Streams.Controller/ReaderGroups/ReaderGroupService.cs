@@ -1,0 +1,404 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Streams.Common.Naming;
+using Streams.Contracts.Controller;
+using Streams.Coordination.Metadata;
+using Streams.Controller.Streams;
+
+namespace Streams.Controller.ReaderGroups;
+
+/// <summary>
+/// Reader groups on the leading controller: their records in the metadata store (/readergroups/{scope}/{group}), one
+/// <see cref="GroupCoordinator"/> per group in memory, the reader sessions' exchanges, and a tick that expires silent
+/// readers, hands out segments, looks up successors and refreshes segment lengths for the backlog.
+/// <para>
+/// Writes. Membership and assignment changes are stored before the exchange that caused them is answered (a new leader
+/// must not hand a segment to a second reader); commits only are stored at most once per <see cref="CommitWriteInterval"/>,
+/// so a new leader may resume a segment slightly before the last commits (at-least-once, as a reader that dies between
+/// two commits). Every write is a compare-and-set on the record's version: a controller that lost the lead and wrote
+/// meanwhile finds the version moved, drops its copy and answers UNAVAILABLE.
+/// </para>
+/// <para>
+/// Not built yet: start and end stream cuts, checkpoints, reset and update, retention that follows a group (these
+/// answer INVALID_ARGUMENT or UNIMPLEMENTED with a message saying so).
+/// </para>
+/// </summary>
+public sealed class ReaderGroupService : IReaderGroupBacklog
+{
+    /// <summary>Commits are stored at most this often per group.</summary>
+    public static readonly TimeSpan CommitWriteInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Segment lengths (for the backlog) are read again after this long.</summary>
+    public static readonly TimeSpan LengthRefresh = TimeSpan.FromSeconds(2);
+
+    private const string Root = "/readergroups";
+    private const int DefaultHeartbeatMs = 3000;
+    private const int DefaultSessionTimeoutMs = 30000;
+
+    private readonly IMetadataStore _store;
+    private readonly ControllerService _controller;
+    private readonly Func<bool> _isLeader;
+    private readonly CoordinatorRules _rules;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<(string Scope, string Group), Group> _groups = new();
+
+    public ReaderGroupService(IMetadataStore store, ControllerService controller, Func<bool> isLeader, ILogger<ReaderGroupService> logger, CoordinatorRules? rules = null, TimeProvider? clock = null)
+    {
+        _store = store;
+        _controller = controller;
+        _isLeader = isLeader;
+        _logger = logger;
+        _rules = rules ?? new CoordinatorRules();
+        _clock = clock ?? TimeProvider.System;
+    }
+
+    public event Action<string, string>? BacklogChanged;
+
+    public static string GroupPath(string scope, string group) => $"{Root}/{scope}/{group}";
+
+    public async Task<CreateReaderGroupReply> CreateAsync(CreateReaderGroupRequest request, CancellationToken cancellationToken)
+    {
+        Validate(request.Scope, request.Group);
+        EnsureLeading();
+        var config = request.Config ?? throw Invalid("A reader group needs a config with at least one stream.");
+        if (config.Streams.Count == 0)
+        {
+            throw Invalid("A reader group reads at least one stream: name it in config.streams.");
+        }
+
+        if (config.Streams.Any(s => s.Start is not null || s.End is not null))
+        {
+            throw Invalid("Start and end stream cuts are not supported yet: a group reads each stream from its head.");
+        }
+
+        if (config.CheckpointIntervalMs != 0 || config.Retention != GroupRetention.None)
+        {
+            throw Invalid("Checkpoints and retention that follows the group are not supported yet: leave checkpoint_interval_ms 0 and retention NONE.");
+        }
+
+        var heartbeat = config.HeartbeatIntervalMs == 0 ? DefaultHeartbeatMs : config.HeartbeatIntervalMs;
+        var timeout = config.SessionTimeoutMs == 0 ? DefaultSessionTimeoutMs : config.SessionTimeoutMs;
+        if (heartbeat is < 100 or > 60_000 || timeout < 2 * heartbeat || timeout > 600_000)
+        {
+            throw Invalid($"heartbeat_interval_ms must be 100–60000 and session_timeout_ms at least twice it and at most 600000 (are {heartbeat} and {timeout}).");
+        }
+
+        var record = new ReaderGroupRecord
+        {
+            Scope = request.Scope, Group = request.Group, HeartbeatIntervalMs = heartbeat, SessionTimeoutMs = timeout,
+            CreatedAtUnixMs = _clock.GetUtcNow().ToUnixTimeMilliseconds(), Streams = [],
+        };
+        foreach (var stream in config.Streams)
+        {
+            if (record.Streams.Contains(new GroupStreamRecord(stream.Scope, stream.Stream)))
+            {
+                throw Invalid($"Stream {stream.Scope}/{stream.Stream} is named twice.");
+            }
+
+            record.Streams.Add(new GroupStreamRecord(stream.Scope, stream.Stream));
+            record.State.Segments.AddRange(await HeadOfAsync(stream.Scope, stream.Stream, cancellationToken));
+        }
+
+        var created = await _store.TryCreateAsync(GroupPath(record.Scope, record.Group), Serialize(record), cancellationToken);
+        if (created)
+        {
+            _logger.LogInformation("Created reader group {Scope}/{Group} over {Streams}.", record.Scope, record.Group, string.Join(", ", record.Streams.Select(s => $"{s.Scope}/{s.Stream}")));
+        }
+
+        return new CreateReaderGroupReply { Created = created, Info = await DescribeAsync(request.Scope, request.Group, cancellationToken) };
+    }
+
+    public async Task<ReaderGroupInfo> DescribeAsync(string scope, string group, CancellationToken cancellationToken)
+    {
+        Validate(scope, group);
+        return await WithGroupAsync(scope, group, g =>
+        {
+            var info = new ReaderGroupInfo
+            {
+                Scope = scope, Group = group, CreatedAtUnixMs = g.Record.CreatedAtUnixMs,
+                Config = new ReaderGroupConfig { HeartbeatIntervalMs = g.Record.HeartbeatIntervalMs, SessionTimeoutMs = g.Record.SessionTimeoutMs },
+            };
+            info.Config.Streams.AddRange(g.Record.Streams.Select(s => new ReaderGroupStream { Scope = s.Scope, Stream = s.Stream }));
+            g.Coordinator.Describe(info);
+            return Task.FromResult(info);
+        }, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> ListAsync(string scope, CancellationToken cancellationToken)
+    {
+        if (NameValidator.Validate(scope, "scope") is { } error)
+        {
+            throw Invalid(error);
+        }
+
+        return await _store.GetChildrenAsync($"{Root}/{scope}", cancellationToken);
+    }
+
+    public async Task<bool> DeleteAsync(string scope, string group, CancellationToken cancellationToken)
+    {
+        Validate(scope, group);
+        EnsureLeading();
+        var deleted = await _store.TryDeleteAsync(GroupPath(scope, group), -1, cancellationToken);
+        _groups.TryRemove((scope, group), out _);
+        return deleted;
+    }
+
+    public async Task<bool> ReaderOfflineAsync(ReaderOfflineRequest request, CancellationToken cancellationToken)
+    {
+        Validate(request.Scope, request.Group);
+        return await WithGroupAsync(request.Scope, request.Group, async g =>
+        {
+            var removed = g.Coordinator.ReaderOffline(request.ReaderId, request.Positions);
+            await SettleAsync(g, cancellationToken);
+            return removed;
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// One exchange of a reader's session: its messages since the last one, answered by what the coordinator says at
+    /// once and everything queued for the reader.
+    /// </summary>
+    public async Task<IReadOnlyList<CoordinatorMessage>> ExchangeAsync(string scope, string group, string readerId, IEnumerable<ReaderMessage> messages, CancellationToken cancellationToken)
+    {
+        Validate(scope, group);
+        if (string.IsNullOrEmpty(readerId) || readerId.Length > 255)
+        {
+            throw Invalid("A reader id is 1 to 255 characters.");
+        }
+
+        return await WithGroupAsync(scope, group, async g =>
+        {
+            var now = _clock.GetUtcNow();
+            var replies = new List<CoordinatorMessage>();
+            foreach (var message in messages)
+            {
+                replies.AddRange(g.Coordinator.Handle(readerId, message, now));
+            }
+
+            await SettleAsync(g, cancellationToken);
+            replies.AddRange(g.Coordinator.Drain(readerId));
+            return (IReadOnlyList<CoordinatorMessage>)replies;
+        }, cancellationToken);
+    }
+
+    /// <summary>Ticks every group this controller holds, until <paramref name="cancellationToken"/> ends (a leadership).</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200), _clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                if (!_isLeader())
+                {
+                    _groups.Clear();
+                    continue;
+                }
+
+                foreach (var ((scope, group), _) in _groups)
+                {
+                    try
+                    {
+                        await WithGroupAsync(scope, group, async g =>
+                        {
+                            await RefreshLengthsAsync(g, cancellationToken);
+                            await SettleAsync(g, cancellationToken);
+                            return true;
+                        }, cancellationToken);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        _logger.LogWarning("Reader group {Scope}/{Group}: {Error}", scope, group, e.Message);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _groups.Clear();
+        }
+    }
+
+    public async ValueTask<GroupBacklog?> GetBacklogAsync(string scope, string group, CancellationToken cancellationToken)
+    {
+        if (!_isLeader())
+        {
+            return null;
+        }
+
+        try
+        {
+            return await WithGroupAsync(scope, group, g => Task.FromResult(g.Coordinator.Backlog()), cancellationToken);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>No group subscribes to retention yet (not supported at creation).</summary>
+    public ValueTask<IReadOnlyList<StreamCut>> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IReadOnlyList<StreamCut>>([]);
+
+    // ---- Groups in memory -------------------------------------------------------------------------------
+
+    private async Task<T> WithGroupAsync<T>(string scope, string group, Func<Group, Task<T>> work, CancellationToken cancellationToken)
+    {
+        EnsureLeading();
+        var g = _groups.TryGetValue((scope, group), out var known) ? known : await LoadAsync(scope, group, cancellationToken);
+        await g.Lock.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_groups.TryGetValue((scope, group), out var current) || current != g)
+            {
+                // Deleted or dropped while this call waited.
+                throw new RpcException(new Status(StatusCode.Unavailable, $"Reader group {scope}/{group} changed meanwhile; try again."));
+            }
+
+            return await work(g);
+        }
+        finally
+        {
+            g.Lock.Release();
+        }
+    }
+
+    private async Task<Group> LoadAsync(string scope, string group, CancellationToken cancellationToken)
+    {
+        var value = await _store.GetAsync(GroupPath(scope, group), cancellationToken)
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"Reader group {scope}/{group} does not exist."));
+        var record = JsonSerializer.Deserialize(value.Data, ReaderGroupJsonContext.Default.ReaderGroupRecord)
+            ?? throw new RpcException(new Status(StatusCode.DataLoss, $"Reader group {scope}/{group}: its stored record is empty."));
+        var now = _clock.GetUtcNow();
+        var coordinator = new GroupCoordinator(record.State, TimeSpan.FromMilliseconds(record.HeartbeatIntervalMs), TimeSpan.FromMilliseconds(record.SessionTimeoutMs), _rules, now);
+        var loaded = new Group(record, value.Version, coordinator);
+        return _groups.GetOrAdd((scope, group), loaded);
+    }
+
+    /// <summary>Ticks the coordinator, adds the successors of completed segments, and stores what must be stored (group lock held).</summary>
+    private async Task SettleAsync(Group g, CancellationToken cancellationToken)
+    {
+        var now = _clock.GetUtcNow();
+        g.Coordinator.Tick(now);
+        var added = false;
+        foreach (var completed in g.Coordinator.SuccessorLookups.ToList())
+        {
+            var reply = await _controller.GetSuccessorsAsync(completed.Name, cancellationToken);
+            if (reply.Successors.Count > 0 || reply.State == StreamState.Sealed)
+            {
+                g.Coordinator.AddSuccessors(completed.SegmentId, [.. reply.Successors.Select(s => new GroupSuccessor(
+                    completed.Scope, completed.Stream, s.Segment.SegmentId, s.Segment.Segment, s.Segment.KeyStart, s.Segment.KeyEnd, [.. s.PredecessorIds]))]);
+                added = true;
+            }
+
+            // Otherwise a scale is still completing: looked up again on the next tick.
+        }
+
+        if (added)
+        {
+            g.Coordinator.Tick(now);
+        }
+
+        if (g.Coordinator.Dirty == GroupDirt.Now || (g.Coordinator.Dirty == GroupDirt.Commits && now - g.LastWrite >= CommitWriteInterval))
+        {
+            await WriteAsync(g, now, cancellationToken);
+            BacklogChanged?.Invoke(g.Record.Scope, g.Record.Group);
+        }
+    }
+
+    private async Task WriteAsync(Group g, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var version = await _store.TrySetAsync(GroupPath(g.Record.Scope, g.Record.Group), Serialize(g.Record), g.Version, cancellationToken);
+        if (version is not { } written)
+        {
+            _groups.TryRemove(new KeyValuePair<(string, string), Group>((g.Record.Scope, g.Record.Group), g));
+            throw new RpcException(new Status(StatusCode.Unavailable,
+                $"Reader group {g.Record.Scope}/{g.Record.Group} was changed or deleted by another controller; try again."));
+        }
+
+        g.Version = written;
+        g.LastWrite = now;
+        g.Coordinator.MarkWritten();
+    }
+
+    private async Task RefreshLengthsAsync(Group g, CancellationToken cancellationToken)
+    {
+        var now = _clock.GetUtcNow();
+        if (now - g.LastLengths < LengthRefresh)
+        {
+            return;
+        }
+
+        g.LastLengths = now;
+        foreach (var segment in g.Record.State.Segments.Where(s => s.State != GroupSegmentState.Completed).ToList())
+        {
+            try
+            {
+                g.Coordinator.SetLength(segment.SegmentId, (await _controller.GetSegmentInfoAsync(segment.Name, cancellationToken)).Length);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A store away for now: the last length stands until the next refresh.
+            }
+        }
+
+        BacklogChanged?.Invoke(g.Record.Scope, g.Record.Group);
+    }
+
+    /// <summary>The segments a group starts a stream with: those of its earliest epoch still there (no predecessor left in the stream).</summary>
+    private async Task<IEnumerable<GroupSegmentRecord>> HeadOfAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        var list = await _controller.ListSegmentsAsync(scope, stream, cancellationToken);
+        var ids = list.Segments.Select(s => s.Segment.SegmentId).ToHashSet();
+        return list.Segments
+            .Where(s => !s.PredecessorIds.Any(ids.Contains))
+            .Select(s => new GroupSegmentRecord
+            {
+                Scope = scope, Stream = stream, SegmentId = s.Segment.SegmentId, Name = s.Segment.Segment,
+                KeyStart = s.Segment.KeyStart, KeyEnd = s.Segment.KeyEnd,
+            });
+    }
+
+    private void EnsureLeading()
+    {
+        if (!_isLeader())
+        {
+            _groups.Clear();
+            throw new RpcException(new Status(StatusCode.Unavailable, "This controller does not lead: reader groups are coordinated by the leading controller."));
+        }
+    }
+
+    private static void Validate(string scope, string group)
+    {
+        if ((NameValidator.Validate(scope, "scope") ?? NameValidator.Validate(group, "reader group")) is { } error)
+        {
+            throw Invalid(error);
+        }
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    private static byte[] Serialize(ReaderGroupRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ReaderGroupJsonContext.Default.ReaderGroupRecord);
+
+    /// <summary>A group held in memory: its record (whose State the coordinator changes), the record's version, and a lock.</summary>
+    private sealed class Group(ReaderGroupRecord record, long version, GroupCoordinator coordinator)
+    {
+        public ReaderGroupRecord Record { get; } = record;
+
+        public long Version { get; set; } = version;
+
+        public GroupCoordinator Coordinator { get; } = coordinator;
+
+        public SemaphoreSlim Lock { get; } = new(1, 1);
+
+        public DateTimeOffset LastWrite { get; set; }
+
+        public DateTimeOffset LastLengths { get; set; }
+    }
+}
