@@ -83,10 +83,10 @@ public sealed class ControllerHost : IAsyncDisposable
         var loads = new SegmentLoadTracker((scope, stream) => controllerOfLoads?.Known(scope, stream), () => election.IsLeader);
         var controller = new ControllerService(streams, admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>(), loads);
         controllerOfLoads = controller;
-        var controllerMetrics = new ControllerMetrics(controller, loads);
+        var groups = new ReaderGroupService(zookeeper, controller, () => election.IsLeader, loggerFactory.CreateLogger<ReaderGroupService>());
+        var controllerMetrics = new ControllerMetrics(controller, loads, groups);
         telemetry.Own(controllerMetrics);
 
-        var groups = new ReaderGroupService(zookeeper, controller, () => election.IsLeader, loggerFactory.CreateLogger<ReaderGroupService>());
         var stop = new CancellationTokenSource();
         var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
@@ -109,7 +109,7 @@ public sealed class ControllerHost : IAsyncDisposable
         }, stop.Token), CancellationToken.None);
 
         var app = RoleServer.Build(settings, loggerFactory,
-            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new GrpcReaderGroupsService(groups)).AddSingleton(new ExternalScalerService(controller)),
+            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new GrpcReaderGroupsService(groups)).AddSingleton(new ExternalScalerService(controller, groups)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();

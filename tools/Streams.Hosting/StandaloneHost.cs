@@ -132,10 +132,10 @@ public sealed class StandaloneHost : IAsyncDisposable
             loads);
         controllerOfLoads = controller;
         await controller.RecoverAsync(cancellationToken);
-        var controllerMetrics = new ControllerMetrics(controller, loads);
-        telemetry.Own(controllerMetrics);
         // The only controller leads always.
         var groups = new ReaderGroupService(metadata, controller, () => true, loggerFactory.CreateLogger<ReaderGroupService>());
+        var controllerMetrics = new ControllerMetrics(controller, loads, groups);
+        telemetry.Own(controllerMetrics);
 
         var app = RoleServer.Build(
             settings,
@@ -144,7 +144,7 @@ public sealed class StandaloneHost : IAsyncDisposable
                 .AddSegmentStoreGrpc(requests)
                 .AddSingleton(new GrpcControllerService(controller, loads))
                 .AddSingleton(new GrpcReaderGroupsService(groups))
-                .AddSingleton(new ExternalScalerService(controller)),
+                .AddSingleton(new ExternalScalerService(controller, groups)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();

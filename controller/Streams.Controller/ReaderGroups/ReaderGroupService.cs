@@ -59,6 +59,10 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
     public static string GroupPath(string scope, string group) => $"{Root}/{scope}/{group}";
 
+    /// <summary>The backlog of every group this controller coordinates, as of its last tick (for the gauges).</summary>
+    public IEnumerable<(string Scope, string Group, GroupBacklog Backlog)> Backlogs =>
+        _groups.Select(g => (g.Key.Scope, g.Key.Group, g.Value.Backlog));
+
     public async Task<CreateReaderGroupReply> CreateAsync(CreateReaderGroupRequest request, CancellationToken cancellationToken)
     {
         Validate(request.Scope, request.Group);
@@ -188,6 +192,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200), _clock);
+        var loadedAll = false;
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
@@ -195,8 +200,13 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
                 if (!_isLeader())
                 {
                     _groups.Clear();
+                    loadedAll = false;
                     continue;
                 }
+
+                // Once per leadership: every stored group, so that readers who never come back are expired and every
+                // group's backlog is measured, not only those a reader or KEDA asked about.
+                loadedAll = loadedAll || await LoadAllAsync(cancellationToken);
 
                 foreach (var ((scope, group), _) in _groups)
                 {
@@ -234,7 +244,11 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
         try
         {
-            return await WithGroupAsync(scope, group, g => Task.FromResult(g.Coordinator.Backlog()), cancellationToken);
+            return await WithGroupAsync(scope, group, async g =>
+            {
+                await RefreshLengthsAsync(g, cancellationToken);
+                return g.Coordinator.Backlog();
+            }, cancellationToken);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
         {
@@ -266,6 +280,31 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         finally
         {
             g.Lock.Release();
+        }
+    }
+
+    /// <summary>Loads every stored group not held yet; false if the store could not be read (tried again on the next tick).</summary>
+    private async Task<bool> LoadAllAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            foreach (var scope in await _store.GetChildrenAsync(Root, cancellationToken))
+            {
+                foreach (var group in await _store.GetChildrenAsync($"{Root}/{scope}", cancellationToken))
+                {
+                    if (!_groups.ContainsKey((scope, group)))
+                    {
+                        await LoadAsync(scope, group, cancellationToken);
+                    }
+                }
+            }
+
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _logger.LogWarning("Loading the reader groups failed ({Error}); trying again.", e.Message);
+            return false;
         }
     }
 
@@ -304,6 +343,8 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         {
             g.Coordinator.Tick(now);
         }
+
+        g.Backlog = g.Coordinator.Backlog();
 
         if (g.Coordinator.Dirty == GroupDirt.Now || (g.Coordinator.Dirty == GroupDirt.Commits && now - g.LastWrite >= CommitWriteInterval))
         {
@@ -400,5 +441,8 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         public DateTimeOffset LastWrite { get; set; }
 
         public DateTimeOffset LastLengths { get; set; }
+
+        /// <summary>As of the last settle; the gauges read it without the lock (a torn read mixes two recent figures).</summary>
+        public GroupBacklog Backlog { get; set; }
     }
 }

@@ -1,11 +1,13 @@
 using System.Diagnostics.Metrics;
+using Streams.Controller.ReaderGroups;
 using Streams.Controller.Streams;
 
 namespace Streams.Controller.Scaling;
 
 /// <summary>
 /// The scaling signal as gauges (meter "Streams.Controller"): each stream's segment count, whether it is sealed and
-/// its hot keys, labelled by scope and stream; and the scales the policy made.
+/// its hot keys, labelled by scope and stream; each reader group's backlog, labelled by scope and group; and the scales
+/// the policy made.
 /// </summary>
 public sealed class ControllerMetrics : IDisposable
 {
@@ -16,8 +18,13 @@ public sealed class ControllerMetrics : IDisposable
 
     /// <param name="controller">Whose known streams the gauges show.</param>
     /// <param name="loads">Where the hot keys are (none without it).</param>
-    public ControllerMetrics(ControllerService controller, ISegmentLoads? loads = null)
+    /// <param name="groups">Whose reader groups' backlogs the gauges show (none without it).</param>
+    public ControllerMetrics(ControllerService controller, ISegmentLoads? loads = null, ReaderGroupService? groups = null)
     {
+        _meter.CreateObservableGauge("streams.readergroup.unread_bytes", () => MeasureGroups(groups, b => b.UnreadBytes), "By",
+            "What a reader group still has to read: over its segments not completed, their length (or end cut) minus the committed offset (leading controller).");
+        _meter.CreateObservableGauge("streams.readergroup.backlogged_segments", () => MeasureGroups(groups, b => b.BackloggedSegments), "{segment}",
+            "Segments of a reader group with unread bytes: the most readers the backlog can keep busy (leading controller).");
         _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0), "{segment}",
             "Active segments of a stream (0 once sealed): the number of readers that can work on it in parallel.");
         // Read from the record on every scrape, so it shows a new epoch as soon as the controller recorded it.
@@ -47,6 +54,9 @@ public sealed class ControllerMetrics : IDisposable
     }
 
     public void Dispose() => _meter.Dispose();
+
+    private static IEnumerable<Measurement<long>> MeasureGroups(ReaderGroupService? groups, Func<GroupBacklog, long> value) =>
+        (groups?.Backlogs ?? []).Select(g => new Measurement<long>(value(g.Backlog), new KeyValuePair<string, object?>("scope", g.Scope), new KeyValuePair<string, object?>("group", g.Group)));
 
     private static IEnumerable<Measurement<int>> Measure(ControllerService controller, Func<StreamRecord, int> value) =>
         controller.KnownStreams.Select(r => new Measurement<int>(value(r), new KeyValuePair<string, object?>("scope", r.Scope), new KeyValuePair<string, object?>("stream", r.Stream)));

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
 using Streams.Contracts.ExternalScaler;
+using Streams.Controller.ReaderGroups;
 using Streams.Controller.Scaling;
 using Streams.Controller.Streams;
 using Streams.Controller.Tests.Streams;
@@ -14,15 +15,18 @@ namespace Streams.Controller.Tests.Scaling;
 public sealed partial class ExternalScalerServiceTests : IAsyncLifetime
 {
     private readonly TempDirectory _dir = new("scaler");
+    private readonly RecordingSegmentStore _segments = new();
     private FileMetadataStore _metadata = null!;
     private ControllerService _controller = null!;
+    private ReaderGroupService _groups = null!;
     private ExternalScalerService _scaler = null!;
 
     public async ValueTask InitializeAsync()
     {
         _metadata = FileMetadataStore.Open(_dir.Path);
-        _controller = new ControllerService(new StreamMetadataStore(_metadata), new RecordingSegmentStore(), new Locator(), new ControllerOptions(), NullLogger<ControllerService>.Instance);
-        _scaler = new ExternalScalerService(_controller);
+        _controller = new ControllerService(new StreamMetadataStore(_metadata), _segments, new Locator(), new ControllerOptions(), NullLogger<ControllerService>.Instance);
+        _groups = new ReaderGroupService(_metadata, _controller, () => true, NullLogger<ReaderGroupService>.Instance, new CoordinatorRules { JoinWindow = TimeSpan.Zero });
+        _scaler = new ExternalScalerService(_controller, _groups);
         await _controller.CreateScopeAsync("shop", default);
         await _controller.CreateStreamAsync("shop", "orders", new StreamConfiguration { Scaling = new ScalingPolicy { Fixed = new FixedScaling { SegmentCount = 3 } } }, default);
     }
@@ -78,6 +82,73 @@ public sealed partial class ExternalScalerServiceTests : IAsyncLifetime
         catch (OperationCanceledException)
         {
         }
+    }
+
+    [Fact]
+    public async Task The_unread_bytes_metric_is_the_groups_backlog_capped_at_its_backlogged_segments_times_the_target()
+    {
+        await _groups.CreateAsync(new CreateReaderGroupRequest
+        {
+            Scope = "shop", Group = "billing",
+            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "shop", Stream = "orders" } } },
+        }, default);
+        var trigger = Trigger(("metric", "unreadBytes"), ("scope", "shop"), ("readerGroup", "billing"), ("targetBytesPerReplica", "1000"), ("activationUnreadBytes", "100"));
+        var spec = Assert.Single((await _scaler.GetMetricSpec(trigger, new CallContext())).MetricSpecs);
+        Assert.Equal(("streams-unread-shop-billing", 1000L, 1000.0), (spec.MetricName, spec.TargetSize, spec.TargetSizeFloat));
+        Assert.Equal((0L, 0.0, false), await AskUnreadAsync(trigger));
+
+        // One segment holds 5,000 unread bytes, another 50: 5,050 in all, but only two segments can keep readers busy.
+        SetLength(0, 5000);
+        SetLength(1, 50);
+        var fresh = new ReaderGroupService(_metadata, _controller, () => true, NullLogger<ReaderGroupService>.Instance);
+        var scaler = new ExternalScalerService(_controller, fresh);
+        var value = Assert.Single((await scaler.GetMetrics(new GetMetricsRequest { ScaledObjectRef = trigger, MetricName = spec.MetricName }, new CallContext())).MetricValues);
+        Assert.Equal((2000L, 2000.0), (value.MetricValue_, value.MetricValueFloat));
+        Assert.True((await scaler.IsActive(trigger, new CallContext())).Result);
+
+        // Below the activation threshold the group counts as caught up: inactive, so functions scale to zero.
+        SetLength(0, 0);
+        SetLength(1, 60);
+        var caughtUp = new ExternalScalerService(_controller, new ReaderGroupService(_metadata, _controller, () => true, NullLogger<ReaderGroupService>.Instance));
+        Assert.False((await caughtUp.IsActive(trigger, new CallContext())).Result);
+
+        var missing = Trigger(("metric", "unreadBytes"), ("scope", "shop"), ("readerGroup", "nobody"));
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => _scaler.IsActive(missing, new CallContext()))).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("metric", "lag", "metric must be 'segments' or 'unreadBytes'")]
+    [InlineData("targetBytesPerReplica", "0", "targetBytesPerReplica must be a whole number")]
+    [InlineData("targetBytesPerReplica", "1.5", "targetBytesPerReplica must be a whole number")]
+    [InlineData("activationUnreadBytes", "-1", "activationUnreadBytes must be a whole number")]
+    [InlineData("readerGroup", null, "needs the 'scope' and the 'readerGroup'")]
+    public async Task Every_call_refuses_bad_unread_bytes_metadata_alike(string key, string? value, string message)
+    {
+        var metadata = new Dictionary<string, string> { ["metric"] = "unreadBytes", ["scope"] = "shop", ["readerGroup"] = "billing" };
+        if (value is null)
+        {
+            metadata.Remove(key);
+        }
+        else
+        {
+            metadata[key] = value;
+        }
+
+        await AssertEveryCallFailsAsync(Trigger([.. metadata.Select(p => (p.Key, p.Value))]), StatusCode.InvalidArgument, message);
+    }
+
+    private void SetLength(int number, long length)
+    {
+        var name = $"shop/orders/{number}.#epoch.0";
+        _segments.Infos[name] = new Contracts.SegmentStore.SegmentInfo { Segment = name, Length = length };
+    }
+
+    private async Task<(long Value, double ValueFloat, bool Active)> AskUnreadAsync(ScaledObjectRef trigger)
+    {
+        var value = Assert.Single((await _scaler.GetMetrics(new GetMetricsRequest { ScaledObjectRef = trigger, MetricName = "streams-unread-shop-billing" }, new CallContext())).MetricValues);
+        var active = (await _scaler.IsActive(trigger, new CallContext())).Result;
+        Assert.Equal([active], await StreamIsActiveAsync(trigger));
+        return (value.MetricValue_, value.MetricValueFloat, active);
     }
 
     [Theory]
