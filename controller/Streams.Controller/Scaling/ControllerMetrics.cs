@@ -21,7 +21,7 @@ public sealed class ControllerMetrics : IDisposable
     /// <param name="groups">Whose reader groups' backlogs the gauges show (none without it).</param>
     public ControllerMetrics(ControllerService controller, ISegmentLoads? loads = null, ReaderGroupService? groups = null)
     {
-        _meter.CreateObservableGauge("streams.readergroup.unread_bytes", () => MeasureGroups(groups, b => b.UnreadBytes), "By",
+        _meter.CreateObservableGauge("streams.readergroup.unread", () => MeasureGroups(groups, b => b.UnreadBytes), "By",
             "What a reader group still has to read: over its segments not completed, their length (or end cut) minus the committed offset (leading controller).");
         _meter.CreateObservableGauge("streams.readergroup.backlogged_segments", () => MeasureGroups(groups, b => b.BackloggedSegments), "{segment}",
             "Segments of a reader group with unread bytes: the most readers the backlog can keep busy (leading controller).");
