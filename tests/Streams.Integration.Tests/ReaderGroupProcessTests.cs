@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Streams.Client;
@@ -13,7 +15,8 @@ namespace Streams.Integration.Tests;
 /// <summary>
 /// Reader groups on a real <c>streams standalone</c> process, read by readers in another language: grpc-js readers
 /// (tests/interop/group-reader.js, written from docs/wire-protocol.md and the .proto files alone) share a stream's
-/// segments as the controller assigns them, and every event is read exactly once.
+/// segments as the controller assigns them, and every event is read exactly once; a reader SIGKILLed mid-stream has
+/// its segments taken over from its committed positions once its session expires.
 /// </summary>
 public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : IClassFixture<StandaloneProcessFixture>
 {
@@ -86,5 +89,97 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         {
             events = r.GetProperty("events").GetArrayLength(), assigned = r.GetProperty("assigned").GetArrayLength(), revoked = r.GetProperty("revoked").GetArrayLength(),
         })));
+    }
+
+    [Fact]
+    public async Task A_reader_SIGKILLed_mid_stream_has_its_segments_resumed_by_another_from_its_commits_after_the_session_timeout()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const int SessionTimeoutMs = 3000;
+        await using var client = fixture.CreateClient();
+        await client.Streams.CreateScopeAsync("rg-kill", ct);
+        await client.Streams.CreateStreamAsync("rg-kill", "events", StreamConfig.Fixed(2), ct);
+        using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
+        var groups = new ReaderGroupsClient(channel);
+        var reference = new ReaderGroupRef { Scope = "rg-kill", Group = "billing" };
+        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
+        {
+            Scope = "rg-kill", Group = "billing",
+            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "rg-kill", Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = SessionTimeoutMs },
+        }, cancellationToken: ct);
+
+        var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
+        var byA = new ConcurrentQueue<(string Segment, long Offset, int Index)>();
+        using var readerA = Node.StartWithLines(Script, line =>
+        {
+            if (line.StartsWith("{\"event\"", StringComparison.Ordinal))
+            {
+                var e = JsonDocument.Parse(line).RootElement.GetProperty("event");
+                byA.Enqueue((e.GetProperty("segment").GetString()!, e.GetProperty("offset").GetInt64(), IndexOf(e.GetProperty("payload").GetString()!)));
+            }
+        }, port, "rg-kill", "billing", "js-a", "60000", "lines");
+        await WaitUntilAsync(async () => (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Members is [{ SegmentIds.Count: 2 }], "reader a owns both segments", ct);
+
+        const int Events = 4000;
+        await using var writer = await client.CreateWriterAsync("rg-kill", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
+        // Written in steps of 40 events every 20 ms (about 8 s in all), so reader a dies while events keep coming.
+        var writing = Task.Run(async () =>
+        {
+            for (var i = 0; i < Events; i += 40)
+            {
+                await Task.WhenAll(Enumerable.Range(i, 40).Select(j => writer.WriteEventAsync("k" + (j % 16), $"{j}:k{j % 16}", ct)));
+                await Task.Delay(20, ct);
+            }
+        }, ct);
+        await WaitUntilAsync(() => Task.FromResult(byA.Count >= Events / 3), "reader a reads", ct);
+        readerA.Kill();
+        var killed = Stopwatch.StartNew();
+        await readerA.WaitForExitAsync(ct);
+        var committed = (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Segments.ToDictionary(s => s.Segment, s => s.CommittedOffset);
+        var readerB = Node.RunJsonAsync(Script, port, "rg-kill", "billing", "js-b", "50000");
+        Assert.False(writing.IsCompleted, "The writer finished before reader a was killed: the test no longer kills it mid-stream.");
+        await WaitUntilAsync(async () => (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Members is [{ ReaderId: "js-b", SegmentIds.Count: 2 }], "reader b owns both segments", ct);
+        var takeover = killed.Elapsed;
+        await writing;
+        await client.Streams.SealStreamAsync("rg-kill", "events", ct);
+        var byB = (await readerB).GetProperty("events").EnumerateArray()
+            .Select(e => (Segment: e.GetProperty("segment").GetString()!, Offset: e.GetProperty("offset").GetInt64(), Index: IndexOf(e.GetProperty("payload").GetString()!))).ToList();
+        var again = byA.Select(e => e.Index).Intersect(byB.Select(e => e.Index)).Count();
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"reader a read {byA.Count} events before SIGKILL; reader b owned its segments {takeover.TotalSeconds:F2} s later and read {byB.Count}, {again} of them read by a already (after its last commit)");
+
+        // Nothing lost: every event was read by a (before it died) or b.
+        Assert.Equal(Enumerable.Range(0, Events), byA.Select(e => e.Index).Concat(byB.Select(e => e.Index)).Distinct().Order());
+        Assert.Equal(byB.Count, byB.Select(e => (e.Segment, e.Offset)).Distinct().Count());
+        foreach (var (segment, offset) in committed)
+        {
+            // b resumed each segment exactly at a's last commit: what a read beyond it is read again (at-least-once),
+            // nothing before it is.
+            var resumed = byB.Where(e => e.Segment == segment).ToList();
+            Assert.NotEmpty(resumed);
+            Assert.Equal(offset, resumed.Min(e => e.Offset));
+            Assert.All(byA.Where(e => e.Segment == segment && e.Offset < offset), e => Assert.DoesNotContain(e.Index, resumed.Select(r => r.Index)));
+        }
+
+        // Taken over once the session expired, and soon after.
+        Assert.InRange(takeover, TimeSpan.FromMilliseconds(SessionTimeoutMs - 1000), TimeSpan.FromMilliseconds(SessionTimeoutMs) + TimeSpan.FromSeconds(5));
+    }
+
+    private static int IndexOf(string value) => int.Parse(value.Split(':')[0], CultureInfo.InvariantCulture);
+
+    /// <summary>Waits until <paramref name="condition"/> holds, at most 20 s in steps of 100 ms.</summary>
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, CancellationToken ct)
+    {
+        for (var i = 0; i < 200; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+
+            await Task.Delay(100, ct);
+        }
+
+        Assert.Fail($"Timed out after 20 s waiting until {what}.");
     }
 }

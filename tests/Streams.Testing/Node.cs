@@ -76,6 +76,22 @@ public static class Node
         return process;
     }
 
+    /// <summary>Starts a long-running script; <paramref name="onLine"/> gets each line it prints, as it prints it.</summary>
+    public static Process StartWithLines(string script, Action<string> onLine, params string[] args)
+    {
+        EnsureInstalled();
+        var process = Start(script, args);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line)
+            {
+                onLine(line);
+            }
+        };
+        process.BeginOutputReadLine();
+        return process;
+    }
+
     private static Process Start(string script, string[] args)
     {
         var info = new ProcessStartInfo("node")

@@ -1,10 +1,13 @@
 // A reader-group reader in grpc-js, written from docs/wire-protocol.md ("Reading in a reader group") and the .proto
 // files alone (loaded at run time, no generated code): it joins a group over the unary ReaderExchange, reads the
 // segments the controller assigns over SegmentStore.Read, commits what it read, completes sealed segments, releases
-// revoked ones, and stops at EndOfGroup. Usage: node group-reader.js <grpc port> <scope> <group> <reader id> <max ms>
+// revoked ones, and stops at EndOfGroup. Usage: node group-reader.js <grpc port> <scope> <group> <reader id> <max ms> [lines]
 // Prints one JSON object: { ended, events: [{ segment, offset, key, payload }], sessions, assigned, revoked, fenced }.
+// With "lines", each event is also printed at once on a line of its own ({ "event": ... }), written synchronously
+// before it is committed, so a test that SIGKILLs the reader knows every event it processed.
 // Exits non-zero only when the harness breaks (a call fails, or max ms pass before EndOfGroup).
 'use strict';
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const loader = require('@grpc/proto-loader');
@@ -18,7 +21,8 @@ const contractsDir = path.join(__dirname, '..', '..', 'common', 'Streams.Common'
 const loadOptions = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
 const proto = (file) => grpc.loadPackageDefinition(loader.loadSync(path.join(contractsDir, file), loadOptions));
 
-const [port, scope, group, readerId, maxMsText] = process.argv.slice(2);
+const [port, scope, group, readerId, maxMsText, mode] = process.argv.slice(2);
+const lines = mode === 'lines';
 const address = `127.0.0.1:${port}`;
 const credentials = grpc.credentials.createInsecure();
 const until = Date.now() + Number(maxMsText);
@@ -124,7 +128,11 @@ async function main() {
         readAny = true;
         const bytes = s.pending.length ? Buffer.concat([s.pending, read.data]) : read.data;
         const { events, consumed } = parse(bytes, s.offset);
-        for (const e of events) result.events.push({ segment: s.segment, ...e });
+        for (const e of events) {
+          const event = { segment: s.segment, ...e };
+          if (lines) fs.writeSync(1, `${JSON.stringify({ event })}\n`);
+          result.events.push(event);
+        }
         s.pending = Buffer.from(bytes.subarray(consumed));
         s.offset += consumed;
         outbox.push({ commit: { sessionEpoch: session, ownerEpoch: s.ownerEpoch, position: position(s) } });
