@@ -165,6 +165,73 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         Assert.InRange(takeover, TimeSpan.FromMilliseconds(SessionTimeoutMs - 1000), TimeSpan.FromMilliseconds(SessionTimeoutMs) + TimeSpan.FromSeconds(5));
     }
 
+    [Fact]
+    public async Task A_stream_that_splits_and_merges_under_two_grpcjs_readers_keeps_each_keys_order_in_the_order_read()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var client = fixture.CreateClient();
+        await client.Streams.CreateScopeAsync("rg-scale", ct);
+        await client.Streams.CreateStreamAsync("rg-scale", "events", StreamConfig.Fixed(2), ct);
+        using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
+        var groups = new ReaderGroupsClient(channel);
+        var reference = new ReaderGroupRef { Scope = "rg-scale", Group = "billing" };
+        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
+        {
+            Scope = "rg-scale", Group = "billing",
+            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "rg-scale", Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = 5000 },
+        }, cancellationToken: ct);
+
+        var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
+        var processed = new ConcurrentQueue<(string Segment, string Key, int Index, double Time)>();
+        void OnLine(string line)
+        {
+            if (line.StartsWith("{\"event\"", StringComparison.Ordinal))
+            {
+                var e = JsonDocument.Parse(line).RootElement.GetProperty("event");
+                processed.Enqueue((e.GetProperty("segment").GetString()!, e.GetProperty("key").GetString()!, IndexOf(e.GetProperty("payload").GetString()!), e.GetProperty("t").GetDouble()));
+            }
+        }
+
+        using var readerA = Node.StartWithLines(Script, OnLine, port, "rg-scale", "billing", "js-a", "60000", "lines");
+        using var readerB = Node.StartWithLines(Script, OnLine, port, "rg-scale", "billing", "js-b", "60000", "lines");
+        await WaitUntilAsync(async () => (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Members is [{ SegmentIds.Count: 1 }, { SegmentIds.Count: 1 }], "each reader owns a segment", ct);
+
+        const int Events = 6000;
+        await using var writer = await client.CreateWriterAsync("rg-scale", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
+        async Task WriteAsync(int from, int to)
+        {
+            for (var i = from; i < to; i += 50)
+            {
+                await Task.WhenAll(Enumerable.Range(i, 50).Select(j => writer.WriteEventAsync("k" + (j % 32), $"{j}:k{j % 32}", ct)));
+                await Task.Delay(10, ct);
+            }
+        }
+
+        // Split the lower segment while both readers read, then merge its two halves back.
+        await WriteAsync(0, Events / 3);
+        var lower = (await client.Streams.DescribeStreamAsync("rg-scale", "events", ct)).ActiveSegments.OrderBy(x => x.KeyStart).First();
+        await client.Streams.ScaleStreamAsync("rg-scale", "events", [lower.Id], [(lower.KeyStart, 0.25), (0.25, lower.KeyEnd)], ct);
+        await WriteAsync(Events / 3, 2 * Events / 3);
+        var halves = (await client.Streams.DescribeStreamAsync("rg-scale", "events", ct)).ActiveSegments.OrderBy(x => x.KeyStart).Take(2).ToList();
+        await client.Streams.ScaleStreamAsync("rg-scale", "events", [.. halves.Select(h => h.Id)], [(halves[0].KeyStart, halves[1].KeyEnd)], ct);
+        await WriteAsync(2 * Events / 3, Events);
+        await client.Streams.SealStreamAsync("rg-scale", "events", ct);
+        await Task.WhenAll(readerA.WaitForExitAsync(ct), readerB.WaitForExitAsync(ct)).WaitAsync(TimeSpan.FromSeconds(60), ct);
+        Assert.Equal((0, 0), (readerA.ExitCode, readerB.ExitCode));
+
+        var events = processed.ToList();
+        Assert.Equal(Enumerable.Range(0, Events), events.Select(e => e.Index).Order());
+        Assert.Equal(5, events.Select(e => e.Segment).Distinct().Count());
+        foreach (var key in events.GroupBy(e => e.Key))
+        {
+            // In the order the readers processed them, across both readers and three epochs.
+            var order = key.OrderBy(e => e.Time).Select(e => e.Index).ToList();
+            Assert.True(order.SequenceEqual(order.Order()), $"Key {key.Key} was processed out of order: {string.Join(",", order.Take(40))}…");
+        }
+
+        Assert.True((await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Ended);
+    }
+
     private static int IndexOf(string value) => int.Parse(value.Split(':')[0], CultureInfo.InvariantCulture);
 
     /// <summary>Waits until <paramref name="condition"/> holds, at most 20 s in steps of 100 ms.</summary>

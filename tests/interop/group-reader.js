@@ -2,7 +2,7 @@
 // files alone (loaded at run time, no generated code): it joins a group over the unary ReaderExchange, reads the
 // segments the controller assigns over SegmentStore.Read, commits what it read, completes sealed segments, releases
 // revoked ones, and stops at EndOfGroup. Usage: node group-reader.js <grpc port> <scope> <group> <reader id> <max ms> [lines]
-// Prints one JSON object: { ended, events: [{ segment, offset, key, payload }], sessions, assigned, revoked, fenced }.
+// Prints one JSON object: { ended, events: [{ segment, offset, key, payload, t }], sessions, assigned, revoked, fenced }.
 // With "lines", each event is also printed at once on a line of its own ({ "event": ... }), written synchronously
 // before it is committed, so a test that SIGKILLs the reader knows every event it processed.
 // Exits non-zero only when the harness breaks (a call fails, or max ms pass before EndOfGroup).
@@ -129,7 +129,8 @@ async function main() {
         const bytes = s.pending.length ? Buffer.concat([s.pending, read.data]) : read.data;
         const { events, consumed } = parse(bytes, s.offset);
         for (const e of events) {
-          const event = { segment: s.segment, ...e };
+          // t: when it was processed, in ms since the epoch with sub-ms precision (one clock for every process here).
+          const event = { segment: s.segment, ...e, t: performance.timeOrigin + performance.now() };
           if (lines) fs.writeSync(1, `${JSON.stringify({ event })}\n`);
           result.events.push(event);
         }
