@@ -1,4 +1,5 @@
 using Streams.Client.Internal;
+using Streams.Client.ReaderGroups;
 using Streams.Client.Reading;
 using Streams.Client.Serialization;
 using Streams.Client.Writing;
@@ -69,6 +70,40 @@ public sealed class StreamsClient : IAsyncDisposable
     /// <summary>Creates a reader of a whole stream.</summary>
     public EventStreamReader<T> CreateReader<T>(string scope, string stream, IEventSerializer<T> serializer, EventReaderOptions? options = null) =>
         new(scope, stream, serializer, options ?? new EventReaderOptions(), _controller, _pool, _options.ReconnectTimeout);
+
+    /// <summary>
+    /// Creates a reader group in an existing scope; returns false if it already existed (its configuration is then
+    /// unchanged). Fails with <see cref="StreamsException"/> (NotFound) if a stream does not exist, and with
+    /// <see cref="ArgumentException"/> if the configuration is not valid.
+    /// </summary>
+    public async Task<bool> CreateReaderGroupAsync(string scope, string group, ReaderGroupConfig config, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var request = new Contracts.Controller.CreateReaderGroupRequest { Scope = scope, Group = group, Config = config.ToContract() };
+        return (await _controller.CallGroupsAsync((c, o) => c.CreateReaderGroupAsync(request, o), cancellationToken)).Created;
+    }
+
+    /// <summary>A reader group's configuration, readers, segments and backlog. Fails with <see cref="StreamsException"/> (NotFound) if it does not exist.</summary>
+    public async Task<ReaderGroupDescription> DescribeReaderGroupAsync(string scope, string group, CancellationToken cancellationToken = default) =>
+        ReaderGroupDescription.From(await _controller.CallGroupsAsync((c, o) => c.DescribeReaderGroupAsync(new Contracts.Controller.ReaderGroupRef { Scope = scope, Group = group }, o), cancellationToken));
+
+    /// <summary>Deletes a reader group; returns false if it did not exist. Its readers are fenced.</summary>
+    public async Task<bool> DeleteReaderGroupAsync(string scope, string group, CancellationToken cancellationToken = default) =>
+        (await _controller.CallGroupsAsync((c, o) => c.DeleteReaderGroupAsync(new Contracts.Controller.ReaderGroupRef { Scope = scope, Group = group }, o), cancellationToken)).Deleted;
+
+    /// <summary>
+    /// Declares a reader gone (e.g. its process died): its segments go to other readers at once, from its last commits,
+    /// instead of after its session timeout. Returns false if no such reader was in the group.
+    /// </summary>
+    public async Task<bool> ReaderOfflineAsync(string scope, string group, string readerId, CancellationToken cancellationToken = default) =>
+        (await _controller.CallGroupsAsync((c, o) => c.ReaderOfflineAsync(new Contracts.Controller.ReaderOfflineRequest { Scope = scope, Group = group, ReaderId = readerId }, o), cancellationToken)).Removed;
+
+    /// <summary>
+    /// Creates a reader of a reader group, named <paramref name="readerId"/> (unique in the group: a second reader with
+    /// the same id replaces the first). It joins when first enumerated; see <see cref="GroupReader{T}.ReadAsync"/>.
+    /// </summary>
+    public GroupReader<T> CreateReader<T>(string scope, string group, string readerId, IEventSerializer<T> serializer, GroupReaderOptions? options = null) =>
+        new(scope, group, readerId, serializer, options ?? new GroupReaderOptions(), _controller, _pool, _options.ReconnectTimeout);
 
     /// <summary>Closes the connections. Dispose writers first, so their buffered events are flushed.</summary>
     public async ValueTask DisposeAsync()

@@ -5,6 +5,7 @@ using Grpc.Net.Client;
 using Streams.Common.Grpc;
 using Streams.Contracts.Controller;
 using GeneratedClient = Streams.Contracts.Controller.Controller.ControllerClient;
+using GroupsClient = Streams.Contracts.Controller.ReaderGroups.ReaderGroupsClient;
 
 namespace Streams.Client.Internal;
 
@@ -21,7 +22,7 @@ internal sealed class ControllerClient : IDisposable
     /// <summary>Rounds over every controller before a call fails; the client backs off between rounds.</summary>
     private const int Attempts = 5;
 
-    private readonly (GrpcChannel Channel, GeneratedClient Client)[] _controllers;
+    private readonly (GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups)[] _controllers;
     private readonly TimeSpan _timeout;
     private int _current;
 
@@ -40,7 +41,7 @@ internal sealed class ControllerClient : IDisposable
         _controllers = [.. ParseUris(uris).Select(uri =>
         {
             var channel = GrpcChannels.Create(uri, settings);
-            return (channel, new GeneratedClient(channel));
+            return (channel, new GeneratedClient(channel), new GroupsClient(channel));
         })];
         _timeout = timeout;
     }
@@ -74,8 +75,22 @@ internal sealed class ControllerClient : IDisposable
     /// on the next controller at once and, after a round over all of them, after a back-off.
     /// The call, retries included, is one span named after <paramref name="method"/>, the SDK method that makes it.
     /// </summary>
-    public async Task<TResponse> CallAsync<TResponse>(
-        Func<GeneratedClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, [CallerMemberName] string method = "")
+    public Task<TResponse> CallAsync<TResponse>(
+        Func<GeneratedClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, [CallerMemberName] string method = "") =>
+        CallWithFailoverAsync(static c => c.Client, call, cancellationToken, idempotent, method);
+
+    /// <summary>
+    /// A call of the ReaderGroups service, which every controller serves on the same endpoint, with the same failover
+    /// as <see cref="CallAsync"/>.
+    /// A controller that does not lead answers it UNAVAILABLE, so the call moves on until it finds the leader.
+    /// </summary>
+    public Task<TResponse> CallGroupsAsync<TResponse>(
+        Func<GroupsClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, [CallerMemberName] string method = "") =>
+        CallWithFailoverAsync(static c => c.Groups, call, cancellationToken, idempotent, method);
+
+    /// <summary>The one retry loop behind both services: <paramref name="pick"/> chooses the service's client of a controller.</summary>
+    private async Task<TResponse> CallWithFailoverAsync<TClient, TResponse>(
+        Func<(GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups), TClient> pick, Func<TClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent, string method)
     {
         using var activity = ClientTracing.StartCall(method);
         var delay = TimeSpan.FromMilliseconds(100);
@@ -85,7 +100,7 @@ internal sealed class ControllerClient : IDisposable
             var index = Volatile.Read(ref _current);
             try
             {
-                return await call(_controllers[index].Client, GrpcChannels.Deadline(_timeout, cancellationToken));
+                return await call(pick(_controllers[index]), GrpcChannels.Deadline(_timeout, cancellationToken));
             }
             catch (RpcException e) when (idempotent && Unreachable(e) && ++failures < Attempts * _controllers.Length && !cancellationToken.IsCancellationRequested)
             {
@@ -147,7 +162,7 @@ internal sealed class ControllerClient : IDisposable
 
     public void Dispose()
     {
-        foreach (var (channel, _) in _controllers)
+        foreach (var (channel, _, _) in _controllers)
         {
             channel.Dispose();
         }

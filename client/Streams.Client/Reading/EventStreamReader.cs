@@ -1,13 +1,9 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Threading.Channels;
 using Streams.Client.Internal;
 using Streams.Client.Serialization;
 using Grpc.Core;
-using Streams.Common.Wire;
 using Streams.Contracts.Controller;
-using Streams.Contracts.SegmentStore;
 
 namespace Streams.Client.Reading;
 
@@ -18,22 +14,18 @@ namespace Streams.Client.Reading;
 /// </summary>
 public sealed class EventStreamReader<T> : IAsyncDisposable
 {
-    private readonly IEventSerializer<T> _serializer;
     private readonly EventReaderOptions _options;
     private readonly ControllerClient _controller;
-    private readonly ConnectionPool _pool;
-    private readonly TimeSpan _reconnectTimeout;
+    private readonly SegmentEventReader<T> _segments;
 
     internal EventStreamReader(string scope, string stream, IEventSerializer<T> serializer, EventReaderOptions options, ControllerClient controller, ConnectionPool pool, TimeSpan reconnectTimeout)
     {
         options.Validate();
         Scope = scope;
         Stream = stream;
-        _serializer = serializer;
         _options = options;
         _controller = controller;
-        _pool = pool;
-        _reconnectTimeout = reconnectTimeout;
+        _segments = new SegmentEventReader<T>(serializer, controller, pool, reconnectTimeout, options.ReadSize, options.Follow ? options.TailWait : null);
     }
 
     /// <summary>The stream's scope.</summary>
@@ -193,129 +185,6 @@ public sealed class EventStreamReader<T> : IAsyncDisposable
         : 0;
 
     /// <summary>Reads a segment; true once it is read to its end (sealed), false when it stopped at its tail or was cancelled.</summary>
-    private async Task<bool> ReadSegmentAsync(SegmentLineage.Entry entry, long? start, ChannelWriter<List<EventRead<T>>> output, CancellationToken cancellationToken)
-    {
-        var segment = entry.Name;
-        var offset = start ?? -1;
-        // Bytes of an event that spans reads wait here until the rest arrives.
-        using var carry = new PooledBuffer(4096);
-        var waitMillis = _options.Follow ? (int)_options.TailWait.TotalMilliseconds : 0;
-        var failingSince = (DateTime?)null;
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            SegmentReadReply reply;
-            EndpointWatch? watch = null;
-            try
-            {
-                var endpoint = await _controller.GetEndpointAsync(segment, cancellationToken);
-                // Once reads failed, the store may be frozen or on its way out: while this attempt waits there, the
-                // controller is asked whether the segment moved, and a move ends the wait at once (as for writers).
-                watch = failingSince is null ? null : EndpointWatch.Start(_controller, segment, endpoint, cancellationToken);
-                var token = watch?.Token ?? cancellationToken;
-                var connection = await _pool.GetAsync(endpoint, token);
-                if (offset < 0)
-                {
-                    offset = (await connection.GetInfoAsync(segment, token)).Length;
-                }
-
-                reply = await connection.ReadAsync(segment, offset + carry.WrittenCount, _options.ReadSize, waitMillis, token);
-                failingSince = null;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return false;
-            }
-            catch (Exception) when (watch is { HasMoved: true })
-            {
-                // Moved: read at the new owner now.
-                continue;
-            }
-            catch (Exception e) when (entry.Sealed && e is RpcException { StatusCode: StatusCode.NotFound } or StreamsException { StatusCode: StatusCode.NotFound })
-            {
-                // A sealed segment that no longer exists was truncated away whole: there is nothing left to read in it.
-                return true;
-            }
-            catch (RpcException e) when (e.StatusCode is StatusCode.NotFound or StatusCode.InvalidArgument or StatusCode.DataLoss)
-            {
-                throw StreamsException.From(e);
-            }
-            catch (StreamsException e) when (e.StatusCode != StatusCode.Unavailable)
-            {
-                throw;
-            }
-            catch (Exception e)
-            {
-                failingSince ??= DateTime.UtcNow;
-                if (DateTime.UtcNow - failingSince > _reconnectTimeout)
-                {
-                    throw new StreamsException(StatusCode.Unavailable, $"Reading {segment} failed for {_reconnectTimeout}: {e.Message}", e);
-                }
-
-                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
-                continue;
-            }
-            finally
-            {
-                watch?.Dispose();
-            }
-
-            using (reply)
-            {
-                switch (reply.Header.Status)
-                {
-                    case ReadStatus.Ok:
-                        offset = await ParseAsync(segment, offset, carry, reply.Data, output, cancellationToken);
-                        break;
-                    case ReadStatus.AtTail when !_options.Follow:
-                        return false;
-                    case ReadStatus.EndOfSegment:
-                        if (carry.WrittenCount > 0)
-                        {
-                            throw new InvalidDataException($"Segment {segment} ends inside an event at offset {offset}.");
-                        }
-
-                        return true;
-                    case ReadStatus.Truncated:
-                        offset = reply.Header.StartOffset;
-                        carry.Reset();
-                        break;
-                }
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>Parses whole events out of carried bytes plus new data; returns the offset of the first unparsed byte.</summary>
-    private async ValueTask<long> ParseAsync(string segment, long offset, PooledBuffer carry, ReadOnlyMemory<byte> data, ChannelWriter<List<EventRead<T>>> output, CancellationToken cancellationToken)
-    {
-        ReadOnlyMemory<byte> input = data;
-        if (carry.WrittenCount > 0)
-        {
-            carry.Write(data.Span);
-            input = carry.WrittenMemory;
-        }
-
-        var batch = new List<EventRead<T>>();
-        var buffer = new ReadOnlySequence<byte>(input);
-        var consumed = 0L;
-        while (EventFraming.TryReadEvent(ref buffer, out var framed))
-        {
-            var start = offset + consumed;
-            consumed += framed.FrameLength;
-            var key = framed.HasKey ? Encoding.UTF8.GetString(framed.Key) : null;
-            batch.Add(new EventRead<T>(_serializer.Deserialize(framed.Payload), new EventPosition(segment, start, offset + consumed), key));
-        }
-
-        // Keep the incomplete tail for the next read.
-        var rest = input[(int)consumed..].ToArray();
-        carry.Reset();
-        carry.Write(rest);
-        if (batch.Count > 0)
-        {
-            await output.WriteAsync(batch, cancellationToken);
-        }
-
-        return offset + consumed;
-    }
+    private async Task<bool> ReadSegmentAsync(SegmentLineage.Entry entry, long? start, ChannelWriter<List<EventRead<T>>> output, CancellationToken cancellationToken) =>
+        (await _segments.ReadAsync(entry.Name, start, -1, entry.Sealed, output.WriteAsync, cancellationToken)).ReachedEnd;
 }
