@@ -86,6 +86,8 @@ async function main() {
           break;
         case 'assign': {
           const a = message.assign;
+          // A repeat of an Assign already held (same owner epoch) changes nothing.
+          if (owned.has(a.segmentId) && owned.get(a.segmentId).ownerEpoch === a.ownerEpoch) break;
           owned.set(a.segmentId, { id: a.segmentId, segment: a.segment, ownerEpoch: a.ownerEpoch, offset: Number(a.startOffset), end: Number(a.endOffset), pending: Buffer.alloc(0) });
           result.assigned.push(a.segment);
           break;
@@ -118,7 +120,8 @@ async function main() {
     }
 
     if (result.ended) break;
-    if (outbox.length === 0) outbox.push({ heartbeat: { sessionEpoch: session } });
+    // Every exchange mentions each segment held: the controller repeats an Assign a reader does not mention.
+    outbox.push({ heartbeat: { sessionEpoch: session, readPositions: [...owned.values()].map(position) } });
     let readAny = false;
     for (const s of [...owned.values()]) {
       const store = await storeFor(s.segment);

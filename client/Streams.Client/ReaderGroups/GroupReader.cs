@@ -409,10 +409,12 @@ public sealed class GroupReader<T> : IAsyncDisposable
 
                 messages.AddRange(_outbox);
                 _outbox.Clear();
-                if (messages.Count == 0)
-                {
-                    messages.Add(new ReaderMessage { Heartbeat = new Heartbeat { SessionEpoch = _sessionEpoch } });
-                }
+
+                // Every exchange mentions each segment held, so the controller knows its Assign arrived (it repeats an
+                // Assign a reader does not mention, in case the reply that carried it was lost) and sees fresh lag.
+                var heartbeat = new Heartbeat { SessionEpoch = _sessionEpoch };
+                heartbeat.ReadPositions.AddRange(_assignments.Values.Select(a => a.Position(a.Yielded)));
+                messages.Add(new ReaderMessage { Heartbeat = heartbeat });
             }
 
             flushes = [.. _flushes];

@@ -56,7 +56,13 @@ public sealed class GroupCoordinator
         _assignAfter = now + rules.JoinWindow;
         foreach (var member in state.Members)
         {
-            _sessions[member.ReaderId] = new Session(member, now);
+            var session = _sessions[member.ReaderId] = new Session(member, now);
+
+            // The last leader may have stored an assignment whose reply never arrived: repeated unless mentioned.
+            foreach (var segment in state.Segments.Where(s => s.State == GroupSegmentState.Assigned && s.Owner == member.ReaderId))
+            {
+                session.Unacknowledged[segment.SegmentId] = now;
+            }
         }
     }
 
@@ -96,6 +102,7 @@ public sealed class GroupCoordinator
         }
 
         session.LastSeen = now;
+        Acknowledge(session, message);
         switch (message.KindCase)
         {
             case ReaderMessage.KindOneofCase.Heartbeat:
@@ -201,7 +208,8 @@ public sealed class GroupCoordinator
             return;
         }
 
-        Assign();
+        Assign(now);
+        RepeatUnacknowledged(now);
         Rebalance(now);
     }
 
@@ -422,8 +430,70 @@ public sealed class GroupCoordinator
         }
     }
 
+    /// <summary>
+    /// A reader mentions a segment it owns by a commit, release or completion of it, or a heartbeat's read position:
+    /// then it has the Assign, which is not repeated any more.
+    /// </summary>
+    private static void Acknowledge(Session session, ReaderMessage message)
+    {
+        switch (message.KindCase)
+        {
+            case ReaderMessage.KindOneofCase.Heartbeat:
+                foreach (var position in message.Heartbeat.ReadPositions)
+                {
+                    session.Unacknowledged.Remove(position.SegmentId);
+                }
+
+                break;
+            case ReaderMessage.KindOneofCase.Commit:
+                session.Unacknowledged.Remove(message.Commit.Position.SegmentId);
+                break;
+            case ReaderMessage.KindOneofCase.Release:
+                session.Unacknowledged.Remove(message.Release.Position.SegmentId);
+                break;
+            case ReaderMessage.KindOneofCase.Completed:
+                session.Unacknowledged.Remove(message.Completed.Position.SegmentId);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Sends an Assign again when its reader has not mentioned the segment for two heartbeat intervals: the exchange
+    /// that carried it may have lost its reply, and the segment would stay owned and unread. Readers ignore a repeat
+    /// with the same owner epoch.
+    /// </summary>
+    private void RepeatUnacknowledged(DateTimeOffset now)
+    {
+        var after = TimeSpan.FromMilliseconds(2 * _heartbeatIntervalMs);
+        foreach (var session in _sessions.Values)
+        {
+            foreach (var (segmentId, sent) in session.Unacknowledged.ToList())
+            {
+                if (Find(segmentId) is not { State: GroupSegmentState.Assigned } segment || segment.Owner != session.Member.ReaderId)
+                {
+                    session.Unacknowledged.Remove(segmentId);
+                }
+                else if (now - sent >= after)
+                {
+                    session.Unacknowledged[segmentId] = now;
+                    session.Outbox.Enqueue(AssignOf(segment));
+                }
+            }
+        }
+    }
+
+    private static CoordinatorMessage AssignOf(GroupSegmentRecord segment) => new()
+    {
+        Assign = new Assign
+        {
+            Scope = segment.Scope, Stream = segment.Stream, SegmentId = segment.SegmentId, Segment = segment.Name,
+            OwnerEpoch = segment.OwnerEpoch, StartOffset = segment.CommittedOffset, EndOffset = segment.EndOffset,
+            KeyStart = segment.KeyStart, KeyEnd = segment.KeyEnd,
+        },
+    };
+
     /// <summary>Hands out every unassigned segment: largest backlog first, each to the reader below its share with the smallest backlog.</summary>
-    private void Assign()
+    private void Assign(DateTimeOffset now)
     {
         var unassigned = State.Segments.Where(s => s.State == GroupSegmentState.Unassigned)
             .OrderByDescending(UnreadBytes).ThenBy(s => s.SegmentId).ToList();
@@ -451,15 +521,8 @@ public sealed class GroupCoordinator
             segment.OwnerEpoch = ++State.LastEpoch;
             var (bytes, count) = load[reader];
             load[reader] = (bytes + UnreadBytes(segment), count + 1);
-            _sessions[reader].Outbox.Enqueue(new CoordinatorMessage
-            {
-                Assign = new Assign
-                {
-                    Scope = segment.Scope, Stream = segment.Stream, SegmentId = segment.SegmentId, Segment = segment.Name,
-                    OwnerEpoch = segment.OwnerEpoch, StartOffset = segment.CommittedOffset, EndOffset = segment.EndOffset,
-                    KeyStart = segment.KeyStart, KeyEnd = segment.KeyEnd,
-                },
-            });
+            _sessions[reader].Outbox.Enqueue(AssignOf(segment));
+            _sessions[reader].Unacknowledged[segment.SegmentId] = now;
         }
 
         Dirty = GroupDirt.Now;
@@ -544,6 +607,9 @@ public sealed class GroupCoordinator
         public DateTimeOffset LastRevoke { get; set; } = DateTimeOffset.MinValue;
 
         public Queue<CoordinatorMessage> Outbox { get; } = new();
+
+        /// <summary>Segments assigned to this session that it has not mentioned yet, with when their Assign was last sent.</summary>
+        public Dictionary<long, DateTimeOffset> Unacknowledged { get; } = [];
     }
 }
 

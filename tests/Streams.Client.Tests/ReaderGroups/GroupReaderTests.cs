@@ -124,6 +124,35 @@ public sealed class GroupReaderTests : FakeClusterTest
     }
 
     [Fact]
+    public async Task Heartbeats_name_every_held_segment_and_a_repeated_assign_changes_nothing()
+    {
+        var values = Named("a", 6);
+        var segment = Segment(0, values, seal: false);
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(segment, 1, Epoch));
+        await using var reader = Reader();
+        using var stop = new CancellationTokenSource();
+        var events = reader.ReadAsync(stop.Token).GetAsyncEnumerator();
+        Assert.Equal(values[0], (await NextAsync(events)).Value);
+        await WaitUntilAsync(() => Sent(ReaderMessage.KindOneofCase.Heartbeat).Any(m => m.Heartbeat.ReadPositions.Any(p => p.Segment == segment.Name)), "a heartbeat names the segment");
+
+        // The controller repeats the Assign (as when it did not hear of the segment): the reader does not read it again.
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(segment, 1, Epoch));
+        await ExchangesAsync(3);
+        for (var i = 1; i < values.Length; i++)
+        {
+            Assert.Equal(values[i], (await NextAsync(events)).Value);
+        }
+
+        await ExchangesAsync(2);
+        var next = events.MoveNextAsync().AsTask();
+        await Task.Delay(300);
+        Assert.False(next.IsCompleted, "An event was read twice after the repeated Assign.");
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next.WaitAsync(Patience));
+        await events.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_sealed_segment_is_completed_at_its_end_only_after_its_last_event_was_consumed()
     {
         var values = Named("a", 3);

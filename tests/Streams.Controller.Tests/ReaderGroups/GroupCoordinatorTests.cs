@@ -32,6 +32,15 @@ public sealed class GroupCoordinatorTests
         coordinator.Tick(_now);
     }
 
+    /// <summary>A heartbeat that mentions every segment the reader owns, as readers send them.</summary>
+    private void Beat(GroupCoordinator coordinator, string reader, long session)
+    {
+        var heartbeat = new Heartbeat { SessionEpoch = session };
+        heartbeat.ReadPositions.AddRange(coordinator.State.Segments.Where(s => s.Owner == reader)
+            .Select(s => new SegmentPosition { SegmentId = s.SegmentId, Segment = s.Name, Offset = s.CommittedOffset }));
+        coordinator.Handle(reader, new ReaderMessage { Heartbeat = heartbeat }, _now);
+    }
+
     private static List<Assign> Assigns(IEnumerable<CoordinatorMessage> messages) => [.. messages.Where(m => m.KindCase == CoordinatorMessage.KindOneofCase.Assign).Select(m => m.Assign)];
 
     private static SegmentPosition At(Assign assign, long offset) => new() { SegmentId = assign.SegmentId, Segment = assign.Segment, Offset = offset };
@@ -103,7 +112,7 @@ public sealed class GroupCoordinatorTests
         // b keeps heartbeating; a falls silent: its segment stays its own for the whole session timeout (30 s), then moves.
         for (var i = 1; i <= 11; i++)
         {
-            coordinator.Handle("b", new ReaderMessage { Heartbeat = new Heartbeat { SessionEpoch = b } }, _now);
+            Beat(coordinator, "b", b);
             Advance(coordinator, Heartbeat);
             if (i * Heartbeat <= Timeout)
             {
@@ -151,9 +160,11 @@ public sealed class GroupCoordinatorTests
         var ofA = Assigns(coordinator.Drain("a"));
         Assert.Equal(4, ofA.Count);
 
-        Join(coordinator, "b");
+        var b = Join(coordinator, "b");
         for (var round = 0; round < 2; round++)
         {
+            Beat(coordinator, "a", a);
+            Beat(coordinator, "b", b);
             Advance(coordinator, TimeSpan.FromMilliseconds(100));
             var revoke = coordinator.Drain("a").Single(m => m.KindCase == CoordinatorMessage.KindOneofCase.Revoke).Revoke;
             Advance(coordinator, TimeSpan.FromMilliseconds(100));
@@ -167,13 +178,43 @@ public sealed class GroupCoordinatorTests
             var moved = Assigns(coordinator.Drain("b")).Single();
             Assert.Equal(revoke.SegmentId, moved.SegmentId);
             Assert.Equal(10, moved.StartOffset);
+            Beat(coordinator, "b", b);
             Advance(coordinator, Rules.RevokeInterval);
         }
 
+        Beat(coordinator, "a", a);
         Advance(coordinator, Rules.RevokeInterval);
         Assert.Empty(coordinator.Drain("a"));
         Assert.Equal(2, coordinator.State.Segments.Count(s => s.Owner == "a"));
         Assert.Equal(2, coordinator.State.Segments.Count(s => s.Owner == "b"));
+    }
+
+    [Fact]
+    public void An_assign_the_reader_never_mentions_is_sent_again_after_two_heartbeat_intervals_until_it_does()
+    {
+        var coordinator = Coordinator(StateWith(1));
+        var session = Join(coordinator, "a");
+        Advance(coordinator, Rules.JoinWindow);
+        var first = Assigns(coordinator.Drain("a")).Single();
+
+        // The reply that carried it was lost: the reader heartbeats without the segment.
+        coordinator.Handle("a", new ReaderMessage { Heartbeat = new Heartbeat { SessionEpoch = session } }, _now);
+        Advance(coordinator, Heartbeat);
+        Assert.Empty(coordinator.Drain("a"));
+        coordinator.Handle("a", new ReaderMessage { Heartbeat = new Heartbeat { SessionEpoch = session } }, _now);
+        Advance(coordinator, Heartbeat);
+        var again = Assigns(coordinator.Drain("a")).Single();
+        Assert.Equal((first.SegmentId, first.OwnerEpoch, first.StartOffset), (again.SegmentId, again.OwnerEpoch, again.StartOffset));
+
+        // Once the reader mentions it, it is not repeated.
+        Beat(coordinator, "a", session);
+        for (var i = 0; i < 4; i++)
+        {
+            Advance(coordinator, Heartbeat);
+            Beat(coordinator, "a", session);
+        }
+
+        Assert.Empty(coordinator.Drain("a"));
     }
 
     [Fact]
