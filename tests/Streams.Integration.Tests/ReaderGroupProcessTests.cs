@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Streams.Client;
+using SdkGroupConfig = Streams.Client.ReaderGroups.ReaderGroupConfig;
 using Streams.Client.Serialization;
 using Streams.Client.Writing;
 using Streams.Common.Grpc;
@@ -230,6 +231,51 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         }
 
         Assert.True((await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Ended);
+    }
+
+    [Fact]
+    public async Task Dotnet_sdk_readers_and_a_grpcjs_reader_share_one_group_and_no_event_is_read_by_two()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var client = fixture.CreateClient();
+        await client.Streams.CreateScopeAsync("rg-mixed", ct);
+        await client.Streams.CreateStreamAsync("rg-mixed", "events", StreamConfig.Fixed(6), ct);
+        Assert.True(await client.CreateReaderGroupAsync("rg-mixed", "billing",
+            SdkGroupConfig.For("rg-mixed/events") with { HeartbeatInterval = TimeSpan.FromMilliseconds(500), SessionTimeout = TimeSpan.FromSeconds(5) }, ct));
+
+        var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
+        var js = Node.RunJsonAsync(Script, port, "rg-mixed", "billing", "js", "50000");
+        var dotnet = new[] { "dotnet-1", "dotnet-2" }.Select(id => Task.Run(async () =>
+        {
+            var read = new List<(string Segment, long Offset, string Value)>();
+            await using var reader = client.CreateReader("rg-mixed", "billing", id, Serializers.Utf8);
+            await foreach (var e in reader.ReadAsync(ct))
+            {
+                read.Add((e.Position.Segment, e.Position.Offset, e.Value));
+            }
+
+            return read;
+        }, ct)).ToList();
+        await WaitUntilAsync(async () => (await client.DescribeReaderGroupAsync("rg-mixed", "billing", ct)).Readers.Count == 3, "three readers joined", ct);
+
+        const int Events = 3000;
+        await using (var writer = await client.CreateWriterAsync("rg-mixed", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct))
+        {
+            await Task.WhenAll(Enumerable.Range(0, Events).Select(i => writer.WriteEventAsync("k" + (i % 48), $"{i}:k{i % 48}", ct)));
+        }
+
+        await client.Streams.SealStreamAsync("rg-mixed", "events", ct);
+        var byJs = (await js).GetProperty("events").EnumerateArray()
+            .Select(e => (Segment: e.GetProperty("segment").GetString()!, Offset: e.GetProperty("offset").GetInt64(), Value: e.GetProperty("payload").GetString()!)).ToList();
+        var byDotnet = (await Task.WhenAll(dotnet)).ToList();
+        TestContext.Current.TestOutputHelper?.WriteLine($"grpc-js read {byJs.Count}, the .NET readers {string.Join(" and ", byDotnet.Select(r => r.Count))}");
+
+        var all = byDotnet.SelectMany(r => r).Concat(byJs).ToList();
+        Assert.Equal(Enumerable.Range(0, Events), all.Select(e => IndexOf(e.Value)).Order());
+        Assert.Equal(all.Count, all.Select(e => (e.Segment, e.Offset)).Distinct().Count());
+        Assert.NotEmpty(byJs);
+        Assert.All(byDotnet, r => Assert.NotEmpty(r));
+        Assert.True((await client.DescribeReaderGroupAsync("rg-mixed", "billing", ct)).Ended);
     }
 
     private static int IndexOf(string value) => int.Parse(value.Split(':')[0], CultureInfo.InvariantCulture);
