@@ -91,6 +91,10 @@ public sealed class StreamsClient : IAsyncDisposable
     public async Task<bool> DeleteReaderGroupAsync(string scope, string group, CancellationToken cancellationToken = default) =>
         (await _controller.CallGroupsAsync((c, o) => c.DeleteReaderGroupAsync(new Contracts.Controller.ReaderGroupRef { Scope = scope, Group = group }, o), cancellationToken)).Deleted;
 
+    /// <summary>The names of the scope's reader groups, sorted.</summary>
+    public async Task<IReadOnlyList<string>> ListReaderGroupsAsync(string scope, CancellationToken cancellationToken = default) =>
+        [.. (await _controller.CallGroupsAsync((c, o) => c.ListReaderGroupsAsync(new Contracts.Controller.ScopeRequest { Scope = scope }, o), cancellationToken)).Groups];
+
     /// <summary>
     /// Declares a reader gone (e.g. its process died): its segments go to other readers at once, from its last commits,
     /// instead of after its session timeout. Returns false if no such reader was in the group.

@@ -148,4 +148,57 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
         Assert.Equal(3, invalid.GetProperty("code").GetInt32());
         Assert.Contains("'scope' and the 'stream'", invalid.GetProperty("details").GetString());
     }
+
+    [Fact]
+    public async Task Reader_group_members_share_a_sealed_stream_and_exit_when_it_is_read()
+    {
+        await Run(null, "scope", "create", "cligroup");
+        await Run(null, "stream", "create", "cligroup/jobs", "--segments", "4");
+        var lines = string.Concat(Enumerable.Range(0, 400).Select(i => string.Create(CultureInfo.InvariantCulture, $"k{i % 16}:e{i}\n")));
+        Assert.Equal(0, (await Run(lines, "write", "cligroup/jobs", "--key-separator", ":")).ExitCode);
+        Assert.Equal(0, (await Run(null, "stream", "seal", "cligroup/jobs")).ExitCode);
+
+        var create = await Run(null, "readergroup", "create", "cligroup/workers", "--stream", "cligroup/jobs", "--heartbeat-ms", "500", "--session-timeout-ms", "5000");
+        Assert.Equal(0, create.ExitCode);
+        Assert.Contains("Created reader group cligroup/workers over cligroup/jobs", create.Stdout);
+        Assert.Contains("already exists", (await Run(null, "readergroup", "create", "cligroup/workers", "--stream", "cligroup/jobs")).Stdout);
+        var before = (await Run(null, "readergroup", "describe", "cligroup/workers")).Stdout;
+        Assert.Contains("reads cligroup/jobs", before);
+        Assert.Contains("heartbeat 500 ms, session timeout 5000 ms", before);
+        Assert.Contains("readers: none", before);
+        Assert.Equal(4, before.Split('\n').Count(l => l.Contains("Unassigned", StringComparison.Ordinal) && l.Contains("committed 0", StringComparison.Ordinal)));
+        Assert.Contains("cligroup/jobs/3.#epoch.0", before);
+
+        // A member that stops after 10 events commits them: the next members start after them.
+        var first = await Run(null, "read", "cligroup/jobs", "--group", "workers", "--reader", "first", "--count", "10");
+        Assert.Equal(0, first.ExitCode);
+        var firstEvents = Events(first);
+        Assert.Equal(10, firstEvents.Count);
+
+        // Two members at once: each exits 0 once the group has read everything; together they read the rest, once each.
+        var a = Run(null, "read", "cligroup/jobs", "--group", "cligroup/workers", "--reader", "a");
+        var b = Run(null, "read", "cligroup/jobs", "--group", "cligroup/workers", "--reader", "b");
+        var results = await Task.WhenAll(a, b);
+        Assert.All(results, r => Assert.Equal((0, string.Empty), (r.ExitCode, r.Stderr)));
+        List<string> all = [.. firstEvents, .. Events(results[0]), .. Events(results[1])];
+        Assert.Equal(400, all.Count);
+        Assert.Equal(Enumerable.Range(0, 400).Select(i => $"e{i}").Order(), all.Order());
+
+        var describe = await Run(null, "readergroup", "describe", "cligroup/workers");
+        Assert.Equal(0, describe.ExitCode);
+        Assert.Contains("ended (everything read)", describe.Stdout);
+        Assert.Contains("unread 0 bytes", describe.Stdout);
+        Assert.Equal(["workers"], (await Run(null, "readergroup", "list", "cligroup")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        var misuse = await Run(null, "read", "cligroup/jobs", "--group", "workers", "--from-start");
+        Assert.Equal(2, misuse.ExitCode);
+        Assert.Contains("leave out --from-start", misuse.Stderr);
+        Assert.Equal(2, (await Run(null, "readergroup", "describe", "no-slash")).ExitCode);
+
+        Assert.Contains("Deleted reader group cligroup/workers", (await Run(null, "readergroup", "delete", "cligroup/workers")).Stdout);
+        Assert.Contains("does not exist", (await Run(null, "readergroup", "delete", "cligroup/workers")).Stdout);
+        Assert.Equal(string.Empty, (await Run(null, "readergroup", "list", "cligroup")).Stdout);
+
+        static List<string> Events(CliResult r) => [.. r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+    }
 }

@@ -120,7 +120,7 @@ public sealed class ControllerHost : IAsyncDisposable
                 new ReadinessCheck("metadata", () => zookeeper.IsConnected
                         ? HealthCheckResult.Healthy(election.IsLeader ? "ZooKeeper connected, leading" : "ZooKeeper connected")
                         : HealthCheckResult.Unhealthy("ZooKeeper not connected"),
-                    [RoleServices.Controller, RoleServices.ExternalScaler]),
+                    [RoleServices.Controller, RoleServices.ReaderGroups, RoleServices.ExternalScaler]),
             ],
             telemetry.Meters,
             data: null);

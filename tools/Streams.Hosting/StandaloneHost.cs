@@ -156,7 +156,7 @@ public sealed class StandaloneHost : IAsyncDisposable
                 new ReadinessCheck("containers", () => store.RunningContainers.Count() is var running && running == store.ContainerCount
                         ? HealthCheckResult.Healthy($"{running}/{store.ContainerCount} containers running")
                         : HealthCheckResult.Unhealthy($"{running}/{store.ContainerCount} containers running"),
-                    [RoleServices.SegmentStore, RoleServices.Controller, RoleServices.ExternalScaler]),
+                    [RoleServices.SegmentStore, RoleServices.Controller, RoleServices.ReaderGroups, RoleServices.ExternalScaler]),
                 new ReadinessCheck("journal", () => bookie.CheckHealth("bookie"), [RoleServices.SegmentStore]),
             ],
             telemetry.Meters,
