@@ -15,8 +15,11 @@ public sealed record CoordinatorRules
     public TimeSpan RevokeInterval { get; init; } = TimeSpan.FromSeconds(5);
 }
 
-/// <summary>A segment that follows a completed one, with the predecessors the group reads (readergroups.proto).</summary>
-public sealed record GroupSuccessor(string Scope, string Stream, long SegmentId, string Name, double KeyStart, double KeyEnd, IReadOnlyList<long> Predecessors);
+/// <summary>
+/// A segment that follows a completed one, with the predecessors the group reads (readergroups.proto), and where
+/// reading it ends (an end cut's offset, or -1).
+/// </summary>
+public sealed record GroupSuccessor(string Scope, string Stream, long SegmentId, string Name, double KeyStart, double KeyEnd, IReadOnlyList<long> Predecessors, long EndOffset = -1);
 
 /// <summary>
 /// The coordination of one reader group (the leading controller holds one per group): who reads which segment, from
@@ -42,6 +45,7 @@ public sealed class GroupCoordinator
     private readonly Dictionary<long, long> _lengths = [];
     private DateTimeOffset _assignAfter;
     private bool _endAnnounced;
+    private PendingCheckpoint? _checkpoint;
 
     /// <summary>
     /// Takes over <paramref name="state"/> (new, or read back by a new leading controller). Every member in it gets a
@@ -143,8 +147,21 @@ public sealed class GroupCoordinator
 
                 Remove(session);
                 return [];
+            case ReaderMessage.KindOneofCase.CheckpointAck:
+                if (_checkpoint is { } checkpoint && checkpoint.Name == message.CheckpointAck.Name && checkpoint.Awaiting.Remove(readerId))
+                {
+                    foreach (var position in message.CheckpointAck.Positions)
+                    {
+                        if (Find(position.SegmentId) is { State: GroupSegmentState.Assigned } segment && segment.Owner == readerId)
+                        {
+                            Commit(segment, position.Offset);
+                        }
+                    }
+                }
+
+                return [];
             default:
-                // Checkpoint acknowledgements come with checkpoints; an unknown message is a heartbeat.
+                // An unknown message is a heartbeat.
                 return [];
         }
     }
@@ -197,6 +214,8 @@ public sealed class GroupCoordinator
             Remove(session);
         }
 
+        RepeatCheckpointRequest(now);
+
         if (Ended)
         {
             AnnounceEnd();
@@ -241,7 +260,7 @@ public sealed class GroupCoordinator
             var segment = new GroupSegmentRecord
             {
                 Scope = successor.Scope, Stream = successor.Stream, SegmentId = successor.SegmentId, Name = successor.Name,
-                KeyStart = successor.KeyStart, KeyEnd = successor.KeyEnd, State = GroupSegmentState.Future,
+                KeyStart = successor.KeyStart, KeyEnd = successor.KeyEnd, State = GroupSegmentState.Future, EndOffset = successor.EndOffset,
                 Pending = [.. successor.Predecessors.Where(p => !State.CompletedIds.Contains(p))],
             };
             State.Segments.Add(segment);
@@ -266,6 +285,7 @@ public sealed class GroupCoordinator
             }
         }
 
+        _checkpoint = null;
         State.Generation++;
         State.Segments.Clear();
         State.Segments.AddRange(segments);
@@ -274,6 +294,41 @@ public sealed class GroupCoordinator
         _endAnnounced = false;
         Dirty = GroupDirt.Now;
     }
+
+    /// <summary>The checkpoint being taken, if any.</summary>
+    public string? CheckpointInProgress => _checkpoint?.Name;
+
+    /// <summary>True once every reader asked for checkpoint <paramref name="name"/> acknowledged it (or left).</summary>
+    public bool CheckpointAcknowledged(string name) => _checkpoint is { } c && c.Name == name && c.Awaiting.Count == 0;
+
+    /// <summary>
+    /// Starts checkpoint <paramref name="name"/>: every current reader is asked for it (again every two heartbeat
+    /// intervals until it answers) and answers with its commits. One at a time.
+    /// </summary>
+    public void StartCheckpoint(string name, DateTimeOffset now)
+    {
+        if (_checkpoint is not null)
+        {
+            throw new InvalidOperationException($"Checkpoint {_checkpoint.Name} is being taken.");
+        }
+
+        _checkpoint = new PendingCheckpoint(name, [.. _sessions.Keys]) { LastSent = now };
+        foreach (var session in _sessions.Values)
+        {
+            session.Outbox.Enqueue(new CoordinatorMessage { Checkpoint = new CheckpointRequest { Name = name } });
+        }
+    }
+
+    /// <summary>Ends (or abandons) the checkpoint being taken.</summary>
+    public void EndCheckpoint() => _checkpoint = null;
+
+    /// <summary>
+    /// The group's position in every segment it still has to read (or has not looked past yet): its committed offset,
+    /// by segment id, for the segments of <paramref name="scope"/>/<paramref name="stream"/>. With every reader's
+    /// commits in, a cut the group can be reset to: what is before it was processed, what is after it was not.
+    /// </summary>
+    public Dictionary<long, long> Positions(string scope, string stream) =>
+        State.Segments.Where(s => s.Scope == scope && s.Stream == stream).ToDictionary(s => s.SegmentId, s => s.CommittedOffset);
 
     /// <summary>The group's backlog: over every segment not completed, its length (or end offset) minus the committed offset.</summary>
     public GroupBacklog Backlog()
@@ -359,6 +414,7 @@ public sealed class GroupCoordinator
     private void Remove(Session session)
     {
         _sessions.Remove(session.Member.ReaderId);
+        _checkpoint?.Awaiting.Remove(session.Member.ReaderId);
         State.Members.Remove(session.Member);
         foreach (var segment in State.Segments.Where(s => s.State == GroupSegmentState.Assigned && s.Owner == session.Member.ReaderId))
         {
@@ -479,6 +535,21 @@ public sealed class GroupCoordinator
                     session.Outbox.Enqueue(AssignOf(segment));
                 }
             }
+        }
+    }
+
+    /// <summary>Asks the readers that have not answered the checkpoint again, every two heartbeat intervals (a reply may be lost).</summary>
+    private void RepeatCheckpointRequest(DateTimeOffset now)
+    {
+        if (_checkpoint is not { } checkpoint || now - checkpoint.LastSent < TimeSpan.FromMilliseconds(2 * _heartbeatIntervalMs))
+        {
+            return;
+        }
+
+        checkpoint.LastSent = now;
+        foreach (var readerId in checkpoint.Awaiting)
+        {
+            _sessions[readerId].Outbox.Enqueue(new CoordinatorMessage { Checkpoint = new CheckpointRequest { Name = checkpoint.Name } });
         }
     }
 
@@ -611,6 +682,16 @@ public sealed class GroupCoordinator
         /// <summary>Segments assigned to this session that it has not mentioned yet, with when their Assign was last sent.</summary>
         public Dictionary<long, DateTimeOffset> Unacknowledged { get; } = [];
     }
+}
+
+/// <summary>A checkpoint being taken: the readers that have not acknowledged it yet.</summary>
+internal sealed class PendingCheckpoint(string name, HashSet<string> awaiting)
+{
+    public string Name { get; } = name;
+
+    public HashSet<string> Awaiting { get; } = awaiting;
+
+    public DateTimeOffset LastSent { get; set; }
 }
 
 /// <summary>What a group's state needs written.</summary>

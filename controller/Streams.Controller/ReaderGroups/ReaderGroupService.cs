@@ -21,8 +21,10 @@ namespace Streams.Controller.ReaderGroups;
 /// meanwhile finds the version moved, drops its copy and answers UNAVAILABLE.
 /// </para>
 /// <para>
-/// Not built yet: start and end stream cuts, checkpoints, reset and update, retention that follows a group (these
-/// answer INVALID_ARGUMENT or UNIMPLEMENTED with a message saying so).
+/// Cuts, checkpoints, reset and update. A group reads each stream from its start cut (or head) to its end cut (or
+/// without end), <see cref="GroupCuts"/>. A checkpoint asks every reader for its commits and, once all answered, stores
+/// the group's committed positions as a cut per stream; resetting to it (or any cut) starts a new generation there.
+/// Not built yet: automatic checkpoints and retention that follows a group (refused with INVALID_ARGUMENT).
 /// </para>
 /// </summary>
 public sealed class ReaderGroupService : IReaderGroupBacklog
@@ -32,6 +34,9 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
     /// <summary>Segment lengths (for the backlog) are read again after this long.</summary>
     public static readonly TimeSpan LengthRefresh = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often a checkpoint being taken is looked at for the readers' answers.</summary>
+    private static readonly TimeSpan CheckpointPoll = TimeSpan.FromMilliseconds(50);
 
     private const string Root = "/readergroups";
     private const int DefaultHeartbeatMs = 3000;
@@ -68,42 +73,15 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         Validate(request.Scope, request.Group);
         EnsureLeading();
         var config = request.Config ?? throw Invalid("A reader group needs a config with at least one stream.");
-        if (config.Streams.Count == 0)
-        {
-            throw Invalid("A reader group reads at least one stream: name it in config.streams.");
-        }
-
-        if (config.Streams.Any(s => s.Start is not null || s.End is not null))
-        {
-            throw Invalid("Start and end stream cuts are not supported yet: a group reads each stream from its head.");
-        }
-
-        if (config.CheckpointIntervalMs != 0 || config.Retention != GroupRetention.None)
-        {
-            throw Invalid("Checkpoints and retention that follows the group are not supported yet: leave checkpoint_interval_ms 0 and retention NONE.");
-        }
-
-        var heartbeat = config.HeartbeatIntervalMs == 0 ? DefaultHeartbeatMs : config.HeartbeatIntervalMs;
-        var timeout = config.SessionTimeoutMs == 0 ? DefaultSessionTimeoutMs : config.SessionTimeoutMs;
-        if (heartbeat is < 100 or > 60_000 || timeout < 2 * heartbeat || timeout > 600_000)
-        {
-            throw Invalid($"heartbeat_interval_ms must be 100–60000 and session_timeout_ms at least twice it and at most 600000 (are {heartbeat} and {timeout}).");
-        }
-
+        var (heartbeat, timeout, streams) = ValidateConfig(config);
         var record = new ReaderGroupRecord
         {
             Scope = request.Scope, Group = request.Group, HeartbeatIntervalMs = heartbeat, SessionTimeoutMs = timeout,
-            CreatedAtUnixMs = _clock.GetUtcNow().ToUnixTimeMilliseconds(), Streams = [],
+            CreatedAtUnixMs = _clock.GetUtcNow().ToUnixTimeMilliseconds(), Streams = streams,
         };
-        foreach (var stream in config.Streams)
+        foreach (var stream in streams)
         {
-            if (record.Streams.Contains(new GroupStreamRecord(stream.Scope, stream.Stream)))
-            {
-                throw Invalid($"Stream {stream.Scope}/{stream.Stream} is named twice.");
-            }
-
-            record.Streams.Add(new GroupStreamRecord(stream.Scope, stream.Stream));
-            record.State.Segments.AddRange(await HeadOfAsync(stream.Scope, stream.Stream, cancellationToken));
+            record.State.Segments.AddRange(await StartOfAsync(stream, stream.Start, cancellationToken));
         }
 
         var created = await _store.TryCreateAsync(GroupPath(record.Scope, record.Group), Serialize(record), cancellationToken);
@@ -125,7 +103,11 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
                 Scope = scope, Group = group, CreatedAtUnixMs = g.Record.CreatedAtUnixMs,
                 Config = new ReaderGroupConfig { HeartbeatIntervalMs = g.Record.HeartbeatIntervalMs, SessionTimeoutMs = g.Record.SessionTimeoutMs },
             };
-            info.Config.Streams.AddRange(g.Record.Streams.Select(s => new ReaderGroupStream { Scope = s.Scope, Stream = s.Stream }));
+            info.Config.Streams.AddRange(g.Record.Streams.Select(s => new ReaderGroupStream
+            {
+                Scope = s.Scope, Stream = s.Stream, Start = CutOf(s.Scope, s.Stream, s.Start), End = CutOf(s.Scope, s.Stream, s.End),
+            }));
+            info.Checkpoints.AddRange(g.Record.Checkpoints.Select(CheckpointOf));
             g.Coordinator.Describe(info);
             return Task.FromResult(info);
         }, cancellationToken);
@@ -159,6 +141,177 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             await SettleAsync(g, cancellationToken);
             return removed;
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Takes checkpoint <paramref name="name"/>: asks every reader for its commits and, once each answered (or left),
+    /// stores the group's committed positions as a cut per stream. An existing name returns that checkpoint;
+    /// DEADLINE_EXCEEDED if a reader does not answer within <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<Checkpoint> CreateCheckpointAsync(string scope, string group, string name, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        Validate(scope, group);
+        if (string.IsNullOrEmpty(name) || name.Length > 255)
+        {
+            throw Invalid("A checkpoint name is 1 to 255 characters.");
+        }
+
+        var started = await WithGroupAsync(scope, group, async g =>
+        {
+            if (g.Record.Checkpoints.Find(c => c.Name == name) is { } existing)
+            {
+                return CheckpointOf(existing);
+            }
+
+            if (g.Coordinator.CheckpointInProgress is { } other && other != name)
+            {
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Checkpoint {other} of {scope}/{group} is being taken: try again once it completes."));
+            }
+
+            if (g.Coordinator.CheckpointInProgress is null)
+            {
+                g.Coordinator.StartCheckpoint(name, _clock.GetUtcNow());
+            }
+
+            return null;
+        }, cancellationToken);
+        if (started is not null)
+        {
+            return started;
+        }
+
+        var deadline = _clock.GetUtcNow() + timeout;
+        while (true)
+        {
+            var done = await WithGroupAsync(scope, group, async g =>
+            {
+                if (g.Coordinator.CheckpointInProgress != name)
+                {
+                    return g.Record.Checkpoints.Find(c => c.Name == name) is { } taken ? CheckpointOf(taken)
+                        : throw new RpcException(new Status(StatusCode.Aborted, $"Checkpoint {name} of {scope}/{group} was abandoned: the group was reset or updated meanwhile."));
+                }
+
+                if (!g.Coordinator.CheckpointAcknowledged(name))
+                {
+                    if (_clock.GetUtcNow() < deadline)
+                    {
+                        return null;
+                    }
+
+                    g.Coordinator.EndCheckpoint();
+                    throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"Checkpoint {name} of {scope}/{group}: not every reader answered within {timeout.TotalSeconds:0.#} s."));
+                }
+
+                var checkpoint = new GroupCheckpointRecord(name, _clock.GetUtcNow().ToUnixTimeMilliseconds(),
+                    [.. g.Record.Streams.Select(s => new GroupCutRecord(s.Scope, s.Stream, g.Coordinator.Positions(s.Scope, s.Stream)))]);
+                g.Record.Checkpoints.Add(checkpoint);
+                if (g.Record.Checkpoints.Count > ReaderGroupRecord.MaxCheckpoints)
+                {
+                    g.Record.Checkpoints.RemoveAt(0);
+                }
+
+                g.Coordinator.EndCheckpoint();
+                await WriteAsync(g, _clock.GetUtcNow(), cancellationToken);
+                _logger.LogInformation("Reader group {Scope}/{Group}: checkpoint {Name} taken.", scope, group, name);
+                return CheckpointOf(checkpoint);
+            }, cancellationToken);
+            if (done is not null)
+            {
+                return done;
+            }
+
+            await Task.Delay(CheckpointPoll, _clock, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Moves the group to <paramref name="cuts"/> (a stream not named restarts at its configured start): a new
+    /// generation, every assignment fenced, the readers given segments again after the join window.
+    /// </summary>
+    public async Task<ReaderGroupInfo> ResetAsync(string scope, string group, IReadOnlyList<StreamCut> cuts, CancellationToken cancellationToken)
+    {
+        Validate(scope, group);
+        await WithGroupAsync(scope, group, async g =>
+        {
+            foreach (var cut in cuts)
+            {
+                if (!g.Record.Streams.Any(s => s.Scope == cut.Scope && s.Stream == cut.Stream))
+                {
+                    throw Invalid($"Stream {cut.Scope}/{cut.Stream} is not read by reader group {scope}/{group}.");
+                }
+            }
+
+            var segments = new List<GroupSegmentRecord>();
+            foreach (var stream in g.Record.Streams)
+            {
+                var cut = cuts.FirstOrDefault(c => c.Scope == stream.Scope && c.Stream == stream.Stream);
+                if (cut is { Positions.Count: 0 })
+                {
+                    // A checkpoint taken after the group read all of this stream: nothing of it to read.
+                    continue;
+                }
+
+                segments.AddRange(await StartOfAsync(stream, cut is null ? stream.Start : new Dictionary<long, long>(cut.Positions), cancellationToken));
+            }
+
+            g.Coordinator.Restart(segments, _clock.GetUtcNow());
+            await SettleAsync(g, cancellationToken);
+            _logger.LogInformation("Reader group {Scope}/{Group} reset (generation {Generation}).", scope, group, g.Record.State.Generation);
+            return true;
+        }, cancellationToken);
+        return await DescribeAsync(scope, group, cancellationToken);
+    }
+
+    /// <summary>
+    /// Replaces the group's configuration and starts it again: from the new start cuts, or where it is for a stream it
+    /// keeps without one (its committed positions, bounded by the new end cut); a stream it no longer reads is dropped.
+    /// </summary>
+    public async Task<ReaderGroupInfo> UpdateAsync(UpdateReaderGroupRequest request, CancellationToken cancellationToken)
+    {
+        Validate(request.Scope, request.Group);
+        var (heartbeat, timeout, streams) = ValidateConfig(request.Config ?? throw Invalid("An update needs a config with at least one stream."));
+        await WithGroupAsync(request.Scope, request.Group, async g =>
+        {
+            var segments = new List<GroupSegmentRecord>();
+            foreach (var stream in streams)
+            {
+                var where = stream.Start;
+                if (where is null && g.Record.Streams.Any(s => s.Scope == stream.Scope && s.Stream == stream.Stream))
+                {
+                    where = g.Coordinator.Positions(stream.Scope, stream.Stream);
+                    if (where.Count == 0)
+                    {
+                        // Read to its end already: nothing more of it.
+                        continue;
+                    }
+                }
+
+                segments.AddRange(await StartOfAsync(stream, where, cancellationToken));
+            }
+
+            g.Record.Streams = streams;
+            g.Record.HeartbeatIntervalMs = heartbeat;
+            g.Record.SessionTimeoutMs = timeout;
+            var now = _clock.GetUtcNow();
+            var coordinator = new GroupCoordinator(g.Record.State, TimeSpan.FromMilliseconds(heartbeat), TimeSpan.FromMilliseconds(timeout), _rules, now);
+            coordinator.Restart(segments, now);
+            var updated = new Group(g.Record, g.Version, coordinator) { LastWrite = g.LastWrite };
+            try
+            {
+                await SettleAsync(updated, cancellationToken);
+            }
+            catch
+            {
+                // Not stored: the record in memory no longer matches the store; read it again on the next call.
+                _groups.TryRemove(new KeyValuePair<(string, string), Group>((request.Scope, request.Group), g));
+                throw;
+            }
+
+            _groups[(request.Scope, request.Group)] = updated;
+            _logger.LogInformation("Reader group {Scope}/{Group} updated (generation {Generation}).", request.Scope, request.Group, g.Record.State.Generation);
+            return true;
+        }, cancellationToken);
+        return await DescribeAsync(request.Scope, request.Group, cancellationToken);
     }
 
     /// <summary>
@@ -328,11 +481,31 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         var added = false;
         foreach (var completed in g.Coordinator.SuccessorLookups.ToList())
         {
+            var end = g.Record.Streams.Find(s => s.Scope == completed.Scope && s.Stream == completed.Stream)?.End;
+            if (end is not null && end.ContainsKey(completed.SegmentId))
+            {
+                // Read to the end cut: what follows is beyond it (and the segment may still be open).
+                g.Coordinator.AddSuccessors(completed.SegmentId, []);
+                added = true;
+                continue;
+            }
+
             var reply = await _controller.GetSuccessorsAsync(completed.Name, cancellationToken);
             if (reply.Successors.Count > 0 || reply.State == StreamState.Sealed)
             {
-                g.Coordinator.AddSuccessors(completed.SegmentId, [.. reply.Successors.Select(s => new GroupSuccessor(
-                    completed.Scope, completed.Stream, s.Segment.SegmentId, s.Segment.Segment, s.Segment.KeyStart, s.Segment.KeyEnd, [.. s.PredecessorIds]))]);
+                var ranges = end is null ? null : GroupCuts.Ranges(await _controller.ListSegmentsAsync(completed.Scope, completed.Stream, cancellationToken));
+                var successors = new List<GroupSuccessor>();
+                foreach (var s in reply.Successors)
+                {
+                    // Past the end cut, nothing is read.
+                    if ((ranges is null ? -1 : GroupCuts.EndOf(s.Segment, ranges, end)) is { } endOffset)
+                    {
+                        successors.Add(new GroupSuccessor(completed.Scope, completed.Stream, s.Segment.SegmentId, s.Segment.Segment,
+                            s.Segment.KeyStart, s.Segment.KeyEnd, [.. s.PredecessorIds], endOffset));
+                    }
+                }
+
+                g.Coordinator.AddSuccessors(completed.SegmentId, successors);
                 added = true;
             }
 
@@ -392,18 +565,86 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         BacklogChanged?.Invoke(g.Record.Scope, g.Record.Group);
     }
 
-    /// <summary>The segments a group starts a stream with: those of its earliest epoch still there (no predecessor left in the stream).</summary>
-    private async Task<IEnumerable<GroupSegmentRecord>> HeadOfAsync(string scope, string stream, CancellationToken cancellationToken)
+    /// <summary>The segments a group starts a stream with, from <paramref name="start"/> (null: the stream's head) to the stream's end cut.</summary>
+    private async Task<List<GroupSegmentRecord>> StartOfAsync(GroupStreamRecord stream, IReadOnlyDictionary<long, long>? start, CancellationToken cancellationToken)
     {
-        var list = await _controller.ListSegmentsAsync(scope, stream, cancellationToken);
-        var ids = list.Segments.Select(s => s.Segment.SegmentId).ToHashSet();
-        return list.Segments
-            .Where(s => !s.PredecessorIds.Any(ids.Contains))
-            .Select(s => new GroupSegmentRecord
+        var list = await _controller.ListSegmentsAsync(stream.Scope, stream.Stream, cancellationToken);
+        try
+        {
+            return GroupCuts.Start(stream.Scope, stream.Stream, list, start, stream.End);
+        }
+        catch (ArgumentException e)
+        {
+            throw Invalid(e.Message);
+        }
+    }
+
+    /// <summary>Heartbeat, session timeout and streams (with their cuts) of a config, or INVALID_ARGUMENT saying what to change.</summary>
+    private static (int Heartbeat, int Timeout, List<GroupStreamRecord> Streams) ValidateConfig(ReaderGroupConfig config)
+    {
+        if (config.Streams.Count == 0)
+        {
+            throw Invalid("A reader group reads at least one stream: name it in config.streams.");
+        }
+
+        if (config.CheckpointIntervalMs != 0 || config.Retention != GroupRetention.None)
+        {
+            throw Invalid("Automatic checkpoints and retention that follows the group are not supported yet: leave checkpoint_interval_ms 0 and retention NONE.");
+        }
+
+        var heartbeat = config.HeartbeatIntervalMs == 0 ? DefaultHeartbeatMs : config.HeartbeatIntervalMs;
+        var timeout = config.SessionTimeoutMs == 0 ? DefaultSessionTimeoutMs : config.SessionTimeoutMs;
+        if (heartbeat is < 100 or > 60_000 || timeout < 2 * heartbeat || timeout > 600_000)
+        {
+            throw Invalid($"heartbeat_interval_ms must be 100–60000 and session_timeout_ms at least twice it and at most 600000 (are {heartbeat} and {timeout}).");
+        }
+
+        var streams = new List<GroupStreamRecord>();
+        foreach (var stream in config.Streams)
+        {
+            if (streams.Any(s => s.Scope == stream.Scope && s.Stream == stream.Stream))
             {
-                Scope = scope, Stream = stream, SegmentId = s.Segment.SegmentId, Name = s.Segment.Segment,
-                KeyStart = s.Segment.KeyStart, KeyEnd = s.Segment.KeyEnd,
-            });
+                throw Invalid($"Stream {stream.Scope}/{stream.Stream} is named twice.");
+            }
+
+            streams.Add(new GroupStreamRecord(stream.Scope, stream.Stream, PositionsOf(stream, stream.Start, "start"), PositionsOf(stream, stream.End, "end")));
+        }
+
+        return (heartbeat, timeout, streams);
+    }
+
+    private static Dictionary<long, long>? PositionsOf(ReaderGroupStream stream, StreamCut? cut, string which)
+    {
+        if (cut is null)
+        {
+            return null;
+        }
+
+        if ((cut.Scope.Length > 0 && cut.Scope != stream.Scope) || (cut.Stream.Length > 0 && cut.Stream != stream.Stream))
+        {
+            throw Invalid($"The {which} cut of {stream.Scope}/{stream.Stream} names stream {cut.Scope}/{cut.Stream}.");
+        }
+
+        return new Dictionary<long, long>(cut.Positions);
+    }
+
+    private static StreamCut? CutOf(string scope, string stream, Dictionary<long, long>? positions)
+    {
+        if (positions is null)
+        {
+            return null;
+        }
+
+        var cut = new StreamCut { Scope = scope, Stream = stream };
+        cut.Positions.Add(positions);
+        return cut;
+    }
+
+    private static Checkpoint CheckpointOf(GroupCheckpointRecord record)
+    {
+        var checkpoint = new Checkpoint { Name = record.Name, Complete = true, CreatedAtUnixMs = record.CreatedAtUnixMs };
+        checkpoint.Cuts.AddRange(record.Cuts.Select(c => CutOf(c.Scope, c.Stream, c.Positions)!));
+        return checkpoint;
     }
 
     private void EnsureLeading()

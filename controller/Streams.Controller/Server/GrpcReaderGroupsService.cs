@@ -10,6 +10,8 @@ public sealed class GrpcReaderGroupsService(ReaderGroupService groups) : Contrac
     /// <summary>How often a reader session's queued messages are sent when the reader itself says nothing.</summary>
     private static readonly TimeSpan SessionDrainInterval = TimeSpan.FromMilliseconds(100);
 
+    private const int DefaultCheckpointTimeoutMs = 30_000;
+
     public override Task<CreateReaderGroupReply> CreateReaderGroup(CreateReaderGroupRequest request, ServerCallContext context) =>
         groups.CreateAsync(request, context.CancellationToken);
 
@@ -37,13 +39,14 @@ public sealed class GrpcReaderGroupsService(ReaderGroupService groups) : Contrac
     }
 
     public override Task<ReaderGroupInfo> UpdateReaderGroup(UpdateReaderGroupRequest request, ServerCallContext context) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "Updating a reader group is not supported yet: delete it and create it again."));
+        groups.UpdateAsync(request, context.CancellationToken);
 
     public override Task<ReaderGroupInfo> ResetReaderGroup(ResetReaderGroupRequest request, ServerCallContext context) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "Resetting a reader group to stream cuts is not supported yet."));
+        groups.ResetAsync(request.Scope, request.Group, request.Cuts, context.CancellationToken);
 
     public override Task<Checkpoint> CreateCheckpoint(CreateCheckpointRequest request, ServerCallContext context) =>
-        throw new RpcException(new Status(StatusCode.Unimplemented, "Reader group checkpoints are not supported yet."));
+        groups.CreateCheckpointAsync(request.Scope, request.Group, request.Name,
+            TimeSpan.FromMilliseconds(request.TimeoutMs is > 0 and <= 600_000 ? request.TimeoutMs : DefaultCheckpointTimeoutMs), context.CancellationToken);
 
     /// <summary>
     /// The bidirectional session: the first message is Join; every message is handled as in <see cref="ReaderExchange"/>,

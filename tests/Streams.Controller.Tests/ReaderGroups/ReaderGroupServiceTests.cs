@@ -148,4 +148,169 @@ public sealed class ReaderGroupServiceTests : IAsyncLifetime
         Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
         Assert.Null(await service.GetBacklogAsync("shop", "billing", default));
     }
+
+    private static readonly long Seg0 = SegmentName.ComposeId(0, 0);
+    private static readonly long Seg1 = SegmentName.ComposeId(0, 1);
+
+    private static StreamCut Cut(params (long Id, long Offset)[] positions)
+    {
+        var cut = new StreamCut { Scope = "shop", Stream = "orders" };
+        foreach (var (id, offset) in positions)
+        {
+            cut.Positions[id] = offset;
+        }
+
+        return cut;
+    }
+
+    private static ReaderMessage Heartbeat(long session) => new() { Heartbeat = new Heartbeat { SessionEpoch = session } };
+
+    [Fact]
+    public async Task A_start_cut_sets_where_each_segment_is_read_from_and_a_bad_cut_says_what_is_wrong()
+    {
+        var service = Service();
+        var request = Create();
+        request.Config.Streams[0].Start = Cut((Seg0, 30), (Seg1, 70));
+        await service.CreateAsync(request, default);
+        var assigns = (await Exchange(service, "a", Join("a"))).Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        Assert.Equal([(Seg0, 30L, -1L), (Seg1, 70L, -1L)], assigns.Select(x => (x.SegmentId, x.StartOffset, x.EndOffset)));
+
+        var gap = Create("gap");
+        gap.Config.Streams[0].Start = Cut((Seg0, 0));
+        Assert.Contains("does not cover every routing key", (await Assert.ThrowsAsync<RpcException>(() => service.CreateAsync(gap, default))).Status.Detail);
+        var unknown = Create("unknown");
+        unknown.Config.Streams[0].End = Cut((Seg0, 0), (Seg1, 0), (SegmentName.ComposeId(3, 9), 5));
+        Assert.Contains("which the stream does not have", (await Assert.ThrowsAsync<RpcException>(() => service.CreateAsync(unknown, default))).Status.Detail);
+        var backwards = Create("backwards");
+        backwards.Config.Streams[0].Start = Cut((Seg0, 50), (Seg1, 0));
+        backwards.Config.Streams[0].End = Cut((Seg0, 10), (Seg1, 10));
+        Assert.Contains("past its end cut", (await Assert.ThrowsAsync<RpcException>(() => service.CreateAsync(backwards, default))).Status.Detail);
+        var otherStream = Create("other");
+        otherStream.Config.Streams[0].Start = new StreamCut { Scope = "shop", Stream = "returns", Positions = { [Seg0] = 0 } };
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => service.CreateAsync(otherStream, default))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_bounded_group_reads_to_its_end_cut_nothing_after_it_and_then_ends()
+    {
+        var service = Service();
+        var request = Create();
+        request.Config.Streams[0].End = Cut((Seg0, 100), (Seg1, 50));
+        await service.CreateAsync(request, default);
+        var joined = await Exchange(service, "a", Join("a"));
+        var session = joined[0].Joined.SessionEpoch;
+        var assigns = joined.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        Assert.Equal([100L, 50L], assigns.Select(x => x.EndOffset));
+
+        // The stream splits after the cut was taken: the successors of segment 1 are beyond the end cut, never read.
+        await _controller.ScaleStreamAsync("shop", "orders", [Seg1], [new KeyRangeRecord(0.5, 0.75), new KeyRangeRecord(0.75, 1)], ControllerService.ManualReason, default);
+        var afterFirst = await Exchange(service, "a", new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = session, OwnerEpoch = assigns[1].OwnerEpoch, Position = At(assigns[1], 50) } });
+        Assert.DoesNotContain(afterFirst, m => m.Assign is not null || m.EndOfGroup is not null);
+        Assert.Equal([Seg0], (await service.DescribeAsync("shop", "billing", default)).Segments.Select(s => s.SegmentId));
+
+        var last = await Exchange(service, "a", new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 100) } });
+        Assert.Contains(last, m => m.EndOfGroup is not null);
+        var described = await service.DescribeAsync("shop", "billing", default);
+        Assert.True(described.Ended);
+        Assert.Equal(new Dictionary<long, long> { [Seg0] = 100, [Seg1] = 50 }, described.Config.Streams[0].End.Positions);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_holds_every_readers_commits_and_a_reset_to_it_reads_again_from_exactly_there()
+    {
+        var service = Service();
+        await service.CreateAsync(Create(), default);
+        var joined = await Exchange(service, "a", Join("a"));
+        var session = joined[0].Joined.SessionEpoch;
+        var assigns = joined.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        await Exchange(service, "a", new ReaderMessage { Commit = new Commit { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 10) } });
+
+        var taking = service.CreateCheckpointAsync("shop", "billing", "nightly", TimeSpan.FromSeconds(10), default);
+        var request = (await Exchange(service, "a", Heartbeat(session))).Single(m => m.Checkpoint is not null).Checkpoint;
+        Assert.Equal("nightly", request.Name);
+        Assert.False(taking.IsCompleted);
+        await Exchange(service, "a", new ReaderMessage { CheckpointAck = new CheckpointAck { SessionEpoch = session, Name = "nightly", Positions = { At(assigns[0], 25), At(assigns[1], 40) } } });
+        var checkpoint = await taking.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(checkpoint.Complete);
+        Assert.Equal(new Dictionary<long, long> { [Seg0] = 25, [Seg1] = 40 }, Assert.Single(checkpoint.Cuts).Positions);
+
+        // The reader goes on; the reset fences its assignments and hands them out again from the checkpoint.
+        await Exchange(service, "a", new ReaderMessage { Commit = new Commit { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 90) } });
+        await service.ResetAsync("shop", "billing", checkpoint.Cuts, default);
+        var after = await Exchange(service, "a", Heartbeat(session));
+        Assert.Equal([Seg0, Seg1], after.Where(m => m.Fenced is not null).Select(m => m.Fenced.SegmentId).Order());
+        var again = after.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        Assert.Equal([(Seg0, 25L), (Seg1, 40L)], again.Select(x => (x.SegmentId, x.StartOffset)));
+        Assert.All(again, x => Assert.True(x.OwnerEpoch > assigns.Max(y => y.OwnerEpoch)));
+        var stale = await Exchange(service, "a", new ReaderMessage { Commit = new Commit { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 95) } });
+        Assert.Contains(stale, m => m.Fenced is not null);
+
+        // The name again returns the same checkpoint; a new leader reads it back with the group.
+        Assert.Equal(checkpoint, await service.CreateCheckpointAsync("shop", "billing", "nightly", TimeSpan.FromSeconds(1), default));
+        var described = await Service().DescribeAsync("shop", "billing", default);
+        Assert.Equal(1, described.Generation);
+        Assert.Equal("nightly", Assert.Single(described.Checkpoints).Name);
+        Assert.Equal(25, described.Segments.Single(s => s.SegmentId == Seg0).CommittedOffset);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_a_reader_does_not_answer_times_out_and_the_next_one_can_be_taken()
+    {
+        var service = Service();
+        await service.CreateAsync(Create(), default);
+        var session = (await Exchange(service, "a", Join("a")))[0].Joined.SessionEpoch;
+        var silent = await Assert.ThrowsAsync<RpcException>(() => service.CreateCheckpointAsync("shop", "billing", "one", TimeSpan.FromMilliseconds(300), default));
+        Assert.Equal(StatusCode.DeadlineExceeded, silent.StatusCode);
+
+        var taking = service.CreateCheckpointAsync("shop", "billing", "two", TimeSpan.FromSeconds(10), default);
+        var other = await Assert.ThrowsAsync<RpcException>(() => service.CreateCheckpointAsync("shop", "billing", "three", TimeSpan.FromSeconds(1), default));
+        Assert.Equal(StatusCode.FailedPrecondition, other.StatusCode);
+        await Exchange(service, "a", new ReaderMessage { Leave = new Leave { SessionEpoch = session } });
+        Assert.Equal(new Dictionary<long, long> { [Seg0] = 0, [Seg1] = 0 }, Assert.Single((await taking.WaitAsync(TimeSpan.FromSeconds(10))).Cuts).Positions);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_across_a_merge_keeps_the_successor_waiting_for_its_unfinished_predecessor_after_a_reset()
+    {
+        var service = Service();
+        await service.CreateAsync(Create(), default);
+        var joined = await Exchange(service, "a", Join("a"));
+        var session = joined[0].Joined.SessionEpoch;
+        var assigns = joined.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        await _controller.ScaleStreamAsync("shop", "orders", [Seg0, Seg1], [new KeyRangeRecord(0, 1)], ControllerService.ManualReason, default);
+        var merged = (await _controller.ListSegmentsAsync("shop", "orders", default)).Segments.Single(s => s.PredecessorIds.Count == 2).Segment.SegmentId;
+        await Exchange(service, "a", new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 500) } });
+
+        var taking = service.CreateCheckpointAsync("shop", "billing", "mid-merge", TimeSpan.FromSeconds(10), default);
+        await Exchange(service, "a", Heartbeat(session));
+        await Exchange(service, "a", new ReaderMessage { CheckpointAck = new CheckpointAck { SessionEpoch = session, Name = "mid-merge", Positions = { At(assigns[1], 15) } } });
+        var cut = Assert.Single((await taking.WaitAsync(TimeSpan.FromSeconds(10))).Cuts);
+        Assert.Equal(new Dictionary<long, long> { [Seg1] = 15, [merged] = 0 }, cut.Positions);
+
+        await service.ResetAsync("shop", "billing", [cut], default);
+        var described = await service.DescribeAsync("shop", "billing", default);
+        Assert.Equal(SegmentReadState.Future, described.Segments.Single(s => s.SegmentId == merged).State);
+        Assert.Equal(15, described.Segments.Single(s => s.SegmentId == Seg1).CommittedOffset);
+    }
+
+    [Fact]
+    public async Task An_end_cut_past_a_split_reads_the_sealed_segment_whole_and_its_successors_to_the_cut()
+    {
+        var service = Service();
+        await _controller.ScaleStreamAsync("shop", "orders", [Seg1], [new KeyRangeRecord(0.5, 0.75), new KeyRangeRecord(0.75, 1)], ControllerService.ManualReason, default);
+        var pieces = (await _controller.ListSegmentsAsync("shop", "orders", default)).Segments.Where(s => s.PredecessorIds.Contains(Seg1))
+            .Select(s => s.Segment.SegmentId).Order().ToList();
+        var request = Create();
+        request.Config.Streams[0].End = Cut((Seg0, 100), (pieces[0], 30), (pieces[1], 0));
+        await service.CreateAsync(request, default);
+        var joined = await Exchange(service, "a", Join("a"));
+        var session = joined[0].Joined.SessionEpoch;
+        var upper = joined.Select(m => m.Assign).Single(x => x is not null && x.SegmentId == Seg1);
+        Assert.Equal(-1, upper.EndOffset);
+
+        var next = await Exchange(service, "a", new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = session, OwnerEpoch = upper.OwnerEpoch, Position = At(upper, 700) } });
+        var successor = next.Select(m => m.Assign).Single(x => x is not null);
+        Assert.Equal((pieces[0], 0L, 30L), (successor.SegmentId, successor.StartOffset, successor.EndOffset));
+        Assert.DoesNotContain((await service.DescribeAsync("shop", "billing", default)).Segments, s => s.SegmentId == pieces[1]);
+    }
 }
