@@ -278,6 +278,130 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         Assert.True((await client.DescribeReaderGroupAsync("rg-mixed", "billing", ct)).Ended);
     }
 
+    [Fact]
+    public async Task A_checkpoint_taken_while_a_grpcjs_reader_reads_then_a_reset_to_it_reads_again_from_exactly_there()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var client = fixture.CreateClient();
+        await client.Streams.CreateScopeAsync("rg-cp", ct);
+        await client.Streams.CreateStreamAsync("rg-cp", "events", StreamConfig.Fixed(3), ct);
+        using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
+        var groups = new ReaderGroupsClient(channel);
+        var reference = new ReaderGroupRef { Scope = "rg-cp", Group = "audit" };
+        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
+        {
+            Scope = "rg-cp", Group = "audit",
+            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "rg-cp", Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = 30_000 },
+        }, cancellationToken: ct);
+
+        var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
+        var byA = new ConcurrentQueue<(string Segment, long Offset, int Index)>();
+        using var readerA = Node.StartWithLines(Script, line =>
+        {
+            if (line.StartsWith("{\"event\"", StringComparison.Ordinal))
+            {
+                var e = JsonDocument.Parse(line).RootElement.GetProperty("event");
+                byA.Enqueue((e.GetProperty("segment").GetString()!, e.GetProperty("offset").GetInt64(), IndexOf(e.GetProperty("payload").GetString()!)));
+            }
+        }, port, "rg-cp", "audit", "js-a", "60000", "lines");
+        await WaitUntilAsync(async () => (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Members is [{ SegmentIds.Count: 3 }], "reader a owns the segments", ct);
+
+        const int Events = 3000;
+        await using var writer = await client.CreateWriterAsync("rg-cp", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
+        var writing = Task.Run(async () =>
+        {
+            for (var i = 0; i < Events; i += 30)
+            {
+                await Task.WhenAll(Enumerable.Range(i, 30).Select(j => writer.WriteEventAsync("k" + (j % 12), $"{j}:k{j % 12}", ct)));
+                await Task.Delay(15, ct);
+            }
+        }, ct);
+
+        // Mid-stream: the checkpoint holds what reader a had processed when it answered.
+        await WaitUntilAsync(() => Task.FromResult(byA.Count >= Events / 3), "reader a reads", ct);
+        var checkpoint = await groups.CreateCheckpointAsync(new CreateCheckpointRequest { Scope = "rg-cp", Group = "audit", Name = "mid", TimeoutMs = 10_000 }, cancellationToken: ct);
+        Assert.True(checkpoint.Complete);
+        var cut = Assert.Single(checkpoint.Cuts).Positions.ToDictionary(p => p.Key, p => p.Value);
+        Assert.Equal(3, cut.Count);
+        await WaitUntilAsync(() => Task.FromResult(byA.Count >= 2 * Events / 3), "reader a reads past the checkpoint", ct);
+        readerA.Kill();
+        await readerA.WaitForExitAsync(ct);
+        Assert.True((await groups.ReaderOfflineAsync(new ReaderOfflineRequest { Scope = "rg-cp", Group = "audit", ReaderId = "js-a" }, cancellationToken: ct)).Removed);
+        await writing;
+        await client.Streams.SealStreamAsync("rg-cp", "events", ct);
+
+        var reset = await groups.ResetReaderGroupAsync(new ResetReaderGroupRequest { Scope = "rg-cp", Group = "audit", Cuts = { checkpoint.Cuts } }, cancellationToken: ct);
+        Assert.Equal(1, reset.Generation);
+        Assert.Equal(cut, reset.Segments.ToDictionary(x => x.SegmentId, x => x.CommittedOffset));
+        var byB = (await Node.RunJsonAsync(Script, port, "rg-cp", "audit", "js-b", "50000")).GetProperty("events").EnumerateArray()
+            .Select(e => (Segment: e.GetProperty("segment").GetString()!, Offset: e.GetProperty("offset").GetInt64(), Index: IndexOf(e.GetProperty("payload").GetString()!))).ToList();
+
+        // b read each segment from exactly the checkpoint: everything at or after it, once, and nothing before it.
+        var idOf = reset.Segments.ToDictionary(x => x.Segment, x => x.SegmentId);
+        Assert.Equal(byB.Count, byB.Select(e => (e.Segment, e.Offset)).Distinct().Count());
+        foreach (var group in byB.GroupBy(e => e.Segment))
+        {
+            Assert.Equal(cut[idOf[group.Key]], group.Min(e => e.Offset));
+        }
+
+        var beforeCut = byA.Where(e => e.Offset < cut[idOf[e.Segment]]).Select(e => e.Index).ToList();
+        Assert.Equal(Enumerable.Range(0, Events), beforeCut.Concat(byB.Select(e => e.Index)).Order());
+        var reread = byA.Where(e => e.Offset >= cut[idOf[e.Segment]]).Select(e => e.Index).ToList();
+        Assert.NotEmpty(reread);
+        Assert.Subset(byB.Select(e => e.Index).ToHashSet(), reread.ToHashSet());
+        TestContext.Current.TestOutputHelper?.WriteLine($"checkpoint after {beforeCut.Count} events; a read {reread.Count} past it before SIGKILL; b read {byB.Count} from the checkpoint");
+    }
+
+    [Fact]
+    public async Task A_group_bounded_by_an_end_cut_reads_up_to_the_cut_and_ends_while_the_stream_goes_on()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var client = fixture.CreateClient();
+        await client.Streams.CreateScopeAsync("rg-bounded", ct);
+        await client.Streams.CreateStreamAsync("rg-bounded", "events", StreamConfig.Fixed(2), ct);
+        await using var writer = await client.CreateWriterAsync("rg-bounded", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
+        async Task WriteAsync(int from, int to) =>
+            await Task.WhenAll(Enumerable.Range(from, to - from).Select(j => writer.WriteEventAsync("k" + (j % 8), $"{j}:k{j % 8}", ct)));
+
+        // Events 0-999, a cut; 1000-1499, a split; 1500-1999 (the stream stays open).
+        await WriteAsync(0, 1000);
+        var start = await client.Streams.GetStreamCutAsync("rg-bounded", "events", ct);
+        await WriteAsync(1000, 1500);
+        var end = await client.Streams.GetStreamCutAsync("rg-bounded", "events", ct);
+        var upper = (await client.Streams.DescribeStreamAsync("rg-bounded", "events", ct)).ActiveSegments.OrderBy(x => x.KeyStart).Last();
+        await client.Streams.ScaleStreamAsync("rg-bounded", "events", [upper.Id], [(upper.KeyStart, 0.75), (0.75, upper.KeyEnd)], ct);
+        await WriteAsync(1500, 2000);
+
+        static Contracts.Controller.StreamCut Cut(Client.StreamCut c)
+        {
+            var cut = new Contracts.Controller.StreamCut { Scope = c.Scope, Stream = c.Stream };
+            foreach (var (id, offset) in c.Positions)
+            {
+                cut.Positions[id] = offset;
+            }
+
+            return cut;
+        }
+
+        using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
+        var groups = new ReaderGroupsClient(channel);
+        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
+        {
+            Scope = "rg-bounded", Group = "slice",
+            Config = new ReaderGroupConfig
+            {
+                Streams = { new ReaderGroupStream { Scope = "rg-bounded", Stream = "events", Start = Cut(start), End = Cut(end) } },
+                HeartbeatIntervalMs = 500, SessionTimeoutMs = 5000,
+            },
+        }, cancellationToken: ct);
+        var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
+        var results = await Task.WhenAll(Node.RunJsonAsync(Script, port, "rg-bounded", "slice", "js-a", "30000"), Node.RunJsonAsync(Script, port, "rg-bounded", "slice", "js-b", "30000"));
+        Assert.All(results, r => Assert.True(r.GetProperty("ended").GetBoolean()));
+        var read = results.SelectMany(r => r.GetProperty("events").EnumerateArray().Select(e => IndexOf(e.GetProperty("payload").GetString()!))).ToList();
+        Assert.Equal(Enumerable.Range(1000, 500), read.Order());
+        Assert.True((await groups.DescribeReaderGroupAsync(new ReaderGroupRef { Scope = "rg-bounded", Group = "slice" }, cancellationToken: ct)).Ended);
+    }
+
     private static int IndexOf(string value) => int.Parse(value.Split(':')[0], CultureInfo.InvariantCulture);
 
     /// <summary>Waits until <paramref name="condition"/> holds, at most 20 s in steps of 100 ms.</summary>

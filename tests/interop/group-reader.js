@@ -2,7 +2,7 @@
 // files alone (loaded at run time, no generated code): it joins a group over the unary ReaderExchange, reads the
 // segments the controller assigns over SegmentStore.Read, commits what it read, completes sealed segments, releases
 // revoked ones, and stops at EndOfGroup. Usage: node group-reader.js <grpc port> <scope> <group> <reader id> <max ms> [lines]
-// Prints one JSON object: { ended, events: [{ segment, offset, key, payload, t }], sessions, assigned, revoked, fenced }.
+// Prints one JSON object: { ended, events: [{ segment, offset, key, payload, t }], sessions, assigned, revoked, fenced, checkpoints }.
 // With "lines", each event is also printed at once on a line of its own ({ "event": ... }), written synchronously
 // before it is committed, so a test that SIGKILLs the reader knows every event it processed.
 // Exits non-zero only when the harness breaks (a call fails, or max ms pass before EndOfGroup).
@@ -67,7 +67,7 @@ function parse(bytes, offset) {
 }
 
 async function main() {
-  const result = { ended: false, events: [], sessions: 0, assigned: [], revoked: [], fenced: [] };
+  const result = { ended: false, events: [], sessions: 0, assigned: [], revoked: [], fenced: [], checkpoints: [] };
   let session = '0';
   let outbox = [{ join: { scope, group, readerId } }];
   // segment id -> { segment, ownerEpoch, offset, end, pending: Buffer }
@@ -110,6 +110,11 @@ async function main() {
           } else {
             owned.delete(message.fenced.segmentId);
           }
+          break;
+        case 'checkpoint':
+          // Everything read was processed (printed): the commits are the positions of every segment held.
+          outbox.push({ checkpointAck: { sessionEpoch: session, name: message.checkpoint.name, positions: [...owned.values()].map(position) } });
+          result.checkpoints.push(message.checkpoint.name);
           break;
         case 'endOfGroup':
           result.ended = true;
