@@ -88,7 +88,7 @@ public sealed class ControllerHost : IAsyncDisposable
         telemetry.Own(controllerMetrics);
 
         var stop = new CancellationTokenSource();
-        var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
+        var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>(), groups);
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
         var watchdog = new TransitionWatchdog(controller, controllerOptions.ScaleStepTimeout, loggerFactory.CreateLogger<TransitionWatchdog>());
         var balancer = new ContainerBalancer(zookeeper, config.ContainerCount, loggerFactory.CreateLogger<ContainerBalancer>());

@@ -163,7 +163,7 @@ public sealed class StandaloneHost : IAsyncDisposable
             listen => listen.UseConnectionHandler<DataConnectionHandler>());
 
         var host = new StandaloneHost(app, metadata, bookie, store, telemetry, settings, dataDirectory);
-        var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>());
+        var retention = new RetentionService(controller, streams, controllerOptions.RetentionInterval, loggerFactory.CreateLogger<RetentionService>(), groups);
         var watchdog = new TransitionWatchdog(controller, controllerOptions.ScaleStepTimeout, loggerFactory.CreateLogger<TransitionWatchdog>());
         host._retention = Task.WhenAll(
             Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None),

@@ -86,6 +86,47 @@ public static class GroupCuts
         return BeyondEnd(successor, segments, end) ? null : -1;
     }
 
+    /// <summary>
+    /// Whether everything before cut <paramref name="earlier"/> is also before cut <paramref name="later"/>: wherever
+    /// their segments overlap, <paramref name="later"/> has the same segment at an offset at least as high, or a newer
+    /// segment. False for an empty <paramref name="later"/> or a segment not in <paramref name="segments"/>.
+    /// </summary>
+    public static bool IsAtOrBefore(IReadOnlyDictionary<long, long> earlier, IReadOnlyDictionary<long, long> later, IReadOnlyDictionary<long, SegmentRange> segments)
+    {
+        if (later.Count == 0)
+        {
+            return false;
+        }
+
+        foreach (var (id, offset) in earlier)
+        {
+            if (!segments.TryGetValue(id, out var range))
+            {
+                return false;
+            }
+
+            foreach (var (laterId, laterOffset) in later)
+            {
+                if (!segments.TryGetValue(laterId, out var laterRange))
+                {
+                    return false;
+                }
+
+                if (!Overlap(range, laterRange))
+                {
+                    continue;
+                }
+
+                if (laterId == id ? laterOffset < offset : Epoch(laterId) < Epoch(id))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>The segments of a stream by id, for <see cref="EndOf"/>.</summary>
     public static Dictionary<long, SegmentRange> Ranges(SegmentList segments) => segments.Segments.ToDictionary(s => s.Segment.SegmentId, s => s.Segment);
 

@@ -21,7 +21,9 @@ public interface IReaderGroupBacklog
 
     /// <summary>
     /// For each group subscribed to the stream's retention (<see cref="GroupRetention.AtLastCheckpoint"/>), the cut of the
-    /// stream in its latest completed checkpoint, or its start cut while it has none. Empty when no group subscribes.
+    /// stream in its latest completed checkpoint, or its start cut while it has none (no positions: the group holds
+    /// everything back). Empty when no group subscribes; null when not known (this controller does not lead, or has not
+    /// loaded every group yet).
     /// </summary>
-    ValueTask<IReadOnlyList<StreamCut>> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken);
+    ValueTask<IReadOnlyList<StreamCut>?> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken);
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Streams.Contracts.Controller;
 
 namespace Streams.Controller.ReaderGroups;
 
@@ -29,6 +30,12 @@ public sealed class ReaderGroupRecord
     public int HeartbeatIntervalMs { get; set; }
 
     public int SessionTimeoutMs { get; set; }
+
+    /// <summary>Automatic checkpoints this often; 0: none.</summary>
+    public int CheckpointIntervalMs { get; set; }
+
+    /// <summary>Whether the group's latest checkpoint holds back the retention of its streams.</summary>
+    public GroupRetention Retention { get; set; }
 
     /// <summary>Completed checkpoints, oldest first (the latest <see cref="MaxCheckpoints"/>).</summary>
     public List<GroupCheckpointRecord> Checkpoints { get; init; } = [];

@@ -49,6 +49,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<(string Scope, string Group), Group> _groups = new();
+    private volatile bool _loadedAll;
 
     public ReaderGroupService(IMetadataStore store, ControllerService controller, Func<bool> isLeader, ILogger<ReaderGroupService> logger, CoordinatorRules? rules = null, TimeProvider? clock = null)
     {
@@ -77,6 +78,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         var record = new ReaderGroupRecord
         {
             Scope = request.Scope, Group = request.Group, HeartbeatIntervalMs = heartbeat, SessionTimeoutMs = timeout,
+            CheckpointIntervalMs = config.CheckpointIntervalMs, Retention = config.Retention,
             CreatedAtUnixMs = _clock.GetUtcNow().ToUnixTimeMilliseconds(), Streams = streams,
         };
         foreach (var stream in streams)
@@ -101,7 +103,11 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             var info = new ReaderGroupInfo
             {
                 Scope = scope, Group = group, CreatedAtUnixMs = g.Record.CreatedAtUnixMs,
-                Config = new ReaderGroupConfig { HeartbeatIntervalMs = g.Record.HeartbeatIntervalMs, SessionTimeoutMs = g.Record.SessionTimeoutMs },
+                Config = new ReaderGroupConfig
+                {
+                    HeartbeatIntervalMs = g.Record.HeartbeatIntervalMs, SessionTimeoutMs = g.Record.SessionTimeoutMs,
+                    CheckpointIntervalMs = g.Record.CheckpointIntervalMs, Retention = g.Record.Retention,
+                },
             };
             info.Config.Streams.AddRange(g.Record.Streams.Select(s => new ReaderGroupStream
             {
@@ -165,7 +171,14 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
             if (g.Coordinator.CheckpointInProgress is { } other && other != name)
             {
-                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Checkpoint {other} of {scope}/{group} is being taken: try again once it completes."));
+                if (other != g.AutoCheckpoint)
+                {
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Checkpoint {other} of {scope}/{group} is being taken: try again once it completes."));
+                }
+
+                // An automatic one gives way (it is taken again an interval later).
+                g.Coordinator.EndCheckpoint();
+                g.AutoCheckpoint = null;
             }
 
             if (g.Coordinator.CheckpointInProgress is null)
@@ -202,18 +215,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
                     throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"Checkpoint {name} of {scope}/{group}: not every reader answered within {timeout.TotalSeconds:0.#} s."));
                 }
 
-                var checkpoint = new GroupCheckpointRecord(name, _clock.GetUtcNow().ToUnixTimeMilliseconds(),
-                    [.. g.Record.Streams.Select(s => new GroupCutRecord(s.Scope, s.Stream, g.Coordinator.Positions(s.Scope, s.Stream)))]);
-                g.Record.Checkpoints.Add(checkpoint);
-                if (g.Record.Checkpoints.Count > ReaderGroupRecord.MaxCheckpoints)
-                {
-                    g.Record.Checkpoints.RemoveAt(0);
-                }
-
-                g.Coordinator.EndCheckpoint();
-                await WriteAsync(g, _clock.GetUtcNow(), cancellationToken);
-                _logger.LogInformation("Reader group {Scope}/{Group}: checkpoint {Name} taken.", scope, group, name);
-                return CheckpointOf(checkpoint);
+                return await StoreCheckpointAsync(g, name, cancellationToken);
             }, cancellationToken);
             if (done is not null)
             {
@@ -222,6 +224,67 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
             await Task.Delay(CheckpointPoll, _clock, cancellationToken);
         }
+    }
+
+    /// <summary>Stores the acknowledged checkpoint as a cut per stream of the committed positions (group lock held).</summary>
+    private async Task<Checkpoint> StoreCheckpointAsync(Group g, string name, CancellationToken cancellationToken)
+    {
+        var checkpoint = new GroupCheckpointRecord(name, _clock.GetUtcNow().ToUnixTimeMilliseconds(),
+            [.. g.Record.Streams.Select(s => new GroupCutRecord(s.Scope, s.Stream, g.Coordinator.Positions(s.Scope, s.Stream)))]);
+        g.Record.Checkpoints.Add(checkpoint);
+        if (g.Record.Checkpoints.Count > ReaderGroupRecord.MaxCheckpoints)
+        {
+            g.Record.Checkpoints.RemoveAt(0);
+        }
+
+        g.Coordinator.EndCheckpoint();
+        if (g.AutoCheckpoint == name)
+        {
+            g.AutoCheckpoint = null;
+        }
+
+        await WriteAsync(g, _clock.GetUtcNow(), cancellationToken);
+        _logger.LogInformation("Reader group {Scope}/{Group}: checkpoint {Name} taken.", g.Record.Scope, g.Record.Group, name);
+        return CheckpointOf(checkpoint);
+    }
+
+    /// <summary>
+    /// Automatic checkpoints (group lock held): one named "auto-{unix ms}" every checkpoint interval, stored once every
+    /// reader answered; abandoned after a session timeout without every answer, and tried again an interval later.
+    /// </summary>
+    private async Task AutoCheckpointAsync(Group g, CancellationToken cancellationToken)
+    {
+        var now = _clock.GetUtcNow();
+        if (g.AutoCheckpoint is { } name)
+        {
+            if (g.Coordinator.CheckpointInProgress != name)
+            {
+                g.AutoCheckpoint = null;
+            }
+            else if (g.Coordinator.CheckpointAcknowledged(name))
+            {
+                await StoreCheckpointAsync(g, name, cancellationToken);
+            }
+            else if (now - g.AutoStarted > TimeSpan.FromMilliseconds(g.Record.SessionTimeoutMs))
+            {
+                g.Coordinator.EndCheckpoint();
+                g.AutoCheckpoint = null;
+                _logger.LogWarning("Reader group {Scope}/{Group}: automatic checkpoint {Name} abandoned, not every reader answered within the session timeout.", g.Record.Scope, g.Record.Group, name);
+            }
+
+            return;
+        }
+
+        var interval = TimeSpan.FromMilliseconds(g.Record.CheckpointIntervalMs);
+        var last = DateTimeOffset.FromUnixTimeMilliseconds(g.Record.Checkpoints.Count > 0 ? g.Record.Checkpoints[^1].CreatedAtUnixMs : g.Record.CreatedAtUnixMs);
+        if (g.Record.CheckpointIntervalMs == 0 || g.Coordinator.CheckpointInProgress is not null || now - last < interval || now - g.AutoStarted < interval)
+        {
+            return;
+        }
+
+        g.AutoCheckpoint = $"auto-{now.ToUnixTimeMilliseconds()}";
+        g.AutoStarted = now;
+        g.Coordinator.StartCheckpoint(g.AutoCheckpoint, now);
     }
 
     /// <summary>
@@ -292,6 +355,8 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             g.Record.Streams = streams;
             g.Record.HeartbeatIntervalMs = heartbeat;
             g.Record.SessionTimeoutMs = timeout;
+            g.Record.CheckpointIntervalMs = request.Config.CheckpointIntervalMs;
+            g.Record.Retention = request.Config.Retention;
             var now = _clock.GetUtcNow();
             var coordinator = new GroupCoordinator(g.Record.State, TimeSpan.FromMilliseconds(heartbeat), TimeSpan.FromMilliseconds(timeout), _rules, now);
             coordinator.Restart(segments, now);
@@ -345,7 +410,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200), _clock);
-        var loadedAll = false;
+        _loadedAll = false;
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
@@ -353,13 +418,13 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
                 if (!_isLeader())
                 {
                     _groups.Clear();
-                    loadedAll = false;
+                    _loadedAll = false;
                     continue;
                 }
 
                 // Once per leadership: every stored group, so that readers who never come back are expired and every
                 // group's backlog is measured, not only those a reader or KEDA asked about.
-                loadedAll = loadedAll || await LoadAllAsync(cancellationToken);
+                _loadedAll = _loadedAll || await LoadAllAsync(cancellationToken);
 
                 foreach (var ((scope, group), _) in _groups)
                 {
@@ -368,6 +433,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
                         await WithGroupAsync(scope, group, async g =>
                         {
                             await RefreshLengthsAsync(g, cancellationToken);
+                            await AutoCheckpointAsync(g, cancellationToken);
                             await SettleAsync(g, cancellationToken);
                             return true;
                         }, cancellationToken);
@@ -385,6 +451,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         finally
         {
             _groups.Clear();
+            _loadedAll = false;
         }
     }
 
@@ -409,9 +476,47 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         }
     }
 
-    /// <summary>No group subscribes to retention yet (not supported at creation).</summary>
-    public ValueTask<IReadOnlyList<StreamCut>> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IReadOnlyList<StreamCut>>([]);
+    public async ValueTask<IReadOnlyList<StreamCut>?> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken)
+    {
+        if (!_isLeader() || !_loadedAll)
+        {
+            return null;
+        }
+
+        var cuts = new List<StreamCut>();
+        foreach (var ((groupScope, group), _) in _groups)
+        {
+            try
+            {
+                var cut = await WithGroupAsync(groupScope, group, g =>
+                {
+                    if (g.Record.Retention != GroupRetention.AtLastCheckpoint || g.Record.Streams.Find(s => s.Scope == scope && s.Stream == stream) is not { } read)
+                    {
+                        return Task.FromResult<StreamCut?>(null);
+                    }
+
+                    var positions = g.Record.Checkpoints.Count > 0
+                        ? g.Record.Checkpoints[^1].Cuts.Find(c => c.Scope == scope && c.Stream == stream)?.Positions
+                        : read.Start;
+                    return Task.FromResult<StreamCut?>(CutOf(scope, stream, positions ?? []));
+                }, cancellationToken);
+                if (cut is not null)
+                {
+                    cuts.Add(cut);
+                }
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+            {
+                // Deleted meanwhile: it holds nothing back any more.
+            }
+            catch (RpcException)
+            {
+                return null;
+            }
+        }
+
+        return cuts;
+    }
 
     // ---- Groups in memory -------------------------------------------------------------------------------
 
@@ -587,9 +692,14 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             throw Invalid("A reader group reads at least one stream: name it in config.streams.");
         }
 
-        if (config.CheckpointIntervalMs != 0 || config.Retention != GroupRetention.None)
+        if (config.CheckpointIntervalMs != 0 && config.CheckpointIntervalMs is < 1000 or > 86_400_000)
         {
-            throw Invalid("Automatic checkpoints and retention that follows the group are not supported yet: leave checkpoint_interval_ms 0 and retention NONE.");
+            throw Invalid($"checkpoint_interval_ms is 0 (no automatic checkpoints) or 1000 to 86400000 (is {config.CheckpointIntervalMs}).");
+        }
+
+        if (!Enum.IsDefined(config.Retention))
+        {
+            throw Invalid($"Unknown group retention {config.Retention}.");
         }
 
         var heartbeat = config.HeartbeatIntervalMs == 0 ? DefaultHeartbeatMs : config.HeartbeatIntervalMs;
@@ -682,6 +792,11 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         public DateTimeOffset LastWrite { get; set; }
 
         public DateTimeOffset LastLengths { get; set; }
+
+        /// <summary>The automatic checkpoint being taken, and when the last one was started.</summary>
+        public string? AutoCheckpoint { get; set; }
+
+        public DateTimeOffset AutoStarted { get; set; }
 
         /// <summary>As of the last settle; the gauges read it without the lock (a torn read mixes two recent figures).</summary>
         public GroupBacklog Backlog { get; set; }

@@ -89,7 +89,7 @@ public sealed partial class ControllerService
         ValidateName(stream, "stream");
         var policy = ScalingPolicies.FromContract(config?.Scaling, _options.MaxSegmentsPerStream);
         var segmentCount = ScalingPolicies.InitialSegments(policy);
-        var (retentionTime, retentionSize) = RetentionOf(config);
+        var (retentionTime, retentionSize, consumption) = RetentionOf(config);
         using var _ = await LockAsync(scope, stream, cancellationToken);
         if (!await _metadata.ScopeExistsAsync(scope, cancellationToken))
         {
@@ -108,6 +108,7 @@ public sealed partial class ControllerService
         {
             Scaling = policy,
             NextSegmentNumber = segmentCount,
+            Consumption = consumption,
         };
         if (!await _metadata.CreateStreamAsync(record, cancellationToken))
         {
@@ -130,7 +131,7 @@ public sealed partial class ControllerService
         using var activity = ControllerTracing.StartStream("UpdateStream", scope, stream);
         ValidateName(scope, "scope");
         ValidateName(stream, "stream");
-        var (retentionTime, retentionSize) = RetentionOf(config);
+        var (retentionTime, retentionSize, consumption) = RetentionOf(config);
         using var _ = await LockAsync(scope, stream, cancellationToken);
         var (record, version) = await GetRequiredAsync(scope, stream, cancellationToken);
         if (record.State is StreamRecordState.Deleting or StreamRecordState.Creating)
@@ -151,6 +152,7 @@ public sealed partial class ControllerService
         {
             RetentionTimeMs = retentionTime,
             RetentionSizeBytes = retentionSize,
+            Consumption = consumption,
             Scaling = policy,
             FixedSegmentCount = policy.Kind == ScalingKind.Fixed ? policy.Target : record.FixedSegmentCount,
         };
@@ -178,7 +180,7 @@ public sealed partial class ControllerService
         }
 
         _logger.LogInformation("Updated stream {Scope}/{Stream}: scaling {Scaling}, retention {Retention}.", scope, stream, policy,
-            retentionTime is { } t ? $"{t} ms" : retentionSize is { } s ? $"{s} bytes" : "none");
+            retentionTime is { } t ? $"{t} ms" : retentionSize is { } s ? $"{s} bytes" : consumption is not null ? $"following consumption ({consumption})" : "none");
         return ToInfo(updated);
     }
 
@@ -506,17 +508,30 @@ public sealed partial class ControllerService
     private Task<IDisposable> LockAsync(string scope, string stream, CancellationToken cancellationToken) =>
         _streamLocks.LockAsync(scope + "/" + stream, cancellationToken);
 
-    private static (long? TimeMs, long? SizeBytes) RetentionOf(StreamConfiguration? config)
+    private static (long? TimeMs, long? SizeBytes, ConsumptionRetentionRecord? Consumption) RetentionOf(StreamConfiguration? config)
     {
         var retention = config?.Retention;
         switch (retention?.KindCase)
         {
             case null or RetentionPolicy.KindOneofCase.None:
-                return (null, null);
+                return (null, null, null);
             case RetentionPolicy.KindOneofCase.TimeMs when retention.TimeMs > 0:
-                return (retention.TimeMs, null);
+                return (retention.TimeMs, null, null);
             case RetentionPolicy.KindOneofCase.SizeBytes when retention.SizeBytes > 0:
-                return (null, retention.SizeBytes);
+                return (null, retention.SizeBytes, null);
+            case RetentionPolicy.KindOneofCase.Consumption:
+                var c = retention.Consumption;
+                if (c.MinTimeMs < 0 || c.MinSizeBytes < 0 || c.MaxTimeMs < 0 || c.MaxSizeBytes < 0)
+                {
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, "Consumption retention bounds are 0 (none) or positive."));
+                }
+
+                if ((c.MaxTimeMs > 0 && c.MinTimeMs > c.MaxTimeMs) || (c.MaxSizeBytes > 0 && c.MinSizeBytes > c.MaxSizeBytes))
+                {
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, "A consumption retention minimum is above its maximum."));
+                }
+
+                return (null, null, new ConsumptionRetentionRecord(c.MinTimeMs, c.MinSizeBytes, c.MaxTimeMs, c.MaxSizeBytes));
             default:
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "A retention policy needs a positive time or size."));
         }
@@ -565,7 +580,12 @@ public sealed partial class ControllerService
             {
                 Scaling = ScalingPolicies.ToContract(record.Policy),
                 Retention = record.RetentionTimeMs is { } time ? new RetentionPolicy { TimeMs = time }
-                    : record.RetentionSizeBytes is { } size ? new RetentionPolicy { SizeBytes = size } : null,
+                    : record.RetentionSizeBytes is { } size ? new RetentionPolicy { SizeBytes = size }
+                    : record.Consumption is { } c ? new RetentionPolicy
+                    {
+                        Consumption = new ConsumptionRetention { MinTimeMs = c.MinTimeMs, MinSizeBytes = c.MinSizeBytes, MaxTimeMs = c.MaxTimeMs, MaxSizeBytes = c.MaxSizeBytes },
+                    }
+                    : null,
             },
             State = StateOf(record),
             Epoch = record.Epoch,

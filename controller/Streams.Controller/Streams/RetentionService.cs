@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Streams.Contracts.Controller;
+using Streams.Controller.ReaderGroups;
 
 namespace Streams.Controller.Streams;
 
@@ -14,8 +15,14 @@ namespace Streams.Controller.Streams;
 /// carries on with them instead of starting its clock again; a stream that is restarted often still loses its old
 /// data on time.
 /// </para>
+/// <para>
+/// Retention that follows consumption records a cut every interval the stream moved on, and truncates at the newest
+/// one that every subscribed reader group's latest checkpoint is at or past (<see cref="GroupCuts.IsAtOrBefore"/>) and
+/// that the minimums allow; or at the newest one a maximum forces, read or not. Without subscribed groups (or before
+/// the groups are loaded after a leader change) only the maximums truncate.
+/// </para>
 /// </summary>
-public sealed class RetentionService(ControllerService controller, StreamMetadataStore metadata, TimeSpan interval, ILogger<RetentionService> logger)
+public sealed class RetentionService(ControllerService controller, StreamMetadataStore metadata, TimeSpan interval, ILogger<RetentionService> logger, IReaderGroupBacklog? groups = null)
 {
     /// <summary>Cuts are spaced by this fraction of the policy, so a stream holds about this many at a time.</summary>
     internal const int Steps = 16;
@@ -95,7 +102,9 @@ public sealed class RetentionService(ControllerService controller, StreamMetadat
             changed = true;
         }
 
-        var chosen = Choose(samples, now, total, record.RetentionTimeMs, record.RetentionSizeBytes);
+        var chosen = record.Consumption is { } consumption
+            ? await ChooseConsumedAsync(record, consumption, samples, now, total, cancellationToken)
+            : Choose(samples, now, total, record.RetentionTimeMs, record.RetentionSizeBytes);
         if (chosen >= 0)
         {
             var at = new StreamCut { Scope = record.Scope, Stream = record.Stream };
@@ -128,8 +137,45 @@ public sealed class RetentionService(ControllerService controller, StreamMetadat
     }
 
     /// <summary>
+    /// The index of the newest sample retention that follows consumption allows truncating at, or -1: the newest a
+    /// maximum forces, or, if newer, the newest every subscribed group has checkpointed past and the minimums allow.
+    /// </summary>
+    private async Task<int> ChooseConsumedAsync(StreamRecord record, ConsumptionRetentionRecord bounds, IReadOnlyList<RetentionSample> samples, DateTimeOffset now, long total, CancellationToken cancellationToken)
+    {
+        var forced = -1;
+        for (var i = samples.Count - 1; i >= 0 && forced < 0; i--)
+        {
+            if ((bounds.MaxTimeMs > 0 && now.ToUnixTimeMilliseconds() - samples[i].TimeUnixMs >= bounds.MaxTimeMs)
+                || (bounds.MaxSizeBytes > 0 && total - samples[i].Total >= bounds.MaxSizeBytes))
+            {
+                forced = i;
+            }
+        }
+
+        var cuts = groups is null ? null : await groups.GetSubscriberCutsAsync(record.Scope, record.Stream, cancellationToken);
+        if (cuts is not { Count: > 0 })
+        {
+            return forced;
+        }
+
+        var ranges = GroupCuts.Ranges(await controller.ListSegmentsAsync(record.Scope, record.Stream, cancellationToken));
+        for (var i = samples.Count - 1; i > forced; i--)
+        {
+            var sample = samples[i];
+            var kept = (bounds.MinTimeMs == 0 || now.ToUnixTimeMilliseconds() - sample.TimeUnixMs >= bounds.MinTimeMs)
+                && (bounds.MinSizeBytes == 0 || total - sample.Total >= bounds.MinSizeBytes);
+            if (kept && cuts.All(c => GroupCuts.IsAtOrBefore(sample.Positions, c.Positions, ranges)))
+            {
+                return i;
+            }
+        }
+
+        return forced;
+    }
+
+    /// <summary>
     /// Whether the tail is worth a new cut: the first one, or the stream has moved on (new bytes) and by a sixteenth of
-    /// the policy since the last cut (in time, or in bytes).
+    /// the policy since the last cut (in time, or in bytes); without a time or size (consumption), an interval later.
     /// </summary>
     internal static bool ShouldRecord(RetentionSample? last, DateTimeOffset now, long total, long? timeMs, long? sizeBytes, TimeSpan interval)
     {
@@ -145,7 +191,9 @@ public sealed class RetentionService(ControllerService controller, StreamMetadat
 
         return timeMs is { } t
             ? now.ToUnixTimeMilliseconds() - last.TimeUnixMs >= Math.Max(t / Steps, (long)interval.TotalMilliseconds)
-            : sizeBytes is { } s && total - last.Total >= Math.Max(s / Steps, 1);
+            : sizeBytes is { } s
+                ? total - last.Total >= Math.Max(s / Steps, 1)
+                : now.ToUnixTimeMilliseconds() - last.TimeUnixMs >= (long)interval.TotalMilliseconds;
     }
 
     /// <summary>Above <see cref="MaxSamples"/>, every second cut goes, keeping the oldest and the newest.</summary>

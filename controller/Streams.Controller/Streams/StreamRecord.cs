@@ -74,12 +74,13 @@ public sealed record StreamRecord(
     ScalingPolicyRecord? Scaling = null,
     EpochTransitionRecord? Transition = null,
     IReadOnlyList<ScaleHistoryRecord>? History = null,
-    int NextSegmentNumber = 0)
+    int NextSegmentNumber = 0,
+    ConsumptionRetentionRecord? Consumption = null)
 {
     /// <summary>The scaling policy; records written before policies existed are fixed at their segment count.</summary>
     public ScalingPolicyRecord Policy => Scaling ?? new ScalingPolicyRecord(ScalingKind.Fixed, FixedSegmentCount);
 
-    public bool HasRetention => RetentionTimeMs is not null || RetentionSizeBytes is not null;
+    public bool HasRetention => RetentionTimeMs is not null || RetentionSizeBytes is not null || Consumption is not null;
 
     /// <summary>
     /// Whether the stream takes appends: from its creation until sealing begins. A stream that is not open has no active
@@ -94,6 +95,12 @@ public sealed record StreamRecord(
     public SegmentRecord? FindSegment(int number, int epoch) =>
         AllSegments.FirstOrDefault(s => s.Number == number && s.Epoch == epoch);
 }
+
+/// <summary>
+/// Retention that follows consumption (controller.proto ConsumptionRetention): data below the lowest checkpoint of the
+/// subscribed reader groups goes, except what the minimums keep; data beyond a maximum goes even if unread. 0: no bound.
+/// </summary>
+public sealed record ConsumptionRetentionRecord(long MinTimeMs, long MinSizeBytes, long MaxTimeMs, long MaxSizeBytes);
 
 /// <summary>A scope as stored at /scopes/{scope}.</summary>
 internal sealed record ScopeRecord(long CreatedAtUnixMs);

@@ -313,4 +313,45 @@ public sealed class ReaderGroupServiceTests : IAsyncLifetime
         Assert.Equal((pieces[0], 0L, 30L), (successor.SegmentId, successor.StartOffset, successor.EndOffset));
         Assert.DoesNotContain((await service.DescribeAsync("shop", "billing", default)).Segments, s => s.SegmentId == pieces[1]);
     }
+
+    [Fact]
+    public async Task Automatic_checkpoints_are_taken_every_interval_and_a_subscribed_group_gives_retention_its_latest()
+    {
+        var service = Service();
+        var request = Create();
+        request.Config.CheckpointIntervalMs = 1000;
+        request.Config.Retention = GroupRetention.AtLastCheckpoint;
+        await service.CreateAsync(request, default);
+        await service.CreateAsync(Create("unsubscribed"), default);
+        Assert.Null(await service.GetSubscriberCutsAsync("shop", "orders", default)); // the groups are not all loaded yet
+
+        using var leading = new CancellationTokenSource();
+        var running = service.RunAsync(leading.Token);
+        var joined = await Exchange(service, "a", Join("a"));
+        var session = joined[0].Joined.SessionEpoch;
+        var assigns = joined.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        IReadOnlyList<StreamCut>? subscribers = null;
+        await Waiting.UntilAsync(async () => (subscribers = await service.GetSubscriberCutsAsync("shop", "orders", default)) is not null, "the groups loaded", TimeSpan.FromSeconds(10));
+        Assert.Empty(Assert.Single(subscribers!).Positions); // no checkpoint yet: the group holds everything back
+
+        var answered = 0;
+        IReadOnlyList<Checkpoint> taken = [];
+        await Waiting.UntilAsync(async () =>
+        {
+            foreach (var asked in (await Exchange(service, "a", Heartbeat(session))).Where(m => m.Checkpoint is not null))
+            {
+                answered++;
+                await Exchange(service, "a", new ReaderMessage { CheckpointAck = new CheckpointAck { SessionEpoch = session, Name = asked.Checkpoint.Name, Positions = { At(assigns[0], 10), At(assigns[1], 20) } } });
+            }
+
+            taken = [.. (await service.DescribeAsync("shop", "billing", default)).Checkpoints];
+            return taken.Count > 0;
+        }, "an automatic checkpoint", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100));
+        Assert.StartsWith("auto-", taken[0].Name, StringComparison.Ordinal);
+        Assert.True(answered >= 1);
+        var cut = Assert.Single(await service.GetSubscriberCutsAsync("shop", "orders", default) ?? []);
+        Assert.Equal(new Dictionary<long, long> { [Seg0] = 10, [Seg1] = 20 }, cut.Positions);
+        await leading.CancelAsync();
+        await running;
+    }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Streams.Coordination.Metadata;
 using Streams.Contracts.Controller;
+using Streams.Controller.ReaderGroups;
 using Streams.Controller.Streams;
 using Streams.Testing;
 
@@ -31,11 +32,92 @@ public sealed class RetentionServiceTests : IAsyncLifetime
         [.. points.Select(p => new RetentionSample(Start.AddSeconds(p.Seconds).ToUnixTimeMilliseconds(), p.Total, new Dictionary<long, long>()))];
 
     /// <summary>A controller (and its retention service) over the shared metadata store, as a leader would run them.</summary>
-    private (ControllerService Controller, RetentionService Retention) Controller()
+    private (ControllerService Controller, RetentionService Retention) Controller(IReaderGroupBacklog? groups = null)
     {
         var streams = new StreamMetadataStore(_store);
         var controller = new ControllerService(streams, _segments, new Locator(), new ControllerOptions(), NullLogger<ControllerService>.Instance);
-        return (controller, new RetentionService(controller, streams, Interval, NullLogger<RetentionService>.Instance));
+        return (controller, new RetentionService(controller, streams, Interval, NullLogger<RetentionService>.Instance, groups));
+    }
+
+    /// <summary>Subscribed groups' checkpoint cuts, as the reader-group service would give them (null: not known yet).</summary>
+    private sealed class Subscribers : IReaderGroupBacklog
+    {
+        public List<StreamCut>? Cuts { get; set; } = [];
+
+        public event Action<string, string>? BacklogChanged { add { } remove { } }
+
+        public ValueTask<GroupBacklog?> GetBacklogAsync(string scope, string group, CancellationToken cancellationToken) => ValueTask.FromResult<GroupBacklog?>(null);
+
+        public ValueTask<IReadOnlyList<StreamCut>?> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken) =>
+            ValueTask.FromResult<IReadOnlyList<StreamCut>?>(Cuts);
+    }
+
+    private static StreamCut CutAt(StreamInfo info, params long[] offsets)
+    {
+        var cut = new StreamCut { Scope = "s", Stream = info.Stream };
+        for (var i = 0; i < offsets.Length; i++)
+        {
+            cut.Positions[info.ActiveSegments[i].SegmentId] = offsets[i];
+        }
+
+        return cut;
+    }
+
+    [Fact]
+    public async Task Consumption_retention_truncates_up_to_the_lowest_subscribed_checkpoint_within_the_minimum_and_maximum()
+    {
+        var groups = new Subscribers();
+        var (controller, retention) = Controller(groups);
+        var policy = new RetentionPolicy { Consumption = new ConsumptionRetention { MinSizeBytes = 1000, MaxSizeBytes = 100_000 } };
+        var info = await CreateAsync(controller, "consumed", policy);
+        Assert.Equal(1000, (await controller.DescribeStreamAsync("s", "consumed", default)).Config.Retention.Consumption.MinSizeBytes);
+        Grow(info, 1000);
+        await retention.RunOnceAsync(Start, default); // cut at 1000 per segment
+        Grow(info, 3000);
+        await retention.RunOnceAsync(Start.AddSeconds(30), default); // cut at 3000
+        Grow(info, 4000);
+        await retention.RunOnceAsync(Start.AddSeconds(60), default); // cut at 4000
+
+        // No group has a checkpoint yet (no positions): nothing goes.
+        groups.Cuts = [new StreamCut { Scope = "s", Stream = "consumed" }];
+        await retention.RunOnceAsync(Start.AddSeconds(61), default);
+        Assert.Equal(0, StartOf(info));
+
+        // Two groups: the one behind decides. Segment 1 of the slower one is only at 2000: the cut at 1000 is the newest before both.
+        groups.Cuts = [CutAt(info, 3500, 3500), CutAt(info, 3500, 2000)];
+        await retention.RunOnceAsync(Start.AddSeconds(62), default);
+        Assert.Equal(1000, StartOf(info));
+
+        // Both past 4000, but the minimum keeps the last 1,000 bytes of 8,000: the cut at 3000 (2,000 after it), not 4000.
+        groups.Cuts = [CutAt(info, 4000, 4000)];
+        await retention.RunOnceAsync(Start.AddSeconds(63), default);
+        Assert.Equal(3000, StartOf(info));
+    }
+
+    [Fact]
+    public async Task Consumption_retention_without_subscribers_or_before_they_are_known_truncates_only_at_its_maximum()
+    {
+        var groups = new Subscribers { Cuts = null };
+        var (controller, retention) = Controller(groups);
+        var info = await CreateAsync(controller, "bounded", new RetentionPolicy { Consumption = new ConsumptionRetention { MaxSizeBytes = 5000 } });
+        Grow(info, 1000);
+        await retention.RunOnceAsync(Start, default);
+        Grow(info, 2000);
+        await retention.RunOnceAsync(Start.AddSeconds(30), default);
+        Assert.Equal(0, StartOf(info)); // 2,000 bytes after the first cut: below the maximum
+
+        Grow(info, 4000); // 6,000 bytes after the first cut
+        await retention.RunOnceAsync(Start.AddSeconds(60), default);
+        Assert.Equal(1000, StartOf(info));
+
+        groups.Cuts = [];
+        Grow(info, 6000);
+        await retention.RunOnceAsync(Start.AddSeconds(90), default);
+        Assert.Equal(2000, StartOf(info)); // the cut at 2000 has 8,000 bytes after it
+
+        var bad = new RetentionPolicy { Consumption = new ConsumptionRetention { MinSizeBytes = 10, MaxSizeBytes = 5 } };
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => controller.CreateStreamAsync("s", "bad", new StreamConfiguration { Retention = bad }, default));
+        Assert.Contains("minimum is above its maximum", refused.Status.Detail);
     }
 
     private static async Task<StreamInfo> CreateAsync(ControllerService controller, string stream, RetentionPolicy retention)
