@@ -186,4 +186,55 @@ public sealed class RetentionTests
                 Assert.Equal(Enumerable.Range(0, 4000).Where(n => n % 4 == key.Key && n >= first), key.Order());
             }
         });
+
+    [Fact]
+    public Task Retention_that_follows_consumption_keeps_data_until_the_subscribed_group_checkpointed_past_it() =>
+        WithStandaloneAsync("retention-consumption", dir => ["--tier2", "file://" + dir.Sub("tier2")], async (dir, server) =>
+        {
+            var ct = TestContext.Current.CancellationToken;
+            await using var client = StreamsClient.Create(server.ControllerUri);
+            await client.Streams.CreateScopeAsync("consumed", ct);
+            using var channel = Streams.Common.Grpc.GrpcChannels.Create(server.ControllerUri);
+            var controller = new Contracts.Controller.Controller.ControllerClient(channel);
+            await controller.CreateStreamAsync(new Contracts.Controller.CreateStreamRequest
+            {
+                Scope = "consumed", Stream = "events",
+                Config = new Contracts.Controller.StreamConfiguration
+                {
+                    Scaling = new Contracts.Controller.ScalingPolicy { Fixed = new Contracts.Controller.FixedScaling { SegmentCount = 2 } },
+                    Retention = new Contracts.Controller.RetentionPolicy { Consumption = new Contracts.Controller.ConsumptionRetention() },
+                },
+            }, cancellationToken: ct);
+            var groups = new Contracts.Controller.ReaderGroups.ReaderGroupsClient(channel);
+            await groups.CreateReaderGroupAsync(new Contracts.Controller.CreateReaderGroupRequest
+            {
+                Scope = "consumed", Group = "archiver",
+                Config = new Contracts.Controller.ReaderGroupConfig
+                {
+                    Streams = { new Contracts.Controller.ReaderGroupStream { Scope = "consumed", Stream = "events" } },
+                    HeartbeatIntervalMs = 500, SessionTimeoutMs = 5000, Retention = Contracts.Controller.GroupRetention.AtLastCheckpoint,
+                },
+            }, cancellationToken: ct);
+
+            await using var writer = await client.CreateWriterAsync("consumed", "events", Serializers.Utf8, cancellationToken: ct);
+            await WriteAsync(writer, 0, 1000);
+            var read = 0;
+            using (var reader = Node.StartWithLines("group-reader.js", line => { if (line.StartsWith("{\"event\"", StringComparison.Ordinal)) { Interlocked.Increment(ref read); } },
+                server.GrpcPort.ToString(CultureInfo.InvariantCulture), "consumed", "archiver", "js-archiver", "60000", "lines"))
+            {
+                await WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref read) >= 1000), "the group reads the first 1000 events");
+
+                // Read, but not checkpointed: retention rounds go by and nothing goes.
+                await Task.Delay(1500, ct);
+                Assert.Equal(1000, (await ReadNumbersAsync(client, "consumed", "events")).Count);
+
+                var checkpoint = await groups.CreateCheckpointAsync(new Contracts.Controller.CreateCheckpointRequest { Scope = "consumed", Group = "archiver", Name = "first-1000" }, cancellationToken: ct);
+                Assert.Equal(1000L * 1010, checkpoint.Cuts[0].Positions.Values.Sum(), 1000L * 1010 / 10.0);
+                reader.Kill();
+            }
+
+            await WriteAsync(writer, 1000, 500);
+            await WaitUntilAsync(async () => (await ReadNumbersAsync(client, "consumed", "events")).Min() >= 1000, "the checkpointed events are dropped");
+            Assert.Equal(Enumerable.Range(1000, 500), (await ReadNumbersAsync(client, "consumed", "events")).Order());
+        });
 }
