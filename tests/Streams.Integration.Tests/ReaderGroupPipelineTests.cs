@@ -104,6 +104,46 @@ public sealed class ReaderGroupPipelineTests(ITestOutputHelper output)
         }, TimeSpan.FromMinutes(4));
     }
 
+    [Fact]
+    public async Task The_leading_controller_SIGKILLed_under_two_group_readers_the_next_one_carries_the_group_on_and_no_event_is_read_twice()
+    {
+        await using var cluster = await ClusterProcesses.StartAsync(bookies: 3, stores: 1, quorums: (3, 3, 2), containers: 4, controllers: 2);
+        await cluster.RunAsync(async c =>
+        {
+            string[] at = ["--controller", c.ControllerUri];
+            await Cli([.. at, "stream", "create", "failover/events", "--create-scope", "--segments", "4"]);
+            await Cli([.. at, "readergroup", "create", "failover/workers", "--stream", "failover/events", "--heartbeat-ms", "500", "--session-timeout-ms", "10000"]);
+            var readers = new[] { "r1", "r2" }.Select(id => StreamsProcess.StartClient(["read", "failover/events", "--group", "workers", "--reader", id, "--format", "json", .. at])).ToList();
+            var lines = Lines("w", EventsPerWriter);
+            var writer = StreamsProcess.StartClient(["write", "failover/events", "--key-separator", ":", "--writer-id", Guid.NewGuid().ToString(), "--report-acks", .. at]);
+            var feeding = FeedAsync(writer, lines, EventsPerWriter);
+
+            await WaitUntilAsync(() => readers.Sum(r => Printed(r).Count) >= EventsPerWriter / 3, "the readers print a third");
+            var leader = await c.LeadingControllerAsync() ?? throw new InvalidOperationException("No controller leads.");
+            var printedAtKill = readers.Sum(r => Printed(r).Count);
+            output.WriteLine($"SIGKILL leading controller {leader} (pid {c.Controllers[leader].Pid}) after {printedAtKill} events printed");
+            c.Controllers[leader].Kill();
+            await WaitUntilAsync(() => readers.Sum(r => Printed(r).Count) >= printedAtKill + 500, () => "the readers go on under the next leader:\n" + string.Join("\n", readers.Select(Tail)));
+            await c.RestartControllerAsync(leader);
+
+            await feeding;
+            writer.Input.Close();
+            Assert.True(await writer.WaitForExitAsync(TimeSpan.FromSeconds(60)) == 0, "streams write failed:\n" + writer.Output);
+            await Cli([.. at, "stream", "seal", "failover/events"]);
+            foreach (var reader in readers)
+            {
+                Assert.True(await reader.WaitForExitAsync(TimeSpan.FromSeconds(90)) == 0, "a reader did not end with the group:\n" + reader.Output);
+            }
+
+            // The readers kept their segments through the failover (the new leader gave their sessions a grace
+            // period): every event read once, by one of them.
+            var all = readers.SelectMany(Printed).ToList();
+            Assert.Equal(lines.Select(ValueOf).Order(), all.Select(e => e.Value).Order());
+            Assert.All(readers, r => Assert.NotEmpty(Printed(r)));
+            output.WriteLine($"{all.Count} events read once each: " + string.Join(", ", readers.Select(r => Printed(r).Count)));
+        }, TimeSpan.FromMinutes(4));
+    }
+
     private static async Task Cli(string[] args)
     {
         var result = await StreamsProcess.RunAsync(args);
