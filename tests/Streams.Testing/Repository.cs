@@ -16,6 +16,14 @@ public static class Repository
 
     public static string Root => RootPath.Value;
 
+    /// <summary>The built example program examples/<paramref name="name"/> of the same configuration as the running tests.</summary>
+    public static string ExampleDll(string name)
+    {
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        var dll = Path.Combine(Root, "examples", name, "bin", configuration, "net10.0", name + ".dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"The example {name} is not built at {dll}.");
+    }
+
     /// <summary>The built CLI (streams.dll) of the same configuration as the running tests.</summary>
     public static string CliDll
     {

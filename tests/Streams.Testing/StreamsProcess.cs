@@ -202,7 +202,18 @@ public sealed class StreamsProcess : IAsyncDisposable
         }
     }
 
-    private static Process Start(IEnumerable<string> args, bool redirectInput, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts another .NET program of the repository (<paramref name="dll"/>, e.g. an example function) with its output
+    /// captured; stop it with <see cref="Kill"/> or <see cref="TerminateAsync"/>.
+    /// </summary>
+    public static StreamsProcess StartProgram(string dll, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var program = new StreamsProcess(Start(args, redirectInput: false, environment, dll));
+        program.Capture(readyMarker: "\0never");
+        return program;
+    }
+
+    private static Process Start(IEnumerable<string> args, bool redirectInput, IReadOnlyDictionary<string, string>? environment = null, string? dll = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -211,7 +222,7 @@ public sealed class StreamsProcess : IAsyncDisposable
             RedirectStandardInput = redirectInput,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(Repository.CliDll);
+        info.ArgumentList.Add(dll ?? Repository.CliDll);
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
