@@ -310,9 +310,28 @@ internal sealed class FunctionHostService<T> : BackgroundService
         catch (Exception e) when (e is not OperationCanceledException && deadLetters is not null)
         {
             _metrics.Failures.Add(1, _metrics.Tags);
-            _logger.LogError("A batch of {Count} events of {Segment} failed {Attempts} times ({Error}): to the dead-letter stream {Stream}.", batch.Length, segment, attempt, e.Message, _options.DeadLetterStream);
-            await deadLetters.WriteAsync(segment, batch, processing);
-            _metrics.DeadLettered.Add(batch.Length, _metrics.Tags);
+            _logger.LogError("A batch of {Count} events of {Segment} failed {Attempts} times ({Error}): handling its events one by one, the ones that fail go to {Stream}.",
+                batch.Length, segment, attempt, e.Message, _options.DeadLetterStream);
+            var dead = new List<EventRead<T>>();
+            foreach (var single in batch)
+            {
+                var alone = new FunctionBatch<T>(segment, [single], attempt + 1, outputs);
+                try
+                {
+                    await _handler.HandleAsync(alone, processing);
+                    await alone.WhenWrittenAsync();
+                }
+                catch (Exception failed) when (failed is not OperationCanceledException)
+                {
+                    await alone.WhenWrittenAsync().ContinueWith(_ => { }, TaskScheduler.Default);
+                    _metrics.Failures.Add(1, _metrics.Tags);
+                    _logger.LogError("Event {Segment}@{Offset} failed on its own too ({Error}): to the dead-letter stream.", segment, single.Position.Offset, failed.Message);
+                    dead.Add(single);
+                }
+            }
+
+            await deadLetters.WriteAsync(segment, dead, processing);
+            _metrics.DeadLettered.Add(dead.Count, _metrics.Tags);
         }
 
         reader.Commit(batch[^1]);
@@ -373,6 +392,11 @@ internal sealed class FunctionHostService<T> : BackgroundService
 
         public async Task WriteAsync(string segment, IReadOnlyList<EventRead<T>> events, CancellationToken cancellationToken)
         {
+            if (events.Count == 0)
+            {
+                return;
+            }
+
             EventStreamWriter<byte[]> writer;
             await _lock.WaitAsync(cancellationToken);
             try

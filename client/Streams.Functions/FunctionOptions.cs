@@ -38,7 +38,11 @@ public sealed class FunctionOptions
 
     public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>"scope/stream" that receives the events of a batch that failed <see cref="MaxAttempts"/> times; null: none.</summary>
+    /// <summary>
+    /// "scope/stream" that receives the events that failed: after a batch failed <see cref="MaxAttempts"/> times, each of
+    /// its events is handled alone once more, and those that fail again are written here (with their routing keys,
+    /// once each however often this happens). Null: a failing batch is retried until it succeeds.
+    /// </summary>
     public string? DeadLetterStream { get; set; }
 
     /// <summary>Most events handled per second by this instance; 0: no limit.</summary>

@@ -4,8 +4,8 @@ namespace Streams.Functions;
 
 /// <summary>
 /// A function over micro-batches: every event of a batch comes from one segment, in order. The batch is committed once
-/// the handler returns and its output is durable; if it throws, the batch is retried (with back-off), then sent to the
-/// dead-letter stream. A batch may be handled again after a crash or a rebalance (at-least-once): write results through
+/// the handler returns and its output is durable; if it throws, the batch is retried (with back-off); after the last
+/// attempt each of its events is handled alone once more, and those that still fail go to the dead-letter stream. A batch may be handled again after a crash or a rebalance (at-least-once): write results through
 /// <see cref="FunctionBatch{T}.Output{TOut}"/> and they are stored once anyway.
 /// </summary>
 public interface IStreamFunction<T>

@@ -69,6 +69,10 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     public IEnumerable<(string Scope, string Group, GroupBacklog Backlog)> Backlogs =>
         _groups.Select(g => (g.Key.Scope, g.Key.Group, g.Value.Backlog));
 
+    /// <summary>How often this controller wrote each group's record since it took the group over (for the counter).</summary>
+    public IEnumerable<(string Scope, string Group, long Writes)> RecordWrites =>
+        _groups.Select(g => (g.Key.Scope, g.Key.Group, Interlocked.Read(ref g.Value.Writes)));
+
     public async Task<CreateReaderGroupReply> CreateAsync(CreateReaderGroupRequest request, CancellationToken cancellationToken)
     {
         Validate(request.Scope, request.Group);
@@ -643,6 +647,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
         g.Version = written;
         g.LastWrite = now;
+        Interlocked.Increment(ref g.Writes);
         g.Coordinator.MarkWritten();
     }
 
@@ -790,6 +795,9 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         public SemaphoreSlim Lock { get; } = new(1, 1);
 
         public DateTimeOffset LastWrite { get; set; }
+
+        /// <summary>Record writes by this controller (a field, for Interlocked).</summary>
+        public long Writes;
 
         public DateTimeOffset LastLengths { get; set; }
 

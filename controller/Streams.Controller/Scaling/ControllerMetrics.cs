@@ -25,6 +25,9 @@ public sealed class ControllerMetrics : IDisposable
             "What a reader group still has to read: over its segments not completed, their length (or end cut) minus the committed offset (leading controller).");
         _meter.CreateObservableGauge("streams.readergroup.backlogged_segments", () => MeasureGroups(groups, b => b.BackloggedSegments), "{segment}",
             "Segments of a reader group with unread bytes: the most readers the backlog can keep busy (leading controller).");
+        _meter.CreateObservableCounter("streams.readergroup.record_writes", () => (groups?.RecordWrites ?? []).Select(g => new Measurement<long>(g.Writes,
+                new KeyValuePair<string, object?>("scope", g.Scope), new KeyValuePair<string, object?>("group", g.Group))), "{write}",
+            "Writes of a reader group's record to the metadata store by the leading controller (membership, assignments, commits at most once a second).");
         _meter.CreateObservableGauge("streams.stream.active_segments", () => Measure(controller, r => r.IsOpen ? r.ActiveSegments.Count : 0), "{segment}",
             "Active segments of a stream (0 once sealed): the number of readers that can work on it in parallel.");
         // Read from the record on every scrape, so it shows a new epoch as soon as the controller recorded it.
