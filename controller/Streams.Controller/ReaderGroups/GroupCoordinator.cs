@@ -166,6 +166,10 @@ public sealed class GroupCoordinator
         }
     }
 
+    /// <summary>Whether <paramref name="readerId"/> is a current member that holds no segment (and the group goes on).</summary>
+    public bool IsIdleMember(string readerId) =>
+        _sessions.ContainsKey(readerId) && !Ended && !State.Segments.Any(s => s.State == GroupSegmentState.Assigned && s.Owner == readerId);
+
     /// <summary>The messages queued for the reader's current session since the last call, in order.</summary>
     public IReadOnlyList<CoordinatorMessage> Drain(string readerId)
     {

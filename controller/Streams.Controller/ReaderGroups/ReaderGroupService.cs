@@ -35,6 +35,11 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     /// <summary>Segment lengths (for the backlog) are read again after this long.</summary>
     public static readonly TimeSpan LengthRefresh = TimeSpan.FromSeconds(2);
 
+    /// <summary>The longest an idle reader's exchange is held for its next message, and how often it is looked at.</summary>
+    private static readonly TimeSpan IdleHoldMax = TimeSpan.FromSeconds(1);
+
+    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How often a checkpoint being taken is looked at for the readers' answers.</summary>
     private static readonly TimeSpan CheckpointPoll = TimeSpan.FromMilliseconds(50);
 
@@ -387,7 +392,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     /// One exchange of a reader's session: its messages since the last one, answered by what the coordinator says at
     /// once and everything queued for the reader.
     /// </summary>
-    public async Task<IReadOnlyList<CoordinatorMessage>> ExchangeAsync(string scope, string group, string readerId, IEnumerable<ReaderMessage> messages, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<CoordinatorMessage>> ExchangeAsync(string scope, string group, string readerId, IEnumerable<ReaderMessage> messages, CancellationToken cancellationToken, bool holdWhenIdle = false)
     {
         Validate(scope, group);
         if (string.IsNullOrEmpty(readerId) || readerId.Length > 255)
@@ -395,7 +400,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             throw Invalid("A reader id is 1 to 255 characters.");
         }
 
-        return await WithGroupAsync(scope, group, async g =>
+        var (replies, hold) = await WithGroupAsync(scope, group, async g =>
         {
             var now = _clock.GetUtcNow();
             var replies = new List<CoordinatorMessage>();
@@ -406,8 +411,25 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
             await SettleAsync(g, cancellationToken);
             replies.AddRange(g.Coordinator.Drain(readerId));
-            return (IReadOnlyList<CoordinatorMessage>)replies;
+            var idle = holdWhenIdle && replies.Count == 0 && g.Coordinator.IsIdleMember(readerId);
+            return (replies, idle ? TimeSpan.FromMilliseconds(Math.Min(g.Record.HeartbeatIntervalMs / 3, IdleHoldMax.TotalMilliseconds)) : TimeSpan.Zero);
         }, cancellationToken);
+
+        // A reader that holds nothing waits here for its first message (an Assign after the join window, a revoked
+        // segment released by another reader, EndOfGroup) instead of until its next exchange: a long poll, answered
+        // within ~100 ms of the message; it still returns within a third of the heartbeat interval.
+        var deadline = _clock.GetUtcNow() + hold;
+        while (replies.Count == 0 && _clock.GetUtcNow() < deadline)
+        {
+            await Task.Delay(IdlePoll, _clock, cancellationToken);
+            replies = await WithGroupAsync(scope, group, async g =>
+            {
+                await SettleAsync(g, cancellationToken);
+                return g.Coordinator.Drain(readerId).ToList();
+            }, cancellationToken);
+        }
+
+        return replies;
     }
 
     /// <summary>Ticks every group this controller holds, until <paramref name="cancellationToken"/> ends (a leadership).</summary>

@@ -34,7 +34,7 @@ public sealed class GrpcReaderGroupsService(ReaderGroupService groups) : Contrac
     public override async Task<ReaderExchangeReply> ReaderExchange(ReaderExchangeRequest request, ServerCallContext context)
     {
         var reply = new ReaderExchangeReply();
-        reply.Messages.AddRange(await groups.ExchangeAsync(request.Scope, request.Group, request.ReaderId, request.Messages, context.CancellationToken));
+        reply.Messages.AddRange(await groups.ExchangeAsync(request.Scope, request.Group, request.ReaderId, request.Messages, context.CancellationToken, holdWhenIdle: true));
         return reply;
     }
 

@@ -55,6 +55,12 @@ internal sealed record BenchResult(
 
     /// <summary>The stream's active segment count when the run ended (Segments is the count it was created with).</summary>
     public int LiveSegments { get; init; }
+
+    /// <summary><c>--group-readers</c>: the stream read by a reader group and by readers splitting it by hand.</summary>
+    public GroupReadResult? GroupRead { get; init; }
+
+    /// <summary><c>--function</c>: the stream handled by one function-host instance.</summary>
+    public FunctionBenchResult? Function { get; init; }
 }
 
 /// <summary>What an open-loop run sent against its schedule (the events due in the measured time).</summary>

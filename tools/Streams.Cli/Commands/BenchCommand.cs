@@ -44,9 +44,17 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
         var catchUp = new Option<bool>("--catch-up") { Description = "After writing, read the stream from the start as fast as possible (with --standalone: once all of it is in Tier 2)." };
         var tier2 = new Option<string?>("--tier2") { Description = "With --standalone: Tier 2 (file://PATH or s3://BUCKET/PREFIX?endpoint=URL; default under the data directory)." };
+        var groupReaders = new Option<int>("--group-readers")
+        {
+            Description = "After writing, read the (sealed) stream with N readers of one reader group, and with N whole-stream readers splitting the segments by hand, before and after.",
+        };
+        var function = new Option<bool>("--function") { Description = "After writing, handle the (sealed) stream with one function-host instance in this process (a handler that counts)." };
+        var functionConcurrency = new Option<int>("--function-concurrency") { Description = "With --function: segments handled at once.", DefaultValueFactory = _ => 4 };
+        var functionBatch = new Option<int>("--function-batch") { Description = "With --function: events per batch, at most.", DefaultValueFactory = _ => 256 };
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
             duration, warmup, size, writers, keys, segments, inflight, linger, rate, scaling, standalone, dataDir, json, catchUp, tier2,
+            groupReaders, function, functionConcurrency, functionBatch,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -118,6 +126,26 @@ internal static class BenchCommand
                 if (parse.GetValue(catchUp) && !bench.Interrupted && bench.Stream is { } written)
                 {
                     result = result with { CatchUp = await CatchUpAsync(client, written, server, ct) };
+                }
+
+                if ((parse.GetValue(groupReaders) > 0 || parse.GetValue(function)) && !bench.Interrupted && bench.Stream is { } read)
+                {
+                    await client.Streams.SealStreamAsync("bench", read, ct);
+                    Func<string, Task<long?>>? recordWrites = server is null ? null : group => GroupRecordWritesAsync(server.Settings.MetricsPort, group);
+                    if (parse.GetValue(groupReaders) is > 0 and var n)
+                    {
+                        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {read} with {n} group readers and {n} whole-stream readers..."));
+                        result = result with { GroupRead = await GroupReadBench.RunAsync(client, "bench", read, n, recordWrites, ct) };
+                    }
+
+                    if (parse.GetValue(function))
+                    {
+                        Console.Error.WriteLine($"Handling {read} with a function instance...");
+                        result = result with
+                        {
+                            Function = await FunctionBench.RunAsync(controller, "bench", read, result.Events, parse.GetValue(functionConcurrency), parse.GetValue(functionBatch), recordWrites, ct),
+                        };
+                    }
                 }
 
                 await bench.CleanUpAsync();
@@ -248,6 +276,41 @@ internal static class BenchCommand
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  catch-up read from the start: {c.Events:N0} events, {c.Bytes / 1e6:F1} MB in {c.Seconds:F1} s: {c.EventsPerSecond:N0} events/s, {c.MegabytesPerSecond:F1} MB/s"));
+        }
+
+        if (r.GroupRead is { } g)
+        {
+            static string Run(ReadRun run) => string.Create(CultureInfo.InvariantCulture, $"{run.Events:N0} events in {run.Seconds:F2} s, {run.EventsPerSecond:N0} events/s, {run.MegabytesPerSecond:F1} MB/s");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {g.Readers} readers over {g.Segments} segments:"));
+            Console.WriteLine($"    split by hand (before): {Run(g.HandSplitBefore)}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    reader group:           {Run(g.Group)} (from its first event, {g.GroupFirstEventSeconds:F2} s after the readers started)"));
+            Console.WriteLine($"    split by hand (after):  {Run(g.HandSplitAfter)}");
+            if (g.GroupRecordWrites is { } w)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    group record writes: {w} ({g.GroupRecordWritesPerSecond:F2}/s: joins, assignments, completions, leaves and commits at most once a second)"));
+            }
+        }
+
+        if (r.Function is { } f)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  function (concurrency {f.Concurrency}, batches of at most {f.BatchSize}): {f.Events:N0} events in {f.Seconds:F2} s, {f.EventsPerSecond:N0} events/s; {f.Batches:N0} batches committed, {f.BatchesPerSecond:N0}/s{(f.GroupRecordWrites is { } fw ? $"; {fw} group record writes" : string.Empty)}"));
+        }
+    }
+
+    /// <summary>The in-process server's count of a reader group's record writes (null if it cannot be read).</summary>
+    private static async Task<long?> GroupRecordWritesAsync(int metricsPort, string group)
+    {
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
+            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("streams_readergroup_record_writes_total{", StringComparison.Ordinal) && l.Contains($"group=\"{group}\"", StringComparison.Ordinal));
+            return line is null ? 0 : (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
+        {
+            return null;
         }
     }
 
