@@ -1,6 +1,5 @@
 using Streams.Client.ReaderGroups;
 using Streams.Client.Reading;
-using Streams.Client.Serialization;
 using Streams.Client.Tests.Fakes;
 using Streams.Contracts.Controller;
 
@@ -10,61 +9,8 @@ namespace Streams.Client.Tests.ReaderGroups;
 /// A group reader against a scripted coordinator (<see cref="FakeReaderGroups"/>): it reads what it is assigned, commits
 /// only what the application consumed, completes, releases and drops segments as the protocol says, and heartbeats.
 /// </summary>
-public sealed class GroupReaderTests : FakeClusterTest
+public sealed class GroupReaderTests : GroupReaderTestBase
 {
-    private const long Epoch = 7;
-
-    private static string[] Named(string prefix, int count) => [.. Enumerable.Range(0, count).Select(i => $"{prefix}{i}:{new string('x', 100)}")];
-
-    /// <summary>The offset where each event starts, and the end of the last.</summary>
-    private static long[] Offsets(string[] values)
-    {
-        var offsets = new long[values.Length + 1];
-        for (var i = 0; i < values.Length; i++)
-        {
-            offsets[i + 1] = offsets[i] + FakeEvents.Frame(values[i]).Length;
-        }
-
-        return offsets;
-    }
-
-    private FakeSegment Segment(int number, string[] values, bool seal)
-    {
-        var segment = Cluster.AddSegment(0, number, number * 0.1, (number + 1) * 0.1);
-        segment.Write(FakeEvents.Frames(values));
-        if (seal)
-        {
-            segment.Seal();
-        }
-
-        return segment;
-    }
-
-    private List<ReaderMessage> Sent(ReaderMessage.KindOneofCase kind) => [.. Cluster.Groups.Received.Where(m => m.KindCase == kind)];
-
-    private static SegmentPosition PositionOf(ReaderMessage m) => m.KindCase switch
-    {
-        ReaderMessage.KindOneofCase.Commit => m.Commit.Position,
-        ReaderMessage.KindOneofCase.Release => m.Release.Position,
-        ReaderMessage.KindOneofCase.Completed => m.Completed.Position,
-        _ => throw new ArgumentException($"{m.KindCase} has no position."),
-    };
-
-    /// <summary>Waits until the reader made <paramref name="more"/> more exchanges: what was queued before has been handled.</summary>
-    private async Task ExchangesAsync(int more)
-    {
-        var target = Cluster.Groups.Exchanges.Count + more;
-        await WaitUntilAsync(() => Cluster.Groups.Exchanges.Count >= target, $"{more} more exchanges");
-    }
-
-    private static async Task<EventRead<string>> NextAsync(IAsyncEnumerator<EventRead<string>> events)
-    {
-        Assert.True(await events.MoveNextAsync().AsTask().WaitAsync(Patience), "The enumeration ended early.");
-        return events.Current;
-    }
-
-    private GroupReader<string> Reader(GroupReaderOptions? options = null) => Client.CreateReader("test", "g", "r1", Serializers.Utf8, options ?? new GroupReaderOptions { ReadSize = 1024, TailWait = TimeSpan.FromMilliseconds(200) });
-
     [Fact]
     public async Task An_assignment_is_read_from_its_start_offset_to_its_end_offset_and_completed_once_its_last_event_was_consumed()
     {
