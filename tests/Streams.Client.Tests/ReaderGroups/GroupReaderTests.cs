@@ -99,6 +99,44 @@ public sealed class GroupReaderTests : GroupReaderTestBase
     }
 
     [Fact]
+    public async Task Bounded_assignments_complete_exactly_at_their_end_offsets_an_empty_one_at_once_and_the_reader_ends_with_the_group()
+    {
+        var values = Named("a", 10);
+        var offsets = Offsets(values);
+        var bounded = Segment(0, values, seal: false);
+        var others = Named("b", 4);
+        var empty = Segment(1, others, seal: false);
+        // The group ends once both are completed, as the controller ends a group whose end cuts are all reached.
+        Cluster.Groups.EndAfterCompleted(1, 2);
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(bounded, 1, Epoch, start: offsets[3], end: offsets[7]), FakeReaderGroups.Assign(empty, 2, Epoch, start: Offsets(others)[2], end: Offsets(others)[2]));
+        await using var reader = Reader();
+        using var patience = new CancellationTokenSource(Patience);
+
+        var read = new List<EventRead<string>>();
+        var completedEmptyFirst = false;
+        await foreach (var e in reader.ReadAsync(patience.Token))
+        {
+            if (read.Count == 0)
+            {
+                // Nothing to read in it: completed without waiting for the application.
+                await WaitUntilAsync(() => Sent(ReaderMessage.KindOneofCase.Completed).Any(m => m.Completed.Position.SegmentId == 2), "the empty assignment is completed");
+                completedEmptyFirst = Sent(ReaderMessage.KindOneofCase.Completed).All(m => m.Completed.Position.SegmentId == 2);
+            }
+
+            read.Add(e);
+            // More is written past the end offset while the reader is at it: none of it is the group's.
+            bounded.Write(FakeEvents.Frames(Named($"late{read.Count}-", 1)));
+        }
+
+        Assert.True(completedEmptyFirst, "The empty assignment waited for the other one.");
+        Assert.Equal(values[3..7], read.Select(e => e.Value));
+        var completed = Sent(ReaderMessage.KindOneofCase.Completed).ToDictionary(m => m.Completed.Position.SegmentId, m => m.Completed.Position.Offset);
+        Assert.Equal(new Dictionary<long, long> { [1] = offsets[7], [2] = Offsets(others)[2] }, completed);
+        Assert.All(Sent(ReaderMessage.KindOneofCase.Commit), m => Assert.True(m.Commit.Position.SegmentId == 1 && m.Commit.Position.Offset <= offsets[7], $"Committed {m.Commit.Position.Offset} of segment {m.Commit.Position.SegmentId}."));
+        Assert.Single(Cluster.Groups.ExchangeLog, x => x.Sent.Any(m => m.KindCase == CoordinatorMessage.KindOneofCase.EndOfGroup));
+    }
+
+    [Fact]
     public async Task A_sealed_segment_is_completed_at_its_end_only_after_its_last_event_was_consumed()
     {
         var values = Named("a", 3);
