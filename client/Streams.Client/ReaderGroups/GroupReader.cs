@@ -16,8 +16,8 @@ namespace Streams.Client.ReaderGroups;
 // * Each assigned segment has its own read loop (SegmentEventReader, as the whole-stream reader) writing into one
 //   bounded channel: memory is bounded by BufferedReads × ReadSize whatever the number of segments.
 // * Commits never pass what the application consumed: Committed ≤ Consumed ≤ Yielded, and a segment is completed only
-//   once its final offset is committed, released only once its read loop stopped and everything it delivered was
-//   consumed. A fenced segment (or a fenced session's every segment) is "gone": its buffered events are skipped and
+//   once it was read to its final offset and everything it delivered is committed, released only once its read loop
+//   stopped and everything it delivered was consumed. A fenced segment (or a fenced session's every segment) is "gone": its buffered events are skipped and
 //   nothing more is sent for it.
 // * A checkpoint request is answered with the next exchange, at once rather than at the next heartbeat, with the
 //   committed positions of every segment held: what the application processed, never what is only buffered or in its
@@ -268,9 +268,11 @@ public sealed class GroupReader<T> : IAsyncDisposable
     }
 
     /// <summary>
-    /// Completes or releases a segment once it may be: completed when it was read to its final offset and that offset
-    /// is committed (a revoked one too, as it needs no successor reader then); released when it was revoked, its read
-    /// loop stopped, and every event it delivered was consumed. Under the lock.
+    /// Completes or releases a segment once it may be: completed when it was read to its final offset and every event
+    /// it delivered is committed (a revoked one too, as it needs no successor reader then); released when it was
+    /// revoked, its read loop stopped, and every event it delivered was consumed. The last event delivered ordinarily
+    /// ends at the final offset; bytes after it without events (truncated away, or an assignment that starts at its
+    /// end) need no commit. Under the lock.
     /// </summary>
     private void Settle(GroupAssignment a)
     {
@@ -279,7 +281,7 @@ public sealed class GroupReader<T> : IAsyncDisposable
             return;
         }
 
-        if (a.FinalOffset is { } end && a.Committed >= end)
+        if (a.FinalOffset is { } end && a.Committed >= a.Queued)
         {
             Finish(a, new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = _sessionEpoch, OwnerEpoch = a.OwnerEpoch, Position = a.Position(end) } });
         }
@@ -573,7 +575,8 @@ public sealed class GroupReader<T> : IAsyncDisposable
             lock (_lock)
             {
                 a.ReadingDone = true;
-                a.FinalOffset = outcome.ReachedEnd ? outcome.Offset : null;
+                // Never past the end offset, even where a truncation moved the read beyond it.
+                a.FinalOffset = !outcome.ReachedEnd ? null : a.End >= 0 ? Math.Min(outcome.Offset, a.End) : outcome.Offset;
                 Settle(a);
             }
         }

@@ -137,6 +137,32 @@ public sealed class GroupReaderTests : GroupReaderTestBase
     }
 
     [Fact]
+    public async Task A_segment_whose_unread_events_were_truncated_away_is_completed_at_its_end_or_its_end_offset_with_nothing_read()
+    {
+        var values = Named("a", 3);
+        var offsets = Offsets(values);
+        var whole = Segment(0, values, seal: true);
+        whole.Truncate(offsets[3]);
+        var bounded = Segment(1, values, seal: false);
+        bounded.Truncate(offsets[2]);
+        Cluster.Groups.EndAfterCompleted(1, 2);
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(whole, 1, Epoch), FakeReaderGroups.Assign(bounded, 2, Epoch, end: offsets[1]));
+        await using var reader = Reader();
+        using var patience = new CancellationTokenSource(Patience);
+
+        var read = new List<string>();
+        await foreach (var e in reader.ReadAsync(patience.Token))
+        {
+            read.Add(e.Value);
+        }
+
+        Assert.Empty(read);
+        var completed = Sent(ReaderMessage.KindOneofCase.Completed).ToDictionary(m => m.Completed.Position.SegmentId, m => m.Completed.Position.Offset);
+        // The bounded one at its end offset, not past it where the truncation left the reader.
+        Assert.Equal(new Dictionary<long, long> { [1] = offsets[3], [2] = offsets[1] }, completed);
+    }
+
+    [Fact]
     public async Task A_sealed_segment_is_completed_at_its_end_only_after_its_last_event_was_consumed()
     {
         var values = Named("a", 3);
