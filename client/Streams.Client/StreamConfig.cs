@@ -43,8 +43,30 @@ public sealed record RetentionPolicy
         bytes > 0 ? new(null, bytes) : throw new ArgumentOutOfRangeException(nameof(bytes), "Retention size must be positive.");
 }
 
-/// <summary>A position in a stream: an offset in each of its segments (by segment id). Truncating at it drops what came before.</summary>
-public sealed record StreamCut(string Scope, string Stream, IReadOnlyDictionary<long, long> Positions);
+/// <summary>
+/// A position in a stream: an offset in each of its segments (by segment id). Truncating at it drops what came before;
+/// a reader group reads from a start cut to an end cut, and a checkpoint is one cut per stream.
+/// </summary>
+public sealed record StreamCut(string Scope, string Stream, IReadOnlyDictionary<long, long> Positions)
+{
+    /// <summary>"scope/stream", as reader group configurations name streams.</summary>
+    internal string StreamName => $"{Scope}/{Stream}";
+
+    /// <summary>The wire form.</summary>
+    internal Contracts.Controller.StreamCut ToContract()
+    {
+        var cut = new Contracts.Controller.StreamCut { Scope = Scope, Stream = Stream };
+        foreach (var (segment, offset) in Positions)
+        {
+            cut.Positions[segment] = offset;
+        }
+
+        return cut;
+    }
+
+    /// <summary>The SDK form of a cut the controller sent.</summary>
+    internal static StreamCut From(Contracts.Controller.StreamCut cut) => new(cut.Scope, cut.Stream, cut.Positions.ToDictionary(p => p.Key, p => p.Value));
+}
 
 /// <summary>A segment of a stream and the routing-key range [KeyStart, KeyEnd) it owns.</summary>
 public sealed record SegmentDescription(string Name, long Id, double KeyStart, double KeyEnd);

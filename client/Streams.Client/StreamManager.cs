@@ -104,11 +104,8 @@ public sealed class StreamManager
         (await _controller.CallAsync((c, o) => c.DeleteStreamAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken)).Deleted;
 
     /// <summary>The stream's current tail: where every active segment ends now.</summary>
-    public async Task<StreamCut> GetStreamCutAsync(string scope, string stream, CancellationToken cancellationToken = default)
-    {
-        var cut = await _controller.CallAsync((c, o) => c.GetStreamCutAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken);
-        return new StreamCut(cut.Scope, cut.Stream, cut.Positions.ToDictionary(p => p.Key, p => p.Value));
-    }
+    public async Task<StreamCut> GetStreamCutAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
+        StreamCut.From(await _controller.CallAsync((c, o) => c.GetStreamCutAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken));
 
     /// <summary>
     /// Truncates a stream at a cut: data before it becomes unreadable and is deleted from Tier 2; readers starting
@@ -117,11 +114,7 @@ public sealed class StreamManager
     public async Task TruncateStreamAsync(StreamCut cut, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(cut);
-        var request = new Contracts.Controller.StreamCut { Scope = cut.Scope, Stream = cut.Stream };
-        foreach (var (segment, offset) in cut.Positions)
-        {
-            request.Positions[segment] = offset;
-        }
+        var request = cut.ToContract();
         await _controller.CallAsync((c, o) => c.TruncateStreamAsync(request, o), cancellationToken);
     }
 

@@ -28,6 +28,9 @@ public sealed class StreamsClient : IAsyncDisposable
     /// </summary>
     public const string ActivitySourceName = "Streams.Client";
 
+    /// <summary>How long a checkpoint waits for the readers when the caller names no timeout (the wire's "0 means 30000").</summary>
+    private static readonly TimeSpan DefaultCheckpointTimeout = TimeSpan.FromSeconds(30);
+
     private readonly StreamsClientOptions _options;
     private readonly ControllerClient _controller;
     private readonly ConnectionPool _pool;
@@ -101,6 +104,72 @@ public sealed class StreamsClient : IAsyncDisposable
     /// </summary>
     public async Task<bool> ReaderOfflineAsync(string scope, string group, string readerId, CancellationToken cancellationToken = default) =>
         (await _controller.CallGroupsAsync((c, o) => c.ReaderOfflineAsync(new Contracts.Controller.ReaderOfflineRequest { Scope = scope, Group = group, ReaderId = readerId }, o), cancellationToken)).Removed;
+
+    /// <summary>
+    /// Takes a checkpoint of a reader group: asks each of its readers for its committed positions (what its application
+    /// processed) and returns once all answered or left, with one cut per stream that covers also the segments no reader
+    /// held. A name the group already has returns that checkpoint, so repeating the call is harmless. Fails with
+    /// <see cref="StreamsException"/> (DeadlineExceeded) if a reader did not answer within <paramref name="timeout"/>
+    /// (default 30 s), and (NotFound) if the group does not exist.
+    /// </summary>
+    public async Task<ReaderGroupCheckpoint> CreateCheckpointAsync(string scope, string group, string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        var wait = timeout ?? DefaultCheckpointTimeout;
+        if (wait <= TimeSpan.Zero || wait.TotalMilliseconds > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), $"A checkpoint's timeout must be positive (is {wait}).");
+        }
+
+        var request = new Contracts.Controller.CreateCheckpointRequest { Scope = scope, Group = group, Name = name, TimeoutMs = (int)Math.Ceiling(wait.TotalMilliseconds) };
+        return ReaderGroupCheckpoint.From(await _controller.CallGroupsAsync((c, o) => c.CreateCheckpointAsync(request, o), cancellationToken, serverWait: wait));
+    }
+
+    /// <summary>
+    /// Moves a reader group to <paramref name="cuts"/> (at most one per stream; a stream without one restarts at its
+    /// configured start): every reader's segments are taken back at once, and reading restarts at the cuts in a new
+    /// generation. What the readers had buffered and not processed is dropped; what they processed after the cuts is
+    /// read again. Fails with <see cref="StreamsException"/> (InvalidArgument) for a cut of a stream the group does not
+    /// read or of segments the stream never had.
+    /// </summary>
+    public async Task<ReaderGroupDescription> ResetReaderGroupAsync(string scope, string group, IReadOnlyList<StreamCut> cuts, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cuts);
+        var request = new Contracts.Controller.ResetReaderGroupRequest { Scope = scope, Group = group };
+        request.Cuts.AddRange(ReaderGroupConfig.CutsByStream(cuts, nameof(cuts)).Values.Select(c => c.ToContract()));
+        return ReaderGroupDescription.From(await _controller.CallGroupsAsync((c, o) => c.ResetReaderGroupAsync(request, o), cancellationToken));
+    }
+
+    /// <summary>
+    /// Moves a reader group to a complete checkpoint's cuts; as <see cref="ResetReaderGroupAsync(string, string, IReadOnlyList{StreamCut}, CancellationToken)"/>.
+    /// Throws <see cref="ArgumentException"/> for a checkpoint that is not complete (its cuts are not final).
+    /// </summary>
+    public Task<ReaderGroupDescription> ResetReaderGroupAsync(string scope, string group, ReaderGroupCheckpoint checkpoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        if (!checkpoint.Complete)
+        {
+            throw new ArgumentException($"Checkpoint '{checkpoint.Name}' is not complete (a reader has not answered it), so its cuts are not final: take another one.", nameof(checkpoint));
+        }
+
+        return ResetReaderGroupAsync(scope, group, checkpoint.Cuts, cancellationToken);
+    }
+
+    /// <summary>
+    /// Replaces a reader group's configuration (its streams, cuts and timings) and restarts it in a new generation:
+    /// every reader's segments are taken back, and reading starts again from the new start cuts (a stream without one:
+    /// from the group's committed positions). Fails with <see cref="StreamsException"/> (NotFound) if the group or a
+    /// stream does not exist, and with <see cref="ArgumentException"/> if the configuration is not valid.
+    /// </summary>
+    public async Task<ReaderGroupDescription> UpdateReaderGroupAsync(string scope, string group, ReaderGroupConfig config, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var request = new Contracts.Controller.UpdateReaderGroupRequest { Scope = scope, Group = group, Config = config.ToContract() };
+        return ReaderGroupDescription.From(await _controller.CallGroupsAsync((c, o) => c.UpdateReaderGroupAsync(request, o), cancellationToken));
+    }
+
+    /// <summary>A handle on a reader group, for its checkpoints, resets, readers and management; it calls nothing by itself.</summary>
+    public ReaderGroup GetReaderGroup(string scope, string group) => new(this, scope, group);
 
     /// <summary>
     /// Creates a reader of a reader group, named <paramref name="readerId"/> (unique in the group: a second reader with

@@ -83,14 +83,16 @@ internal sealed class ControllerClient : IDisposable
     /// A call of the ReaderGroups service, which every controller serves on the same endpoint, with the same failover
     /// as <see cref="CallAsync"/>.
     /// A controller that does not lead answers it UNAVAILABLE, so the call moves on until it finds the leader.
+    /// <paramref name="serverWait"/> is how long the controller may hold the call on purpose (a checkpoint waiting for
+    /// its readers): it is added to the client's timeout, so the controller's own answer arrives before the deadline.
     /// </summary>
     public Task<TResponse> CallGroupsAsync<TResponse>(
-        Func<GroupsClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, [CallerMemberName] string method = "") =>
-        CallWithFailoverAsync(static c => c.Groups, call, cancellationToken, idempotent, method);
+        Func<GroupsClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, TimeSpan serverWait = default, [CallerMemberName] string method = "") =>
+        CallWithFailoverAsync(static c => c.Groups, call, cancellationToken, idempotent, method, serverWait);
 
     /// <summary>The one retry loop behind both services: <paramref name="pick"/> chooses the service's client of a controller.</summary>
     private async Task<TResponse> CallWithFailoverAsync<TClient, TResponse>(
-        Func<(GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups), TClient> pick, Func<TClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent, string method)
+        Func<(GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups), TClient> pick, Func<TClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent, string method, TimeSpan serverWait = default)
     {
         using var activity = ClientTracing.StartCall(method);
         var delay = TimeSpan.FromMilliseconds(100);
@@ -100,7 +102,7 @@ internal sealed class ControllerClient : IDisposable
             var index = Volatile.Read(ref _current);
             try
             {
-                return await call(pick(_controllers[index]), GrpcChannels.Deadline(_timeout, cancellationToken));
+                return await call(pick(_controllers[index]), GrpcChannels.Deadline(_timeout + serverWait, cancellationToken));
             }
             catch (RpcException e) when (idempotent && Unreachable(e) && ++failures < Attempts * _controllers.Length && !cancellationToken.IsCancellationRequested)
             {

@@ -44,7 +44,7 @@ internal sealed class GroupAssignment(Assign assign)
     /// <summary>True once the read loop stopped: <see cref="Queued"/> is final.</summary>
     public bool ReadingDone { get; set; }
 
-    /// <summary>The segment's final offset once it was read to its end (or to <see cref="End"/>); null before.</summary>
+    /// <summary>Where the segment is completed once it was read to its end (or to <see cref="End"/>, never past it); null before.</summary>
     public long? FinalOffset { get; set; }
 
     /// <summary>The controller asked for it back: release it once what was delivered is consumed.</summary>

@@ -16,9 +16,13 @@ namespace Streams.Client.ReaderGroups;
 // * Each assigned segment has its own read loop (SegmentEventReader, as the whole-stream reader) writing into one
 //   bounded channel: memory is bounded by BufferedReads × ReadSize whatever the number of segments.
 // * Commits never pass what the application consumed: Committed ≤ Consumed ≤ Yielded, and a segment is completed only
-//   once its final offset is committed, released only once its read loop stopped and everything it delivered was
-//   consumed. A fenced segment (or a fenced session's every segment) is "gone": its buffered events are skipped and
+//   once it was read to its final offset and everything it delivered is committed, released only once its read loop
+//   stopped and everything it delivered was consumed. A fenced segment (or a fenced session's every segment) is "gone": its buffered events are skipped and
 //   nothing more is sent for it.
+// * A checkpoint request is answered with the next exchange, at once rather than at the next heartbeat, with the
+//   committed positions of every segment held: what the application processed, never what is only buffered or in its
+//   hands. The commits and completions owed go out ahead of it in the same exchange, so the controller's cut and its
+//   stored commits agree. A request repeated under the same name is answered again, with the positions of then.
 
 /// <summary>
 /// A reader of a reader group: the controller hands it segments of the group's streams, and it reads them, commits
@@ -50,6 +54,7 @@ public sealed class GroupReader<T> : IAsyncDisposable
     private readonly Dictionary<long, GroupAssignment> _assignments = [];
     private readonly List<ReaderMessage> _outbox = [];
     private readonly List<TaskCompletionSource> _flushes = [];
+    private readonly List<string> _checkpoints = [];
     private long _sessionEpoch;
     private bool _joined;
     private TimeSpan _period = DefaultHeartbeat / 3;
@@ -85,7 +90,9 @@ public sealed class GroupReader<T> : IAsyncDisposable
     /// segment completed; the enumeration ends once everything yielded is processed and committed) or the enumeration
     /// is cancelled. With <see cref="GroupReaderOptions.AutoCommit"/>, asking for the next event marks the previous one
     /// processed, and so does ending the enumeration early: an event whose processing failed with an exception that
-    /// ends the enumeration counts as processed too. Can be enumerated once per reader. Throws
+    /// ends the enumeration counts as processed too. A checkpoint of the group takes this reader's commits as they are
+    /// when the controller asks; a reset of the group drops what this reader buffered of its old segments and yields
+    /// them again from the reset's cuts. Can be enumerated once per reader. Throws
     /// <see cref="StreamsException"/> if the group does not exist, the controller or a segment store stays unreachable
     /// beyond the client's reconnect timeout, or stored data is not a valid event sequence.
     /// </summary>
@@ -261,9 +268,11 @@ public sealed class GroupReader<T> : IAsyncDisposable
     }
 
     /// <summary>
-    /// Completes or releases a segment once it may be: completed when it was read to its final offset and that offset
-    /// is committed (a revoked one too, as it needs no successor reader then); released when it was revoked, its read
-    /// loop stopped, and every event it delivered was consumed. Under the lock.
+    /// Completes or releases a segment once it may be: completed when it was read to its final offset and every event
+    /// it delivered is committed (a revoked one too, as it needs no successor reader then); released when it was
+    /// revoked, its read loop stopped, and every event it delivered was consumed. The last event delivered ordinarily
+    /// ends at the final offset; bytes after it without events (truncated away, or an assignment that starts at its
+    /// end) need no commit. Under the lock.
     /// </summary>
     private void Settle(GroupAssignment a)
     {
@@ -272,7 +281,7 @@ public sealed class GroupReader<T> : IAsyncDisposable
             return;
         }
 
-        if (a.FinalOffset is { } end && a.Committed >= end)
+        if (a.FinalOffset is { } end && a.Committed >= a.Queued)
         {
             Finish(a, new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = _sessionEpoch, OwnerEpoch = a.OwnerEpoch, Position = a.Position(end) } });
         }
@@ -392,7 +401,9 @@ public sealed class GroupReader<T> : IAsyncDisposable
             joining = !_joined;
             if (joining)
             {
+                // A new session owes nothing of the old one's.
                 _outbox.Clear();
+                _checkpoints.Clear();
                 messages = [new ReaderMessage { Join = new Join { Scope = _scope, Group = _group, ReaderId = ReaderId } }];
             }
             else
@@ -409,6 +420,14 @@ public sealed class GroupReader<T> : IAsyncDisposable
 
                 messages.AddRange(_outbox);
                 _outbox.Clear();
+                foreach (var name in _checkpoints)
+                {
+                    var ack = new CheckpointAck { SessionEpoch = _sessionEpoch, Name = name };
+                    ack.Positions.AddRange(_assignments.Values.Select(a => a.Position(a.Committed)));
+                    messages.Add(new ReaderMessage { CheckpointAck = ack });
+                }
+
+                _checkpoints.Clear();
 
                 // Every exchange mentions each segment held, so the controller knows its Assign arrived (it repeats an
                 // Assign a reader does not mention, in case the reply that carried it was lost) and sees fresh lag.
@@ -503,13 +522,22 @@ public sealed class GroupReader<T> : IAsyncDisposable
                 }
 
                 _outbox.Clear();
+                _checkpoints.Clear();
                 _joined = false;
+                break;
+            case CoordinatorMessage.KindOneofCase.Checkpoint:
+                // Answered by the next exchange, which starts at once.
+                if (!_checkpoints.Contains(message.Checkpoint.Name))
+                {
+                    _checkpoints.Add(message.Checkpoint.Name);
+                }
+
+                Wake();
                 break;
             case CoordinatorMessage.KindOneofCase.EndOfGroup:
                 // Every segment of the group is completed, so nothing is read any more: the enumeration drains what is buffered and ends.
                 _events.Writer.TryComplete();
                 break;
-            // CheckpointRequest: checkpoints are not built (docs/reader-groups.md), so readers have none to acknowledge.
         }
     }
 
@@ -547,7 +575,8 @@ public sealed class GroupReader<T> : IAsyncDisposable
             lock (_lock)
             {
                 a.ReadingDone = true;
-                a.FinalOffset = outcome.ReachedEnd ? outcome.Offset : null;
+                // Never past the end offset, even where a truncation moved the read beyond it.
+                a.FinalOffset = !outcome.ReachedEnd ? null : a.End >= 0 ? Math.Min(outcome.Offset, a.End) : outcome.Offset;
                 Settle(a);
             }
         }

@@ -3,14 +3,28 @@ using Contract = Streams.Contracts.Controller;
 namespace Streams.Client.ReaderGroups;
 
 /// <summary>
-/// What a reader group reads and how its readers' sessions are kept. Every stream is read from its current head to
-/// its end (a sealed stream's end, or unbounded); start and end cuts, automatic checkpoints and retention tied to the
-/// group are not offered by the SDK yet (the wire contract has them), so such a group always takes their defaults.
+/// What a reader group reads and how its readers' sessions are kept. Each stream is read from its start cut (without
+/// one, its current head) to its end cut (without one, unbounded: to a sealed stream's end). Automatic checkpoints and
+/// retention tied to the group are not offered by the SDK yet (the wire contract has them), so such a group always
+/// takes their defaults.
 /// </summary>
 public sealed record ReaderGroupConfig
 {
     /// <summary>The streams the group reads, each as "scope/stream".</summary>
     public required IReadOnlyList<string> Streams { get; init; }
+
+    /// <summary>
+    /// Where the group starts reading, at most one cut per stream of <see cref="Streams"/> (e.g. a checkpoint's, or
+    /// <see cref="StreamManager.GetStreamCutAsync"/>); a stream without one is read from its current head. Empty by default.
+    /// </summary>
+    public IReadOnlyList<StreamCut> StartCuts { get; init; } = [];
+
+    /// <summary>
+    /// Where the group stops reading, at most one cut per stream of <see cref="Streams"/>: each segment up to its offset
+    /// (exclusive). A stream without one is read without bound. The group ends once every segment is read to its end
+    /// cut or, in a sealed stream, to its end. Empty by default.
+    /// </summary>
+    public IReadOnlyList<StreamCut> EndCuts { get; init; } = [];
 
     /// <summary>How often readers must report; default 3 s. A reader calls the controller at a third of it.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(3);
@@ -39,6 +53,8 @@ public sealed record ReaderGroupConfig
             HeartbeatIntervalMs = (int)HeartbeatInterval.TotalMilliseconds,
             SessionTimeoutMs = (int)SessionTimeout.TotalMilliseconds,
         };
+        var starts = CutsByStream(StartCuts, nameof(StartCuts));
+        var ends = CutsByStream(EndCuts, nameof(EndCuts));
         foreach (var name in Streams)
         {
             var parts = (name ?? string.Empty).Split('/');
@@ -47,17 +63,84 @@ public sealed record ReaderGroupConfig
                 throw new ArgumentException($"Stream '{name}' must be named \"scope/stream\".");
             }
 
-            config.Streams.Add(new Contract.ReaderGroupStream { Scope = parts[0], Stream = parts[1] });
+            var stream = new Contract.ReaderGroupStream { Scope = parts[0], Stream = parts[1] };
+            if (starts.Remove(name!, out var start))
+            {
+                stream.Start = start.ToContract();
+            }
+
+            if (ends.Remove(name!, out var end))
+            {
+                CheckOrder(start, end);
+                stream.End = end.ToContract();
+            }
+
+            config.Streams.Add(stream);
+        }
+
+        if (starts.Keys.Concat(ends.Keys).FirstOrDefault() is { } stray)
+        {
+            throw new ArgumentException($"A cut names stream '{stray}', which the group does not read ({string.Join(", ", Streams)}): add it to Streams or drop the cut.");
         }
 
         return config;
     }
 
     /// <summary>The SDK form of a configuration the controller returned.</summary>
-    internal static ReaderGroupConfig From(Contract.ReaderGroupConfig? config) => new()
+    internal static ReaderGroupConfig From(Contract.ReaderGroupConfig? config)
     {
-        Streams = [.. (config?.Streams ?? []).Select(s => $"{s.Scope}/{s.Stream}")],
-        HeartbeatInterval = TimeSpan.FromMilliseconds(config is { HeartbeatIntervalMs: > 0 } ? config.HeartbeatIntervalMs : 3000),
-        SessionTimeout = TimeSpan.FromMilliseconds(config is { SessionTimeoutMs: > 0 } ? config.SessionTimeoutMs : 30000),
-    };
+        var streams = config?.Streams ?? [];
+        return new()
+        {
+            Streams = [.. streams.Select(s => $"{s.Scope}/{s.Stream}")],
+            // A cut inside a group's stream names that stream, whatever the controller filled in.
+            StartCuts = [.. streams.Where(s => s.Start is not null).Select(s => StreamCut.From(s.Start) with { Scope = s.Scope, Stream = s.Stream })],
+            EndCuts = [.. streams.Where(s => s.End is not null).Select(s => StreamCut.From(s.End) with { Scope = s.Scope, Stream = s.Stream })],
+            HeartbeatInterval = TimeSpan.FromMilliseconds(config is { HeartbeatIntervalMs: > 0 } ? config.HeartbeatIntervalMs : 3000),
+            SessionTimeout = TimeSpan.FromMilliseconds(config is { SessionTimeoutMs: > 0 } ? config.SessionTimeoutMs : 30000),
+        };
+    }
+
+    /// <summary>
+    /// Each cut by "scope/stream", checking that none is null, none repeats a stream and no offset is negative; throws
+    /// <see cref="ArgumentException"/> naming <paramref name="what"/> otherwise.
+    /// </summary>
+    internal static Dictionary<string, StreamCut> CutsByStream(IReadOnlyList<StreamCut>? cuts, string what)
+    {
+        var byStream = new Dictionary<string, StreamCut>(StringComparer.Ordinal);
+        foreach (var cut in cuts ?? [])
+        {
+            if (cut?.Positions is null)
+            {
+                throw new ArgumentException($"{what} holds a null cut or one without positions.");
+            }
+
+            if (!byStream.TryAdd(cut.StreamName, cut))
+            {
+                throw new ArgumentException($"{what} holds two cuts of stream '{cut.StreamName}': give at most one per stream.");
+            }
+
+            foreach (var (segment, offset) in cut.Positions)
+            {
+                if (offset < 0)
+                {
+                    throw new ArgumentException($"{what}: the cut of '{cut.StreamName}' puts segment {segment} at offset {offset}; offsets are 0 or more.");
+                }
+            }
+        }
+
+        return byStream;
+    }
+
+    /// <summary>A segment in both cuts of a stream must not end before it starts.</summary>
+    private static void CheckOrder(StreamCut? start, StreamCut end)
+    {
+        foreach (var (segment, offset) in end.Positions)
+        {
+            if (start is not null && start.Positions.TryGetValue(segment, out var from) && offset < from)
+            {
+                throw new ArgumentException($"The end cut of '{end.StreamName}' puts segment {segment} at {offset}, before its start cut's {from}.");
+            }
+        }
+    }
 }

@@ -131,6 +131,7 @@ public sealed class FakeSegment(string name)
     private readonly List<(Guid Writer, AppendBlock Block, FakeSegmentStore.AppendReplies Replies)> _held = [];
     private bool _holding;
     private bool _sealed;
+    private long _start;
     private int _readFailures;
 
     public string Name { get; } = name;
@@ -174,6 +175,15 @@ public sealed class FakeSegment(string name)
             {
                 return _held.Count;
             }
+        }
+    }
+
+    /// <summary>Truncates the segment at <paramref name="offset"/>: a read below it is answered Truncated, naming the offset.</summary>
+    public void Truncate(long offset)
+    {
+        lock (_lock)
+        {
+            _start = offset;
         }
     }
 
@@ -292,7 +302,13 @@ public sealed class FakeSegment(string name)
     {
         lock (_lock)
         {
-            var reply = new ReadSegmentReply { Offset = offset, SegmentLength = _data.Length, Sealed = _sealed };
+            var reply = new ReadSegmentReply { Offset = offset, SegmentLength = _data.Length, Sealed = _sealed, StartOffset = _start };
+            if (offset < _start)
+            {
+                reply.Status = ReadStatus.Truncated;
+                return reply;
+            }
+
             if (offset >= _data.Length)
             {
                 reply.Status = _sealed ? ReadStatus.EndOfSegment : ReadStatus.AtTail;

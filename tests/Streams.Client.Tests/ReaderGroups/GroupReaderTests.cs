@@ -1,6 +1,5 @@
 using Streams.Client.ReaderGroups;
 using Streams.Client.Reading;
-using Streams.Client.Serialization;
 using Streams.Client.Tests.Fakes;
 using Streams.Contracts.Controller;
 
@@ -10,61 +9,8 @@ namespace Streams.Client.Tests.ReaderGroups;
 /// A group reader against a scripted coordinator (<see cref="FakeReaderGroups"/>): it reads what it is assigned, commits
 /// only what the application consumed, completes, releases and drops segments as the protocol says, and heartbeats.
 /// </summary>
-public sealed class GroupReaderTests : FakeClusterTest
+public sealed class GroupReaderTests : GroupReaderTestBase
 {
-    private const long Epoch = 7;
-
-    private static string[] Named(string prefix, int count) => [.. Enumerable.Range(0, count).Select(i => $"{prefix}{i}:{new string('x', 100)}")];
-
-    /// <summary>The offset where each event starts, and the end of the last.</summary>
-    private static long[] Offsets(string[] values)
-    {
-        var offsets = new long[values.Length + 1];
-        for (var i = 0; i < values.Length; i++)
-        {
-            offsets[i + 1] = offsets[i] + FakeEvents.Frame(values[i]).Length;
-        }
-
-        return offsets;
-    }
-
-    private FakeSegment Segment(int number, string[] values, bool seal)
-    {
-        var segment = Cluster.AddSegment(0, number, number * 0.1, (number + 1) * 0.1);
-        segment.Write(FakeEvents.Frames(values));
-        if (seal)
-        {
-            segment.Seal();
-        }
-
-        return segment;
-    }
-
-    private List<ReaderMessage> Sent(ReaderMessage.KindOneofCase kind) => [.. Cluster.Groups.Received.Where(m => m.KindCase == kind)];
-
-    private static SegmentPosition PositionOf(ReaderMessage m) => m.KindCase switch
-    {
-        ReaderMessage.KindOneofCase.Commit => m.Commit.Position,
-        ReaderMessage.KindOneofCase.Release => m.Release.Position,
-        ReaderMessage.KindOneofCase.Completed => m.Completed.Position,
-        _ => throw new ArgumentException($"{m.KindCase} has no position."),
-    };
-
-    /// <summary>Waits until the reader made <paramref name="more"/> more exchanges: what was queued before has been handled.</summary>
-    private async Task ExchangesAsync(int more)
-    {
-        var target = Cluster.Groups.Exchanges.Count + more;
-        await WaitUntilAsync(() => Cluster.Groups.Exchanges.Count >= target, $"{more} more exchanges");
-    }
-
-    private static async Task<EventRead<string>> NextAsync(IAsyncEnumerator<EventRead<string>> events)
-    {
-        Assert.True(await events.MoveNextAsync().AsTask().WaitAsync(Patience), "The enumeration ended early.");
-        return events.Current;
-    }
-
-    private GroupReader<string> Reader(GroupReaderOptions? options = null) => Client.CreateReader("test", "g", "r1", Serializers.Utf8, options ?? new GroupReaderOptions { ReadSize = 1024, TailWait = TimeSpan.FromMilliseconds(200) });
-
     [Fact]
     public async Task An_assignment_is_read_from_its_start_offset_to_its_end_offset_and_completed_once_its_last_event_was_consumed()
     {
@@ -150,6 +96,70 @@ public sealed class GroupReaderTests : FakeClusterTest
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next.WaitAsync(Patience));
         await events.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Bounded_assignments_complete_exactly_at_their_end_offsets_an_empty_one_at_once_and_the_reader_ends_with_the_group()
+    {
+        var values = Named("a", 10);
+        var offsets = Offsets(values);
+        var bounded = Segment(0, values, seal: false);
+        var others = Named("b", 4);
+        var empty = Segment(1, others, seal: false);
+        // The group ends once both are completed, as the controller ends a group whose end cuts are all reached.
+        Cluster.Groups.EndAfterCompleted(1, 2);
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(bounded, 1, Epoch, start: offsets[3], end: offsets[7]), FakeReaderGroups.Assign(empty, 2, Epoch, start: Offsets(others)[2], end: Offsets(others)[2]));
+        await using var reader = Reader();
+        using var patience = new CancellationTokenSource(Patience);
+
+        var read = new List<EventRead<string>>();
+        var completedEmptyFirst = false;
+        await foreach (var e in reader.ReadAsync(patience.Token))
+        {
+            if (read.Count == 0)
+            {
+                // Nothing to read in it: completed without waiting for the application.
+                await WaitUntilAsync(() => Sent(ReaderMessage.KindOneofCase.Completed).Any(m => m.Completed.Position.SegmentId == 2), "the empty assignment is completed");
+                completedEmptyFirst = Sent(ReaderMessage.KindOneofCase.Completed).All(m => m.Completed.Position.SegmentId == 2);
+            }
+
+            read.Add(e);
+            // More is written past the end offset while the reader is at it: none of it is the group's.
+            bounded.Write(FakeEvents.Frames(Named($"late{read.Count}-", 1)));
+        }
+
+        Assert.True(completedEmptyFirst, "The empty assignment waited for the other one.");
+        Assert.Equal(values[3..7], read.Select(e => e.Value));
+        var completed = Sent(ReaderMessage.KindOneofCase.Completed).ToDictionary(m => m.Completed.Position.SegmentId, m => m.Completed.Position.Offset);
+        Assert.Equal(new Dictionary<long, long> { [1] = offsets[7], [2] = Offsets(others)[2] }, completed);
+        Assert.All(Sent(ReaderMessage.KindOneofCase.Commit), m => Assert.True(m.Commit.Position.SegmentId == 1 && m.Commit.Position.Offset <= offsets[7], $"Committed {m.Commit.Position.Offset} of segment {m.Commit.Position.SegmentId}."));
+        Assert.Single(Cluster.Groups.ExchangeLog, x => x.Sent.Any(m => m.KindCase == CoordinatorMessage.KindOneofCase.EndOfGroup));
+    }
+
+    [Fact]
+    public async Task A_segment_whose_unread_events_were_truncated_away_is_completed_at_its_end_or_its_end_offset_with_nothing_read()
+    {
+        var values = Named("a", 3);
+        var offsets = Offsets(values);
+        var whole = Segment(0, values, seal: true);
+        whole.Truncate(offsets[3]);
+        var bounded = Segment(1, values, seal: false);
+        bounded.Truncate(offsets[2]);
+        Cluster.Groups.EndAfterCompleted(1, 2);
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(whole, 1, Epoch), FakeReaderGroups.Assign(bounded, 2, Epoch, end: offsets[1]));
+        await using var reader = Reader();
+        using var patience = new CancellationTokenSource(Patience);
+
+        var read = new List<string>();
+        await foreach (var e in reader.ReadAsync(patience.Token))
+        {
+            read.Add(e.Value);
+        }
+
+        Assert.Empty(read);
+        var completed = Sent(ReaderMessage.KindOneofCase.Completed).ToDictionary(m => m.Completed.Position.SegmentId, m => m.Completed.Position.Offset);
+        // The bounded one at its end offset, not past it where the truncation left the reader.
+        Assert.Equal(new Dictionary<long, long> { [1] = offsets[3], [2] = offsets[1] }, completed);
     }
 
     [Fact]

@@ -169,7 +169,7 @@ internal static class AdminCommands
         {
             var (scope, stream) = CliSupport.ParseStream(parse.GetValue(cutName)!);
             await using var client = CliSupport.CreateClient(parse);
-            Console.WriteLine(FormatCut(await client.Streams.GetStreamCutAsync(scope, stream, ct)));
+            Console.WriteLine(CliSupport.FormatCut(await client.Streams.GetStreamCutAsync(scope, stream, ct)));
             return 0;
         }));
 
@@ -180,9 +180,9 @@ internal static class AdminCommands
         {
             var (scope, stream) = CliSupport.ParseStream(parse.GetValue(truncateName)!);
             await using var client = CliSupport.CreateClient(parse);
-            var target = parse.GetValue(at) is { } text ? ParseCut(scope, stream, text) : await client.Streams.GetStreamCutAsync(scope, stream, ct);
+            var target = parse.GetValue(at) is { } text ? CliSupport.ParseCut(scope, stream, text) : await client.Streams.GetStreamCutAsync(scope, stream, ct);
             await client.Streams.TruncateStreamAsync(target, ct);
-            Console.WriteLine($"Truncated stream {scope}/{stream} at {FormatCut(target)}.");
+            Console.WriteLine($"Truncated stream {scope}/{stream} at {CliSupport.FormatCut(target)}.");
             return 0;
         }));
 
@@ -202,26 +202,6 @@ internal static class AdminCommands
 
         return parse.GetValue(time) is { } t ? RetentionPolicy.ByTime(ParseDuration(t))
             : parse.GetValue(size) is { } s ? RetentionPolicy.BySize(ParseSize(s)) : null;
-    }
-
-    private static string FormatCut(StreamCut cut) =>
-        string.Join(',', cut.Positions.OrderBy(p => p.Key).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}={p.Value}")));
-
-    private static StreamCut ParseCut(string scope, string stream, string text)
-    {
-        var positions = new Dictionary<long, long>();
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var pair = part.Split('=');
-            if (pair.Length != 2 || !long.TryParse(pair[0], CultureInfo.InvariantCulture, out var id) || !long.TryParse(pair[1], CultureInfo.InvariantCulture, out var offset))
-            {
-                throw new ArgumentException($"'{part}' is not segment-id=offset (as `stream cut` prints).");
-            }
-
-            positions[id] = offset;
-        }
-
-        return new StreamCut(scope, stream, positions);
     }
 
     /// <summary>90s, 30m, 12h, 7d, or a plain number of seconds.</summary>

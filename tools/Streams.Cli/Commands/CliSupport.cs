@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Streams.Client;
 using Grpc.Core;
 using Streams.Common.Naming;
@@ -72,6 +73,28 @@ internal static class CliSupport
     {
         Console.Error.WriteLine("error: " + message);
         return code;
+    }
+
+    /// <summary>A stream cut as `stream cut` prints it and `--at`, `--from` and `--to` take it: segment-id=offset, by segment id, comma-separated.</summary>
+    public static string FormatCut(StreamCut cut) =>
+        string.Join(',', cut.Positions.OrderBy(p => p.Key).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}={p.Value}")));
+
+    /// <summary>The cut of <paramref name="scope"/>/<paramref name="stream"/> that <see cref="FormatCut"/> printed as <paramref name="text"/>.</summary>
+    public static StreamCut ParseCut(string scope, string stream, string text)
+    {
+        var positions = new Dictionary<long, long>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var pair = part.Split('=');
+            if (pair.Length != 2 || !long.TryParse(pair[0], CultureInfo.InvariantCulture, out var id) || !long.TryParse(pair[1], CultureInfo.InvariantCulture, out var offset))
+            {
+                throw new ArgumentException($"'{part}' is not segment-id=offset (as `stream cut` prints).");
+            }
+
+            positions[id] = offset;
+        }
+
+        return new StreamCut(scope, stream, positions);
     }
 
     /// <summary>Splits "scope/stream", checking both names.</summary>

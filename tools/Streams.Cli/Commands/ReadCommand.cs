@@ -20,7 +20,7 @@ internal static class ReadCommand
         var group = new Option<string?>("--group")
         {
             Description = "Read as a member of this reader group (scope/group, or a name in the stream's scope; created if missing): "
-                + "several processes share the work, each event read by one; exits 0 once the group has read all of the sealed stream.",
+                + "several processes share the work, each event read by one; exits 0 once the group has read everything (all of the sealed stream, or up to the group's end cut).",
         };
         var readerId = new Option<string?>("--reader") { Description = "This reader's id in the group (default: host name and process id). A reader that restarts with the same id takes its place." };
         var command = new Command("read", "Read events, one per line.") { name, fromStart, count, follow, format, group, readerId };
