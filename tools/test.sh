@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, runs every test, and prints "N passed, N failed" as its last line.
-#   Needs: the .NET 10 SDK. Installs (if missing): Debian's zookeeper, prometheus and nodejs packages, then the interop
-#   npm packages.
+#   Needs: the .NET 10 SDK. Installs (if missing): Debian's zookeeper, prometheus, nodejs, Go (with Sprig and
+#   sigs.k8s.io/yaml) and yamllint packages, then the interop npm packages.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -9,11 +9,16 @@ cd "$root"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: ZooKeeper (a real server for the coordination tests), Prometheus (a real server scraping /metrics,
-# and promtool) and Node.js (grpc-js, xxHash's reference implementation) when missing.
+# and promtool), Node.js (grpc-js, xxHash's reference implementation, the chart's schema validator), and Go with the
+# sources of Sprig and sigs.k8s.io/yaml (the chart renderer, tests/chart/render) and yamllint when missing.
 packages=""
 [ -f /usr/share/java/zookeeper.jar ] || packages="$packages zookeeper"
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || packages="$packages prometheus"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
+command -v go >/dev/null 2>&1 || packages="$packages golang-go"
+[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || packages="$packages golang-github-masterminds-sprig-dev"
+[ -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || packages="$packages golang-k8s-sigs-yaml-dev"
+command -v yamllint >/dev/null 2>&1 || packages="$packages yamllint"
 if [ -n "$packages" ]; then
   echo "== Installing Debian packages:$packages"
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null \
