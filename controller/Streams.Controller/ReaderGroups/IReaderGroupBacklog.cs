@@ -13,7 +13,10 @@ public readonly record struct GroupBacklog(long UnreadBytes, int BackloggedSegme
 /// </summary>
 public interface IReaderGroupBacklog
 {
-    /// <summary>The group's backlog, or null when there is no such group (or this controller does not lead).</summary>
+    /// <summary>
+    /// The group's backlog, or null when there is no such group. The leading controller answers from its coordinator;
+    /// another from the stored record (commits up to a second behind).
+    /// </summary>
     ValueTask<GroupBacklog?> GetBacklogAsync(string scope, string group, CancellationToken cancellationToken);
 
     /// <summary>Raised (with scope and group) when a group's backlog may have changed: commits, appends seen, scales.</summary>

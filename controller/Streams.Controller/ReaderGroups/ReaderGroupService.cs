@@ -55,6 +55,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<(string Scope, string Group), Group> _groups = new();
     private volatile bool _loadedAll;
+    private readonly ConcurrentDictionary<(string Scope, string Group), (DateTimeOffset At, GroupBacklog Backlog)> _storedBacklogs = new();
 
     public ReaderGroupService(IMetadataStore store, ControllerService controller, Func<bool> isLeader, ILogger<ReaderGroupService> logger, CoordinatorRules? rules = null, TimeProvider? clock = null)
     {
@@ -485,7 +486,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     {
         if (!_isLeader())
         {
-            return null;
+            return await StoredBacklogAsync(scope, group, cancellationToken);
         }
 
         try
@@ -500,6 +501,45 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// A controller that does not lead answers from the stored record (commits at most a second behind the leader's)
+    /// and segment lengths it reads itself, at most every <see cref="LengthRefresh"/> per group, so that KEDA may ask
+    /// any controller behind a Service. Null if there is no such group.
+    /// </summary>
+    private async ValueTask<GroupBacklog?> StoredBacklogAsync(string scope, string group, CancellationToken cancellationToken)
+    {
+        var now = _clock.GetUtcNow();
+        if (_storedBacklogs.TryGetValue((scope, group), out var cached) && now - cached.At < LengthRefresh)
+        {
+            return cached.Backlog;
+        }
+
+        var value = await _store.GetAsync(GroupPath(scope, group), cancellationToken);
+        if (value is not { } stored || JsonSerializer.Deserialize(stored.Data, ReaderGroupJsonContext.Default.ReaderGroupRecord) is not { } record)
+        {
+            _storedBacklogs.TryRemove((scope, group), out _);
+            return null;
+        }
+
+        // Read only: a coordinator over the stored state measures the backlog and is dropped; nothing is written.
+        var coordinator = new GroupCoordinator(record.State, TimeSpan.FromMilliseconds(record.HeartbeatIntervalMs), TimeSpan.FromMilliseconds(record.SessionTimeoutMs), _rules, now);
+        foreach (var segment in record.State.Segments.Where(s => s.State != GroupSegmentState.Completed))
+        {
+            try
+            {
+                coordinator.SetLength(segment.SegmentId, (await _controller.GetSegmentInfoAsync(segment.Name, cancellationToken)).Length);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A store away for now: its segment counts as read up to its commits.
+            }
+        }
+
+        var backlog = coordinator.Backlog();
+        _storedBacklogs[(scope, group)] = (now, backlog);
+        return backlog;
     }
 
     public async ValueTask<IReadOnlyList<StreamCut>?> GetSubscriberCutsAsync(string scope, string stream, CancellationToken cancellationToken)

@@ -194,7 +194,7 @@ public sealed class ExternalScalerService(ControllerService controller, IReaderG
         }
 
         var backlog = await groups.GetBacklogAsync(trigger.Scope, trigger.Group, cancellationToken)
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"Reader group {trigger.Scope}/{trigger.Group} does not exist (or this controller does not lead; ask the leading one)."));
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"Reader group {trigger.Scope}/{trigger.Group} does not exist."));
         var capped = Math.Min(backlog.UnreadBytes, backlog.BackloggedSegments * trigger.TargetBytes);
         return (capped, backlog.UnreadBytes > trigger.ActivationBytes);
     }

@@ -146,7 +146,9 @@ public sealed class ReaderGroupServiceTests : IAsyncLifetime
         _leading = false;
         var refused = await Assert.ThrowsAsync<RpcException>(() => Exchange(service, "a", Join("a")));
         Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
-        Assert.Null(await service.GetBacklogAsync("shop", "billing", default));
+        // The backlog it still gives, from the stored record (for KEDA asking any controller).
+        Assert.Equal(new GroupBacklog(0, 0), await service.GetBacklogAsync("shop", "billing", default));
+        Assert.Null(await service.GetBacklogAsync("shop", "nobody", default));
     }
 
     private static readonly long Seg0 = SegmentName.ComposeId(0, 0);

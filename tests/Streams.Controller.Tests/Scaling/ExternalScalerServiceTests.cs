@@ -114,6 +114,14 @@ public sealed partial class ExternalScalerServiceTests : IAsyncLifetime
 
         var missing = Trigger(("metric", "unreadBytes"), ("scope", "shop"), ("readerGroup", "nobody"));
         Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => _scaler.IsActive(missing, new CallContext()))).StatusCode);
+
+        // A controller that does not lead answers too, from the stored record and the lengths it reads itself.
+        SetLength(0, 5000);
+        var follower = new ExternalScalerService(_controller, new ReaderGroupService(_metadata, _controller, () => false, NullLogger<ReaderGroupService>.Instance));
+        var fromFollower = Assert.Single((await follower.GetMetrics(new GetMetricsRequest { ScaledObjectRef = trigger, MetricName = spec.MetricName }, new CallContext())).MetricValues);
+        Assert.Equal(2000.0, fromFollower.MetricValueFloat);
+        Assert.True((await follower.IsActive(trigger, new CallContext())).Result);
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => follower.IsActive(missing, new CallContext()))).StatusCode);
     }
 
     [Theory]
