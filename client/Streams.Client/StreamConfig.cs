@@ -41,7 +41,22 @@ public sealed record RetentionPolicy
     /// <summary>Keep at least the last <paramref name="bytes"/> bytes.</summary>
     public static RetentionPolicy BySize(long bytes) =>
         bytes > 0 ? new(null, bytes) : throw new ArgumentOutOfRangeException(nameof(bytes), "Retention size must be positive.");
+
+    /// <summary>
+    /// Retention that follows consumption: keep data until every reader group subscribed to the stream
+    /// (<see cref="ReaderGroups.ReaderGroupConfig.RetentionFollowsCheckpoints"/>) has checkpointed past it, but always
+    /// the last <paramref name="minTime"/> and <paramref name="minBytes"/>, and never more than
+    /// <paramref name="maxTime"/> or <paramref name="maxBytes"/> (null: no bound).
+    /// </summary>
+    public static RetentionPolicy FollowingConsumption(TimeSpan? minTime = null, long? minBytes = null, TimeSpan? maxTime = null, long? maxBytes = null) =>
+        new(null, null) { Consumption = new ConsumptionBounds(minTime, minBytes, maxTime, maxBytes) };
+
+    /// <summary>The bounds of retention that follows consumption, or null for a time or size policy.</summary>
+    public ConsumptionBounds? Consumption { get; private init; }
 }
+
+/// <summary>The minimums and maximums of retention that follows consumption (null: no bound).</summary>
+public sealed record ConsumptionBounds(TimeSpan? MinTime, long? MinBytes, TimeSpan? MaxTime, long? MaxBytes);
 
 /// <summary>
 /// A position in a stream: an offset in each of its segments (by segment id). Truncating at it drops what came before;

@@ -122,6 +122,14 @@ public sealed class StreamManager
     {
         { Time: { } time } => new Contracts.Controller.RetentionPolicy { TimeMs = (long)time.TotalMilliseconds },
         { SizeBytes: { } size } => new Contracts.Controller.RetentionPolicy { SizeBytes = size },
+        { Consumption: { } c } => new Contracts.Controller.RetentionPolicy
+        {
+            Consumption = new Contracts.Controller.ConsumptionRetention
+            {
+                MinTimeMs = (long)(c.MinTime?.TotalMilliseconds ?? 0), MinSizeBytes = c.MinBytes ?? 0,
+                MaxTimeMs = (long)(c.MaxTime?.TotalMilliseconds ?? 0), MaxSizeBytes = c.MaxBytes ?? 0,
+            },
+        },
         _ => null,
     };
 
@@ -162,6 +170,9 @@ public sealed class StreamManager
         {
             { KindCase: Contracts.Controller.RetentionPolicy.KindOneofCase.TimeMs } r => RetentionPolicy.ByTime(TimeSpan.FromMilliseconds(r.TimeMs)),
             { KindCase: Contracts.Controller.RetentionPolicy.KindOneofCase.SizeBytes } r => RetentionPolicy.BySize(r.SizeBytes),
+            { KindCase: Contracts.Controller.RetentionPolicy.KindOneofCase.Consumption, Consumption: var c } => RetentionPolicy.FollowingConsumption(
+                c.MinTimeMs > 0 ? TimeSpan.FromMilliseconds(c.MinTimeMs) : null, c.MinSizeBytes > 0 ? c.MinSizeBytes : null,
+                c.MaxTimeMs > 0 ? TimeSpan.FromMilliseconds(c.MaxTimeMs) : null, c.MaxSizeBytes > 0 ? c.MaxSizeBytes : null),
             _ => null,
         },
         Scaling = FromContract(info.Config?.Scaling, info.ActiveSegments.Count),

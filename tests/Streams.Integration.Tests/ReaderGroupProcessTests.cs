@@ -103,35 +103,17 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
         var groups = new ReaderGroupsClient(channel);
         var reference = new ReaderGroupRef { Scope = "rg-kill", Group = "billing" };
-        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
-        {
-            Scope = "rg-kill", Group = "billing",
-            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "rg-kill", Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = SessionTimeoutMs },
-        }, cancellationToken: ct);
+        await CreateGroupAsync(groups, "rg-kill", "billing", SessionTimeoutMs, ct);
 
         var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
         var byA = new ConcurrentQueue<(string Segment, long Offset, int Index)>();
-        using var readerA = Node.StartWithLines(Script, line =>
-        {
-            if (line.StartsWith("{\"event\"", StringComparison.Ordinal))
-            {
-                var e = JsonDocument.Parse(line).RootElement.GetProperty("event");
-                byA.Enqueue((e.GetProperty("segment").GetString()!, e.GetProperty("offset").GetInt64(), IndexOf(e.GetProperty("payload").GetString()!)));
-            }
-        }, port, "rg-kill", "billing", "js-a", "60000", "lines");
+        using var readerA = StartLineReader(byA, port, "rg-kill", "billing", "js-a", "60000", "lines");
         await WaitUntilAsync(async () => (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Members is [{ SegmentIds.Count: 2 }], "reader a owns both segments", ct);
 
         const int Events = 4000;
         await using var writer = await client.CreateWriterAsync("rg-kill", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
         // Written in steps of 40 events every 20 ms (about 8 s in all), so reader a dies while events keep coming.
-        var writing = Task.Run(async () =>
-        {
-            for (var i = 0; i < Events; i += 40)
-            {
-                await Task.WhenAll(Enumerable.Range(i, 40).Select(j => writer.WriteEventAsync("k" + (j % 16), $"{j}:k{j % 16}", ct)));
-                await Task.Delay(20, ct);
-            }
-        }, ct);
+        var writing = WritePacedAsync(writer, Events, step: 40, keys: 16, TimeSpan.FromMilliseconds(20), ct);
         await WaitUntilAsync(() => Task.FromResult(byA.Count >= Events / 3), "reader a reads", ct);
         readerA.Kill();
         var killed = Stopwatch.StartNew();
@@ -176,11 +158,7 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
         var groups = new ReaderGroupsClient(channel);
         var reference = new ReaderGroupRef { Scope = "rg-scale", Group = "billing" };
-        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
-        {
-            Scope = "rg-scale", Group = "billing",
-            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "rg-scale", Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = 5000 },
-        }, cancellationToken: ct);
+        await CreateGroupAsync(groups, "rg-scale", "billing", 5000, ct);
 
         var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
         var processed = new ConcurrentQueue<(string Segment, string Key, int Index, double Time)>();
@@ -288,34 +266,16 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         using var channel = GrpcChannels.Create(fixture.Server.ControllerUri);
         var groups = new ReaderGroupsClient(channel);
         var reference = new ReaderGroupRef { Scope = "rg-cp", Group = "audit" };
-        await groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
-        {
-            Scope = "rg-cp", Group = "audit",
-            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = "rg-cp", Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = 30_000 },
-        }, cancellationToken: ct);
+        await CreateGroupAsync(groups, "rg-cp", "audit", 30_000, ct);
 
         var port = fixture.Server.GrpcPort.ToString(CultureInfo.InvariantCulture);
         var byA = new ConcurrentQueue<(string Segment, long Offset, int Index)>();
-        using var readerA = Node.StartWithLines(Script, line =>
-        {
-            if (line.StartsWith("{\"event\"", StringComparison.Ordinal))
-            {
-                var e = JsonDocument.Parse(line).RootElement.GetProperty("event");
-                byA.Enqueue((e.GetProperty("segment").GetString()!, e.GetProperty("offset").GetInt64(), IndexOf(e.GetProperty("payload").GetString()!)));
-            }
-        }, port, "rg-cp", "audit", "js-a", "60000", "lines");
+        using var readerA = StartLineReader(byA, port, "rg-cp", "audit", "js-a", "60000", "lines");
         await WaitUntilAsync(async () => (await groups.DescribeReaderGroupAsync(reference, cancellationToken: ct)).Members is [{ SegmentIds.Count: 3 }], "reader a owns the segments", ct);
 
         const int Events = 3000;
         await using var writer = await client.CreateWriterAsync("rg-cp", "events", Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true }, ct);
-        var writing = Task.Run(async () =>
-        {
-            for (var i = 0; i < Events; i += 30)
-            {
-                await Task.WhenAll(Enumerable.Range(i, 30).Select(j => writer.WriteEventAsync("k" + (j % 12), $"{j}:k{j % 12}", ct)));
-                await Task.Delay(15, ct);
-            }
-        }, ct);
+        var writing = WritePacedAsync(writer, Events, step: 30, keys: 12, TimeSpan.FromMilliseconds(15), ct);
 
         // Mid-stream: the checkpoint holds what reader a had processed when it answered.
         await WaitUntilAsync(() => Task.FromResult(byA.Count >= Events / 3), "reader a reads", ct);
@@ -401,6 +361,34 @@ public sealed class ReaderGroupProcessTests(StandaloneProcessFixture fixture) : 
         Assert.Equal(Enumerable.Range(1000, 500), read.Order());
         Assert.True((await groups.DescribeReaderGroupAsync(new ReaderGroupRef { Scope = "rg-bounded", Group = "slice" }, cancellationToken: ct)).Ended);
     }
+
+    private static Task CreateGroupAsync(ReaderGroupsClient groups, string scope, string group, int sessionTimeoutMs, CancellationToken ct) =>
+        groups.CreateReaderGroupAsync(new CreateReaderGroupRequest
+        {
+            Scope = scope, Group = group,
+            Config = new ReaderGroupConfig { Streams = { new ReaderGroupStream { Scope = scope, Stream = "events" } }, HeartbeatIntervalMs = 500, SessionTimeoutMs = sessionTimeoutMs },
+        }, cancellationToken: ct).ResponseAsync;
+
+    /// <summary>A grpc-js reader in lines mode: each event it processes goes to <paramref name="read"/> as it prints it.</summary>
+    private static System.Diagnostics.Process StartLineReader(ConcurrentQueue<(string Segment, long Offset, int Index)> read, string port, params string[] args) =>
+        Node.StartWithLines(Script, line =>
+        {
+            if (line.StartsWith("{\"event\"", StringComparison.Ordinal))
+            {
+                var e = JsonDocument.Parse(line).RootElement.GetProperty("event");
+                read.Enqueue((e.GetProperty("segment").GetString()!, e.GetProperty("offset").GetInt64(), IndexOf(e.GetProperty("payload").GetString()!)));
+            }
+        }, [port, .. args]);
+
+    /// <summary>"{i}:k{i % keys}" events routed by "k{i % keys}", <paramref name="step"/> at a time with a pause between.</summary>
+    private static Task WritePacedAsync(EventStreamWriter<string> writer, int events, int step, int keys, TimeSpan pause, CancellationToken ct) => Task.Run(async () =>
+    {
+        for (var i = 0; i < events; i += step)
+        {
+            await Task.WhenAll(Enumerable.Range(i, step).Select(j => writer.WriteEventAsync("k" + (j % keys), $"{j}:k{j % keys}", ct)));
+            await Task.Delay(pause, ct);
+        }
+    }, ct);
 
     private static int IndexOf(string value) => int.Parse(value.Split(':')[0], CultureInfo.InvariantCulture);
 

@@ -114,6 +114,11 @@ internal sealed class ControllerClient : IDisposable
                     delay *= 2;
                 }
             }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+            {
+                // The caller cancelled: say so as .NET does, not as a failure of the controller.
+                throw new OperationCanceledException("The call was cancelled.", e, cancellationToken);
+            }
             catch (RpcException e)
             {
                 activity?.SetStatus(ActivityStatusCode.Error, e.Status.Detail);

@@ -4,9 +4,7 @@ namespace Streams.Client.ReaderGroups;
 
 /// <summary>
 /// What a reader group reads and how its readers' sessions are kept. Each stream is read from its start cut (without
-/// one, its current head) to its end cut (without one, unbounded: to a sealed stream's end). Automatic checkpoints and
-/// retention tied to the group are not offered by the SDK yet (the wire contract has them), so such a group always
-/// takes their defaults.
+/// one, its current head) to its end cut (without one, unbounded: to a sealed stream's end).
 /// </summary>
 public sealed record ReaderGroupConfig
 {
@@ -32,6 +30,16 @@ public sealed record ReaderGroupConfig
     /// <summary>A reader silent this long loses its segments to the others; default 30 s. Must exceed the heartbeat interval.</summary>
     public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Automatic checkpoints this often (at least 1 s), taken by the leading controller; null (default): none.</summary>
+    public TimeSpan? CheckpointInterval { get; init; }
+
+    /// <summary>
+    /// Whether the group's latest checkpoint holds back the retention of its streams whose retention follows
+    /// consumption (<see cref="RetentionPolicy.FollowingConsumption"/>): data is kept until the group checkpointed
+    /// past it. Default false.
+    /// </summary>
+    public bool RetentionFollowsCheckpoints { get; init; }
+
     /// <summary>A configuration reading <paramref name="streams"/> ("scope/stream" each) with the default timings.</summary>
     public static ReaderGroupConfig For(params string[] streams) => new() { Streams = streams };
 
@@ -48,10 +56,17 @@ public sealed record ReaderGroupConfig
             throw new ArgumentException($"HeartbeatInterval ({HeartbeatInterval}) must be positive and below SessionTimeout ({SessionTimeout}).");
         }
 
+        if (CheckpointInterval is { } interval && (interval < TimeSpan.FromSeconds(1) || interval > TimeSpan.FromDays(1)))
+        {
+            throw new ArgumentException($"CheckpointInterval must be between 1 s and a day, or null for none (is {interval}).");
+        }
+
         var config = new Contract.ReaderGroupConfig
         {
             HeartbeatIntervalMs = (int)HeartbeatInterval.TotalMilliseconds,
             SessionTimeoutMs = (int)SessionTimeout.TotalMilliseconds,
+            CheckpointIntervalMs = CheckpointInterval is { } every ? (int)every.TotalMilliseconds : 0,
+            Retention = RetentionFollowsCheckpoints ? Contract.GroupRetention.AtLastCheckpoint : Contract.GroupRetention.None,
         };
         var starts = CutsByStream(StartCuts, nameof(StartCuts));
         var ends = CutsByStream(EndCuts, nameof(EndCuts));
@@ -98,6 +113,8 @@ public sealed record ReaderGroupConfig
             EndCuts = [.. streams.Where(s => s.End is not null).Select(s => StreamCut.From(s.End) with { Scope = s.Scope, Stream = s.Stream })],
             HeartbeatInterval = TimeSpan.FromMilliseconds(config is { HeartbeatIntervalMs: > 0 } ? config.HeartbeatIntervalMs : 3000),
             SessionTimeout = TimeSpan.FromMilliseconds(config is { SessionTimeoutMs: > 0 } ? config.SessionTimeoutMs : 30000),
+            CheckpointInterval = config is { CheckpointIntervalMs: > 0 } ? TimeSpan.FromMilliseconds(config.CheckpointIntervalMs) : null,
+            RetentionFollowsCheckpoints = config?.Retention == Contract.GroupRetention.AtLastCheckpoint,
         };
     }
 

@@ -81,8 +81,9 @@ internal sealed class SegmentEventReader<T>
                 reply = await connection.ReadAsync(segment, from, size, Math.Max(0, _waitMillis), token);
                 failingSince = null;
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
             {
+                // Stopped (a revoke, a fence, the end): whatever the cancelled call threw (a gRPC call reports CANCELLED).
                 break;
             }
             catch (Exception) when (watch is { HasMoved: true })

@@ -40,6 +40,20 @@ public sealed class ReaderGroupConfigTests
     }
 
     [Fact]
+    public void Automatic_checkpoints_and_retention_that_follows_the_group_go_on_the_wire_and_come_back()
+    {
+        var config = ReaderGroupConfig.For("shop/orders") with { CheckpointInterval = TimeSpan.FromSeconds(30), RetentionFollowsCheckpoints = true };
+        var wire = config.ToContract();
+        Assert.Equal((30_000, Contracts.Controller.GroupRetention.AtLastCheckpoint), (wire.CheckpointIntervalMs, wire.Retention));
+        var back = ReaderGroupConfig.From(wire);
+        Assert.Equal((config.CheckpointInterval, true), (back.CheckpointInterval, back.RetentionFollowsCheckpoints));
+
+        var plain = ReaderGroupConfig.From(ReaderGroupConfig.For("shop/orders").ToContract());
+        Assert.Equal((null, false), (plain.CheckpointInterval, plain.RetentionFollowsCheckpoints));
+        Assert.Throws<ArgumentException>(() => (ReaderGroupConfig.For("shop/orders") with { CheckpointInterval = TimeSpan.FromMilliseconds(10) }).ToContract());
+    }
+
+    [Fact]
     public void A_cut_from_the_wire_names_the_stream_it_stands_in_even_when_the_controller_left_its_names_empty()
     {
         var wire = new Contracts.Controller.ReaderGroupConfig();
