@@ -113,8 +113,10 @@ public sealed class GroupReader<T> : IAsyncDisposable
                 {
                     foreach (var e in item.Events)
                     {
+                        // One lock per event: the application asked for this one, so the one before is consumed.
                         lock (_lock)
                         {
+                            ConsumePendingLocked();
                             if (item.Assignment.Gone)
                             {
                                 break;
@@ -125,8 +127,10 @@ public sealed class GroupReader<T> : IAsyncDisposable
                         }
 
                         yield return e;
-                        ConsumePending();
                     }
+
+                    // Before waiting for more, the last event handed out is consumed (a release or a completion may wait for it).
+                    ConsumePending();
                 }
             }
 
@@ -243,15 +247,20 @@ public sealed class GroupReader<T> : IAsyncDisposable
     {
         lock (_lock)
         {
-            if (_pending is not { } pending)
-            {
-                return;
-            }
-
-            _pending = null;
-            var a = pending.Assignment;
-            Advance(a, pending.NextOffset, _options.AutoCommit ? pending.NextOffset : a.Committed);
+            ConsumePendingLocked();
         }
+    }
+
+    private void ConsumePendingLocked()
+    {
+        if (_pending is not { } pending)
+        {
+            return;
+        }
+
+        _pending = null;
+        var a = pending.Assignment;
+        Advance(a, pending.NextOffset, _options.AutoCommit ? pending.NextOffset : a.Committed);
     }
 
     /// <summary>Moves a segment's consumed and committed offsets forward (never back), then settles it. Under the lock.</summary>

@@ -30,7 +30,7 @@ internal static class GroupReadBench
         var after = await HandSplitAsync(client, scope, stream, readers, segments, tails, ct);
 
         double? writesPerSecond = writesBefore is { } b && writesAfter is { } a && grouped.Total > 0 ? Math.Round((a - b) / grouped.Total, 2) : null;
-        return new GroupReadResult(readers, segments.Count, before, grouped.Run, after, Math.Round(grouped.FirstEvent, 2), writesAfter - writesBefore, writesPerSecond);
+        return new GroupReadResult(readers, segments.Count, before, grouped.Run, after, Math.Round(grouped.FirstEvent, 2), Math.Round(grouped.EndAfterLast, 2), writesAfter - writesBefore, writesPerSecond);
     }
 
     private static async Task<ReadRun> HandSplitAsync(StreamsClient client, string scope, string stream, int readers, List<SegmentDescription> segments, IReadOnlyDictionary<long, long> tails, CancellationToken ct)
@@ -52,32 +52,52 @@ internal static class GroupReadBench
         return ReadRun.Of(counts, timer.Elapsed.TotalSeconds);
     }
 
-    private static async Task<(ReadRun Run, double FirstEvent, double Seconds, double Total)> GroupAsync(StreamsClient client, string scope, string group, int readers, CancellationToken ct)
+    private static async Task<(ReadRun Run, double FirstEvent, double EndAfterLast, double Total)> GroupAsync(StreamsClient client, string scope, string group, int readers, CancellationToken ct)
     {
         var timer = Stopwatch.StartNew();
         long firstTicks = long.MaxValue;
+        long lastTicks = 0;
         var counts = await Task.WhenAll(Enumerable.Range(0, readers).Select(async r =>
         {
             await using var reader = client.CreateReader(scope, group, "bench-reader-" + r.ToString(CultureInfo.InvariantCulture), Serializers.Bytes);
-            long events = 0, bytes = 0;
+            long events = 0, bytes = 0, lastEvent = 0;
             await foreach (var e in reader.ReadAsync(ct))
             {
+                lastEvent = timer.ElapsedTicks;
                 if (events++ == 0)
                 {
-                    InterlockedMin(ref firstTicks, timer.ElapsedTicks);
+                    InterlockedMin(ref firstTicks, lastEvent);
                 }
 
                 bytes += e.Value.Length;
             }
 
+            InterlockedMax(ref lastTicks, lastEvent);
             return (events, bytes);
         }));
         var total = timer.Elapsed.TotalSeconds;
         var first = firstTicks == long.MaxValue ? 0 : (double)firstTicks / Stopwatch.Frequency;
+        var last = (double)Interlocked.Read(ref lastTicks) / Stopwatch.Frequency;
 
-        // The rate from the first event on: the join window (1 s, so that readers starting together share the
-        // segments) is reported apart.
-        return (ReadRun.Of(counts, total - first), first, total - first, total);
+        // The rate from the group's first event to its last: the join window before (1 s, so that readers starting
+        // together share the segments) and the end of the group after (completions, EndOfGroup, leaving) are reported
+        // apart.
+        return (ReadRun.Of(counts, last - first), first, total - last, total);
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
     }
 
     private static void InterlockedMin(ref long target, long value)
@@ -108,8 +128,9 @@ internal sealed record ReadRun(long Events, long Bytes, double Seconds, double E
 }
 
 /// <summary>
-/// <c>bench --group-readers N</c>: the hand split before and after, the group's read (from its first event), how long
-/// the group took to its first event (the join window), and the group record writes during its read (and per second
-/// of it), when the controller's metrics could be read.
+/// <c>bench --group-readers N</c>: the hand split before and after, the group's read (from its first event to its last),
+/// how long the group took to its first event (the join window) and from its last event to the readers' end (the end of
+/// the group), and the group record writes during its read (and per second of it), when the controller's metrics
+/// could be read.
 /// </summary>
-internal sealed record GroupReadResult(int Readers, int Segments, ReadRun HandSplitBefore, ReadRun Group, ReadRun HandSplitAfter, double GroupFirstEventSeconds, long? GroupRecordWrites, double? GroupRecordWritesPerSecond);
+internal sealed record GroupReadResult(int Readers, int Segments, ReadRun HandSplitBefore, ReadRun Group, ReadRun HandSplitAfter, double GroupFirstEventSeconds, double GroupEndSeconds, long? GroupRecordWrites, double? GroupRecordWritesPerSecond);

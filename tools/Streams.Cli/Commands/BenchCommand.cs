@@ -283,7 +283,7 @@ internal static class BenchCommand
             static string Run(ReadRun run) => string.Create(CultureInfo.InvariantCulture, $"{run.Events:N0} events in {run.Seconds:F2} s, {run.EventsPerSecond:N0} events/s, {run.MegabytesPerSecond:F1} MB/s");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {g.Readers} readers over {g.Segments} segments:"));
             Console.WriteLine($"    split by hand (before): {Run(g.HandSplitBefore)}");
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    reader group:           {Run(g.Group)} (from its first event, {g.GroupFirstEventSeconds:F2} s after the readers started)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    reader group:           {Run(g.Group)} (first event to last; the first {g.GroupFirstEventSeconds:F2} s after the readers started, the group ended {g.GroupEndSeconds:F2} s after the last)"));
             Console.WriteLine($"    split by hand (after):  {Run(g.HandSplitAfter)}");
             if (g.GroupRecordWrites is { } w)
             {
