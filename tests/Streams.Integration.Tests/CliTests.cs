@@ -201,4 +201,24 @@ public sealed class CliTests(StandaloneProcessFixture fixture) : IClassFixture<S
 
         static List<string> Events(CliResult r) => [.. r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
     }
+
+    [Fact]
+    public async Task Retention_that_follows_consumption_and_a_group_that_holds_it_back_are_set_and_shown()
+    {
+        await Run(null, "scope", "create", "clihold");
+        var created = await Run(null, "stream", "create", "clihold/s", "--retention-consumed", "min=90s,max=1GiB");
+        Assert.Equal(0, created.ExitCode);
+        var described = (await Run(null, "stream", "describe", "clihold/s")).Stdout;
+        Assert.Contains("retain:   until checkpointed by the groups that hold retention (at least 90 s, at most 1,073,741,824 bytes)", described);
+
+        var group = await Run(null, "readergroup", "create", "clihold/archive", "--stream", "clihold/s", "--checkpoint-every", "5s", "--hold-retention");
+        Assert.Equal(0, group.ExitCode);
+        Assert.Contains("checkpoint every 5 s; holds back retention until checkpointed", (await Run(null, "readergroup", "describe", "clihold/archive")).Stdout);
+
+        var bad = await Run(null, "stream", "update", "clihold/s", "--retention-consumed", "most=1d");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("min=VALUE or max=VALUE", bad.Stderr);
+        Assert.Contains("retain:   until checkpointed by the groups that hold retention", (await Run(null, "stream", "update", "clihold/s", "--retention-consumed", "unbounded")).Stdout);
+        Assert.Equal(2, (await Run(null, "readergroup", "create", "clihold/fast", "--stream", "clihold/s", "--checkpoint-every", "10ms")).ExitCode);
+    }
 }

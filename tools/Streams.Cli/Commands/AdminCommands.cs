@@ -51,9 +51,9 @@ internal static class AdminCommands
         var createName = new Argument<string>("stream") { Description = "scope/stream" };
         var segments = new Option<int?>("--segments") { Description = "Number of segments (fixed; the same as --scaling fixed:N). Default 1." };
         var createScope = new Option<bool>("--create-scope") { Description = "Create the scope too if it does not exist." };
-        var (retentionTime, retentionSize) = RetentionOptions();
+        var (retentionTime, retentionSize, retentionConsumed) = RetentionOptions();
         var createPolicy = ScaleCommands.PolicyOptions.Create();
-        var create = new Command("create", "Create a stream.") { createName, segments, createScope, retentionTime, retentionSize };
+        var create = new Command("create", "Create a stream.") { createName, segments, createScope, retentionTime, retentionSize, retentionConsumed };
         foreach (var option in createPolicy.All)
         {
             create.Options.Add(option);
@@ -75,17 +75,17 @@ internal static class AdminCommands
             }
 
             policy ??= ScalingPolicy.Fixed(parse.GetValue(segments) ?? 1);
-            var config = new StreamConfig { Scaling = policy, Retention = ParseRetention(parse, retentionTime, retentionSize) };
+            var config = new StreamConfig { Scaling = policy, Retention = ParseRetention(parse, retentionTime, retentionSize, retentionConsumed) };
             var created = await client.Streams.CreateStreamAsync(scope, stream, config, ct);
             Console.WriteLine(created ? $"Created stream {scope}/{stream} with {policy.SegmentCount} segments ({policy})." : $"Stream {scope}/{stream} already exists.");
             return 0;
         }));
 
         var updateName = new Argument<string>("stream") { Description = "scope/stream" };
-        var (updateTime, updateSize) = RetentionOptions();
+        var (updateTime, updateSize, updateConsumed) = RetentionOptions();
         var keepAll = new Option<bool>("--no-retention") { Description = "Keep everything from now on (removes the retention policy)." };
         var updatePolicy = ScaleCommands.PolicyOptions.Create();
-        var update = new Command("update", "Change a stream's retention or scaling policy (a new fixed:N rescales it now).") { updateName, updateTime, updateSize, keepAll };
+        var update = new Command("update", "Change a stream's retention or scaling policy (a new fixed:N rescales it now).") { updateName, updateTime, updateSize, updateConsumed, keepAll };
         foreach (var option in updatePolicy.All)
         {
             update.Options.Add(option);
@@ -94,17 +94,17 @@ internal static class AdminCommands
         update.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var (scope, stream) = CliSupport.ParseStream(parse.GetValue(updateName)!);
-            var retention = ParseRetention(parse, updateTime, updateSize);
+            var retention = ParseRetention(parse, updateTime, updateSize, updateConsumed);
             var policy = updatePolicy.Parse(parse);
             if (retention is not null && parse.GetValue(keepAll))
             {
-                throw new ArgumentException("Give --retention-time, --retention-size or --no-retention, not several.");
+                throw new ArgumentException("Give --retention-time, --retention-size, --retention-consumed or --no-retention, not several.");
             }
 
             var changeRetention = retention is not null || parse.GetValue(keepAll);
             if (!changeRetention && policy is null)
             {
-                throw new ArgumentException("Give one of --retention-time, --retention-size or --no-retention, or --scaling.");
+                throw new ArgumentException("Give one of --retention-time, --retention-size, --retention-consumed or --no-retention, or --scaling.");
             }
 
             await using var client = CliSupport.CreateClient(parse);
@@ -189,19 +189,50 @@ internal static class AdminCommands
         return new Command("stream", "Manage streams.") { create, update, list, describe, ScaleCommands.Scale(), seal, delete, cut, truncate };
     }
 
-    private static (Option<string?> Time, Option<string?> Size) RetentionOptions() => (
+    private static (Option<string?> Time, Option<string?> Size, Option<string?> Consumed) RetentionOptions() => (
         new Option<string?>("--retention-time") { Description = "Keep at least this much history, e.g. 90s, 30m, 12h, 7d (default: keep everything)." },
-        new Option<string?>("--retention-size") { Description = "Keep at least this many bytes, e.g. 500MiB, 10GiB (default: keep everything)." });
-
-    private static RetentionPolicy? ParseRetention(ParseResult parse, Option<string?> time, Option<string?> size)
-    {
-        if (parse.GetValue(time) is not null && parse.GetValue(size) is not null)
+        new Option<string?>("--retention-size") { Description = "Keep at least this many bytes, e.g. 500MiB, 10GiB (default: keep everything)." },
+        new Option<string?>("--retention-consumed")
         {
-            throw new ArgumentException("Give --retention-time or --retention-size, not both.");
+            Description = "Keep data until the reader groups that hold back retention (readergroup create --hold-retention) have checkpointed past it, "
+                + "within bounds: 'min=1h,max=7d,max=100GiB' (a min keeps at least, a max keeps at most; a time or a size), or 'unbounded'.",
+        });
+
+    private static RetentionPolicy? ParseRetention(ParseResult parse, Option<string?> time, Option<string?> size, Option<string?> consumed)
+    {
+        if (new[] { parse.GetValue(time), parse.GetValue(size), parse.GetValue(consumed) }.Count(v => v is not null) > 1)
+        {
+            throw new ArgumentException("Give one of --retention-time, --retention-size and --retention-consumed.");
         }
 
         return parse.GetValue(time) is { } t ? RetentionPolicy.ByTime(ParseDuration(t))
-            : parse.GetValue(size) is { } s ? RetentionPolicy.BySize(ParseSize(s)) : null;
+            : parse.GetValue(size) is { } s ? RetentionPolicy.BySize(ParseSize(s))
+            : parse.GetValue(consumed) is { } c ? ParseConsumed(c) : null;
+    }
+
+    /// <summary>"unbounded", or min=/max= entries, each a duration (90s, 12h, 7d) or a size (500MiB, 10GiB).</summary>
+    internal static RetentionPolicy ParseConsumed(string text)
+    {
+        TimeSpan? minTime = null, maxTime = null;
+        long? minBytes = null, maxBytes = null;
+        if (text.Trim() != "unbounded")
+        {
+            foreach (var entry in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var (key, value) = entry.Split('=', 2) is [var k, var v] ? (k.Trim(), v.Trim()) : throw new ArgumentException($"'{entry}' is not min=VALUE or max=VALUE.");
+                var isSize = value.EndsWith('B') || value.EndsWith('b');
+                switch (key, isSize)
+                {
+                    case ("min", false): minTime = ParseDuration(value); break;
+                    case ("min", true): minBytes = ParseSize(value); break;
+                    case ("max", false): maxTime = ParseDuration(value); break;
+                    case ("max", true): maxBytes = ParseSize(value); break;
+                    default: throw new ArgumentException($"'{entry}': a bound is min=VALUE or max=VALUE.");
+                }
+            }
+        }
+
+        return RetentionPolicy.FollowingConsumption(minTime, minBytes, maxTime, maxBytes);
     }
 
     /// <summary>90s, 30m, 12h, 7d, or a plain number of seconds.</summary>
@@ -252,6 +283,32 @@ internal static class AdminCommands
         return (number, trimmed[split..].Trim());
     }
 
+    private static string Bounds(ConsumptionBounds c)
+    {
+        var bounds = new List<string>();
+        if (c.MinTime is { } minTime)
+        {
+            bounds.Add(string.Create(CultureInfo.InvariantCulture, $"at least {minTime.TotalSeconds:0.###} s"));
+        }
+
+        if (c.MinBytes is { } minBytes)
+        {
+            bounds.Add(string.Create(CultureInfo.InvariantCulture, $"at least {minBytes:N0} bytes"));
+        }
+
+        if (c.MaxTime is { } maxTime)
+        {
+            bounds.Add(string.Create(CultureInfo.InvariantCulture, $"at most {maxTime.TotalSeconds:0.###} s"));
+        }
+
+        if (c.MaxBytes is { } maxBytes)
+        {
+            bounds.Add(string.Create(CultureInfo.InvariantCulture, $"at most {maxBytes:N0} bytes"));
+        }
+
+        return bounds.Count == 0 ? string.Empty : $" ({string.Join(", ", bounds)})";
+    }
+
     private static void Print(StreamDescription d)
     {
         Console.WriteLine($"stream:   {d.Scope}/{d.Stream}");
@@ -262,6 +319,7 @@ internal static class AdminCommands
         {
             { Time: { } time } => string.Create(CultureInfo.InvariantCulture, $"retain:   {time.TotalSeconds:0.###} s"),
             { SizeBytes: { } size } => string.Create(CultureInfo.InvariantCulture, $"retain:   {size:N0} bytes"),
+            { Consumption: { } c } => "retain:   until checkpointed by the groups that hold retention" + Bounds(c),
             _ => "retain:   everything",
         });
         ScaleCommands.Print(d);

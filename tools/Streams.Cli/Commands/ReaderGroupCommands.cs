@@ -18,7 +18,12 @@ internal static class ReaderGroupCommands
         var to = new Option<string?>("--to") { Description = "Where the group stops reading its one --stream: a cut as for --from; the group ends once it has read up to it. Default: no end." };
         var heartbeat = new Option<int?>("--heartbeat-ms") { Description = "How often readers report in; default 3000." };
         var session = new Option<int?>("--session-timeout-ms") { Description = "A reader silent this long loses its segments; default 30000." };
-        var create = new Command("create", "Create a reader group: its readers share the streams' segments, each event read by one of them.") { name, streams, from, to, heartbeat, session };
+        var every = new Option<string?>("--checkpoint-every") { Description = "Take a checkpoint automatically this often, e.g. 30s, 5m (default: only on demand)." };
+        var hold = new Option<bool>("--hold-retention")
+        {
+            Description = "The group's latest checkpoint holds back the retention of its streams whose retention follows consumption (stream create --retention-consumed).",
+        };
+        var create = new Command("create", "Create a reader group: its readers share the streams' segments, each event read by one of them.") { name, streams, from, to, heartbeat, session, every, hold };
         create.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
             var named = parse.GetValue(streams)!;
@@ -37,6 +42,8 @@ internal static class ReaderGroupCommands
                 EndCuts = toText is null ? [] : [CliSupport.ParseCut(cutScope, cutStream, toText)],
                 HeartbeatInterval = parse.GetValue(heartbeat) is { } h ? TimeSpan.FromMilliseconds(h) : config.HeartbeatInterval,
                 SessionTimeout = parse.GetValue(session) is { } t ? TimeSpan.FromMilliseconds(t) : config.SessionTimeout,
+                CheckpointInterval = parse.GetValue(every) is { } interval ? AdminCommands.ParseDuration(interval) : null,
+                RetentionFollowsCheckpoints = parse.GetValue(hold),
             };
             await using var client = CliSupport.CreateClient(parse);
             var created = await client.CreateReaderGroupAsync(scope, group, config, ct);
@@ -59,6 +66,10 @@ internal static class ReaderGroupCommands
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"Reader group {d.Scope}/{d.Group}: reads {string.Join(", ", d.Config.Streams)}; generation {d.Generation}; {(d.Ended ? "ended (everything read)" : "reading")}");
             Console.WriteLine(string.Create(inv, $"  heartbeat {d.Config.HeartbeatInterval.TotalMilliseconds} ms, session timeout {d.Config.SessionTimeout.TotalMilliseconds} ms; unread {d.UnreadBytes} bytes"));
+            if (d.Config.CheckpointInterval is not null || d.Config.RetentionFollowsCheckpoints)
+            {
+                Console.WriteLine(string.Create(inv, $"  {(d.Config.CheckpointInterval is { } i ? $"checkpoint every {i.TotalSeconds:0.###} s" : "checkpoints on demand")}{(d.Config.RetentionFollowsCheckpoints ? "; holds back retention until checkpointed" : string.Empty)}"));
+            }
             foreach (var cut in d.Config.StartCuts)
             {
                 Console.WriteLine($"  from {StreamAndCut(cut)}");
