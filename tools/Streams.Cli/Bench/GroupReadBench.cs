@@ -85,25 +85,14 @@ internal static class GroupReadBench
         return (ReadRun.Of(counts, last - first), first, total - last, total);
     }
 
-    private static void InterlockedMax(ref long target, long value)
-    {
-        var current = Volatile.Read(ref target);
-        while (value > current)
-        {
-            var seen = Interlocked.CompareExchange(ref target, value, current);
-            if (seen == current)
-            {
-                return;
-            }
+    private static void InterlockedMax(ref long target, long value) => Replace(ref target, value, (candidate, current) => candidate > current);
 
-            current = seen;
-        }
-    }
+    private static void InterlockedMin(ref long target, long value) => Replace(ref target, value, (candidate, current) => candidate < current);
 
-    private static void InterlockedMin(ref long target, long value)
+    /// <summary>Sets <paramref name="target"/> to <paramref name="value"/> while <paramref name="better"/> says it beats what is there.</summary>
+    private static void Replace(ref long target, long value, Func<long, long, bool> better)
     {
-        var current = Volatile.Read(ref target);
-        while (value < current)
+        for (var current = Volatile.Read(ref target); better(value, current);)
         {
             var seen = Interlocked.CompareExchange(ref target, value, current);
             if (seen == current)
