@@ -21,6 +21,24 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public async Task Group_readers_and_a_function_read_every_written_event_and_the_coordination_is_counted()
+    {
+        var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--duration", "1", "--warmup", "0", "--segments", "4", "--group-readers", "2", "--function", "--json"], timeout: TimeSpan.FromSeconds(120));
+        var result = ParseResult(run);
+
+        // Every event the stream holds (the warm-up's too) is read by each way of reading it.
+        var group = result.GetProperty("groupRead");
+        var events = group.GetProperty("handSplitBefore").GetProperty("events").GetInt64();
+        Assert.True(events >= result.GetProperty("events").GetInt64());
+        Assert.Equal(events, group.GetProperty("group").GetProperty("events").GetInt64());
+        Assert.Equal(events, group.GetProperty("handSplitAfter").GetProperty("events").GetInt64());
+        Assert.Equal(events, result.GetProperty("function").GetProperty("events").GetInt64());
+        Assert.Equal((2, 4), (group.GetProperty("readers").GetInt32(), group.GetProperty("segments").GetInt32()));
+        Assert.InRange(group.GetProperty("groupRecordWrites").GetInt64(), 1, 100);
+        Assert.True(result.GetProperty("function").GetProperty("batches").GetInt64() > 0);
+    }
+
+    [Fact]
     public async Task Open_loop_over_grpc_sends_the_schedule_and_measures_from_it()
     {
         var run = await StreamsProcess.RunAsync(["bench", "--standalone", "--duration", "2", "--warmup", "0.5", "--rate", "2000", "--transport", "Grpc", "--json"]);
