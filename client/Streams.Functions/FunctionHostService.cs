@@ -48,6 +48,7 @@ internal sealed class FunctionHostService<T> : BackgroundService
     private readonly ResiliencePipeline _retry;
     private readonly RateLimiter? _limiter;
     private readonly Dictionary<string, SegmentWork> _segments = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _failed = new();
 
     public FunctionHostService(IStreamFunction<T> handler, IEventSerializer<T> serializer, FunctionOptions options, FunctionMetrics metrics, FunctionState state, ILogger<FunctionHostService<T>> logger)
     {
@@ -60,7 +61,8 @@ internal sealed class FunctionHostService<T> : BackgroundService
         _slots = new SemaphoreSlim(options.Concurrency, options.Concurrency);
         _retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException),
+            // A handler's own timeout (an OperationCanceledException) is a failure like any other; only the drain's is not.
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } e && !(e is OperationCanceledException && args.Context.CancellationToken.IsCancellationRequested)),
             // Without a dead-letter stream a failing batch is retried until it succeeds (its segment waits).
             MaxRetryAttempts = options.DeadLetterStream is null ? int.MaxValue : options.MaxAttempts - 1,
             BackoffType = DelayBackoffType.Exponential,
@@ -121,14 +123,15 @@ internal sealed class FunctionHostService<T> : BackgroundService
         _logger.LogInformation("Function reading group {Scope}/{Group} as {Reader}.", _options.Scope, _options.Group, _options.ReaderId);
         try
         {
-            await foreach (var e in reader.ReadAsync(stoppingToken))
+            using var reading = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _failed.Token);
+            await foreach (var e in reader.ReadAsync(reading.Token))
             {
                 while (true)
                 {
                     var work = Work(client, reader, deadLetters, e.Position.Segment, processing.Token);
                     try
                     {
-                        await work.Queue.Writer.WriteAsync(e, stoppingToken);
+                        await work.Queue.Writer.WriteAsync(e, reading.Token);
                         break;
                     }
                     catch (ChannelClosedException)
@@ -142,7 +145,7 @@ internal sealed class FunctionHostService<T> : BackgroundService
             _state.Ended = true;
             _logger.LogInformation("The group has read everything: the function instance is done.");
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested || _failed.IsCancellationRequested)
         {
             _logger.LogInformation("Stopping: draining what was read (at most {Timeout}).", _options.DrainTimeout);
         }
@@ -223,10 +226,16 @@ internal sealed class FunctionHostService<T> : BackgroundService
         }
         catch (Exception e)
         {
-            _logger.LogError(e, "Processing segment {Segment} stopped: {Error}", work.Segment, e.Message);
+            // Nothing may wait on this segment's queue for good: the instance fails (its /healthz says so, and its
+            // orchestrator restarts it; its segments go to other readers, from their commits).
+            _logger.LogCritical(e, "Processing segment {Segment} failed: {Error}", work.Segment, e.Message);
+            _state.Failure = $"processing {work.Segment} failed: {e.Message}";
+            _failed.Cancel();
         }
         finally
         {
+            work.Closed = true;
+            work.Queue.Writer.TryComplete();
             _metrics.SegmentEnded();
         }
     }
@@ -307,7 +316,7 @@ internal sealed class FunctionHostService<T> : BackgroundService
                 await attemptBatch.WhenWrittenAsync();
             }, processing);
         }
-        catch (Exception e) when (e is not OperationCanceledException && deadLetters is not null)
+        catch (Exception e) when (!processing.IsCancellationRequested && deadLetters is not null)
         {
             _metrics.Failures.Add(1, _metrics.Tags);
             _logger.LogError("A batch of {Count} events of {Segment} failed {Attempts} times ({Error}): handling its events one by one, the ones that fail go to {Stream}.",
@@ -321,7 +330,7 @@ internal sealed class FunctionHostService<T> : BackgroundService
                     await _handler.HandleAsync(alone, processing);
                     await alone.WhenWrittenAsync();
                 }
-                catch (Exception failed) when (failed is not OperationCanceledException)
+                catch (Exception failed) when (!processing.IsCancellationRequested)
                 {
                     await alone.WhenWrittenAsync().ContinueWith(_ => { }, TaskScheduler.Default);
                     _metrics.Failures.Add(1, _metrics.Tags);
@@ -334,7 +343,16 @@ internal sealed class FunctionHostService<T> : BackgroundService
             _metrics.DeadLettered.Add(dead.Count, _metrics.Tags);
         }
 
-        reader.Commit(batch[^1]);
+        try
+        {
+            reader.Commit(batch[^1]);
+        }
+        catch (ArgumentException)
+        {
+            // The segment was assigned again meanwhile (a reset or a rejoin) from an earlier offset: this batch's
+            // commit belongs to the old assignment; the new one is handled and committed on its own.
+        }
+
         outputs.Committed();
         _metrics.Events.Add(batch.Length, _metrics.Tags);
         _metrics.Batches.Add(1, _metrics.Tags);

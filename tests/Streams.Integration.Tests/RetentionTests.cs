@@ -155,7 +155,7 @@ public sealed class RetentionTests
 
             var neither = await StreamsProcess.RunAsync(["stream", "update", "later/events", .. cli]);
             Assert.NotEqual(0, neither.ExitCode);
-            Assert.Contains("Give one of --retention-time, --retention-size or --no-retention", neither.Stderr, StringComparison.Ordinal);
+            Assert.Contains("Give one of --retention-time, --retention-size, --retention-consumed or --no-retention", neither.Stderr, StringComparison.Ordinal);
             var scaling = await client.Streams.DescribeStreamAsync("later", "events");
             Assert.Equal(2, scaling.SegmentCount);
         });

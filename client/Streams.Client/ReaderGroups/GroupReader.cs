@@ -294,8 +294,10 @@ public sealed class GroupReader<T> : IAsyncDisposable
         {
             Finish(a, new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = _sessionEpoch, OwnerEpoch = a.OwnerEpoch, Position = a.Position(end) } });
         }
-        else if (a.Revoked && a.Consumed >= a.Queued)
+        else if (a.Revoked && a.Consumed >= a.Queued && (_options.AutoCommit || a.Committed >= a.Queued))
         {
+            // With manual commits, "consumed" may only mean handed on (a function host's queue): the segment goes back
+            // once what it delivered is committed, so its next reader does not process it at the same time.
             Finish(a, new ReaderMessage { Release = new Release { SessionEpoch = _sessionEpoch, OwnerEpoch = a.OwnerEpoch, Position = a.Position(a.Committed) } });
         }
     }

@@ -6,7 +6,8 @@ public sealed record GroupReaderOptions
     /// <summary>
     /// True (default): an event counts as processed, and is committed with the next exchange, once the application asks
     /// for the next event (or the enumeration ends, or the reader is disposed). False: only what the application
-    /// commits (<see cref="GroupReader{T}.Commit"/>, <see cref="GroupReader{T}.CommitAsync"/>) is committed.
+    /// commits (<see cref="GroupReader{T}.Commit"/>, <see cref="GroupReader{T}.CommitAsync"/>) is committed, and a
+    /// revoked segment is released only once everything it delivered is committed (so commit what you were given).
     /// </summary>
     public bool AutoCommit { get; init; } = true;
 

@@ -271,6 +271,13 @@ public sealed class GroupCoordinator
             MakeReadyIfDone(segment);
         }
 
+        if (successors.Count == 0 && Find(completedId) is { State: GroupSegmentState.Completed } finished)
+        {
+            // Nothing follows (a sealed stream, or the end cut): a checkpoint still names where it ended, so its cut
+            // covers every routing key.
+            State.Finished.Add(new GroupFinishedRecord(finished.Scope, finished.Stream, finished.SegmentId, finished.CommittedOffset));
+        }
+
         State.Segments.RemoveAll(s => s.SegmentId == completedId && s.State == GroupSegmentState.Completed);
         Dirty = GroupDirt.Now;
     }
@@ -294,6 +301,7 @@ public sealed class GroupCoordinator
         State.Segments.Clear();
         State.Segments.AddRange(segments);
         State.CompletedIds.Clear();
+        State.Finished.Clear();
         _assignAfter = now + _rules.JoinWindow;
         _endAnnounced = false;
         Dirty = GroupDirt.Now;
@@ -331,8 +339,16 @@ public sealed class GroupCoordinator
     /// by segment id, for the segments of <paramref name="scope"/>/<paramref name="stream"/>. With every reader's
     /// commits in, a cut the group can be reset to: what is before it was processed, what is after it was not.
     /// </summary>
-    public Dictionary<long, long> Positions(string scope, string stream) =>
-        State.Segments.Where(s => s.Scope == scope && s.Stream == stream).ToDictionary(s => s.SegmentId, s => s.CommittedOffset);
+    public Dictionary<long, long> Positions(string scope, string stream)
+    {
+        var positions = State.Segments.Where(s => s.Scope == scope && s.Stream == stream).ToDictionary(s => s.SegmentId, s => s.CommittedOffset);
+        foreach (var finished in State.Finished.Where(f => f.Scope == scope && f.Stream == stream))
+        {
+            positions.TryAdd(finished.SegmentId, finished.Offset);
+        }
+
+        return positions;
+    }
 
     /// <summary>The group's backlog: over every segment not completed, its length (or end offset) minus the committed offset.</summary>
     public GroupBacklog Backlog()
@@ -407,7 +423,13 @@ public sealed class GroupCoordinator
 
         var member = new GroupMemberRecord { ReaderId = readerId, SessionEpoch = ++State.LastEpoch };
         State.Members.Add(member);
-        _sessions[readerId] = new Session(member, now);
+        var session = _sessions[readerId] = new Session(member, now);
+        if (Ended)
+        {
+            // Joining a group that has read everything: it ends for this reader too, at once.
+            session.Outbox.Enqueue(new CoordinatorMessage { EndOfGroup = new EndOfGroup() });
+        }
+
         Dirty = GroupDirt.Now;
         return new CoordinatorMessage
         {

@@ -82,4 +82,10 @@ public sealed class GroupStateRecord
 
     /// <summary>Ids of the segments completed in this generation: a successor waits only for predecessors not among them.</summary>
     public HashSet<long> CompletedIds { get; init; } = [];
+
+    /// <summary>Segments completed in this generation with nothing after them (a sealed stream's last, an end cut's), and where.</summary>
+    public List<GroupFinishedRecord> Finished { get; init; } = [];
 }
+
+/// <summary>A segment read to its end with no successor to read: where it ended, for checkpoints.</summary>
+public sealed record GroupFinishedRecord(string Scope, string Stream, long SegmentId, long Offset);

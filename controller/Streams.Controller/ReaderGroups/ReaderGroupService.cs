@@ -35,6 +35,9 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
     /// <summary>Segment lengths (for the backlog) are read again after this long.</summary>
     public static readonly TimeSpan LengthRefresh = TimeSpan.FromSeconds(2);
 
+    /// <summary>The longest one segment length is waited for.</summary>
+    private static readonly TimeSpan LengthReadTimeout = TimeSpan.FromSeconds(2);
+
     /// <summary>The longest an idle reader's exchange is held for its next message, and how often it is looked at.</summary>
     private static readonly TimeSpan IdleHoldMax = TimeSpan.FromSeconds(1);
 
@@ -204,35 +207,60 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         }
 
         var deadline = _clock.GetUtcNow() + timeout;
-        while (true)
+        try
         {
-            var done = await WithGroupAsync(scope, group, async g =>
+            while (true)
             {
-                if (g.Coordinator.CheckpointInProgress != name)
+                var done = await WithGroupAsync(scope, group, async g =>
                 {
-                    return g.Record.Checkpoints.Find(c => c.Name == name) is { } taken ? CheckpointOf(taken)
-                        : throw new RpcException(new Status(StatusCode.Aborted, $"Checkpoint {name} of {scope}/{group} was abandoned: the group was reset or updated meanwhile."));
-                }
-
-                if (!g.Coordinator.CheckpointAcknowledged(name))
-                {
-                    if (_clock.GetUtcNow() < deadline)
+                    if (g.Coordinator.CheckpointInProgress != name)
                     {
-                        return null;
+                        return g.Record.Checkpoints.Find(c => c.Name == name) is { } taken ? CheckpointOf(taken)
+                            : throw new RpcException(new Status(StatusCode.Aborted, $"Checkpoint {name} of {scope}/{group} was abandoned: the group was reset or updated meanwhile."));
                     }
 
-                    g.Coordinator.EndCheckpoint();
-                    throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"Checkpoint {name} of {scope}/{group}: not every reader answered within {timeout.TotalSeconds:0.#} s."));
+                    if (!g.Coordinator.CheckpointAcknowledged(name))
+                    {
+                        if (_clock.GetUtcNow() < deadline)
+                        {
+                            return null;
+                        }
+
+                        g.Coordinator.EndCheckpoint();
+                        throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"Checkpoint {name} of {scope}/{group}: not every reader answered within {timeout.TotalSeconds:0.#} s."));
+                    }
+
+                    return await StoreCheckpointAsync(g, name, cancellationToken);
+                }, cancellationToken);
+                if (done is not null)
+                {
+                    return done;
                 }
 
-                return await StoreCheckpointAsync(g, name, cancellationToken);
-            }, cancellationToken);
-            if (done is not null)
+                await Task.Delay(CheckpointPoll, _clock, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The caller went away: the checkpoint goes too, so that the next (or an automatic one) can be taken.
+            try
             {
-                return done;
+                await WithGroupAsync(scope, group, g =>
+                {
+                    if (g.Coordinator.CheckpointInProgress == name && g.AutoCheckpoint != name)
+                    {
+                        g.Coordinator.EndCheckpoint();
+                    }
+
+                    return Task.FromResult(true);
+                }, CancellationToken.None);
+            }
+            catch (RpcException)
+            {
+                // Gone or no longer led here: nothing holds the checkpoint any more.
             }
 
-            await Task.Delay(CheckpointPoll, _clock, cancellationToken);
+            throw;
         }
     }
 
@@ -457,9 +485,9 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
                 {
                     try
                     {
+                        await RefreshLengthsAsync(scope, group, cancellationToken);
                         await WithGroupAsync(scope, group, async g =>
                         {
-                            await RefreshLengthsAsync(g, cancellationToken);
                             await AutoCheckpointAsync(g, cancellationToken);
                             await SettleAsync(g, cancellationToken);
                             return true;
@@ -491,11 +519,8 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
         try
         {
-            return await WithGroupAsync(scope, group, async g =>
-            {
-                await RefreshLengthsAsync(g, cancellationToken);
-                return g.Coordinator.Backlog();
-            }, cancellationToken);
+            await RefreshLengthsAsync(scope, group, cancellationToken);
+            return await WithGroupAsync(scope, group, g => Task.FromResult(g.Coordinator.Backlog()), cancellationToken);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
         {
@@ -713,28 +738,56 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         g.Coordinator.MarkWritten();
     }
 
-    private async Task RefreshLengthsAsync(Group g, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the lengths of the group's segments again when they are older than <see cref="LengthRefresh"/>: the names
+    /// are taken under the group's lock, the lengths read outside it (at once, each within
+    /// <see cref="LengthReadTimeout"/>), so a segment store that is away delays no reader's exchange.
+    /// </summary>
+    private async Task RefreshLengthsAsync(string scope, string group, CancellationToken cancellationToken)
     {
-        var now = _clock.GetUtcNow();
-        if (now - g.LastLengths < LengthRefresh)
+        var due = await WithGroupAsync(scope, group, g =>
+        {
+            var now = _clock.GetUtcNow();
+            if (now - g.LastLengths < LengthRefresh)
+            {
+                return Task.FromResult<List<(long Id, string Name)>?>(null);
+            }
+
+            g.LastLengths = now;
+            return Task.FromResult<List<(long Id, string Name)>?>([.. g.Record.State.Segments.Where(s => s.State != GroupSegmentState.Completed).Select(s => (s.SegmentId, s.Name))]);
+        }, cancellationToken);
+        if (due is null)
         {
             return;
         }
 
-        g.LastLengths = now;
-        foreach (var segment in g.Record.State.Segments.Where(s => s.State != GroupSegmentState.Completed).ToList())
+        var lengths = await Task.WhenAll(due.Select(async segment =>
         {
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(LengthReadTimeout);
             try
             {
-                g.Coordinator.SetLength(segment.SegmentId, (await _controller.GetSegmentInfoAsync(segment.Name, cancellationToken)).Length);
+                return (segment.Id, Length: (long?)(await _controller.GetSegmentInfoAsync(segment.Name, bounded.Token)).Length);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception) when (!cancellationToken.IsCancellationRequested)
             {
                 // A store away for now: the last length stands until the next refresh.
+                return (segment.Id, Length: (long?)null);
             }
-        }
+        }));
+        await WithGroupAsync(scope, group, g =>
+        {
+            foreach (var (id, length) in lengths)
+            {
+                if (length is { } known)
+                {
+                    g.Coordinator.SetLength(id, known);
+                }
+            }
 
-        BacklogChanged?.Invoke(g.Record.Scope, g.Record.Group);
+            BacklogChanged?.Invoke(g.Record.Scope, g.Record.Group);
+            return Task.FromResult(true);
+        }, cancellationToken);
     }
 
     /// <summary>The segments a group starts a stream with, from <paramref name="start"/> (null: the stream's head) to the stream's end cut.</summary>

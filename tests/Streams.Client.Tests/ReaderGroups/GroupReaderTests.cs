@@ -190,6 +190,35 @@ public sealed class GroupReaderTests : GroupReaderTestBase
     }
 
     [Fact]
+    public async Task With_manual_commits_a_revoked_segment_is_released_only_once_what_it_delivered_is_committed()
+    {
+        var values = Named("a", 5);
+        var offsets = Offsets(values);
+        var segment = Segment(0, values, seal: false);
+        Cluster.Groups.Queue(FakeReaderGroups.Assign(segment, 1, Epoch));
+        await using var reader = Reader(new GroupReaderOptions { AutoCommit = false, ReadSize = 1024, TailWait = TimeSpan.FromMilliseconds(200) });
+        await using var events = reader.ReadAsync().GetAsyncEnumerator();
+        var handed = new List<EventRead<string>>();
+        for (var i = 0; i < 5; i++)
+        {
+            handed.Add(await NextAsync(events));
+        }
+
+        // Everything was handed on (consumed, as a function host's queue takes events), none of it committed yet.
+        var next = events.MoveNextAsync().AsTask();
+        Cluster.Groups.Queue(new CoordinatorMessage { Revoke = new Revoke { SegmentId = 1, OwnerEpoch = Epoch } });
+        await WaitUntilAsync(() => Cluster.Groups.QueuedCount == 0, "the revoke is handed out");
+        await ExchangesAsync(3);
+        Assert.Empty(Sent(ReaderMessage.KindOneofCase.Release));
+
+        reader.Commit(handed[^1]);
+        await WaitUntilAsync(() => Sent(ReaderMessage.KindOneofCase.Release).Count == 1, "the segment is released");
+        Assert.Equal(offsets[5], Sent(ReaderMessage.KindOneofCase.Release)[0].Release.Position.Offset);
+        Cluster.Groups.Queue(new CoordinatorMessage { EndOfGroup = new EndOfGroup() });
+        Assert.False(await next.WaitAsync(Patience));
+    }
+
+    [Fact]
     public async Task A_revoked_segment_is_released_at_the_committed_position_once_what_it_delivered_was_consumed_and_is_read_no_further()
     {
         var values = Named("a", 5);

@@ -356,4 +356,34 @@ public sealed class ReaderGroupServiceTests : IAsyncLifetime
         await leading.CancelAsync();
         await running;
     }
+
+    [Fact]
+    public async Task A_checkpoint_after_a_segment_was_read_to_the_end_of_a_sealed_stream_still_covers_it_and_a_late_reader_gets_the_end()
+    {
+        var service = Service();
+        await service.CreateAsync(Create(), default);
+        var joined = await Exchange(service, "a", Join("a"));
+        var session = joined[0].Joined.SessionEpoch;
+        var assigns = joined.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
+        await _controller.SealStreamAsync("shop", "orders", default);
+        await Exchange(service, "a", new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 300) } });
+
+        // Segment 0 has nothing after it, yet the checkpoint names where it ended: the cut covers every key.
+        var taking = service.CreateCheckpointAsync("shop", "billing", "late", TimeSpan.FromSeconds(10), default);
+        await Exchange(service, "a", Heartbeat(session));
+        await Exchange(service, "a", new ReaderMessage { CheckpointAck = new CheckpointAck { SessionEpoch = session, Name = "late", Positions = { At(assigns[1], 20) } } });
+        var cut = Assert.Single((await taking.WaitAsync(TimeSpan.FromSeconds(10))).Cuts);
+        Assert.Equal(new Dictionary<long, long> { [Seg0] = 300, [Seg1] = 20 }, cut.Positions);
+        Assert.Equal(1, (await service.ResetAsync("shop", "billing", [cut], default)).Generation);
+
+        // The group ends; a reader that joins afterwards is told so at once.
+        var again = (await Exchange(service, "a", Heartbeat(session))).Where(m => m.Assign is not null).ToList();
+        foreach (var assign in again.Select(m => m.Assign))
+        {
+            await Exchange(service, "a", new ReaderMessage { Completed = new SegmentCompleted { SessionEpoch = session, OwnerEpoch = assign.OwnerEpoch, Position = At(assign, assign.SegmentId == Seg0 ? 300 : 900) } });
+        }
+
+        Assert.True((await service.DescribeAsync("shop", "billing", default)).Ended);
+        Assert.Contains(await Exchange(service, "late", Join("late")), m => m.EndOfGroup is not null);
+    }
 }
