@@ -43,6 +43,9 @@ public sealed class GroupCoordinator
     private readonly CoordinatorRules _rules;
     private readonly Dictionary<string, Session> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<long, long> _lengths = [];
+    /// <summary>The answer to a late message of an earlier assignment held again by the same reader: none.</summary>
+    private static readonly CoordinatorMessage Ignored = new();
+
     private DateTimeOffset _assignAfter;
     private bool _endAnnounced;
     private PendingCheckpoint? _checkpoint;
@@ -114,7 +117,7 @@ public sealed class GroupCoordinator
             case ReaderMessage.KindOneofCase.Commit:
                 if (Owned(readerId, message.Commit.OwnerEpoch, message.Commit.Position, out var committed) is { } stale)
                 {
-                    return [stale];
+                    return ReferenceEquals(stale, Ignored) ? [] : [stale];
                 }
 
                 Commit(committed!, message.Commit.Position.Offset);
@@ -122,7 +125,7 @@ public sealed class GroupCoordinator
             case ReaderMessage.KindOneofCase.Release:
                 if (Owned(readerId, message.Release.OwnerEpoch, message.Release.Position, out var released) is { } staleRelease)
                 {
-                    return [staleRelease];
+                    return ReferenceEquals(staleRelease, Ignored) ? [] : [staleRelease];
                 }
 
                 Commit(released!, message.Release.Position.Offset);
@@ -131,7 +134,7 @@ public sealed class GroupCoordinator
             case ReaderMessage.KindOneofCase.Completed:
                 if (Owned(readerId, message.Completed.OwnerEpoch, message.Completed.Position, out var completed) is { } staleCompletion)
                 {
-                    return [staleCompletion];
+                    return ReferenceEquals(staleCompletion, Ignored) ? [] : [staleCompletion];
                 }
 
                 Complete(completed!, message.Completed.Position.Offset);
@@ -452,13 +455,23 @@ public sealed class GroupCoordinator
 
     // ---- Segments -------------------------------------------------------------------------------------
 
-    /// <summary>Null if <paramref name="readerId"/> owns the segment under <paramref name="ownerEpoch"/>, else the Fenced answer.</summary>
+    /// <summary>
+    /// Null if <paramref name="readerId"/> owns the segment under <paramref name="ownerEpoch"/>, else the Fenced answer;
+    /// an empty answer (nothing to do, nothing to fence) for a late message of an earlier assignment of the segment to
+    /// the same reader, which holds it again under a newer epoch (fencing would drop the current assignment).
+    /// </summary>
     private CoordinatorMessage? Owned(string readerId, long ownerEpoch, SegmentPosition position, out GroupSegmentRecord? segment)
     {
         segment = Find(position.SegmentId);
         if (segment is { State: GroupSegmentState.Assigned } && segment.Owner == readerId && segment.OwnerEpoch == ownerEpoch)
         {
             return null;
+        }
+
+        if (segment is { State: GroupSegmentState.Assigned } && segment.Owner == readerId && segment.OwnerEpoch > ownerEpoch)
+        {
+            segment = null;
+            return Ignored;
         }
 
         return Fence(position.SegmentId, $"Segment {position.Segment} is not assigned to reader {readerId} under owner epoch {ownerEpoch}.");

@@ -407,6 +407,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             {
                 // Not stored: the record in memory no longer matches the store; read it again on the next call.
                 _groups.TryRemove(new KeyValuePair<(string, string), Group>((request.Scope, request.Group), g));
+                _loadedAll = false;
                 throw;
             }
 
@@ -446,16 +447,13 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
 
         // A reader that holds nothing waits here for its first message (an Assign after the join window, a revoked
         // segment released by another reader, EndOfGroup) instead of until its next exchange: a long poll, answered
-        // within ~100 ms of the message; it still returns within a third of the heartbeat interval.
+        // within ~50 ms of the group's tick (every 200 ms) queuing it; it still returns within a third of the
+        // heartbeat interval.
         var deadline = _clock.GetUtcNow() + hold;
         while (replies.Count == 0 && _clock.GetUtcNow() < deadline)
         {
             await Task.Delay(IdlePoll, _clock, cancellationToken);
-            replies = await WithGroupAsync(scope, group, async g =>
-            {
-                await SettleAsync(g, cancellationToken);
-                return g.Coordinator.Drain(readerId).ToList();
-            }, cancellationToken);
+            replies = await WithGroupAsync(scope, group, g => Task.FromResult(g.Coordinator.Drain(readerId).ToList()), cancellationToken);
         }
 
         return replies;
@@ -728,6 +726,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         if (version is not { } written)
         {
             _groups.TryRemove(new KeyValuePair<(string, string), Group>((g.Record.Scope, g.Record.Group), g));
+            _loadedAll = false; // read every group again before retention trusts the set of subscribers
             throw new RpcException(new Status(StatusCode.Unavailable,
                 $"Reader group {g.Record.Scope}/{g.Record.Group} was changed or deleted by another controller; try again."));
         }
@@ -882,6 +881,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         if (!_isLeader())
         {
             _groups.Clear();
+            _loadedAll = false;
             throw new RpcException(new Status(StatusCode.Unavailable, "This controller does not lead: reader groups are coordinated by the leading controller."));
         }
     }

@@ -244,8 +244,13 @@ public sealed class ReaderGroupServiceTests : IAsyncLifetime
         var again = after.Where(m => m.Assign is not null).Select(m => m.Assign).OrderBy(x => x.SegmentId).ToList();
         Assert.Equal([(Seg0, 25L), (Seg1, 40L)], again.Select(x => (x.SegmentId, x.StartOffset)));
         Assert.All(again, x => Assert.True(x.OwnerEpoch > assigns.Max(y => y.OwnerEpoch)));
+        // A late commit of the old assignment changes nothing, and is not fenced: the reader holds the segment again.
         var stale = await Exchange(service, "a", new ReaderMessage { Commit = new Commit { SessionEpoch = session, OwnerEpoch = assigns[0].OwnerEpoch, Position = At(assigns[0], 95) } });
-        Assert.Contains(stale, m => m.Fenced is not null);
+        Assert.DoesNotContain(stale, m => m.Fenced is not null);
+        Assert.Equal(25, (await service.DescribeAsync("shop", "billing", default)).Segments.Single(x => x.SegmentId == Seg0).CommittedOffset);
+        var elsewhere = await Exchange(service, "b", Join("b"));
+        var fenced = await Exchange(service, "b", new ReaderMessage { Commit = new Commit { SessionEpoch = elsewhere[0].Joined.SessionEpoch, OwnerEpoch = again[0].OwnerEpoch, Position = At(again[0], 95) } });
+        Assert.Contains(fenced, m => m.Fenced is not null);
 
         // The name again returns the same checkpoint; a new leader reads it back with the group.
         Assert.Equal(checkpoint, await service.CreateCheckpointAsync("shop", "billing", "nightly", TimeSpan.FromSeconds(1), default));
