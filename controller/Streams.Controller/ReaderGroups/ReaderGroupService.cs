@@ -264,6 +264,22 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
         }
     }
 
+    /// <summary>
+    /// After a reset or an update, the group's position is where it starts again, not its last checkpoint (which may be
+    /// past it): recorded as a checkpoint named "{kind}-{unix ms}", so that retention following the group keeps what it
+    /// is about to read again. Written with the restart.
+    /// </summary>
+    private void RecordRestart(ReaderGroupRecord record, GroupCoordinator coordinator, string kind)
+    {
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        record.Checkpoints.Add(new GroupCheckpointRecord($"{kind}-{now}", now,
+            [.. record.Streams.Select(s => new GroupCutRecord(s.Scope, s.Stream, coordinator.Positions(s.Scope, s.Stream)))]));
+        if (record.Checkpoints.Count > ReaderGroupRecord.MaxCheckpoints)
+        {
+            record.Checkpoints.RemoveAt(0);
+        }
+    }
+
     /// <summary>Stores the acknowledged checkpoint as a cut per stream of the committed positions (group lock held).</summary>
     private async Task<Checkpoint> StoreCheckpointAsync(Group g, string name, CancellationToken cancellationToken)
     {
@@ -356,6 +372,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             }
 
             g.Coordinator.Restart(segments, _clock.GetUtcNow());
+            RecordRestart(g.Record, g.Coordinator, "reset");
             await SettleAsync(g, cancellationToken);
             _logger.LogInformation("Reader group {Scope}/{Group} reset (generation {Generation}).", scope, group, g.Record.State.Generation);
             return true;
@@ -398,6 +415,7 @@ public sealed class ReaderGroupService : IReaderGroupBacklog
             var now = _clock.GetUtcNow();
             var coordinator = new GroupCoordinator(g.Record.State, TimeSpan.FromMilliseconds(heartbeat), TimeSpan.FromMilliseconds(timeout), _rules, now);
             coordinator.Restart(segments, now);
+            RecordRestart(g.Record, coordinator, "update");
             var updated = new Group(g.Record, g.Version, coordinator) { LastWrite = g.LastWrite };
             try
             {
