@@ -89,3 +89,13 @@ public sealed class GroupStateRecord
 
 /// <summary>A segment read to its end with no successor to read: where it ended, for checkpoints.</summary>
 public sealed record GroupFinishedRecord(string Scope, string Stream, long SegmentId, long Offset);
+
+/// <summary>What a group's state needs written.</summary>
+public enum GroupDirt
+{
+    Clean,
+    /// <summary>Only committed offsets changed: write within the commit interval (batched).</summary>
+    Commits,
+    /// <summary>Membership or assignment changed: write before answering.</summary>
+    Now,
+}
