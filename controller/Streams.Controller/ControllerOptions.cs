@@ -18,6 +18,12 @@ public sealed record ControllerOptions
     /// </summary>
     public TimeSpan ScaleStepTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How long a scale or a seal waits, before it seals anything, for the stream's committing transactions to merge
+    /// (a decided commit needs its segments open); past it the step fails and is driven again later.
+    /// </summary>
+    public TimeSpan CommitWait { get; init; } = TimeSpan.FromSeconds(30);
+
     public void Validate()
     {
         if (ScaleStepTimeout <= TimeSpan.Zero)

@@ -26,4 +26,10 @@ public interface ISegmentStoreAdmin
 
     /// <summary>Sets what the named writers inherited from the segment's predecessors. Idempotent.</summary>
     Task InheritWriterRecordsAsync(string segment, IReadOnlyList<WriterRecord> writers, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Merges transaction segments of <paramref name="target"/> into it, in order, each atomically; idempotent (a source
+    /// merged before is skipped). Returns the sources this call copied.
+    /// </summary>
+    Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken);
 }

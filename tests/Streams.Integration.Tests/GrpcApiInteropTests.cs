@@ -24,7 +24,7 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
 
     /// <summary>The service names the standalone serves, each with its own health status.</summary>
     private static readonly string[] RoleServices =
-        ["streams.controller.v1.Controller", "streams.controller.v1.ReaderGroups", "streams.segmentstore.v1.SegmentStore", "externalscaler.ExternalScaler"];
+        ["streams.controller.v1.Controller", "streams.controller.v1.ReaderGroups", "streams.controller.v1.Transactions", "streams.segmentstore.v1.SegmentStore", "externalscaler.ExternalScaler"];
 
     [Fact]
     public async Task Grpcjs_creates_lists_and_describes_a_scope_and_a_stream()

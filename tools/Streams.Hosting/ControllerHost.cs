@@ -13,6 +13,7 @@ using Streams.Controller.ReaderGroups;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
+using Streams.Controller.Transactions;
 
 namespace Streams.Hosting;
 
@@ -84,6 +85,7 @@ public sealed class ControllerHost : IAsyncDisposable
         var controller = new ControllerService(streams, admin, view, controllerOptions, loggerFactory.CreateLogger<ControllerService>(), loads);
         controllerOfLoads = controller;
         var groups = new ReaderGroupService(zookeeper, controller, () => election.IsLeader, loggerFactory.CreateLogger<ReaderGroupService>());
+        var transactions = new TransactionService(zookeeper, admin, ServerConfiguration.Bind<TransactionOptions>(configuration, "Transactions"), loggerFactory.CreateLogger<TransactionService>());
         var controllerMetrics = new ControllerMetrics(controller, loads, groups);
         telemetry.Own(controllerMetrics);
 
@@ -105,22 +107,23 @@ public sealed class ControllerHost : IAsyncDisposable
                     logger.LogWarning("Finishing half-done stream operations failed ({Error}); the next leader retries.", e.Message);
                 }
             }, CancellationToken.None);
-            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership), watchdog.RunAsync(leadership), groups.RunAsync(leadership));
+            await Task.WhenAll(balancer.RunAsync(leadership), retention.RunAsync(leadership), evaluator.RunAsync(leadership), watchdog.RunAsync(leadership), groups.RunAsync(leadership), transactions.RunAsync(leadership));
         }, stop.Token), CancellationToken.None);
 
         var app = RoleServer.Build(settings, loggerFactory,
-            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new GrpcReaderGroupsService(groups)).AddSingleton(new ExternalScalerService(controller, groups)),
+            services => services.AddSingleton(new GrpcControllerService(controller, loads)).AddSingleton(new GrpcReaderGroupsService(groups)).AddSingleton(new GrpcTransactionsService(transactions)).AddSingleton(new ExternalScalerService(controller, groups)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();
                 endpoints.MapGrpcService<GrpcReaderGroupsService>();
+                endpoints.MapGrpcService<GrpcTransactionsService>();
                 endpoints.MapGrpcService<ExternalScalerService>();
             },
             [
                 new ReadinessCheck("metadata", () => zookeeper.IsConnected
                         ? HealthCheckResult.Healthy(election.IsLeader ? "ZooKeeper connected, leading" : "ZooKeeper connected")
                         : HealthCheckResult.Unhealthy("ZooKeeper not connected"),
-                    [RoleServices.Controller, RoleServices.ReaderGroups, RoleServices.ExternalScaler]),
+                    [RoleServices.Controller, RoleServices.ReaderGroups, RoleServices.Transactions, RoleServices.ExternalScaler]),
             ],
             telemetry.Meters,
             data: null);

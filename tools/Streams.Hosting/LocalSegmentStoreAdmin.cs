@@ -48,6 +48,14 @@ internal sealed class LocalSegmentStoreAdmin(SegmentRequests requests, TimeSpan 
             return requests.InheritWriterRecordsAsync(request, ct);
         }, cancellationToken);
 
+    public Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken) =>
+        RetryAsync(async ct =>
+        {
+            var request = new MergeSegmentsRequest { Target = target };
+            request.Sources.AddRange(sources);
+            return (await requests.MergeAsync(request, ct)).Merged;
+        }, cancellationToken);
+
     private async Task<T> RetryAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;

@@ -15,6 +15,7 @@ using Streams.Controller.ReaderGroups;
 using Streams.Controller.Scaling;
 using Streams.Controller.Server;
 using Streams.Controller.Streams;
+using Streams.Controller.Transactions;
 using Streams.Ledger;
 using Streams.Ledger.Bookies;
 using Streams.SegmentStore;
@@ -134,6 +135,8 @@ public sealed class StandaloneHost : IAsyncDisposable
         await controller.RecoverAsync(cancellationToken);
         // The only controller leads always.
         var groups = new ReaderGroupService(metadata, controller, () => true, loggerFactory.CreateLogger<ReaderGroupService>());
+        var transactions = new TransactionService(metadata, new LocalSegmentStoreAdmin(requests, controllerOptions.SegmentOperationTimeout),
+            ServerConfiguration.Bind<TransactionOptions>(configuration, "Transactions"), loggerFactory.CreateLogger<TransactionService>());
         var controllerMetrics = new ControllerMetrics(controller, loads, groups);
         telemetry.Own(controllerMetrics);
 
@@ -144,11 +147,13 @@ public sealed class StandaloneHost : IAsyncDisposable
                 .AddSegmentStoreGrpc(requests)
                 .AddSingleton(new GrpcControllerService(controller, loads))
                 .AddSingleton(new GrpcReaderGroupsService(groups))
+                .AddSingleton(new GrpcTransactionsService(transactions))
                 .AddSingleton(new ExternalScalerService(controller, groups)),
             endpoints =>
             {
                 endpoints.MapGrpcService<GrpcControllerService>();
                 endpoints.MapGrpcService<GrpcReaderGroupsService>();
+                endpoints.MapGrpcService<GrpcTransactionsService>();
                 endpoints.MapGrpcService<GrpcSegmentStoreService>();
                 endpoints.MapGrpcService<ExternalScalerService>();
             },
@@ -156,7 +161,7 @@ public sealed class StandaloneHost : IAsyncDisposable
                 new ReadinessCheck("containers", () => store.RunningContainers.Count() is var running && running == store.ContainerCount
                         ? HealthCheckResult.Healthy($"{running}/{store.ContainerCount} containers running")
                         : HealthCheckResult.Unhealthy($"{running}/{store.ContainerCount} containers running"),
-                    [RoleServices.SegmentStore, RoleServices.Controller, RoleServices.ReaderGroups, RoleServices.ExternalScaler]),
+                    [RoleServices.SegmentStore, RoleServices.Controller, RoleServices.ReaderGroups, RoleServices.Transactions, RoleServices.ExternalScaler]),
                 new ReadinessCheck("journal", () => bookie.CheckHealth("bookie"), [RoleServices.SegmentStore]),
             ],
             telemetry.Meters,
@@ -167,7 +172,8 @@ public sealed class StandaloneHost : IAsyncDisposable
         var watchdog = new TransitionWatchdog(controller, controllerOptions.ScaleStepTimeout, loggerFactory.CreateLogger<TransitionWatchdog>());
         host._retention = Task.WhenAll(
             Task.Run(() => retention.RunAsync(host._stop.Token), CancellationToken.None),
-            Task.Run(() => watchdog.RunAsync(host._stop.Token), CancellationToken.None));
+            Task.Run(() => watchdog.RunAsync(host._stop.Token), CancellationToken.None),
+            Task.Run(() => transactions.RunAsync(host._stop.Token), CancellationToken.None));
         var evaluator = new ScaleEvaluator(controller, loads, scaling, controllerMetrics, loggerFactory.CreateLogger<ScaleEvaluator>());
         host._scaling = Task.WhenAll(
             Task.Run(() => evaluator.RunAsync(host._stop.Token), CancellationToken.None),

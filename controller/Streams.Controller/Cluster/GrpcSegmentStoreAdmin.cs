@@ -56,6 +56,14 @@ public sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCoun
             return await client.InheritWriterRecordsAsync(request, GrpcChannels.Deadline(CallTimeout, cancellationToken));
         }, cancellationToken);
 
+    public Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken) =>
+        CallAsync(target, async client =>
+        {
+            var request = new MergeSegmentsRequest { Target = target };
+            request.Sources.AddRange(sources);
+            return (await client.MergeSegmentsAsync(request, GrpcChannels.Deadline(CallTimeout, cancellationToken))).Merged;
+        }, cancellationToken);
+
     public void Dispose()
     {
         foreach (var (channel, _) in _stores.Values)

@@ -203,6 +203,7 @@ public sealed partial class ControllerService
             case "created":
                 return record with { Transition = transition with { Step = "linked", StepAtUnixMs = now, Successors = successors } };
             case "linked":
+                await WaitForCommitsAsync(record, cancellationToken);
                 await Task.WhenAll(predecessors.Select(p => _segments.SealSegmentAsync(NameOf(record, p), cancellationToken)));
                 return record with { Transition = transition with { Step = "sealed", StepAtUnixMs = now } };
             case "sealed":
@@ -314,6 +315,32 @@ public sealed partial class ControllerService
                 await _segments.InheritWriterRecordsAsync(NameOf(record, successor), inherited, cancellationToken);
             }
         }));
+    }
+
+    /// <summary>
+    /// Waits until no transaction is committing on the stream: a decided commit merges into the segments a scale or a
+    /// seal is about to seal. New commits cannot be decided meanwhile, since the stream record changed (a transition, or
+    /// the Sealing state) after they checked it. Throws UNAVAILABLE after <see cref="ControllerOptions.CommitWait"/>.
+    /// </summary>
+    private async Task WaitForCommitsAsync(StreamRecord record, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + _options.CommitWait;
+        for (var delay = 20; ; delay = Math.Min(delay * 2, 500))
+        {
+            var committing = await _metadata.CommittingTransactionsAsync(record.Scope, record.Stream, cancellationToken);
+            if (committing == 0)
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable,
+                    $"Stream {record.Scope}/{record.Stream} has {committing} transaction(s) committing for more than {_options.CommitWait.TotalSeconds:0} s; it is sealed once they have merged (retried later)."));
+            }
+
+            await Task.Delay(delay, cancellationToken);
+        }
     }
 
     private async Task<(StreamRecord Record, SegmentRecord Segment)> FindSegmentAsync(string segment, CancellationToken cancellationToken)

@@ -257,8 +257,10 @@ public sealed partial class ControllerService
         return reply;
     }
 
-    public async Task<SegmentEndpoint> GetSegmentEndpointAsync(string segment, CancellationToken cancellationToken)
+    /// <summary>Where a segment is served; a transaction segment ("parent#txn.id") is served where its parent is.</summary>
+    public async Task<SegmentEndpoint> GetSegmentEndpointAsync(string requested, CancellationToken cancellationToken)
     {
+        var segment = TransactionName.TryParse(requested, out _, out _) ? TransactionName.ParentOf(requested) : requested;
         if (!SegmentName.TryParse(segment, out var name))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N)."));
@@ -277,7 +279,7 @@ public sealed partial class ControllerService
             throw new RpcException(new Status(StatusCode.NotFound, $"Stream {record.Scope}/{record.Stream} has no segment '{segment}'; numbers and epochs are written without leading zeros: '{canonical}'."));
         }
 
-        return _locator.Locate(segment) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry."));
+        return _locator.Locate(requested) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"No segment store serves {segment} at the moment; retry."));
     }
 
     /// <summary>The stream's current tail: each active segment at its length.</summary>
@@ -438,6 +440,7 @@ public sealed partial class ControllerService
             version = await UpdateAsync(record, version, cancellationToken);
         }
 
+        await WaitForCommitsAsync(record, cancellationToken);
         await Task.WhenAll(record.ActiveSegments.Select(s => _segments.SealSegmentAsync(NameOf(record, s), cancellationToken)));
         var sealedRecord = record with { State = StreamRecordState.Sealed };
         await UpdateAsync(sealedRecord, version, cancellationToken);
@@ -454,6 +457,7 @@ public sealed partial class ControllerService
         }
 
         await Task.WhenAll(record.AllSegments.Select(s => _segments.DeleteSegmentAsync(NameOf(record, s), cancellationToken)));
+        await _metadata.ForgetTransactionsAsync(record.Scope, record.Stream, s => _segments.DeleteSegmentAsync(s, cancellationToken), cancellationToken);
         await _metadata.DeleteRetentionAsync(record.Scope, record.Stream, cancellationToken);
         if (!await _metadata.DeleteStreamAsync(record.Scope, record.Stream, version, cancellationToken))
         {

@@ -109,5 +109,13 @@ public sealed class StreamMetadataStore
     public ValueTask<bool> DeleteRetentionAsync(string scope, string stream, CancellationToken cancellationToken) =>
         _store.TryDeleteAsync(RetentionPath(scope, stream), -1, cancellationToken);
 
+    /// <summary>Transactions committing on the stream now (Transactions/TransactionService.cs): a scale or a seal waits for them.</summary>
+    public ValueTask<int> CommittingTransactionsAsync(string scope, string stream, CancellationToken cancellationToken) =>
+        Transactions.TransactionService.CommittingCountAsync(_store, scope, stream, cancellationToken);
+
+    /// <summary>Forgets the transactions of a stream being deleted (their segments go with the stream's).</summary>
+    public Task ForgetTransactionsAsync(string scope, string stream, Func<string, Task> deleteSegment, CancellationToken cancellationToken) =>
+        Transactions.TransactionService.ForgetStreamAsync(_store, scope, stream, deleteSegment, cancellationToken);
+
     private static byte[] Serialize(StreamRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ControllerJsonContext.Default.StreamRecord);
 }

@@ -42,6 +42,9 @@ internal sealed class TracedSegmentStoreAdmin(ISegmentStoreAdmin inner) : ISegme
             return true;
         });
 
+    public Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken) =>
+        TraceAsync("MergeSegments", target, () => inner.MergeSegmentsAsync(target, sources, cancellationToken));
+
     private static async Task<T> TraceAsync<T>(string name, string segment, Func<Task<T>> call)
     {
         using var activity = ControllerTracing.Source.StartActivity(name);

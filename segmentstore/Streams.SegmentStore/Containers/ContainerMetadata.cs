@@ -97,6 +97,14 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
                 return AppendAcceptance.Completed;
             }
 
+            if (segment.IsTransaction && segment.PendingLength + data.Length > MaxTransactionSegmentBytes)
+            {
+                outcome = OperationOutcome.Fail(OutcomeStatus.InvalidArgument,
+                    $"A transaction holds at most {MaxTransactionSegmentBytes} bytes per segment (what one atomic merge carries); {segmentName} has {segment.PendingLength} and the block {data.Length}. Split the work into several transactions.",
+                    segment.PendingLength);
+                return AppendAcceptance.Completed;
+            }
+
             if (_budget.Check(out var waitForTier2) is { } refused)
             {
                 outcome = refused;
@@ -132,11 +140,18 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
         }
     }
 
+    /// <summary>
+    /// The most a transaction segment holds: what one append block (one log record) carries, so that its merge into
+    /// the parent is one operation, all visible at once.
+    /// </summary>
+    public long MaxTransactionSegmentBytes => _log.MaxRecordSize - DataFrame.HeaderSize - DataFrame.AppendOverhead - DataFrame.TrailerSize;
+
     public OperationOutcome? SetupAppend(string segmentName, Guid writer, IOperationCallback callback, long token)
     {
         lock (_sync)
         {
-            if (Find(segmentName, out var segment) is { } missing)
+            var missing = Find(segmentName, out var segment);
+            if (missing is not null && !TryCreateTransaction(segmentName, out segment, ref missing))
             {
                 return missing;
             }
@@ -209,6 +224,39 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
 
             return null;
         }
+    }
+
+    /// <summary>
+    /// A transaction's segment is created by its first writer's setup (lock held): lazily, so a transaction pays only for
+    /// the segments it writes. Its parent must exist here and take appends; a transaction of a sealed parent (its commit or
+    /// abort began, or the stream scaled) gets nothing.
+    /// </summary>
+    private bool TryCreateTransaction(string name, out SegmentMetadata segment, ref OperationOutcome? missing)
+    {
+        segment = null!;
+        if (missing is not { Status: OutcomeStatus.NoSuchSegment } || !Common.Naming.TransactionName.TryParse(name, out var parent, out _))
+        {
+            return false;
+        }
+
+        if (!_byName.TryGetValue(parent.Value.ToString(), out var parentSegment) || parentSegment.PendingSealed)
+        {
+            missing = OperationOutcome.Fail(parentSegment is null ? OutcomeStatus.NoSuchSegment : OutcomeStatus.SegmentSealed,
+                $"Transaction segment {name} cannot be created: its parent {parent.Value} {(parentSegment is null ? "does not exist" : "is sealed")}.");
+            return false;
+        }
+
+        segment = new SegmentMetadata(_nextSegmentId, name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (Add(new PendingOperation { Type = OperationType.CreateSegment, Segment = segment }) is { } refused)
+        {
+            missing = refused;
+            return false;
+        }
+
+        _nextSegmentId++;
+        _byName.Add(name, segment);
+        _byId.Add(segment.Id, segment);
+        return true;
     }
 
     /// <summary>The record body starts with the segment id, known only under the lock.</summary>

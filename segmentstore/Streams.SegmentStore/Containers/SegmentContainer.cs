@@ -56,7 +56,7 @@ namespace Streams.SegmentStore.Containers;
 /// may then start a new copy: that copy's recovery fences the old one's ledgers, so the old one writes nothing more.
 /// </para>
 /// </summary>
-public sealed class SegmentContainer : IAsyncDisposable, IOperationApplier
+public sealed partial class SegmentContainer : IAsyncDisposable, IOperationApplier
 {
     private readonly ILogger _logger;
     private readonly OperationLog _log;

@@ -33,11 +33,15 @@ public sealed class SegmentMetadata
         Id = id;
         Name = name;
         CreatedAtUnixMs = createdAtUnixMs;
+        IsTransaction = Common.Naming.TransactionName.IsTransaction(name);
     }
 
     public long Id { get; }
 
     public string Name { get; }
+
+    /// <summary>A transaction's segment ("parent#txn.id"): bounded to what one merge carries, merged into its parent at commit.</summary>
+    public bool IsTransaction { get; }
 
     public long CreatedAtUnixMs { get; }
 

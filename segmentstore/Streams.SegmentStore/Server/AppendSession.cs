@@ -84,7 +84,7 @@ public sealed class AppendSession : IDisposable
             return;
         }
 
-        if (!SegmentName.TryParse(setup.Segment, out _))
+        if (!TransactionName.IsSegmentOrTransaction(setup.Segment))
         {
             Reject(setup.RequestId, AppendError.NoSuchSegment, $"'{setup.Segment}' is not a segment name (expected scope/stream/number.#epoch.N).", -1);
             return;

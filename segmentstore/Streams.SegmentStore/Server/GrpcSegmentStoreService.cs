@@ -52,6 +52,9 @@ public sealed class GrpcSegmentStoreService(SegmentRequests requests) : Contract
     public override async Task<SegmentInfo> InheritWriterRecords(InheritWriterRecordsRequest request, ServerCallContext context) =>
         await requests.InheritWriterRecordsAsync(request, context.CancellationToken);
 
+    public override async Task<MergeSegmentsReply> MergeSegments(MergeSegmentsRequest request, ServerCallContext context) =>
+        await requests.MergeAsync(request, context.CancellationToken);
+
     /// <summary>Read: the reply holds cached frames until it is written, then releases them.</summary>
     public async Task<ReadReplyFrame> ReadAsync(ReadSegmentRequest request, ServerCallContext context)
     {

@@ -160,6 +160,28 @@ public sealed class SegmentRequests
         return new DeleteSegmentReply { Segment = request.Segment, Deleted = true };
     }
 
+    /// <summary>Merges transaction segments into their parent (<see cref="SegmentContainer.MergeAsync"/>).</summary>
+    public async Task<MergeSegmentsReply> MergeAsync(MergeSegmentsRequest request, CancellationToken cancellationToken)
+    {
+        if (!SegmentName.TryParse(request.Target, out _))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{request.Target}' is not a segment name (expected scope/stream/number.#epoch.N)."));
+        }
+
+        if (request.Sources.Count > MaxMergeSources)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"A merge takes at most {MaxMergeSources} sources, not {request.Sources.Count}; send several."));
+        }
+
+        var container = await ResolveAsync(request.Target, cancellationToken);
+        var (outcome, merged) = await container.MergeAsync(request.Target, [.. request.Sources], cancellationToken);
+        Check(outcome);
+        return new MergeSegmentsReply { Target = request.Target, Length = outcome.SegmentLength, Merged = merged };
+    }
+
+    /// <summary>Sources one merge request may name.</summary>
+    public const int MaxMergeSources = 1000;
+
     /// <summary>
     /// Most inherited ranges one writer record may carry: a scale makes a successor from a handful of predecessors, each
     /// giving one range, so anything near this is a bug in the caller.
@@ -273,9 +295,9 @@ public sealed class SegmentRequests
 
     private static void CheckName(string segment)
     {
-        if (!SegmentName.TryParse(segment, out _))
+        if (!TransactionName.IsSegmentOrTransaction(segment))
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N)."));
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{segment}' is not a segment name (expected scope/stream/number.#epoch.N, or that and #txn.<32 hex digits>)."));
         }
     }
 

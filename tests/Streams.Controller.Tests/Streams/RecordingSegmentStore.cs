@@ -77,6 +77,23 @@ internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
         Deleted.Add(segment);
         return Task.CompletedTask;
     }
+
+    /// <summary>Each merge call: its target and sources, in the order received.</summary>
+    public ConcurrentQueue<(string Target, string[] Sources)> Merges { get; } = new();
+
+    /// <summary>Makes merges wait (a segment store that is away) until it is set to null.</summary>
+    public TaskCompletionSource? HoldMerges { get; set; }
+
+    public async Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken)
+    {
+        if (HoldMerges is { } hold)
+        {
+            await hold.Task.WaitAsync(cancellationToken);
+        }
+
+        Merges.Enqueue((target, [.. sources]));
+        return sources.Count;
+    }
 }
 
 /// <summary>Every segment is served by one made-up address.</summary>
