@@ -189,4 +189,19 @@ public sealed class StreamManager
         History = [.. info.History.Select(h => new ScaleEventDescription(h.Epoch, DateTimeOffset.FromUnixTimeMilliseconds(h.TimeUnixMs), [.. h.SealedSegmentIds], [.. h.CreatedSegmentIds], h.Reason))],
         HotKeys = [.. info.HotKeys.Select(h => new HotKeyDescription(h.SegmentId, h.KeyStart, h.KeyEnd, h.Share))],
     };
+
+    /// <summary>The stream's transactions: open, committing, and those finished recently.</summary>
+    public async Task<IReadOnlyList<Transactions.TransactionDescription>> ListTransactionsAsync(string scope, string stream, CancellationToken cancellationToken = default) =>
+        [.. (await _controller.CallTransactionsAsync((c, o) => c.ListTransactionsAsync(new StreamRef { Scope = scope, Stream = stream }, o), cancellationToken))
+            .Transactions.Select(Transactions.TransactionDescription.From)];
+
+    /// <summary>One transaction; <see cref="StreamsException"/> NOT_FOUND if the controller does not know it (any more).</summary>
+    public async Task<Transactions.TransactionDescription> GetTransactionAsync(string scope, string stream, string transactionId, CancellationToken cancellationToken = default) =>
+        Transactions.TransactionDescription.From(await _controller.CallTransactionsAsync(
+            (c, o) => c.GetTransactionAsync(new TransactionRef { Scope = scope, Stream = stream, TransactionId = transactionId }, o), cancellationToken));
+
+    /// <summary>Aborts an open transaction (FAILED_PRECONDITION once it commits); nothing of it becomes visible.</summary>
+    public async Task<Transactions.TransactionDescription> AbortTransactionAsync(string scope, string stream, string transactionId, CancellationToken cancellationToken = default) =>
+        Transactions.TransactionDescription.From(await _controller.CallTransactionsAsync(
+            (c, o) => c.AbortTransactionAsync(new TransactionRef { Scope = scope, Stream = stream, TransactionId = transactionId }, o), cancellationToken));
 }

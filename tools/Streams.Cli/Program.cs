@@ -13,6 +13,7 @@ var root = new RootCommand("Streams: a tiered segment stream store. Run `streams
     WriteCommand.Create(),
     ReadCommand.Create(),
     ReaderGroupCommands.Create(),
+    TransactionCommands.Create(),
     BenchCommand.Create(),
 };
 root.Options.Add(CliSupport.Controller);

@@ -6,6 +6,7 @@ using Streams.Common.Grpc;
 using Streams.Contracts.Controller;
 using GeneratedClient = Streams.Contracts.Controller.Controller.ControllerClient;
 using GroupsClient = Streams.Contracts.Controller.ReaderGroups.ReaderGroupsClient;
+using TransactionsClient = Streams.Contracts.Controller.Transactions.TransactionsClient;
 
 namespace Streams.Client.Internal;
 
@@ -22,7 +23,7 @@ internal sealed class ControllerClient : IDisposable
     /// <summary>Rounds over every controller before a call fails; the client backs off between rounds.</summary>
     private const int Attempts = 5;
 
-    private readonly (GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups)[] _controllers;
+    private readonly (GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups, TransactionsClient Transactions)[] _controllers;
     private readonly TimeSpan _timeout;
     private int _current;
 
@@ -41,7 +42,7 @@ internal sealed class ControllerClient : IDisposable
         _controllers = [.. ParseUris(uris).Select(uri =>
         {
             var channel = GrpcChannels.Create(uri, settings);
-            return (channel, new GeneratedClient(channel), new GroupsClient(channel));
+            return (channel, new GeneratedClient(channel), new GroupsClient(channel), new TransactionsClient(channel));
         })];
         _timeout = timeout;
     }
@@ -90,9 +91,14 @@ internal sealed class ControllerClient : IDisposable
         Func<GroupsClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, TimeSpan serverWait = default, [CallerMemberName] string method = "") =>
         CallWithFailoverAsync(static c => c.Groups, call, cancellationToken, idempotent, method, serverWait);
 
-    /// <summary>The one retry loop behind both services: <paramref name="pick"/> chooses the service's client of a controller.</summary>
+    /// <summary>A call of the Transactions service (every controller serves it), with the same failover as <see cref="CallAsync"/>.</summary>
+    public Task<TResponse> CallTransactionsAsync<TResponse>(
+        Func<TransactionsClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent = true, TimeSpan serverWait = default, [CallerMemberName] string method = "") =>
+        CallWithFailoverAsync(static c => c.Transactions, call, cancellationToken, idempotent, method, serverWait);
+
+    /// <summary>The one retry loop behind the services: <paramref name="pick"/> chooses the service's client of a controller.</summary>
     private async Task<TResponse> CallWithFailoverAsync<TClient, TResponse>(
-        Func<(GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups), TClient> pick, Func<TClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent, string method, TimeSpan serverWait = default)
+        Func<(GrpcChannel Channel, GeneratedClient Client, GroupsClient Groups, TransactionsClient Transactions), TClient> pick, Func<TClient, CallOptions, AsyncUnaryCall<TResponse>> call, CancellationToken cancellationToken, bool idempotent, string method, TimeSpan serverWait = default)
     {
         using var activity = ClientTracing.StartCall(method);
         var delay = TimeSpan.FromMilliseconds(100);
@@ -169,7 +175,7 @@ internal sealed class ControllerClient : IDisposable
 
     public void Dispose()
     {
-        foreach (var (channel, _, _) in _controllers)
+        foreach (var (channel, _, _, _) in _controllers)
         {
             channel.Dispose();
         }

@@ -21,6 +21,7 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     private readonly WriterContext _context;
     private readonly SegmentRouter _router;
     private readonly bool _storeKeys;
+    private readonly EventWriterOptions _options;
     private int _disposed;
     private int _numbering; // 0 not decided yet, 1 by the writer, 2 by the application
     private long _lastSequence = -1;
@@ -29,9 +30,10 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
     private int _parkedCount;
     private bool _unparking;
 
-    private EventStreamWriter(string scope, string stream, IEventSerializer<T> serializer, WriterContext context, SegmentRouter router, bool storeKeys)
+    private EventStreamWriter(string scope, string stream, IEventSerializer<T> serializer, WriterContext context, SegmentRouter router, EventWriterOptions options)
     {
-        _storeKeys = storeKeys;
+        _options = options;
+        _storeKeys = options.StoreRoutingKeys;
         Scope = scope;
         Stream = stream;
         _serializer = serializer;
@@ -44,6 +46,21 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
 
     /// <summary>The stream's name.</summary>
     public string Stream { get; }
+
+    /// <summary>
+    /// Begins a transaction on the writer's stream (docs/transactions.md): its events become visible together at its
+    /// commit, or never. <paramref name="lease"/> (default: the controller's, 120 s) is how long it lives without a sign
+    /// of life; the transaction renews it by itself while open. The transaction shares this writer's connections and
+    /// buffer budget; it does not use the writer's event numbering.
+    /// </summary>
+    public async Task<Transactions.ITransaction<T>> BeginTransactionAsync(TimeSpan? lease = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var request = new BeginTransactionRequest { Scope = Scope, Stream = Stream, LeaseMs = (long)(lease ?? TimeSpan.Zero).TotalMilliseconds };
+        // Not retried on another controller: a begin that was answered but lost would leave a transaction behind (its lease ends it).
+        var begun = await _context.Controller.CallTransactionsAsync((c, o) => c.BeginTransactionAsync(request, o), cancellationToken, idempotent: false);
+        return new Transactions.Transaction<T>(begun, _serializer, _context, _options);
+    }
 
     /// <summary>
     /// Writes an event. Completes when the event is durable; faults with <see cref="StreamSealedException"/> if the
@@ -291,7 +308,7 @@ public sealed class EventStreamWriter<T> : IAsyncDisposable
 
         var context = new WriterContext(controller, pool, new ByteBudget(options.MaxBufferedBytes), reconnectTimeout);
         var router = new SegmentRouter(scope, stream, options.WriterId ?? Guid.NewGuid(), active.Segments, context, options);
-        return new EventStreamWriter<T>(scope, stream, serializer, context, router, options.StoreRoutingKeys);
+        return new EventStreamWriter<T>(scope, stream, serializer, context, router, options);
     }
 
     /// <summary>

@@ -19,9 +19,11 @@ internal static class WriteCommand
         var writerId = new Option<Guid?>("--writer-id") { Description = "A stable writer id (a UUID): a restarted writer with the same id continues after what the stream holds for it." };
         var sequenceFrom = new Option<long?>("--sequence-from") { Description = "Number the events N, N+1, ... as the application's sequence: events the stream already holds for --writer-id are not stored again (exactly-once re-sends)." };
         var reportAcks = new Option<bool>("--report-acks") { Description = "Print 'acked I' when the I-th event (0-based) is durable." };
+        var transaction = new Option<bool>("--transaction") { Description = "Write all of the input in one transaction, committed at the end of the input: all of it becomes visible, or none." };
+        var lease = new Option<double?>("--transaction-lease") { Description = "The transaction's lease in seconds (default: the controller's, 120 s); it is renewed while the input lasts." };
         var command = new Command("write", "Write events: one per stdin line, or --count generated ones. Prints how many were acknowledged.")
         {
-            name, count, size, keyCount, key, separator, writerId, sequenceFrom, reportAcks,
+            name, count, size, keyCount, key, separator, writerId, sequenceFrom, reportAcks, transaction, lease,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -37,7 +39,26 @@ internal static class WriteCommand
                 throw new CliException("--sequence-from must be at least 0.");
             }
 
+            var transactional = parse.GetValue(transaction);
+            if (transactional && (parse.GetValue(sequenceFrom) is not null || parse.GetValue(writerId) is not null))
+            {
+                throw new CliException("--transaction takes no --writer-id or --sequence-from: a transaction is exactly-once by itself (all or nothing).");
+            }
+
+            if (parse.GetValue(lease) is { } seconds && (!transactional || seconds <= 0))
+            {
+                throw new CliException("--transaction-lease needs --transaction and a positive number of seconds.");
+            }
+
             await using var writer = await client.CreateWriterAsync(scope, stream, Serializers.Utf8, new EventWriterOptions { StoreRoutingKeys = true, WriterId = parse.GetValue(writerId) }, ct);
+            await using var txn = transactional
+                ? await writer.BeginTransactionAsync(parse.GetValue(lease) is { } l ? TimeSpan.FromSeconds(l) : null, ct)
+                : null;
+            if (txn is not null)
+            {
+                Console.Error.WriteLine($"Transaction {txn.Id} begun on {scope}/{stream}.");
+            }
+
             var pending = new List<Task>();
             long written = 0;
             var firstSequence = parse.GetValue(sequenceFrom);
@@ -45,7 +66,9 @@ internal static class WriteCommand
             Task Write(string? routingKey, string value)
             {
                 var index = written++;
-                var write = firstSequence is { } first ? writer.WriteEventAsync(routingKey, value, first + index, ct) : writer.WriteEventAsync(routingKey, value, ct);
+                var write = txn is not null ? txn.WriteEventAsync(routingKey, value, ct)
+                    : firstSequence is { } first ? writer.WriteEventAsync(routingKey, value, first + index, ct)
+                    : writer.WriteEventAsync(routingKey, value, ct);
                 return acks is null ? write : acks.Track(write, index);
             }
 
@@ -79,6 +102,13 @@ internal static class WriteCommand
             }
 
             await Task.WhenAll(pending);
+            if (txn is not null)
+            {
+                await txn.CommitAsync(ct);
+                Console.WriteLine($"Committed transaction {txn.Id}: {written} events to {scope}/{stream}.");
+                return 0;
+            }
+
             await writer.FlushAsync(ct);
             Console.WriteLine($"Wrote {written} events to {scope}/{stream}.");
             return 0;
