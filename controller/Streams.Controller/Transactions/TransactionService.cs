@@ -262,12 +262,14 @@ public sealed partial class TransactionService
         foreach (var transaction in batch)
         {
             var committed = transaction with { State = TransactionRecordState.Committed, FinishedAtUnixMs = now };
-            // COMMITTED is final and only follows COMMITTING, whoever drove the merges: no version to compare.
-            await _store.TryCommitAsync(
-            [
-                new MetadataOp.Set(RecordPath(transaction.Scope, transaction.Stream, transaction.Id), Serialize(committed), -1),
-            ], cancellationToken);
-            await _store.TryDeleteAsync(MarkerPath(transaction.Scope, transaction.Stream, transaction.Id), -1, cancellationToken);
+            // COMMITTED is final and only follows COMMITTING, whoever drove the merges: no version to compare. The marker
+            // goes in the same commit (unless another driver removed it first), so a scale never sees it outlive the commit.
+            var set = new MetadataOp.Set(RecordPath(transaction.Scope, transaction.Stream, transaction.Id), Serialize(committed), -1);
+            if (!await _store.TryCommitAsync([set, new MetadataOp.Delete(MarkerPath(transaction.Scope, transaction.Stream, transaction.Id))], cancellationToken))
+            {
+                await _store.TryCommitAsync([set], cancellationToken);
+            }
+
             Finished.Add(1, new KeyValuePair<string, object?>("outcome", "committed"));
             CommitLatency.Record(Math.Max(0, now - transaction.CommittingAtUnixMs) / 1000.0);
         }
