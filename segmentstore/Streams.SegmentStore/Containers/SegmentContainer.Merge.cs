@@ -16,13 +16,13 @@ namespace Streams.SegmentStore.Containers;
 /// carries (<see cref="ContainerMetadata.MaxTransactionSegmentBytes"/>). The block is written under a writer id derived
 /// from the source's name (<see cref="MergeWriterOf"/>) with event number 0, so a merge repeated after a crash, a lost
 /// answer or a second controller is dropped as a duplicate by the parent's writer record; a source that is gone was
-/// merged (or never written) already. Merges hold a whole source in memory: at most
-/// <see cref="MaxConcurrentMerges"/> at a time per container.
+/// merged (or never written) already. Merges hold their sources in memory: groups of up to
+/// <see cref="MergeGroupBytes"/>, at most <see cref="MaxConcurrentMerges"/> groups at a time per container.
 /// </para>
 /// </summary>
 public sealed partial class SegmentContainer
 {
-    /// <summary>Sources one container copies at a time (each up to a log record, about 10 MiB, in memory).</summary>
+    /// <summary>Groups of sources one container copies at a time (each group up to <see cref="MergeGroupBytes"/> in memory).</summary>
     public const int MaxConcurrentMerges = 2;
 
     private readonly SemaphoreSlim _merges = new(MaxConcurrentMerges, MaxConcurrentMerges);
@@ -33,7 +33,13 @@ public sealed partial class SegmentContainer
     /// <summary>
     /// Merges <paramref name="sources"/> into <paramref name="target"/>, in order, each atomically and idempotently.
     /// Returns the target's outcome: success with its length, or why the merge cannot happen (target missing or sealed,
-    /// a source that is not one of its transaction segments).
+    /// a source that is not one of its transaction segments), and how many sources this call copied.
+    /// <para>
+    /// Two log round trips for all the sources of a call: the seals, then every source's block followed by its deletion,
+    /// accepted back to back. A deletion accepted after its block is durable only if the block is (the durable view is a
+    /// prefix of the log), and a block refused at acceptance deletes nothing. Sources are copied in groups of at most
+    /// <see cref="MergeGroupBytes"/> (or one larger source), one group per container at a time per slot.
+    /// </para>
     /// </summary>
     public async Task<(OperationOutcome Outcome, int Merged)> MergeAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken = default)
     {
@@ -50,73 +56,145 @@ public sealed partial class SegmentContainer
             return (OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Segment {target} does not exist."), 0);
         }
 
+        if (info.Sealed)
+        {
+            return (OperationOutcome.Fail(OutcomeStatus.SegmentSealed, $"Segment {target} is sealed: nothing can be merged into it."), 0);
+        }
+
+        // Sealed first, so nothing lands in a source after it is read; a source that is gone was merged (or never written).
+        var seals = await Task.WhenAll(sources.Select(s => SealSegmentAsync(s, cancellationToken)));
+        var present = new List<(string Name, long Start, int Length)>();
+        for (var i = 0; i < sources.Count; i++)
+        {
+            if (seals[i].Status == OutcomeStatus.NoSuchSegment)
+            {
+                continue;
+            }
+
+            if (!seals[i].IsSuccess)
+            {
+                return (seals[i], 0);
+            }
+
+            var source = GetInfo(sources[i]) ?? throw new InvalidOperationException($"{sources[i]} vanished while it was merged.");
+            present.Add((sources[i], source.StartOffset, checked((int)(source.Length - source.StartOffset))));
+        }
+
         var merged = 0;
         var outcome = new OperationOutcome(OutcomeStatus.Success, info.Length);
-        foreach (var source in sources)
+        for (var first = 0; first < present.Count;)
         {
+            var count = 1;
+            for (long bytes = present[first].Length; first + count < present.Count && bytes + present[first + count].Length <= MergeGroupBytes; count++)
+            {
+                bytes += present[first + count].Length;
+            }
+
             await _merges.WaitAsync(cancellationToken);
             try
             {
-                (outcome, var copied) = await MergeOneAsync(target, source, cancellationToken);
-                if (!outcome.IsSuccess)
-                {
-                    return (outcome, merged);
-                }
-
-                merged += copied ? 1 : 0;
+                outcome = await MergeGroupAsync(target, present.GetRange(first, count), cancellationToken);
             }
             finally
             {
                 _merges.Release();
             }
+
+            if (!outcome.IsSuccess)
+            {
+                return (outcome, merged);
+            }
+
+            merged += count;
+            first += count;
         }
 
-        return (outcome, merged);
+        return (merged == 0 ? new OperationOutcome(OutcomeStatus.Success, GetInfo(target)?.Length ?? info.Length) : outcome, merged);
     }
+
+    /// <summary>Bytes of sources one merge holds in memory at a time (a single larger source is copied alone).</summary>
+    public const int MergeGroupBytes = 16 * 1024 * 1024;
 
     /// <summary>The writer id a source's merge block carries: a hash of the source's name, the same on every attempt.</summary>
     public static Guid MergeWriterOf(string source) => new(XxHash128.Hash(Encoding.UTF8.GetBytes(source)));
 
-    private async Task<(OperationOutcome Outcome, bool Copied)> MergeOneAsync(string target, string source, CancellationToken cancellationToken)
+    /// <summary>Copies sealed sources into the target in order, each block followed by its source's deletion.</summary>
+    private async Task<OperationOutcome> MergeGroupAsync(string target, List<(string Name, long Start, int Length)> group, CancellationToken cancellationToken)
     {
-        var sealing = await SealSegmentAsync(source, cancellationToken);
-        if (sealing.Status == OutcomeStatus.NoSuchSegment)
+        var buffers = new byte[group.Count][];
+        var pending = new List<Task<OperationOutcome>>();
+        try
         {
-            // Merged and deleted by an earlier attempt, or never written: nothing left to do.
-            return (new OperationOutcome(OutcomeStatus.Success, GetInfo(target)?.Length ?? 0), false);
-        }
-
-        if (!sealing.IsSuccess)
-        {
-            return (sealing, false);
-        }
-
-        var info = GetInfo(source) ?? throw new InvalidOperationException($"{source} vanished while it was merged.");
-        var length = checked((int)(info.Length - info.StartOffset));
-        var outcome = new OperationOutcome(OutcomeStatus.Success, GetInfo(target)?.Length ?? 0);
-        if (length > 0)
-        {
-            var buffer = ArrayPool<byte>.Shared.Rent(length);
-            try
+            for (var i = 0; i < group.Count; i++)
             {
-                await ReadWholeAsync(source, info.StartOffset, buffer.AsMemory(0, length), cancellationToken);
-                var data = new ReadOnlySequence<byte>(buffer, 0, length);
-                var events = CountEvents(data, source);
-                outcome = await AppendAsync(target, MergeWriterOf(source), 0, events, null, buffer.AsMemory(0, length), cancellationToken);
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
+                buffers[i] = ArrayPool<byte>.Shared.Rent(Math.Max(1, group[i].Length));
+                await ReadWholeAsync(group[i].Name, group[i].Start, buffers[i].AsMemory(0, group[i].Length), cancellationToken);
             }
 
-            if (!outcome.IsSuccess)
+            for (var i = 0; i < group.Count; i++)
             {
-                return (outcome, false);
+                var (name, _, length) = group[i];
+                if (length > 0)
+                {
+                    var data = buffers[i].AsMemory(0, length);
+                    var (accepted, appended) = await AcceptAppendAsync(target, MergeWriterOf(name), CountEvents(new ReadOnlySequence<byte>(data), name), data, cancellationToken);
+                    if (!accepted)
+                    {
+                        await Task.WhenAll(pending);
+                        return await appended;
+                    }
+
+                    pending.Add(appended);
+                }
+
+                pending.Add(DeleteSegmentAsync(name, cancellationToken));
+            }
+
+            foreach (var done in await Task.WhenAll(pending))
+            {
+                // A deletion that finds its source gone is a repeat; anything else failed (the container stopped: retry).
+                if (!done.IsSuccess && done.Status != OutcomeStatus.NoSuchSegment)
+                {
+                    return done;
+                }
+            }
+
+            return new OperationOutcome(OutcomeStatus.Success, GetInfo(target)?.Length ?? 0);
+        }
+        finally
+        {
+            foreach (var buffer in buffers)
+            {
+                if (buffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
         }
+    }
 
-        var deleted = await DeleteSegmentAsync(source, cancellationToken);
-        return deleted.IsSuccess || deleted.Status == OutcomeStatus.NoSuchSegment ? (outcome, true) : (deleted, false);
+    /// <summary>
+    /// Hands an append to the log and returns once it is accepted (or refused), with the task of its outcome: the next
+    /// operation the caller hands in lands after it in the log. Waits for capacity like <see cref="AppendAsync"/>.
+    /// </summary>
+    private async Task<(bool Accepted, Task<OperationOutcome> Outcome)> AcceptAppendAsync(string target, Guid writer, int events, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var completion = new OperationCompletion();
+        var sequence = new ReadOnlySequence<byte>(data);
+        while (true)
+        {
+            switch (TryAppend(target, writer, 0, events, null, sequence, completion, 0, out var outcome))
+            {
+                case AppendAcceptance.Completed:
+                    // Refused, or a duplicate answered at once (an earlier attempt's block is durable): only the latter deletes.
+                    return (outcome.IsSuccess, Task.FromResult(outcome));
+                case AppendAcceptance.Accepted:
+                    return (true, completion.Task.WaitAsync(cancellationToken));
+                default:
+                    await WaitForCapacityAsync(cancellationToken);
+                    break;
+            }
+        }
     }
 
     private async Task ReadWholeAsync(string source, long offset, Memory<byte> into, CancellationToken cancellationToken)

@@ -61,6 +61,9 @@ internal sealed record BenchResult(
 
     /// <summary><c>--function</c>: the stream handled by one function-host instance.</summary>
     public FunctionBenchResult? Function { get; init; }
+
+    /// <summary><c>--transaction-size</c>: transactions committed concurrently.</summary>
+    public TransactionBenchResult? Transactions { get; init; }
 }
 
 /// <summary>What an open-loop run sent against its schedule (the events due in the measured time).</summary>

@@ -51,10 +51,14 @@ internal static class BenchCommand
         var function = new Option<bool>("--function") { Description = "After writing, handle the (sealed) stream with one function-host instance in this process (a handler that counts)." };
         var functionConcurrency = new Option<int>("--function-concurrency") { Description = "With --function: segments handled at once.", DefaultValueFactory = _ => 4 };
         var functionBatch = new Option<int>("--function-batch") { Description = "With --function: events per batch, at most.", DefaultValueFactory = _ => 256 };
+        var transactionSize = new Option<int>("--transaction-size")
+        {
+            Description = "After writing, run --writers concurrent transactions of N events each for --duration seconds: events committed per second and commit latency.",
+        };
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
             duration, warmup, size, writers, keys, segments, inflight, linger, rate, scaling, standalone, dataDir, json, catchUp, tier2,
-            groupReaders, function, functionConcurrency, functionBatch,
+            groupReaders, function, functionConcurrency, functionBatch, transactionSize,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -146,6 +150,12 @@ internal static class BenchCommand
                             Function = await FunctionBench.RunAsync(controller, "bench", read, result.Events, parse.GetValue(functionConcurrency), parse.GetValue(functionBatch), recordWrites, ct),
                         };
                     }
+                }
+
+                if (parse.GetValue(transactionSize) is > 0 and var perTransaction && !bench.Interrupted)
+                {
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Transactions of {perTransaction} events, {settings.Writers} at a time..."));
+                    result = result with { Transactions = await TransactionBench.RunAsync(client, settings, perTransaction, ct) };
                 }
 
                 await bench.CleanUpAsync();
@@ -291,11 +301,24 @@ internal static class BenchCommand
             }
         }
 
+        if (r.Transactions is { } t)
+        {
+            PrintTransactions(t);
+        }
+
         if (r.Function is { } f)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  function (concurrency {f.Concurrency}, batches of at most {f.BatchSize}): {f.Events:N0} events in {f.Seconds:F2} s, {f.EventsPerSecond:N0} events/s; {f.Batches:N0} batches committed, {f.BatchesPerSecond:N0}/s{(f.GroupRecordWrites is { } fw ? $"; {fw} group record writes" : string.Empty)}"));
         }
+    }
+
+    private static void PrintTransactions(TransactionBenchResult t)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  transactions of {t.EventsPerTransaction} events, {t.Concurrent} at a time: {t.Transactions:N0} committed in {t.Seconds:F2} s ({t.TransactionsPerSecond:N0}/s, {t.EventsPerSecond:N0} events/s){(t.Failed > 0 ? $", {t.Failed} failed" : string.Empty)}"));
+        Console.WriteLine($"    commit (ms):      {Percentiles(t.CommitMs)}");
+        Console.WriteLine($"    transaction (ms): {Percentiles(t.TransactionMs)}");
     }
 
     /// <summary>The in-process server's count of a reader group's record writes (null if it cannot be read).</summary>
