@@ -26,6 +26,9 @@ public static class StreamExporter
     /// <summary>The order of rows, as the file's metadata states it.</summary>
     public const string RowOrder = "segment id (epoch, then number), then offset";
 
+    /// <summary>The ranges in the file's metadata as the CLI prints them (camelCase).</summary>
+    private static readonly JsonSerializerOptions RangesJson = new(JsonSerializerDefaults.Web);
+
     /// <summary>
     /// Exports <paramref name="scope"/>/<paramref name="stream"/> from <paramref name="from"/> (null: its head) to
     /// <paramref name="to"/> (null: its tail now) into <paramref name="output"/> (writable and seekable for Parquet),
@@ -56,7 +59,7 @@ public static class StreamExporter
         {
             ["streams.stream"] = string.Join(",", ranges.Select(r => $"{r.Scope}/{r.Stream}").Distinct()),
             ["streams.order"] = RowOrder,
-            ["streams.ranges"] = JsonSerializer.Serialize(ranges),
+            ["streams.ranges"] = JsonSerializer.Serialize(ranges, RangesJson),
         };
         return new ExportRun(ranges, output, settings, metadata).RunAsync(batch, cancellationToken);
     }
