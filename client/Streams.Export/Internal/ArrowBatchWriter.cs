@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Apache.Arrow;
 using Apache.Arrow.Ipc;
 using Apache.Arrow.Types;
@@ -118,14 +119,29 @@ internal sealed class ArrowBatchWriter : IBatchWriter
         return builder.Build();
     }
 
+    /// <summary>
+    /// The payloads as one offsets buffer and one data buffer, copied once: the builder's append per value cost more
+    /// than half of an export's time.
+    /// </summary>
     private static BinaryArray Payloads(List<byte[]> payloads)
     {
-        var builder = new BinaryArray.Builder().Reserve(payloads.Count);
+        var total = 0L;
         foreach (var payload in payloads)
         {
-            builder.Append(payload.AsSpan());
+            total += payload.Length;
         }
 
-        return builder.Build();
+        var offsets = new int[payloads.Count + 1];
+        var data = new byte[checked((int)total)];
+        var at = 0;
+        for (var i = 0; i < payloads.Count; i++)
+        {
+            offsets[i] = at;
+            payloads[i].CopyTo(data, at);
+            at += payloads[i].Length;
+        }
+
+        offsets[^1] = at;
+        return new BinaryArray(BinaryType.Default, payloads.Count, new ArrowBuffer(MemoryMarshal.AsBytes(offsets.AsSpan()).ToArray()), new ArrowBuffer(data), ArrowBuffer.Empty);
     }
 }
