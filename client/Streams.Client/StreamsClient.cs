@@ -1,3 +1,4 @@
+using Streams.Client.Batch;
 using Streams.Client.Internal;
 using Streams.Client.ReaderGroups;
 using Streams.Client.Reading;
@@ -42,10 +43,14 @@ public sealed class StreamsClient : IAsyncDisposable
         _controller = new ControllerClient(options.ControllerUri, options.ControlTimeout, keepAlive);
         _pool = new ConnectionPool(options.Transport, keepAlive);
         Streams = new StreamManager(_controller);
+        Batch = new BatchClient(_controller, _pool, options.ReconnectTimeout);
     }
 
     /// <summary>Scope and stream management.</summary>
     public StreamManager Streams { get; }
+
+    /// <summary>Batch reads: a stream between two cuts as segment ranges, read in parallel (exports, backfills).</summary>
+    public BatchClient Batch { get; }
 
     /// <summary>Creates a client for the controller at <paramref name="controllerUri"/> (several: comma-separated).</summary>
     public static StreamsClient Create(string controllerUri = StreamsClientOptions.DefaultControllerUri) =>

@@ -12,6 +12,7 @@ var root = new RootCommand("Streams: a tiered segment stream store. Run `streams
     AdminCommands.Stream(),
     WriteCommand.Create(),
     ReadCommand.Create(),
+    ExportCommand.Create(),
     ReaderGroupCommands.Create(),
     TransactionCommands.Create(),
     BenchCommand.Create(),

@@ -1,3 +1,4 @@
+using Streams.Common.Contracts;
 using Streams.Contracts.Controller;
 
 namespace Streams.Controller.ReaderGroups;
@@ -6,11 +7,11 @@ namespace Streams.Controller.ReaderGroups;
 /// Where a group starts and ends reading a stream, from its start and end cuts and the stream's segments (every
 /// epoch still there). Pure.
 /// <para>
-/// A cut maps segment ids to offsets and covers the whole key space [0, 1). A cut the group took itself (a checkpoint)
-/// may hold a segment and, at offset 0, a successor that waits for it; a segment of a cut with an older overlapping
-/// segment in the same cut therefore starts as Future, waiting for it. A segment is beyond an end cut when an older
-/// segment of the cut overlaps its key range: it is not read, and neither is anything after it. Offsets must be event
-/// boundaries, as `stream cut` and checkpoints give them.
+/// A cut maps segment ids to offsets and covers the whole key space [0, 1) (<see cref="StreamCutRules"/>). A cut the
+/// group took itself (a checkpoint) may hold a segment and, at offset 0, a successor that waits for it; a segment of a
+/// cut with an older overlapping segment in the same cut therefore starts as Future, waiting for it. A segment is
+/// beyond an end cut when an older segment of the cut overlaps its key range: it is not read, and neither is anything
+/// after it. Offsets must be event boundaries, as `stream cut` and checkpoints give them.
 /// </para>
 /// </summary>
 public static class GroupCuts
@@ -23,8 +24,8 @@ public static class GroupCuts
     public static List<GroupSegmentRecord> Start(string scope, string stream, SegmentList segments, IReadOnlyDictionary<long, long>? start, IReadOnlyDictionary<long, long>? end)
     {
         var byId = Ranges(segments);
-        Check(scope, stream, byId, start, "start");
-        Check(scope, stream, byId, end, "end");
+        StreamCutRules.Validate(scope, stream, byId, start, "start");
+        StreamCutRules.Validate(scope, stream, byId, end, "end");
         var startIds = start?.Keys.ToHashSet() ?? [.. segments.Segments.Where(s => !s.PredecessorIds.Any(byId.ContainsKey)).Select(s => s.Segment.SegmentId)];
 
         var result = new List<GroupSegmentRecord>();
@@ -38,13 +39,13 @@ public static class GroupCuts
                 throw new ArgumentException($"The start cut of {scope}/{stream} is past its end cut in segment {range.Segment} ({offset} > {endOffset}).");
             }
 
-            if ((endOffset >= 0 && offset == endOffset) || (end is not null && endOffset < 0 && BeyondEnd(range, byId, end)))
+            if ((endOffset >= 0 && offset == endOffset) || (end is not null && endOffset < 0 && StreamCutRules.IsAfter(range, byId, end)))
             {
                 // Nothing of it to read: at its end cut already, or after it.
                 continue;
             }
 
-            var pending = startIds.Where(other => other != id && Overlap(byId[other], range) && Epoch(other) < Epoch(id)).ToList();
+            var pending = startIds.Where(other => other != id && StreamCutRules.Overlap(byId[other], range) && StreamCutRules.Epoch(other) < StreamCutRules.Epoch(id)).ToList();
             result.Add(new GroupSegmentRecord
             {
                 Scope = scope, Stream = stream, SegmentId = id, Name = range.Segment, KeyStart = range.KeyStart, KeyEnd = range.KeyEnd,
@@ -83,7 +84,7 @@ public static class GroupCuts
             return offset > 0 ? offset : null;
         }
 
-        return BeyondEnd(successor, segments, end) ? null : -1;
+        return StreamCutRules.IsAfter(successor, segments, end) ? null : -1;
     }
 
     /// <summary>
@@ -112,12 +113,12 @@ public static class GroupCuts
                     return false;
                 }
 
-                if (!Overlap(range, laterRange))
+                if (!StreamCutRules.Overlap(range, laterRange))
                 {
                     continue;
                 }
 
-                if (laterId == id ? laterOffset < offset : Epoch(laterId) < Epoch(id))
+                if (laterId == id ? laterOffset < offset : StreamCutRules.Epoch(laterId) < StreamCutRules.Epoch(id))
                 {
                     return false;
                 }
@@ -129,54 +130,4 @@ public static class GroupCuts
 
     /// <summary>The segments of a stream by id, for <see cref="EndOf"/>.</summary>
     public static Dictionary<long, SegmentRange> Ranges(SegmentList segments) => segments.Segments.ToDictionary(s => s.Segment.SegmentId, s => s.Segment);
-
-    private static bool BeyondEnd(SegmentRange segment, IReadOnlyDictionary<long, SegmentRange> segments, IReadOnlyDictionary<long, long> end) =>
-        end.Keys.Any(id => id != segment.SegmentId && segments.TryGetValue(id, out var cut) && Overlap(cut, segment) && Epoch(id) < Epoch(segment.SegmentId));
-
-    private static void Check(string scope, string stream, Dictionary<long, SegmentRange> segments, IReadOnlyDictionary<long, long>? cut, string which)
-    {
-        if (cut is null)
-        {
-            return;
-        }
-
-        if (cut.Count == 0)
-        {
-            throw new ArgumentException($"The {which} cut of {scope}/{stream} names no segment: leave it out, or give segment-id=offset pairs (`streams stream cut`).");
-        }
-
-        foreach (var (id, offset) in cut)
-        {
-            if (!segments.ContainsKey(id))
-            {
-                throw new ArgumentException($"The {which} cut of {scope}/{stream} names segment id {id}, which the stream does not have (any more).");
-            }
-
-            if (offset < 0)
-            {
-                throw new ArgumentException($"The {which} cut of {scope}/{stream} has a negative offset for segment id {id}.");
-            }
-        }
-
-        // Together the segments cover [0, 1) without a gap.
-        var covered = 0.0;
-        foreach (var range in cut.Keys.Select(id => segments[id]).OrderBy(r => r.KeyStart))
-        {
-            if (range.KeyStart > covered)
-            {
-                break;
-            }
-
-            covered = Math.Max(covered, range.KeyEnd);
-        }
-
-        if (covered < 1.0)
-        {
-            throw new ArgumentException($"The {which} cut of {scope}/{stream} does not cover every routing key: no segment of it covers key {covered:0.####}.");
-        }
-    }
-
-    private static bool Overlap(SegmentRange a, SegmentRange b) => a.KeyStart < b.KeyEnd && b.KeyStart < a.KeyEnd;
-
-    private static long Epoch(long segmentId) => segmentId >> 32;
 }

@@ -326,7 +326,7 @@ public sealed class FakeSegment(string name)
     {
         lock (_lock)
         {
-            return new SegmentInfo { Segment = Name, Length = _data.Length, Sealed = _sealed };
+            return new SegmentInfo { Segment = Name, Length = _data.Length, StartOffset = _start, Sealed = _sealed };
         }
     }
 

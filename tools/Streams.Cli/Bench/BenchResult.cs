@@ -64,6 +64,9 @@ internal sealed record BenchResult(
 
     /// <summary><c>--transaction-size</c>: transactions committed concurrently.</summary>
     public TransactionBenchResult? Transactions { get; init; }
+
+    /// <summary><c>--export</c>: the stream exported to Arrow IPC and to Parquet.</summary>
+    public ExportBenchResult? Export { get; init; }
 }
 
 /// <summary>What an open-loop run sent against its schedule (the events due in the measured time).</summary>
@@ -76,6 +79,12 @@ internal sealed record OpenLoopResult(double AchievedRate, long Sent, long SentL
 
 /// <summary>Reading the written stream from the start as fast as possible (<c>--catch-up</c>).</summary>
 internal sealed record CatchUpResult(long Events, long Bytes, double Seconds, double EventsPerSecond, double MegabytesPerSecond, double SettleSeconds);
+
+/// <summary>One export of the bench stream: rows, segment bytes read, time, rates, the file's size and the Tier 2 bytes read.</summary>
+internal sealed record ExportRunResult(string Format, long Events, long Bytes, double Seconds, double EventsPerSecond, double MegabytesPerSecond, long FileBytes, int Batches, long? Tier2ReadBytes);
+
+/// <summary><c>bench --export</c>: the stream exported to Arrow, then to Parquet, after SettleSeconds waiting for Tier 2.</summary>
+internal sealed record ExportBenchResult(ExportRunResult Arrow, ExportRunResult Parquet, double SettleSeconds);
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(BenchResult))]
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]

@@ -48,6 +48,10 @@ internal static class BenchCommand
         {
             Description = "After writing, read the (sealed) stream with N readers of one reader group, and with N whole-stream readers splitting the segments by hand, before and after.",
         };
+        var export = new Option<bool>("--export")
+        {
+            Description = "After writing (and the catch-up read, if asked for), export the stream to an Arrow IPC file and then to a Parquet file (with --standalone: once all of it is in Tier 2).",
+        };
         var function = new Option<bool>("--function") { Description = "After writing, handle the (sealed) stream with one function-host instance in this process (a handler that counts)." };
         var functionConcurrency = new Option<int>("--function-concurrency") { Description = "With --function: segments handled at once.", DefaultValueFactory = _ => 4 };
         var functionBatch = new Option<int>("--function-batch") { Description = "With --function: events per batch, at most.", DefaultValueFactory = _ => 256 };
@@ -58,7 +62,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure write throughput and ack latency percentiles.")
         {
             duration, warmup, size, writers, keys, segments, inflight, linger, rate, scaling, standalone, dataDir, json, catchUp, tier2,
-            groupReaders, function, functionConcurrency, functionBatch, transactionSize,
+            groupReaders, function, functionConcurrency, functionBatch, transactionSize, export,
         };
         command.SetAction((parse, ct) => CliSupport.RunAsync(parse, async () =>
         {
@@ -104,7 +108,7 @@ internal static class BenchCommand
                         ["Server:MetricsPort"] = FreePort(),
                         ["SegmentStore:Tier2"] = parse.GetValue(tier2),
                         // A catch-up read should find the data in Tier 2 soon after the writes stop.
-                        ["SegmentStore:Tier2FlushAge"] = parse.GetValue(catchUp) ? "00:00:01" : null,
+                        ["SegmentStore:Tier2FlushAge"] = parse.GetValue(catchUp) || parse.GetValue(export) ? "00:00:01" : null,
                         // Stdout is the result (a table, or the --json document): the server's log goes to stderr,
                         // warnings and errors only.
                         ["Logging:Console:LogToStandardErrorThreshold"] = nameof(LogLevel.Trace),
@@ -130,6 +134,12 @@ internal static class BenchCommand
                 if (parse.GetValue(catchUp) && !bench.Interrupted && bench.Stream is { } written)
                 {
                     result = result with { CatchUp = await CatchUpAsync(client, written, server, ct) };
+                }
+
+                if (parse.GetValue(export) && !bench.Interrupted && bench.Stream is { } exported)
+                {
+                    var settled = await SettleAsync(server, ct);
+                    result = result with { Export = await ExportBench.RunAsync(client, "bench", exported, server?.Settings.MetricsPort, settled, ct) };
                 }
 
                 if ((parse.GetValue(groupReaders) > 0 || parse.GetValue(function)) && !bench.Interrupted && bench.Stream is { } read)
@@ -197,19 +207,7 @@ internal static class BenchCommand
     /// <summary>Reads the bench stream from the start as fast as possible; with an in-process server, first waits until it is all in Tier 2.</summary>
     private static async Task<CatchUpResult> CatchUpAsync(StreamsClient client, string stream, StandaloneHost? server, CancellationToken ct)
     {
-        var settle = Stopwatch.StartNew();
-        if (server is not null)
-        {
-            var deadline = DateTime.UtcNow.AddMinutes(5);
-            while (server.UnflushedBytes > 0 && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(200, ct);
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(2), ct); // a checkpoint and the log truncation that drops the frames from the cache
-        }
-
-        var settled = settle.Elapsed.TotalSeconds;
+        var settled = await SettleAsync(server, ct);
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reading {stream} from the start (settled for {settled:F1} s)..."));
 
         long events = 0, bytes = 0;
@@ -222,6 +220,24 @@ internal static class BenchCommand
 
         var seconds = timer.Elapsed.TotalSeconds;
         return new CatchUpResult(events, bytes, Math.Round(seconds, 2), Math.Round(events / seconds), Math.Round(bytes / seconds / 1e6, 2), Math.Round(settled, 1));
+    }
+
+    /// <summary>With an in-process server, waits until all of the stream is in Tier 2 and out of the cache; returns the seconds waited.</summary>
+    private static async Task<double> SettleAsync(StandaloneHost? server, CancellationToken ct)
+    {
+        var settle = Stopwatch.StartNew();
+        if (server is not null)
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(5);
+            while (server.UnflushedBytes > 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, ct);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2), ct); // a checkpoint and the log truncation that drops the frames from the cache
+        }
+
+        return settle.Elapsed.TotalSeconds;
     }
 
     private static async Task<(double, HistogramBase)> RunWithLiveTableAsync(WriteBench bench, BenchSettings settings, CancellationToken ct)
@@ -304,6 +320,14 @@ internal static class BenchCommand
         if (r.Transactions is { } t)
         {
             PrintTransactions(t);
+        }
+
+        if (r.Export is { } x)
+        {
+            static string Run(ExportRunResult run) => string.Create(CultureInfo.InvariantCulture,
+                $"{run.Events:N0} events, {run.Bytes / 1e6:F1} MB in {run.Seconds:F2} s: {run.EventsPerSecond:N0} events/s, {run.MegabytesPerSecond:F1} MB/s; file {run.FileBytes / 1e6:F1} MB in {run.Batches} batches{(run.Tier2ReadBytes is { } t ? $"; {t / 1e6:F1} MB read from Tier 2" : string.Empty)}");
+            Console.WriteLine($"  export to Arrow IPC: {Run(x.Arrow)}");
+            Console.WriteLine($"  export to Parquet:   {Run(x.Parquet)}");
         }
 
         if (r.Function is { } f)
