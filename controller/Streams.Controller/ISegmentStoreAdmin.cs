@@ -32,4 +32,10 @@ public interface ISegmentStoreAdmin
     /// merged before is skipped). Returns the sources this call copied.
     /// </summary>
     Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken);
+
+    /// <summary>Appends parts of other segments' transaction segments to <paramref name="target"/>, in order; idempotent per source.</summary>
+    Task<int> MergePartsAsync(string target, IReadOnlyList<MergePart> parts, CancellationToken cancellationToken);
+
+    /// <summary>A sealed segment's bytes from its start offset to its end (small segments only: transaction segments).</summary>
+    Task<byte[]> ReadSealedAsync(string segment, CancellationToken cancellationToken);
 }

@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Streams.Contracts.SegmentStore;
 using Streams.Controller;
+using Streams.Controller.Cluster;
 using Streams.SegmentStore.Server;
 
 namespace Streams.Hosting;
@@ -55,6 +56,21 @@ internal sealed class LocalSegmentStoreAdmin(SegmentRequests requests, TimeSpan 
             request.Sources.AddRange(sources);
             return (await requests.MergeAsync(request, ct)).Merged;
         }, cancellationToken);
+
+    public Task<int> MergePartsAsync(string target, IReadOnlyList<MergePart> parts, CancellationToken cancellationToken) =>
+        RetryAsync(async ct =>
+        {
+            var request = new MergeSegmentsRequest { Target = target };
+            request.Parts.AddRange(parts);
+            return (await requests.MergeAsync(request, ct)).Merged;
+        }, cancellationToken);
+
+    public Task<byte[]> ReadSealedAsync(string segment, CancellationToken cancellationToken) =>
+        RetryAsync(ct => SealedSegmentReads.ReadAsync(segment, async (offset, token) =>
+        {
+            using var read = await requests.ReadAsync(new ReadSegmentRequest { Segment = segment, Offset = offset }, token);
+            return new ReadSegmentReply { Status = read.Status, Offset = read.Offset, SegmentLength = read.SegmentLength, StartOffset = read.StartOffset, Data = Google.Protobuf.ByteString.CopyFrom(System.Buffers.BuffersExtensions.ToArray(read.Data)) };
+        }, _ => Task.FromResult(requests.GetInfo(new SegmentRequest { Segment = segment })), ct), cancellationToken);
 
     private async Task<T> RetryAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
     {

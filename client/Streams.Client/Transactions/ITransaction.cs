@@ -41,7 +41,7 @@ public interface ITransaction<in T> : IAsyncDisposable
 
     /// <summary>
     /// Flushes, then commits: completes once every event is visible. Throws <see cref="TransactionFailedException"/>
-    /// if the transaction was aborted (its lease expired, or the stream scaled or was sealed since it began), in which
+    /// if the transaction was aborted (its lease expired, or the stream was sealed since it began), in which
     /// case nothing of it is visible. If the call fails otherwise (the controller unreachable), the commit may or may not
     /// have been decided: <see cref="CheckStatusAsync"/> tells.
     /// </summary>

@@ -57,7 +57,8 @@ internal sealed class Transaction<T> : ITransaction<T>
                 throw new ArgumentException($"The event is {buffer.WrittenCount} bytes; the limit is {EventFraming.MaxEventSize} bytes (8 MiB).", nameof(value));
             }
 
-            var storeKey = _options.StoreRoutingKeys && routingKey is not null;
+            // Always stored: a commit after a scale splits the transaction's events among the segments that own their keys now.
+            var storeKey = routingKey is not null;
             var key = storeKey ? Encoding.UTF8.GetBytes(routingKey!) : [];
             if (key.Length > EventFraming.MaxRoutingKeyLength)
             {

@@ -64,6 +64,19 @@ public sealed class GrpcSegmentStoreAdmin(ClusterView cluster, int containerCoun
             return (await client.MergeSegmentsAsync(request, GrpcChannels.Deadline(CallTimeout, cancellationToken))).Merged;
         }, cancellationToken);
 
+    public Task<int> MergePartsAsync(string target, IReadOnlyList<MergePart> parts, CancellationToken cancellationToken) =>
+        CallAsync(target, async client =>
+        {
+            var request = new MergeSegmentsRequest { Target = target };
+            request.Parts.AddRange(parts);
+            return (await client.MergeSegmentsAsync(request, GrpcChannels.Deadline(CallTimeout, cancellationToken))).Merged;
+        }, cancellationToken);
+
+    public Task<byte[]> ReadSealedAsync(string segment, CancellationToken cancellationToken) =>
+        CallAsync(segment, client => SealedSegmentReads.ReadAsync(segment,
+            async (offset, ct) => await client.ReadAsync(new ReadSegmentRequest { Segment = segment, Offset = offset }, GrpcChannels.Deadline(CallTimeout, ct)),
+            async ct => await client.GetSegmentInfoAsync(new SegmentRequest { Segment = segment }, GrpcChannels.Deadline(CallTimeout, ct)), cancellationToken), cancellationToken);
+
     public void Dispose()
     {
         foreach (var (channel, _) in _stores.Values)

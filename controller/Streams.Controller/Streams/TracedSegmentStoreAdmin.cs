@@ -45,6 +45,12 @@ internal sealed class TracedSegmentStoreAdmin(ISegmentStoreAdmin inner) : ISegme
     public Task<int> MergeSegmentsAsync(string target, IReadOnlyList<string> sources, CancellationToken cancellationToken) =>
         TraceAsync("MergeSegments", target, () => inner.MergeSegmentsAsync(target, sources, cancellationToken));
 
+    public Task<int> MergePartsAsync(string target, IReadOnlyList<MergePart> parts, CancellationToken cancellationToken) =>
+        TraceAsync("MergeParts", target, () => inner.MergePartsAsync(target, parts, cancellationToken));
+
+    public Task<byte[]> ReadSealedAsync(string segment, CancellationToken cancellationToken) =>
+        TraceAsync("ReadSealed", segment, () => inner.ReadSealedAsync(segment, cancellationToken));
+
     private static async Task<T> TraceAsync<T>(string name, string segment, Func<Task<T>> call)
     {
         using var activity = ControllerTracing.Source.StartActivity(name);

@@ -47,6 +47,12 @@ public sealed record TransactionRecord
 
     public IReadOnlyList<long> Touched { get; init; } = [];
 
+    /// <summary>
+    /// Touched segments sealed by a scale since the transaction began, each with the segments that own its keys now:
+    /// their transaction segment's events are merged into those by routing key (recorded with COMMITTING).
+    /// </summary>
+    public IReadOnlyList<RerouteRecord>? Rerouted { get; init; }
+
     /// <summary>Why an open transaction must be aborted at <paramref name="now"/>, or null while it may live on.</summary>
     public string? ExpiryAt(long now) =>
         State != TransactionRecordState.Open ? null
@@ -54,6 +60,9 @@ public sealed record TransactionRecord
         : now >= LeaseExpiresAtUnixMs ? $"its lease ({LeaseMs / 1000.0:0.#} s) expired without a ping"
         : null;
 }
+
+/// <summary>A sealed segment a commit merges into <see cref="Targets"/>, the segments that own its keys at the commit.</summary>
+public sealed record RerouteRecord(long Segment, IReadOnlyList<long> Targets);
 
 [JsonSerializable(typeof(TransactionRecord))]
 [JsonSourceGenerationOptions(UseStringEnumConverter = true)]

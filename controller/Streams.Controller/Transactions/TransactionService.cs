@@ -164,7 +164,8 @@ public sealed partial class TransactionService
     /// </summary>
     public async Task<TransactionInfo> CommitAsync(TransactionRef reference, IReadOnlyList<long> touched, bool wait, CancellationToken cancellationToken)
     {
-        for (var round = 0; round < 16; round++)
+        var deadline = _clock.GetUtcNow() + ScaleWait;
+        for (var round = 0; round < 64 && _clock.GetUtcNow() < deadline; round++)
         {
             var (record, version) = await GetRequiredAsync(reference, cancellationToken);
             switch (record.State)
@@ -191,13 +192,27 @@ public sealed partial class TransactionService
 
             var (stream, streamVersion) = await _streams.GetStreamAsync(record.Scope, record.Stream, cancellationToken)
                 ?? throw new RpcException(new Status(StatusCode.NotFound, $"Stream {record.Scope}/{record.Stream} does not exist."));
-            if (WhyNotCommittable(record, stream, touched) is { } reason)
+            var (reason, scaling, rerouted) = PlanCommit(stream, touched);
+            if (reason is not null)
             {
                 await AbortCoreAsync(record, version, reason, cancellationToken);
                 continue;
             }
 
-            var committing = record with { State = TransactionRecordState.Committing, CommittingAtUnixMs = Now, Touched = [.. touched.Distinct().Order()] };
+            if (scaling)
+            {
+                // A scale is sealing segments the commit needs: decide once it is through (it takes milliseconds).
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(500, 20 << Math.Min(round, 5))), cancellationToken);
+                continue;
+            }
+
+            var committing = record with
+            {
+                State = TransactionRecordState.Committing,
+                CommittingAtUnixMs = Now,
+                Touched = [.. touched.Distinct().Order()],
+                Rerouted = rerouted.Count == 0 ? null : rerouted,
+            };
             var decided = await _store.TryCommitAsync(
             [
                 new MetadataOp.Set(RecordPath(record.Scope, record.Stream, record.Id), Serialize(committing), version),
@@ -215,86 +230,55 @@ public sealed partial class TransactionService
             return wait ? ToInfo(await merging.WaitAsync(cancellationToken)) : ToInfo(committing);
         }
 
-        throw new RpcException(new Status(StatusCode.Aborted, $"Transaction {reference.TransactionId} or its stream kept changing; retry the commit."));
+        throw new RpcException(new Status(StatusCode.Unavailable, $"Transaction {reference.TransactionId}'s stream kept changing (scales under way); retry the commit."));
     }
 
-    /// <summary>Why a transaction cannot commit into the stream as it is now, or null if it can.</summary>
-    private static string? WhyNotCommittable(TransactionRecord record, StreamRecord stream, IReadOnlyList<long> touched)
+    /// <summary>How long a commit waits for a scale that is sealing its segments before it asks the caller to retry.</summary>
+    private static readonly TimeSpan ScaleWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How the touched segments take the commit in the stream as it is now: why it must be aborted (the stream is no
+    /// longer open), or that a scale is sealing a segment it needs (wait), or which touched segments a scale sealed since
+    /// the transaction began and which segments own their keys now (merged into by key). A segment a recorded scale seals
+    /// takes a merge only while the scale has not reached its sealing step: that step waits for the commit's marker.
+    /// </summary>
+    private static (string? Abort, bool Scaling, List<RerouteRecord> Rerouted) PlanCommit(StreamRecord stream, IReadOnlyList<long> touched)
     {
         if (stream.State != StreamRecordState.Active)
         {
-            return $"the stream was {stream.State.ToString().ToLowerInvariant()} before it committed";
+            return ($"the stream was {stream.State.ToString().ToLowerInvariant()} before it committed", false, []);
         }
 
-        var active = stream.ActiveSegments.Select(s => SegmentName.ComposeId(s.Epoch, s.Number)).ToHashSet();
-        var sealing = stream.Transition?.SealSegmentIds.ToHashSet() ?? [];
-        if (touched.Any(id => !active.Contains(id) || sealing.Contains(id)))
+        var transition = stream.Transition;
+        var sealing = transition?.SealSegmentIds.ToHashSet() ?? [];
+        var unsafeToMerge = transition is not null && transition.Step is not ("" or "created");
+        var active = stream.ActiveSegments.ToDictionary(s => SegmentName.ComposeId(s.Epoch, s.Number));
+        var rerouted = new List<RerouteRecord>();
+        foreach (var id in touched.Distinct())
         {
-            return $"the stream scaled since it began (epoch {record.Epoch}, now {stream.Epoch}{(stream.Transition is null ? string.Empty : ", scaling")}): commits across a scale are not supported yet";
-        }
-
-        return null;
-    }
-
-    /// <summary>Merges a committing transaction (<see cref="TransactionCommitter"/>'s round) and records it COMMITTED.</summary>
-    internal async Task MergeRoundAsync(IReadOnlyList<TransactionRecord> batch, CancellationToken cancellationToken)
-    {
-        // One merge request per segment for the whole round, its sources in commit order.
-        var bySegment = new SortedDictionary<long, List<string>>();
-        foreach (var transaction in batch)
-        {
-            foreach (var id in transaction.Touched)
+            if (active.ContainsKey(id))
             {
-                var parent = SegmentName.FromId(transaction.Scope, transaction.Stream, id).ToString();
-                if (!bySegment.TryGetValue(id, out var sources))
+                if (unsafeToMerge && sealing.Contains(id))
                 {
-                    bySegment[id] = sources = [];
+                    return (null, true, []);
                 }
 
-                sources.Add(TransactionName.Compose(parent, Guid.ParseExact(transaction.Id, "N")));
-            }
-        }
-
-        var first = batch[0];
-        await Task.WhenAll(bySegment.Select(entry => MergeWithRetriesAsync(
-            SegmentName.FromId(first.Scope, first.Stream, entry.Key).ToString(), entry.Value, cancellationToken)));
-        var now = Now;
-        foreach (var transaction in batch)
-        {
-            var committed = transaction with { State = TransactionRecordState.Committed, FinishedAtUnixMs = now };
-            // COMMITTED is final and only follows COMMITTING, whoever drove the merges: no version to compare. The marker
-            // goes in the same commit (unless another driver removed it first), so a scale never sees it outlive the commit.
-            var set = new MetadataOp.Set(RecordPath(transaction.Scope, transaction.Stream, transaction.Id), Serialize(committed), -1);
-            if (!await _store.TryCommitAsync([set, new MetadataOp.Delete(MarkerPath(transaction.Scope, transaction.Stream, transaction.Id))], cancellationToken))
-            {
-                await _store.TryCommitAsync([set], cancellationToken);
+                continue;
             }
 
-            Finished.Add(1, new KeyValuePair<string, object?>("outcome", "committed"));
-            CommitLatency.Record(Math.Max(0, now - transaction.CommittingAtUnixMs) / 1000.0);
-        }
-    }
+            var named = SegmentName.FromId(stream.Scope, stream.Stream, id);
+            var sealedSegment = stream.FindSegment(named.Number, named.Epoch)
+                ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Segment id {id} is no longer a segment of {stream.Scope}/{stream.Stream}."));
+            var targets = active.Where(a => a.Value.KeyStart < sealedSegment.KeyEnd && sealedSegment.KeyStart < a.Value.KeyEnd).OrderBy(a => a.Value.KeyStart).Select(a => a.Key).ToList();
+            if (unsafeToMerge && targets.Any(sealing.Contains))
+            {
+                return (null, true, []);
+            }
 
-    /// <summary>A decided commit never fails: its merge is retried (with back-off) until it is done or this controller stops.</summary>
-    private async Task MergeWithRetriesAsync(string target, List<string> sources, CancellationToken cancellationToken)
-    {
-        var delay = TimeSpan.FromMilliseconds(100);
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await _segments.MergeSegmentsAsync(target, sources, cancellationToken);
-                return;
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-            {
-                var level = attempt < 5 ? LogLevel.Information : LogLevel.Warning;
-                _logger.Log(level, "Merging {Count} transaction(s) into {Target} failed (attempt {Attempt}: {Error}); retrying in {Delay} ms.",
-                    sources.Count, target, attempt, e.Message, delay.TotalMilliseconds);
-                await Task.Delay(delay, cancellationToken);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
-            }
+            rerouted.Add(new RerouteRecord(id, targets));
         }
+
+        return (null, false, rerouted);
     }
 
     // ---- Abort, status, list ------------------------------------------------------------------------------

@@ -112,6 +112,56 @@ public sealed partial class SegmentContainer
         return (merged == 0 ? new OperationOutcome(OutcomeStatus.Success, GetInfo(target)?.Length ?? info.Length) : outcome, merged);
     }
 
+    /// <summary>
+    /// Appends parts of transaction segments of other segments of the target's stream (a commit across a scale: the
+    /// controller split them by routing key), in order, each as one block deduplicated by its source's name. Nothing is
+    /// deleted: the controller deletes the sources once every part is in.
+    /// </summary>
+    public async Task<(OperationOutcome Outcome, int Merged)> MergePartsAsync(string target, IReadOnlyList<(string Source, ReadOnlyMemory<byte> Data, int Events)> parts, CancellationToken cancellationToken = default)
+    {
+        if (!SegmentName.TryParse(target, out var targetName))
+        {
+            return (OperationOutcome.Fail(OutcomeStatus.InvalidArgument, $"'{target}' is not a segment name."), 0);
+        }
+
+        foreach (var (source, data, events) in parts)
+        {
+            if (!TransactionName.TryParse(source, out var parent, out _) || parent.Value.StreamName != targetName.Value.StreamName)
+            {
+                return (OperationOutcome.Fail(OutcomeStatus.InvalidArgument, $"{source} is not a transaction segment of {targetName.Value.StreamName}."), 0);
+            }
+
+            var invalid = data.IsEmpty || events <= 0 ? "it is empty" : EventFraming.Validate(new ReadOnlySequence<byte>(data), events);
+            if (invalid is not null)
+            {
+                return (OperationOutcome.Fail(OutcomeStatus.InvalidArgument, $"The part of {source} is not {events} whole events: {invalid}."), 0);
+            }
+        }
+
+        var pending = new List<Task<OperationOutcome>>();
+        foreach (var (source, data, events) in parts)
+        {
+            var (accepted, appended) = await AcceptAppendAsync(target, MergeWriterOf(source), events, data, cancellationToken);
+            if (!accepted)
+            {
+                await Task.WhenAll(pending);
+                return (await appended, pending.Count);
+            }
+
+            pending.Add(appended);
+        }
+
+        foreach (var done in await Task.WhenAll(pending))
+        {
+            if (!done.IsSuccess)
+            {
+                return (done, 0);
+            }
+        }
+
+        return (new OperationOutcome(OutcomeStatus.Success, GetInfo(target)?.Length ?? 0), parts.Count);
+    }
+
     /// <summary>Bytes of sources one merge holds in memory at a time (a single larger source is copied alone).</summary>
     public const int MergeGroupBytes = 16 * 1024 * 1024;
 

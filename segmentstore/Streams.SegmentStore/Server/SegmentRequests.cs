@@ -173,8 +173,20 @@ public sealed class SegmentRequests
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"A merge takes at most {MaxMergeSources} sources, not {request.Sources.Count}; send several."));
         }
 
+        if (request.Sources.Count > 0 && request.Parts.Count > 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "A merge names sources or carries parts, not both; send two requests, in the order they must land."));
+        }
+
+        if (request.Parts.Count > MaxMergeSources)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"A merge carries at most {MaxMergeSources} parts, not {request.Parts.Count}; send several."));
+        }
+
         var container = await ResolveAsync(request.Target, cancellationToken);
-        var (outcome, merged) = await container.MergeAsync(request.Target, [.. request.Sources], cancellationToken);
+        var (outcome, merged) = request.Parts.Count > 0
+            ? await container.MergePartsAsync(request.Target, [.. request.Parts.Select(p => (p.Source, p.Data.Memory, p.EventCount))], cancellationToken)
+            : await container.MergeAsync(request.Target, [.. request.Sources], cancellationToken);
         Check(outcome);
         return new MergeSegmentsReply { Target = request.Target, Length = outcome.SegmentLength, Merged = merged };
     }

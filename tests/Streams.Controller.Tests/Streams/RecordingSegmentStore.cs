@@ -94,6 +94,26 @@ internal sealed class RecordingSegmentStore : ISegmentStoreAdmin
         Merges.Enqueue((target, [.. sources]));
         return sources.Count;
     }
+
+    /// <summary>Each merge of parts: its target and parts, in the order received.</summary>
+    public ConcurrentQueue<(string Target, MergePart[] Parts)> PartMerges { get; } = new();
+
+    public async Task<int> MergePartsAsync(string target, IReadOnlyList<MergePart> parts, CancellationToken cancellationToken)
+    {
+        if (HoldMerges is { } hold)
+        {
+            await hold.Task.WaitAsync(cancellationToken);
+        }
+
+        PartMerges.Enqueue((target, [.. parts]));
+        return parts.Count;
+    }
+
+    /// <summary>What <see cref="ReadSealedAsync"/> answers for a segment (a test's transaction segment).</summary>
+    public ConcurrentDictionary<string, byte[]> Contents { get; } = new();
+
+    public Task<byte[]> ReadSealedAsync(string segment, CancellationToken cancellationToken) =>
+        Contents.TryGetValue(segment, out var data) ? Task.FromResult(data) : throw new RpcException(new Status(StatusCode.NotFound, $"Segment {segment} does not exist."));
 }
 
 /// <summary>Every segment is served by one made-up address.</summary>

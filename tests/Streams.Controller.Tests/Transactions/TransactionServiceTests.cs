@@ -1,6 +1,10 @@
+using System.Buffers;
+using System.Text;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
+using Streams.Common.Hashing;
 using Streams.Common.Naming;
+using Streams.Common.Wire;
 using Streams.Contracts.Controller;
 using Streams.Controller.Streams;
 using Streams.Controller.Tests.Scaling;
@@ -182,17 +186,40 @@ public sealed class TransactionServiceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_commit_into_segments_a_scale_sealed_is_aborted_and_a_scale_waits_for_a_decided_commit()
+    public async Task A_commit_across_a_scale_splits_the_transaction_by_key_and_a_scale_waits_for_a_decided_commit()
     {
         var service = Service();
         var before = await service.BeginAsync("shop", "orders", 0, Token);
         var first = before.Segments[0].SegmentId;
+        // Keys of the first segment, [0, 0.5), on both sides of 0.25, and one event without a key.
+        var keys = Enumerable.Range(0, 200).Select(i => $"key-{i}").Where(k => KeySpace.PointOf(k) < 0.5).Take(12).ToList();
+        Assert.Contains(keys, k => KeySpace.PointOf(k) < 0.25);
+        Assert.Contains(keys, k => KeySpace.PointOf(k) >= 0.25);
+        var source = TxnSegment(first, before.Transaction.TransactionId);
+        _segments.Contents[source] = Framed([.. keys.Select(k => (k, $"{k}:v")), (null, "no key")]);
         await _controller.ScaleStreamAsync("shop", "orders", [first], [new KeyRangeRecord(0, 0.25), new KeyRangeRecord(0.25, 0.5)], ControllerService.ManualReason, Token);
-        var refused = await Assert.ThrowsAsync<RpcException>(() => service.CommitAsync(Ref(before), [first], true, Token));
-        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
-        Assert.Contains("scaled", refused.Status.Detail);
-        Assert.Equal(TransactionState.Aborted, (await service.GetAsync(Ref(before), Token)).State);
+
+        var committed = await service.CommitAsync(Ref(before), [first], true, Token);
+        Assert.Equal(TransactionState.Committed, committed.State);
         Assert.Empty(_segments.Merges);
+        var parts = _segments.PartMerges.ToList();
+        Assert.Equal(2, parts.Count);
+        var successors = (await _controller.DescribeStreamAsync("shop", "orders", Token)).ActiveSegments.Where(s => s.KeyEnd <= 0.5).ToList();
+        foreach (var successor in successors)
+        {
+            var part = Assert.Single(Assert.Single(parts, p => p.Target == successor.Segment).Parts);
+            Assert.Equal(source, part.Source);
+            var expected = keys.Where(k => KeySpace.PointOf(k) >= successor.KeyStart && KeySpace.PointOf(k) < successor.KeyEnd).Select(k => $"{k}:v").ToList();
+            if (successor.KeyStart == 0)
+            {
+                expected.Add("no key");
+            }
+
+            Assert.Equal(expected, Payloads(part.Data.ToByteArray()));
+            Assert.Equal(expected.Count, part.EventCount);
+        }
+
+        Assert.Contains(source, _segments.Deleted);
 
         // A commit decided before a scale: the scale seals nothing until it has merged.
         var during = await service.BeginAsync("shop", "orders", 0, Token);
@@ -210,6 +237,34 @@ public sealed class TransactionServiceTests : IAsyncLifetime
         await _controller.ScaleStreamAsync("shop", "orders", [last], [new KeyRangeRecord(0.5, 0.75), new KeyRangeRecord(0.75, 1)], ControllerService.ManualReason, Token);
         Assert.Contains(lastName, _segments.Sealed);
         Assert.Equal(lastName, Assert.Single(_segments.Merges).Target);
+    }
+
+    private static byte[] Framed(IEnumerable<(string? Key, string Payload)> events)
+    {
+        var bytes = new List<byte>();
+        foreach (var (key, payload) in events)
+        {
+            var body = Encoding.UTF8.GetBytes(payload);
+            var keyBytes = key is null ? [] : Encoding.UTF8.GetBytes(key);
+            var frame = new byte[EventFraming.FrameSize(body.Length, key is null ? -1 : keyBytes.Length)];
+            EventFraming.Write(frame, body, keyBytes, key is not null);
+            bytes.AddRange(frame);
+        }
+
+        return [.. bytes];
+    }
+
+    private static List<string> Payloads(byte[] data)
+    {
+        var payloads = new List<string>();
+        var rest = new ReadOnlySequence<byte>(data);
+        while (EventFraming.TryReadEvent(ref rest, out var e))
+        {
+            payloads.Add(Encoding.UTF8.GetString(e.Payload));
+        }
+
+        Assert.True(rest.IsEmpty);
+        return payloads;
     }
 
     [Fact]

@@ -162,4 +162,23 @@ public sealed class TransactionMergeTests
         Assert.Equal([.. Enumerable.Range(0, 300).Select(n => n.ToString("D8", System.Globalization.CultureInfo.InvariantCulture))], events.Select(e => e[..8]));
         await WaitUntilAsync(() => ListChunksAsync(tier2, transactionChunks).Result.Count == 0, "the merged transaction's chunks are deleted from Tier 2");
     }
+
+    [Fact]
+    public async Task Parts_of_other_segments_transactions_are_appended_once_each_and_checked()
+    {
+        await using var container = await StartWithSegmentAsync(new InMemoryDurableDataLog());
+        var source = TransactionName.Compose("scope/stream/7.#epoch.0", TxnA);
+        var part = Events("p1", "p2");
+        var (outcome, merged) = await container.MergePartsAsync(Segment, [(source, part, 2)], Token);
+        Assert.True(outcome.IsSuccess, outcome.Message);
+        Assert.Equal(1, merged);
+        (outcome, _) = await container.MergePartsAsync(Segment, [(source, part, 2)], Token);
+        Assert.True(outcome.IsSuccess, outcome.Message);
+        Assert.Equal(["p1", "p2"], await ReadAllEventsAsync(container));
+
+        var otherStream = TransactionName.Compose("scope/other/7.#epoch.0", TxnB);
+        Assert.Equal(OutcomeStatus.InvalidArgument, (await container.MergePartsAsync(Segment, [(otherStream, part, 2)], Token)).Outcome.Status);
+        Assert.Equal(OutcomeStatus.InvalidArgument, (await container.MergePartsAsync(Segment, [(TransactionName.Compose("scope/stream/8.#epoch.0", TxnB), part, 3)], Token)).Outcome.Status);
+        Assert.Equal(["p1", "p2"], await ReadAllEventsAsync(container));
+    }
 }
