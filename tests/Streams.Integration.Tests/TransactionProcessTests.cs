@@ -117,6 +117,30 @@ public sealed class TransactionProcessTests(TransactionStandaloneFixture fixture
         Assert.True(Array.IndexOf(lines, "first") < Array.IndexOf(lines, "fourth"), read.Stdout);
     }
 
+    [Fact]
+    public async Task A_write_into_a_transaction_whose_segment_a_scale_sealed_fails_at_once_and_nothing_is_visible()
+    {
+        var (scope, stream) = ("txsealed", "events");
+        await using var client = fixture.CreateClient();
+        await client.Streams.CreateScopeAsync(scope);
+        await client.Streams.CreateStreamAsync(scope, stream, StreamConfig.Fixed(1));
+        await using var writer = await client.CreateWriterAsync(scope, stream, Serializers.Utf8, new Client.Writing.EventWriterOptions { StoreRoutingKeys = true });
+        await using var transaction = await writer.BeginTransactionAsync();
+        var only = (await client.Streams.DescribeStreamAsync(scope, stream)).ActiveSegments.Single();
+        await client.Streams.ScaleStreamAsync(scope, stream, [only.Id], [(only.KeyStart, 0.5), (0.5, only.KeyEnd)]);
+
+        // The transaction's segment under the sealed parent is never created: the write is refused at once. (It used
+        // to wait out the writer's 30 s setup timeout, since the final setup of the drain was refused as sealed too.)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failed = await Assert.ThrowsAsync<TransactionFailedException>(() => transaction.WriteEventAsync("k", "never visible").WaitAsync(Bound));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"The refused write took {clock.Elapsed.TotalSeconds:F1} s to fail.");
+        Assert.Contains("sealed", failed.Message, StringComparison.Ordinal);
+
+        await transaction.AbortAsync();
+        Assert.Equal(TransactionStatus.Aborted, (await client.Streams.GetTransactionAsync(scope, stream, transaction.Id)).Status);
+        Assert.Empty(await ReadAllAsync(client, scope, stream));
+    }
+
     /// <summary>
     /// Starts `streams write --transaction` on a new 4-segment stream, feeds it events over <see cref="Keys"/> keys
     /// through a stdin it never closes, and waits until every event is durable in the transaction and its bytes are in
