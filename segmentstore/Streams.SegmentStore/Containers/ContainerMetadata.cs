@@ -228,8 +228,8 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
 
     /// <summary>
     /// A transaction's segment is created by its first writer's setup (lock held): lazily, so a transaction pays only for
-    /// the segments it writes. Its parent must exist here and take appends; a transaction of a sealed parent (its commit or
-    /// abort began, or the stream scaled) gets nothing.
+    /// the segments it writes. Its parent must exist here; it may be sealed (a scale since the transaction began: the
+    /// commit then splits the transaction segment among the parent's successors by key).
     /// </summary>
     private bool TryCreateTransaction(string name, out SegmentMetadata segment, ref OperationOutcome? missing)
     {
@@ -239,10 +239,9 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
             return false;
         }
 
-        if (!_byName.TryGetValue(parent.Value.ToString(), out var parentSegment) || parentSegment.PendingSealed)
+        if (!_byName.ContainsKey(parent.Value.ToString()))
         {
-            missing = OperationOutcome.Fail(parentSegment is null ? OutcomeStatus.NoSuchSegment : OutcomeStatus.SegmentSealed,
-                $"Transaction segment {name} cannot be created: its parent {parent.Value} {(parentSegment is null ? "does not exist" : "is sealed")}.");
+            missing = OperationOutcome.Fail(OutcomeStatus.NoSuchSegment, $"Transaction segment {name} cannot be created: its parent {parent.Value} does not exist.");
             return false;
         }
 
