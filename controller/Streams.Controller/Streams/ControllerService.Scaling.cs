@@ -203,7 +203,7 @@ public sealed partial class ControllerService
             case "created":
                 return record with { Transition = transition with { Step = "linked", StepAtUnixMs = now, Successors = successors } };
             case "linked":
-                await WaitForCommitsAsync(record, cancellationToken);
+                await WaitForCommitsAsync(record, transition.SealSegmentIds.ToHashSet(), cancellationToken);
                 await Task.WhenAll(predecessors.Select(p => _segments.SealSegmentAsync(NameOf(record, p), cancellationToken)));
                 return record with { Transition = transition with { Step = "sealed", StepAtUnixMs = now } };
             case "sealed":
@@ -318,16 +318,17 @@ public sealed partial class ControllerService
     }
 
     /// <summary>
-    /// Waits until no transaction is committing on the stream: a decided commit merges into the segments a scale or a
-    /// seal is about to seal. New commits cannot be decided meanwhile, since the stream record changed (a transition, or
-    /// the Sealing state) after they checked it. Throws UNAVAILABLE after <see cref="ControllerOptions.CommitWait"/>.
+    /// Waits until no transaction is committing into <paramref name="sealing"/> (null: any segment of the stream): a decided
+    /// commit merges into the segments a scale or a seal is about to seal. New commits into them cannot be decided
+    /// meanwhile: the stream record changed (a transition naming them, or the Sealing state) after they checked it. Throws
+    /// UNAVAILABLE after <see cref="ControllerOptions.CommitWait"/>.
     /// </summary>
-    private async Task WaitForCommitsAsync(StreamRecord record, CancellationToken cancellationToken)
+    private async Task WaitForCommitsAsync(StreamRecord record, IReadOnlySet<long>? sealing, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + _options.CommitWait;
         for (var delay = 20; ; delay = Math.Min(delay * 2, 500))
         {
-            var committing = await _metadata.CommittingTransactionsAsync(record.Scope, record.Stream, cancellationToken);
+            var committing = await _metadata.CommittingTransactionsAsync(record.Scope, record.Stream, sealing, cancellationToken);
             if (committing == 0)
             {
                 return;

@@ -440,7 +440,7 @@ public sealed partial class ControllerService
             version = await UpdateAsync(record, version, cancellationToken);
         }
 
-        await WaitForCommitsAsync(record, cancellationToken);
+        await WaitForCommitsAsync(record, null, cancellationToken);
         await Task.WhenAll(record.ActiveSegments.Select(s => _segments.SealSegmentAsync(NameOf(record, s), cancellationToken)));
         var sealedRecord = record with { State = StreamRecordState.Sealed };
         await UpdateAsync(sealedRecord, version, cancellationToken);

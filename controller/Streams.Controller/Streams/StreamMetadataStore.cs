@@ -109,9 +109,14 @@ public sealed class StreamMetadataStore
     public ValueTask<bool> DeleteRetentionAsync(string scope, string stream, CancellationToken cancellationToken) =>
         _store.TryDeleteAsync(RetentionPath(scope, stream), -1, cancellationToken);
 
-    /// <summary>Transactions committing on the stream now (Transactions/TransactionService.cs): a scale or a seal waits for them.</summary>
-    public ValueTask<int> CommittingTransactionsAsync(string scope, string stream, CancellationToken cancellationToken) =>
-        Transactions.TransactionService.CommittingCountAsync(_store, scope, stream, cancellationToken);
+    /// <summary>
+    /// Transactions committing now into one of <paramref name="segments"/> (all of the stream's if null;
+    /// Transactions/TransactionService.cs): a scale or a seal waits for them.
+    /// </summary>
+    public ValueTask<int> CommittingTransactionsAsync(string scope, string stream, IReadOnlySet<long>? segments, CancellationToken cancellationToken) =>
+        segments is null
+            ? Transactions.TransactionService.CommittingCountAsync(_store, scope, stream, cancellationToken)
+            : Transactions.TransactionService.CommittingIntoAsync(_store, scope, stream, segments, cancellationToken);
 
     /// <summary>Forgets the transactions of a stream being deleted (their segments go with the stream's).</summary>
     public Task ForgetTransactionsAsync(string scope, string stream, Func<string, Task> deleteSegment, CancellationToken cancellationToken) =>

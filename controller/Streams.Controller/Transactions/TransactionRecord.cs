@@ -65,5 +65,6 @@ public sealed record TransactionRecord
 public sealed record RerouteRecord(long Segment, IReadOnlyList<long> Targets);
 
 [JsonSerializable(typeof(TransactionRecord))]
+[JsonSerializable(typeof(List<long>))]
 [JsonSourceGenerationOptions(UseStringEnumConverter = true)]
 internal sealed partial class TransactionJsonContext : JsonSerializerContext;

@@ -56,9 +56,30 @@ public sealed partial class TransactionService
 
     public TransactionOptions Options => _options;
 
-    /// <summary>Transactions of a stream that are committing now (their markers), for scales, seals and the begin bound.</summary>
+    /// <summary>Transactions of a stream that are committing now (their markers), for the begin bound.</summary>
     public static async ValueTask<int> CommittingCountAsync(IMetadataStore store, string scope, string stream, CancellationToken cancellationToken) =>
         (await store.GetChildrenAsync(CommittingPath(scope, stream), cancellationToken)).Count;
+
+    /// <summary>
+    /// Transactions committing now whose merges go into one of <paramref name="segments"/> (each marker names its
+    /// segments; one that names none counts), for a scale or a seal about to seal them.
+    /// </summary>
+    public static async ValueTask<int> CommittingIntoAsync(IMetadataStore store, string scope, string stream, IReadOnlySet<long> segments, CancellationToken cancellationToken)
+    {
+        var count = 0;
+        foreach (var id in await store.GetChildrenAsync(CommittingPath(scope, stream), cancellationToken))
+        {
+            if (await store.GetAsync(MarkerPath(scope, stream, id), cancellationToken) is not { } marker)
+            {
+                continue; // merged meanwhile
+            }
+
+            var into = marker.Data.Length == 0 ? null : JsonSerializer.Deserialize(marker.Data, TransactionJsonContext.Default.ListInt64);
+            count += into is null || into.Count == 0 || into.Any(segments.Contains) ? 1 : 0;
+        }
+
+        return count;
+    }
 
     internal static string StreamRoot(string scope, string stream) => $"{Root}/{scope}/{stream}";
 
@@ -216,7 +237,8 @@ public sealed partial class TransactionService
             var decided = await _store.TryCommitAsync(
             [
                 new MetadataOp.Set(RecordPath(record.Scope, record.Stream, record.Id), Serialize(committing), version),
-                new MetadataOp.Create(MarkerPath(record.Scope, record.Stream, record.Id), []),
+                new MetadataOp.Create(MarkerPath(record.Scope, record.Stream, record.Id), JsonSerializer.SerializeToUtf8Bytes(
+                    [.. committing.Touched.Concat(rerouted.SelectMany(r => r.Targets)).Distinct().Order()], TransactionJsonContext.Default.ListInt64)),
                 new MetadataOp.Check(StreamMetadataStore.StreamPath(record.Scope, record.Stream), streamVersion),
             ], cancellationToken);
             if (!decided)
@@ -240,7 +262,7 @@ public sealed partial class TransactionService
     /// How the touched segments take the commit in the stream as it is now: why it must be aborted (the stream is no
     /// longer open), or that a scale is sealing a segment it needs (wait), or which touched segments a scale sealed since
     /// the transaction began and which segments own their keys now (merged into by key). A segment a recorded scale seals
-    /// takes a merge only while the scale has not reached its sealing step: that step waits for the commit's marker.
+    /// takes no new commit: the commit waits for the scale, which waits only for the commits decided before it was recorded.
     /// </summary>
     private static (string? Abort, bool Scaling, List<RerouteRecord> Rerouted) PlanCommit(StreamRecord stream, IReadOnlyList<long> touched)
     {
@@ -249,16 +271,14 @@ public sealed partial class TransactionService
             return ($"the stream was {stream.State.ToString().ToLowerInvariant()} before it committed", false, []);
         }
 
-        var transition = stream.Transition;
-        var sealing = transition?.SealSegmentIds.ToHashSet() ?? [];
-        var unsafeToMerge = transition is not null && transition.Step is not ("" or "created");
+        var sealing = stream.Transition?.SealSegmentIds.ToHashSet() ?? [];
         var active = stream.ActiveSegments.ToDictionary(s => SegmentName.ComposeId(s.Epoch, s.Number));
         var rerouted = new List<RerouteRecord>();
         foreach (var id in touched.Distinct())
         {
             if (active.ContainsKey(id))
             {
-                if (unsafeToMerge && sealing.Contains(id))
+                if (sealing.Contains(id))
                 {
                     return (null, true, []);
                 }
@@ -270,7 +290,7 @@ public sealed partial class TransactionService
             var sealedSegment = stream.FindSegment(named.Number, named.Epoch)
                 ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Segment id {id} is no longer a segment of {stream.Scope}/{stream.Stream}."));
             var targets = active.Where(a => a.Value.KeyStart < sealedSegment.KeyEnd && sealedSegment.KeyStart < a.Value.KeyEnd).OrderBy(a => a.Value.KeyStart).Select(a => a.Key).ToList();
-            if (unsafeToMerge && targets.Any(sealing.Contains))
+            if (targets.Any(sealing.Contains))
             {
                 return (null, true, []);
             }

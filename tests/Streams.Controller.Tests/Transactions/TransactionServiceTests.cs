@@ -227,6 +227,9 @@ public sealed class TransactionServiceTests : IAsyncLifetime
         _segments.HoldMerges = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await service.CommitAsync(Ref(during), [last], false, Token);
         var lastName = SegmentName.FromId("shop", "orders", last).ToString();
+        // A scale of other segments does not wait for it.
+        var other = (await _controller.DescribeStreamAsync("shop", "orders", Token)).ActiveSegments.First(a => a.SegmentId != last);
+        await _controller.ScaleStreamAsync("shop", "orders", [other.SegmentId], [new KeyRangeRecord(other.KeyStart, other.KeyEnd)], ControllerService.ManualReason, Token);
         var blocked = await Assert.ThrowsAsync<RpcException>(() => _controller.ScaleStreamAsync("shop", "orders", [last], [new KeyRangeRecord(0.5, 0.75), new KeyRangeRecord(0.75, 1)], ControllerService.ManualReason, Token));
         Assert.Equal(StatusCode.Unavailable, blocked.StatusCode);
         Assert.DoesNotContain(lastName, _segments.Sealed);
