@@ -89,6 +89,12 @@ public sealed record SegmentStoreOptions
     /// <summary>How long a writer that appended nothing to a segment is remembered (its deduplication state).</summary>
     public TimeSpan WriterExpiry { get; init; } = TimeSpan.FromDays(1);
 
+    /// <summary>Transaction segments a container holds at most (ContainerOptions.MaxTransactionSegments).</summary>
+    public int MaxTransactionSegments { get; init; } = 100_000;
+
+    /// <summary>Age past which a left-over transaction segment is deleted (ContainerOptions.TransactionSegmentExpiry).</summary>
+    public TimeSpan TransactionSegmentExpiry { get; init; } = TimeSpan.FromHours(25);
+
     /// <summary>
     /// The longest a container's stop waits for its log; past it the log is abandoned (the next owner fences it) and
     /// pending appends are told to retry, so a store that lost its session always gets its containers back.
@@ -98,6 +104,8 @@ public sealed record SegmentStoreOptions
     internal ContainerOptions ToContainerOptions() => new()
     {
         WriterExpiry = WriterExpiry,
+        MaxTransactionSegments = MaxTransactionSegments,
+        TransactionSegmentExpiry = TransactionSegmentExpiry,
         StopTimeout = ContainerStopTimeout,
         Storage = new StorageWriterOptions
         {

@@ -28,6 +28,7 @@ internal sealed partial class ContainerMetadata
                     created.Load.Seed(seed.EventRates, seed.ByteRates, seed.AgeMs);
                 }
 
+                _transactionSegments += created.IsTransaction && !_byName.ContainsKey(created.Name) ? 1 : 0;
                 _byName[created.Name] = created;
                 _byId[created.Id] = created;
                 _nextSegmentId = Math.Max(_nextSegmentId, op.SegmentId + 1);
@@ -87,6 +88,7 @@ internal sealed partial class ContainerMetadata
                     if (_byName.TryGetValue(segment.Name, out var named) && named == segment)
                     {
                         _byName.Remove(segment.Name);
+                        _transactionSegments -= segment.IsTransaction ? 1 : 0;
                     }
 
                     break;
@@ -124,6 +126,7 @@ internal sealed partial class ContainerMetadata
     private void ApplyCheckpointLocked(ContainerCheckpoint checkpoint)
     {
         CheckpointMapping.Restore(checkpoint, _byName, _byId);
+        _transactionSegments = _byName.Values.Count(s => s.IsTransaction);
         _nextSegmentId = Math.Max(_nextSegmentId, checkpoint.NextSegmentId);
     }
 }

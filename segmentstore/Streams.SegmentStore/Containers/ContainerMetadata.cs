@@ -30,6 +30,7 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
     private readonly Dictionary<string, SegmentMetadata> _byName = new(StringComparer.Ordinal);
     private readonly Dictionary<long, SegmentMetadata> _byId = [];
     private long _nextSegmentId = 1;
+    private int _transactionSegments;
 
     public ContainerMetadata(int containerId, IOperationLog log, Tier1Budget budget, ContainerOptions options, ILogger logger)
     {
@@ -245,6 +246,13 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
             return false;
         }
 
+        if (_transactionSegments >= _options.MaxTransactionSegments)
+        {
+            missing = OperationOutcome.Fail(OutcomeStatus.InvalidArgument,
+                $"Container {_containerId} holds {_transactionSegments} transaction segments, its limit (SegmentStore:MaxTransactionSegments); commit or abort transactions first.");
+            return false;
+        }
+
         segment = new SegmentMetadata(_nextSegmentId, name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         if (Add(new PendingOperation { Type = OperationType.CreateSegment, Segment = segment }) is { } refused)
         {
@@ -255,7 +263,29 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
         _nextSegmentId++;
         _byName.Add(name, segment);
         _byId.Add(segment.Id, segment);
+        _transactionSegments++;
         return true;
+    }
+
+    /// <summary>Transaction segments of the container (accepted view).</summary>
+    public int TransactionSegmentCount
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _transactionSegments;
+            }
+        }
+    }
+
+    /// <summary>Names of the transaction segments created before <paramref name="createdBeforeUnixMs"/>.</summary>
+    public List<string> TransactionSegmentsCreatedBefore(long createdBeforeUnixMs)
+    {
+        lock (_sync)
+        {
+            return [.. _byName.Values.Where(s => s.IsTransaction && !s.PendingDeleted && s.CreatedAtUnixMs < createdBeforeUnixMs).Select(s => s.Name)];
+        }
     }
 
     /// <summary>The record body starts with the segment id, known only under the lock.</summary>
@@ -304,6 +334,7 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
                     segment.PendingDeleted = true;
                     _budget.Release(segment.PendingLength - segment.StorageLength);
                     _byName.Remove(name);
+                    _transactionSegments -= segment.IsTransaction ? 1 : 0;
                     break;
             }
 

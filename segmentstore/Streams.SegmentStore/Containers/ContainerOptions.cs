@@ -39,6 +39,19 @@ public sealed record ContainerOptions
     /// </summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Transaction segments one container holds at most; a setup that would create one more is refused (the writer's
+    /// transaction fails) until commits and aborts remove some. Bounds what transactions cost the container's memory.
+    /// </summary>
+    public int MaxTransactionSegments { get; init; } = 100_000;
+
+    /// <summary>
+    /// A transaction segment that still exists this long after its creation is deleted: no transaction lives that long
+    /// (the controller aborts any at its maximum lifetime, 24 h by default), so it is left over (a write that arrived
+    /// after its transaction's commit or abort).
+    /// </summary>
+    public TimeSpan TransactionSegmentExpiry { get; init; } = TimeSpan.FromHours(25);
+
     /// <summary>How data moves to Tier 2 (used when the container has a Tier 2).</summary>
     public StorageWriterOptions Storage { get; init; } = new();
 
@@ -55,6 +68,11 @@ public sealed record ContainerOptions
         if (MaxPendingFrames < 2 || MaxConcurrentWrites < 1 || MaxConcurrentWrites > MaxPendingFrames)
         {
             throw new ArgumentException("MaxPendingFrames must be at least 2 and at least MaxConcurrentWrites (at least 1).");
+        }
+
+        if (MaxTransactionSegments < 1 || TransactionSegmentExpiry <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"MaxTransactionSegments and TransactionSegmentExpiry must be positive (are {MaxTransactionSegments} and {TransactionSegmentExpiry}).");
         }
 
         if (WriterExpiry <= TimeSpan.Zero)

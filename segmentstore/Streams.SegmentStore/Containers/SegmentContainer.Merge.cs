@@ -3,6 +3,7 @@ using System.IO.Hashing;
 using System.Text;
 using Streams.Common.Naming;
 using Streams.Common.Wire;
+using Microsoft.Extensions.Logging;
 using Streams.Contracts.SegmentStore;
 
 namespace Streams.SegmentStore.Containers;
@@ -244,6 +245,55 @@ public sealed partial class SegmentContainer
                     await WaitForCapacityAsync(cancellationToken);
                     break;
             }
+        }
+    }
+
+    /// <summary>Transaction segments in the container now.</summary>
+    public int TransactionSegmentCount => _metadata.TransactionSegmentCount;
+
+    private Task? _expiring;
+
+    /// <summary>
+    /// Deletes transaction segments older than <see cref="ContainerOptions.TransactionSegmentExpiry"/> at
+    /// <paramref name="now"/>: left over by a write that came after its transaction's commit or abort, since no
+    /// transaction lives that long. Returns how many went.
+    /// </summary>
+    internal async Task<int> ExpireTransactionSegmentsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var expired = _metadata.TransactionSegmentsCreatedBefore((now - _transactionExpiry).ToUnixTimeMilliseconds());
+        foreach (var name in expired)
+        {
+            await DeleteSegmentAsync(name, cancellationToken);
+        }
+
+        if (expired.Count > 0)
+        {
+            _logger.LogWarning("Container {Container} deleted {Count} transaction segment(s) older than {Expiry} (left over by writes after their transaction ended).",
+                Id, expired.Count, _transactionExpiry);
+        }
+
+        return expired.Count;
+    }
+
+    private async Task ExpireTransactionSegmentsLoopAsync(CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromTicks(Math.Clamp(_transactionExpiry.Ticks / 10, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour)));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                try
+                {
+                    await ExpireTransactionSegmentsAsync(DateTimeOffset.UtcNow, stopping);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    _logger.LogWarning("Container {Container}: deleting left-over transaction segments failed ({Error}); retrying later.", Id, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 

@@ -71,6 +71,7 @@ public sealed partial class SegmentContainer : IAsyncDisposable, IOperationAppli
     private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<bool> _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TimeSpan _stopTimeout;
+    private readonly TimeSpan _transactionExpiry;
     private Task? _starting;
     private bool _stopping;
 
@@ -91,6 +92,7 @@ public sealed partial class SegmentContainer : IAsyncDisposable, IOperationAppli
         Id = id;
         _logger = logger;
         _stopTimeout = options.StopTimeout;
+        _transactionExpiry = options.TransactionSegmentExpiry;
         var budget = new Tier1Budget(id, options.Storage, tier2?.Location, logger);
         _log = new OperationLog(id, log, options, logger);
         _metadata = new ContainerMetadata(id, _log, budget, options, logger);
@@ -211,6 +213,7 @@ public sealed partial class SegmentContainer : IAsyncDisposable, IOperationAppli
     {
         // Its outcome belongs to the caller of StartAsync; here it only has to be over.
         await starting.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        await (_expiring ?? Task.CompletedTask);
         await _load.DisposeAsync();
         await _storageWriter.DisposeAsync();
         await _log.DisposeAsync();
@@ -265,6 +268,7 @@ public sealed partial class SegmentContainer : IAsyncDisposable, IOperationAppli
             _log.Start(recovered.NextSequence, this);
             _storageWriter.Start();
             _load.Start();
+            _expiring = Task.Run(() => ExpireTransactionSegmentsLoopAsync(_disposing.Token), CancellationToken.None);
         }
 
         _logger.LogInformation("Container {Container} is running with {Segments} segments.", Id, _metadata.SegmentCount);

@@ -181,4 +181,36 @@ public sealed class TransactionMergeTests
         Assert.Equal(OutcomeStatus.InvalidArgument, (await container.MergePartsAsync(Segment, [(TransactionName.Compose("scope/stream/8.#epoch.0", TxnB), part, 3)], Token)).Outcome.Status);
         Assert.Equal(["p1", "p2"], await ReadAllEventsAsync(container));
     }
+
+    [Fact]
+    public async Task Transaction_segments_are_bounded_per_container_and_left_overs_expire()
+    {
+        var log = new InMemoryDurableDataLog();
+        var options = new ContainerOptions { MaxTransactionSegments = 2, TransactionSegmentExpiry = TimeSpan.FromHours(25) };
+        var third = Guid.Parse("0c0c0c0c-0000-0000-0000-00000000000c");
+        await using (var container = await StartWithSegmentAsync(log, options: options))
+        {
+            Assert.True((await SetupAsync(container, Txn(TxnA), TxnA)).IsSuccess);
+            Assert.True((await SetupAsync(container, Txn(TxnB), TxnB)).IsSuccess);
+            var refused = await SetupAsync(container, Txn(third), third);
+            Assert.Equal(OutcomeStatus.InvalidArgument, refused.Status);
+            Assert.Contains("MaxTransactionSegments", refused.Message);
+            Assert.Null(container.GetInfo(Txn(third)));
+
+            Assert.True((await container.MergeAsync(Segment, [Txn(TxnA)], Token)).Outcome.IsSuccess);
+            Assert.Equal(1, container.TransactionSegmentCount);
+            Assert.True((await SetupAsync(container, Txn(third), third)).IsSuccess);
+            Assert.Equal(2, container.TransactionSegmentCount);
+        }
+
+        // After a replay the count is the same, and segments older than the expiry go (the parent stays).
+        await using var recovered = Create(new InMemoryDurableDataLog(log.Records), options: options);
+        await recovered.StartAsync(Token);
+        Assert.Equal(2, recovered.TransactionSegmentCount);
+        Assert.Equal(0, await recovered.ExpireTransactionSegmentsAsync(DateTimeOffset.UtcNow, Token));
+        Assert.Equal(2, await recovered.ExpireTransactionSegmentsAsync(DateTimeOffset.UtcNow.AddHours(26), Token));
+        Assert.Equal(0, recovered.TransactionSegmentCount);
+        Assert.Null(recovered.GetInfo(Txn(TxnB)));
+        Assert.NotNull(recovered.GetInfo(Segment));
+    }
 }
