@@ -54,22 +54,19 @@ internal sealed partial class SegmentWriter
     /// <summary>The segment takes no more appends: stop sending and tell the stream writer, once.</summary>
     private void MarkSealed()
     {
-        bool first;
         lock (_lock)
         {
-            first = !_sealed;
+            if (_sealed)
+            {
+                return;
+            }
+
             _sealed = true;
             _setUp = false;
         }
 
-        // A setup waiting for its answer ends here, also after the first time: a drain's final setup of a transaction
-        // segment that was never created (its parent was sealed first) is refused as sealed too, and must not wait out
-        // its timeout.
         _setupReply?.TrySetException(new SegmentSealedSignal());
-        if (first)
-        {
-            _onSealed(this);
-        }
+        _onSealed(this);
     }
 
     /// <summary>Connects and sets up until it works, or fails everything pending once the reconnect timeout passes.</summary>
@@ -229,11 +226,6 @@ internal sealed partial class SegmentWriter
         try
         {
             await WithRetryAsync(() => SetupAsync(final: true));
-        }
-        catch (SegmentSealedSignal)
-        {
-            // Even the final setup was refused: the segment was never created (a transaction segment under a parent
-            // sealed before it), so nothing of this writer is durable in it and every block is handed back below.
         }
         catch (Exception e)
         {
