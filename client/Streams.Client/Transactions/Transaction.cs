@@ -25,11 +25,14 @@ internal sealed class Transaction<T> : ITransaction<T>
     private readonly Guid _id;
     private readonly SegmentRange[] _segments;
     private readonly Dictionary<long, SegmentWriter> _writers = [];
+    private readonly HashSet<long> _touched = [];
     private readonly object _lock = new();
     private readonly CancellationTokenSource _stopPings = new();
     private readonly Task _pings;
     private TransactionStatus _status = TransactionStatus.Open;
     private string? _failure;
+    private Exception? _writeFailure;
+    private bool _closedForWrites;
 
     public Transaction(BeginTransactionReply begun, IEventSerializer<T> serializer, WriterContext context, EventWriterOptions options)
     {
@@ -72,7 +75,7 @@ internal sealed class Transaction<T> : ITransaction<T>
             Task completion;
             lock (_lock)
             {
-                if (_status != TransactionStatus.Open || _failure is not null)
+                if (_status != TransactionStatus.Open || _failure is not null || _closedForWrites)
                 {
                     _context.Budget.Release(bytes);
                     throw Failed();
@@ -85,6 +88,10 @@ internal sealed class Transaction<T> : ITransaction<T>
                     throw Failed();
                 }
             }
+
+            // A failed event fails the commit, whether or not the application awaited it.
+            _ = completion.ContinueWith(static (t, self) => ((Transaction<T>)self!).LatchWriteFailure(t.Exception!.InnerException!), this,
+                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
             try
             {
@@ -120,6 +127,14 @@ internal sealed class Transaction<T> : ITransaction<T>
             {
                 throw Failed();
             }
+
+            if (_status == TransactionStatus.Committed)
+            {
+                return;
+            }
+
+            // From here no event joins: one that raced the flush would be durable in a segment the commit never merges.
+            _closedForWrites = true;
         }
 
         try
@@ -128,33 +143,40 @@ internal sealed class Transaction<T> : ITransaction<T>
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new TransactionFailedException($"Transaction {Id} could not make all of its events durable ({e.Message}); it was not committed.", e);
+            LatchWriteFailure(e);
+        }
+
+        if (Volatile.Read(ref _writeFailure) is { } failed)
+        {
+            throw new TransactionFailedException($"Transaction {Id} could not make all of its events durable ({failed.Message}); it was not committed (dispose or abort it).", failed);
         }
 
         var request = new CommitTransactionRequest { Transaction = _reference, Wait = true };
         lock (_lock)
         {
-            request.SegmentIds.AddRange(_writers.Keys.Order());
-            _status = TransactionStatus.Committing;
+            request.SegmentIds.AddRange(_touched.Order());
         }
 
-        await StopPingsAsync();
         try
         {
             // A commit is idempotent, so it is retried on another controller; the merges can take the controller's whole
-            // segment timeout when a segment store is away, so the call may wait that long on purpose.
+            // segment timeout when a segment store is away, so the call may wait that long on purpose. The lease is renewed
+            // until the answer: the controller may wait for a scale before it decides.
             var info = await _context.Controller.CallTransactionsAsync((c, o) => c.CommitTransactionAsync(request, o), cancellationToken, serverWait: TimeSpan.FromSeconds(60));
             SetStatus(info);
         }
         catch (StreamsException e) when (e.StatusCode == StatusCode.FailedPrecondition)
         {
             SetStatus(TransactionStatus.Aborted, e.Message);
+            await StopPingsAsync();
+            await CloseWritersAsync();
             throw new TransactionFailedException(e.Message, e);
         }
-        finally
-        {
-            await CloseWritersAsync();
-        }
+
+        // Committed. (Any other failure leaves the transaction as it is, open or decided: CheckStatusAsync tells, and
+        // CommitAsync may be called again, with the same segments.)
+        await StopPingsAsync();
+        await CloseWritersAsync();
     }
 
     public async Task AbortAsync(CancellationToken cancellationToken = default)
@@ -235,6 +257,7 @@ internal sealed class Transaction<T> : ITransaction<T>
             }
         }
 
+        _touched.Add(segment.SegmentId);
         if (!_writers.TryGetValue(segment.SegmentId, out var writer))
         {
             var range = new SegmentRange
@@ -269,6 +292,11 @@ internal sealed class Transaction<T> : ITransaction<T>
                 block.Release();
             }
         });
+    }
+
+    private void LatchWriteFailure(Exception error)
+    {
+        Interlocked.CompareExchange(ref _writeFailure, error, null);
     }
 
     private async Task PingAsync(TimeSpan interval)

@@ -96,7 +96,7 @@ internal sealed partial class SegmentWriter
 
     /// <summary>
     /// Runs <paramref name="attempt"/> until it works, with back-off, for at most the reconnect timeout; then throws a
-    /// StreamsException (UNAVAILABLE). NOT_FOUND and the seal signal end it at once.
+    /// StreamsException (UNAVAILABLE). NOT_FOUND, INVALID_ARGUMENT (a refused setup) and the seal signal end it at once.
     /// </summary>
     private async Task WithRetryAsync(Func<Task> attempt)
     {
@@ -115,7 +115,7 @@ internal sealed partial class SegmentWriter
                 // The controller names another store now: go there without a back-off.
                 delay = TimeSpan.FromMilliseconds(50);
             }
-            catch (Exception e) when (e is not SegmentSealedSignal && !(e is StreamsException { StatusCode: StatusCode.NotFound }) && !_stop.IsCancellationRequested)
+            catch (Exception e) when (e is not SegmentSealedSignal && !(e is StreamsException { StatusCode: StatusCode.NotFound or StatusCode.InvalidArgument }) && !_stop.IsCancellationRequested)
             {
                 if (DateTime.UtcNow >= deadline)
                 {

@@ -241,6 +241,12 @@ internal sealed partial class SegmentWriter : IAppendListener, IAsyncDisposable
             case AppendError.NoSuchSegment:
                 Fail(new StreamsException(StatusCode.NotFound, $"Segment {_segment} does not exist: {rejected.Message}"), fatal: true);
                 break;
+            case AppendError.InvalidBlock when rejected.LastEventNumber < 0:
+                // The setup itself was refused (a malformed writer id, a container at its limit of transaction segments):
+                // nothing will get through, so everything pending fails now rather than after the setup's timeout.
+                Fail(new StreamsException(StatusCode.InvalidArgument, $"Setting up {_segment} was refused: {rejected.Message}"), fatal: true);
+                _setupReply?.TrySetException(new StreamsException(StatusCode.InvalidArgument, rejected.Message));
+                break;
             case AppendError.InvalidBlock:
             case AppendError.ConditionFailed:
                 FailBlock(rejected.LastEventNumber, new StreamsException(StatusCode.InvalidArgument, rejected.Message));

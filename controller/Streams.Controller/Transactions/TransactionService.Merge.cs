@@ -83,7 +83,7 @@ public sealed partial class TransactionService
         {
             var first = transactions[0];
             await Task.WhenAll(bySegment.Select(entry => WithRetriesAsync(
-                SegmentName.FromId(first.Scope, first.Stream, entry.Key).ToString(), entry.Value.Count,
+                SegmentName.FromId(first.Scope, first.Stream, entry.Key).ToString(), transactions,
                 target => _segments.MergeSegmentsAsync(target, entry.Value, cancellationToken), cancellationToken)));
         }
     }
@@ -101,17 +101,6 @@ public sealed partial class TransactionService
         foreach (var reroute in transaction.Rerouted ?? [])
         {
             var source = TransactionName.Compose(SegmentName.FromId(transaction.Scope, transaction.Stream, reroute.Segment).ToString(), Guid.ParseExact(transaction.Id, "N"));
-            byte[] data;
-            try
-            {
-                await _segments.SealSegmentAsync(source, cancellationToken);
-                data = await _segments.ReadSealedAsync(source, cancellationToken);
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
-            {
-                continue; // merged and deleted by an earlier attempt, or never written
-            }
-
             var targets = reroute.Targets.Select(id =>
             {
                 var named = SegmentName.FromId(transaction.Scope, transaction.Stream, id);
@@ -119,11 +108,26 @@ public sealed partial class TransactionService
                     ?? throw new InvalidOperationException($"Segment id {id} of {transaction.Scope}/{transaction.Stream} vanished under a commit.");
                 return (Name: named.ToString(), segment.KeyStart, segment.KeyEnd);
             }).ToList();
-            var parts = SplitByKey(data, targets.Select(t => (t.KeyStart, t.KeyEnd)).ToList());
-            await Task.WhenAll(parts.Select((part, index) => part.Events == 0 ? Task.CompletedTask : WithRetriesAsync(targets[index].Name, 1,
-                target => _segments.MergePartsAsync(target, [new MergePart { Source = source, Data = ByteString.CopyFrom(part.Bytes.ToArray()), EventCount = part.Events }], cancellationToken),
-                cancellationToken)));
-            await _segments.DeleteSegmentAsync(source, cancellationToken);
+            await WithRetriesAsync(source, [transaction], async _ =>
+            {
+                byte[] data;
+                try
+                {
+                    await _segments.SealSegmentAsync(source, cancellationToken);
+                    data = await _segments.ReadSealedAsync(source, cancellationToken);
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+                {
+                    return 0; // merged and deleted by an earlier attempt, or never written
+                }
+
+                var parts = SplitByKey(data, [.. targets.Select(t => (t.KeyStart, t.KeyEnd))]);
+                await Task.WhenAll(parts.Select((part, index) => part.Events == 0 ? Task.CompletedTask : WithRetriesAsync(targets[index].Name, [transaction],
+                    target => _segments.MergePartsAsync(target, [new MergePart { Source = source, Data = ByteString.CopyFrom(part.Bytes.ToArray()), EventCount = part.Events }], cancellationToken),
+                    cancellationToken)));
+                await _segments.DeleteSegmentAsync(source, cancellationToken);
+                return parts.Count;
+            }, cancellationToken);
         }
     }
 
@@ -155,8 +159,12 @@ public sealed partial class TransactionService
         return parts;
     }
 
-    /// <summary>A decided commit never fails: its merges are retried (with back-off) until done or this controller stops.</summary>
-    private async Task WithRetriesAsync(string target, int count, Func<string, Task<int>> merge, CancellationToken cancellationToken)
+    /// <summary>
+    /// A decided commit never fails: its merges are retried (with back-off) until done, or until another driver (the
+    /// leader's sweep, or the controller that decided it) has recorded every one of <paramref name="round"/> COMMITTED, or
+    /// this controller stops.
+    /// </summary>
+    private async Task WithRetriesAsync(string target, IReadOnlyList<TransactionRecord> round, Func<string, Task<int>> merge, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         for (var attempt = 1; ; attempt++)
@@ -168,12 +176,37 @@ public sealed partial class TransactionService
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                if (await AllCommittedAsync(round, cancellationToken))
+                {
+                    return;
+                }
+
                 var level = attempt < 5 ? LogLevel.Information : LogLevel.Warning;
                 _logger.Log(level, "Merging {Count} transaction(s) into {Target} failed (attempt {Attempt}: {Error}); retrying in {Delay} ms.",
-                    count, target, attempt, e.Message, delay.TotalMilliseconds);
+                    round.Count, target, attempt, e.Message, delay.TotalMilliseconds);
                 await Task.Delay(delay, cancellationToken);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
+        }
+    }
+
+    private async Task<bool> AllCommittedAsync(IReadOnlyList<TransactionRecord> round, CancellationToken cancellationToken)
+    {
+        try
+        {
+            foreach (var transaction in round)
+            {
+                if (await ReadAsync(transaction.Scope, transaction.Stream, transaction.Id, cancellationToken) is not { Record.State: TransactionRecordState.Committed })
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return false; // the metadata store is away too: keep retrying
         }
     }
 }

@@ -97,7 +97,8 @@ public sealed partial class TransactionService
         {
             _logger.LogWarning("{Count} transaction(s) on {Scope}/{Stream} have been committing for more than {After} s; merging them again.",
                 stalled.Count, scope, stream, _options.StalledCommitAfter.TotalSeconds);
-            // In the order the commits were decided, so every segment still takes them in commit order.
+            // In the order the commits were decided. Its original driver may still be running: every merge is idempotent,
+            // and whichever lands a transaction first fixes its place on the segment.
             foreach (var record in stalled.OrderBy(r => r.CommittingAtUnixMs).ThenBy(r => r.Id, StringComparer.Ordinal))
             {
                 Observe(_committer.CommitAsync(record, CancellationToken.None));

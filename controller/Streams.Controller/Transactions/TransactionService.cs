@@ -222,7 +222,10 @@ public sealed partial class TransactionService
 
             if (scaling)
             {
-                // A scale is sealing segments the commit needs: decide once it is through (it takes milliseconds).
+                // A scale is sealing segments the commit needs: decide once it is through (it takes milliseconds). The
+                // lease must not run out meanwhile: the caller is here, asking to commit.
+                var renewed = record with { LeaseExpiresAtUnixMs = Math.Min(Now + record.LeaseMs, record.MaxExpiresAtUnixMs) };
+                await _store.TrySetAsync(RecordPath(record.Scope, record.Stream, record.Id), Serialize(renewed), version, cancellationToken);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(500, 20 << Math.Min(round, 5))), cancellationToken);
                 continue;
             }

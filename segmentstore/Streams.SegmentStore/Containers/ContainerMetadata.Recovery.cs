@@ -91,6 +91,8 @@ internal sealed partial class ContainerMetadata
                         _transactionSegments -= segment.IsTransaction ? 1 : 0;
                     }
 
+                    ForgetMergeWriter(segment);
+
                     break;
             }
 

@@ -279,12 +279,13 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
         }
     }
 
-    /// <summary>Names of the transaction segments created before <paramref name="createdBeforeUnixMs"/>.</summary>
+    /// <summary>Names of the unsealed transaction segments created before <paramref name="createdBeforeUnixMs"/>.</summary>
     public List<string> TransactionSegmentsCreatedBefore(long createdBeforeUnixMs)
     {
         lock (_sync)
         {
-            return [.. _byName.Values.Where(s => s.IsTransaction && !s.PendingDeleted && s.CreatedAtUnixMs < createdBeforeUnixMs).Select(s => s.Name)];
+            // A sealed one is being merged (a merge seals its sources first): never expired, whatever its age.
+            return [.. _byName.Values.Where(s => s.IsTransaction && !s.PendingDeleted && !s.PendingSealed && s.CreatedAtUnixMs < createdBeforeUnixMs).Select(s => s.Name)];
         }
     }
 
@@ -543,6 +544,7 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
                 segment.Index.Clear();
                 _byId.Remove(segment.Id);
                 deleted.Add(new DeletedSegment(segment.Id, [.. segment.Chunks]));
+                ForgetMergeWriter(segment);
                 storageChanged = true;
                 break;
             case OperationType.StorageFlushed:
@@ -558,6 +560,25 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
         }
 
         return new OperationOutcome(OutcomeStatus.Success, segment.Length);
+    }
+
+    /// <summary>
+    /// The writer id a transaction segment's merge block carries on its parent: a hash of the source's name, the same on
+    /// every attempt, so a repeated merge is a duplicate.
+    /// </summary>
+    internal static Guid MergeWriterOf(string source) => new(System.IO.Hashing.XxHash128.Hash(System.Text.Encoding.UTF8.GetBytes(source)));
+
+    /// <summary>
+    /// Once a transaction segment's deletion is durable, its merge block can never come again (a repeat finds no source),
+    /// so its parent forgets the writer record that deduplicated it: a busy segment would otherwise keep one per
+    /// transaction for a day and crowd out real writers. Lock held; the same on replay.
+    /// </summary>
+    private void ForgetMergeWriter(SegmentMetadata deleted)
+    {
+        if (deleted.IsTransaction && _byName.TryGetValue(Common.Naming.TransactionName.ParentOf(deleted.Name), out var parent))
+        {
+            parent.Forget(MergeWriterOf(deleted.Name));
+        }
     }
 
     /// <summary>The accepted state: the effect of every operation in the log so far (lock held).</summary>

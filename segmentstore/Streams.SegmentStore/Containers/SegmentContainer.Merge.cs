@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.IO.Hashing;
-using System.Text;
 using Streams.Common.Naming;
 using Streams.Common.Wire;
 using Microsoft.Extensions.Logging;
@@ -59,7 +57,10 @@ public sealed partial class SegmentContainer
 
         if (info.Sealed)
         {
-            return (OperationOutcome.Fail(OutcomeStatus.SegmentSealed, $"Segment {target} is sealed: nothing can be merged into it."), 0);
+            // A repeat of a merge that was done before the target was sealed (a second driver) has nothing left to do.
+            return sources.All(s => GetInfo(s) is null)
+                ? (new OperationOutcome(OutcomeStatus.Success, info.Length), 0)
+                : (OperationOutcome.Fail(OutcomeStatus.SegmentSealed, $"Segment {target} is sealed: nothing can be merged into it."), 0);
         }
 
         // Sealed first, so nothing lands in a source after it is read; a source that is gone was merged (or never written).
@@ -167,7 +168,7 @@ public sealed partial class SegmentContainer
     public const int MergeGroupBytes = 16 * 1024 * 1024;
 
     /// <summary>The writer id a source's merge block carries: a hash of the source's name, the same on every attempt.</summary>
-    public static Guid MergeWriterOf(string source) => new(XxHash128.Hash(Encoding.UTF8.GetBytes(source)));
+    public static Guid MergeWriterOf(string source) => ContainerMetadata.MergeWriterOf(source);
 
     /// <summary>Copies sealed sources into the target in order, each block followed by its source's deletion.</summary>
     private async Task<OperationOutcome> MergeGroupAsync(string target, List<(string Name, long Start, int Length)> group, CancellationToken cancellationToken)

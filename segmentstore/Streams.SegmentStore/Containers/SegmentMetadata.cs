@@ -209,6 +209,15 @@ public sealed class SegmentMetadata
         _writers[writer] = new WriterState(eventNumber, eventNumber, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), null);
     }
 
+    /// <summary>Forgets a writer with nothing in flight (a merged transaction segment's, once the source is gone).</summary>
+    public void Forget(Guid writer)
+    {
+        if (_writers.TryGetValue(writer, out var s) && s.Accepted == s.Durable)
+        {
+            _writers.Remove(writer);
+        }
+    }
+
     /// <summary>
     /// Before a new writer joins a full segment: evicts the longest idle writers with nothing in flight, a hundredth of
     /// the limit at once, so a stream of new writers costs one scan per many arrivals, not one per arrival.

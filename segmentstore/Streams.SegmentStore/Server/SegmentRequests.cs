@@ -127,6 +127,11 @@ public sealed class SegmentRequests
 
     public async Task<SegmentInfo> CreateAsync(CreateSegmentRequest request, CancellationToken cancellationToken)
     {
+        if (TransactionName.IsTransaction(request.Segment))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"'{request.Segment}' is a transaction segment: its writer's first append setup creates it."));
+        }
+
         var seed = request.Seed is null ? null : SeedOf(request.Seed);
         var container = await ResolveAsync(request.Segment, cancellationToken);
         Check(await container.CreateSegmentAsync(request.Segment, seed, cancellationToken));
@@ -184,9 +189,23 @@ public sealed class SegmentRequests
         }
 
         var container = await ResolveAsync(request.Target, cancellationToken);
-        var (outcome, merged) = request.Parts.Count > 0
-            ? await container.MergePartsAsync(request.Target, [.. request.Parts.Select(p => (p.Source, p.Data.Memory, p.EventCount))], cancellationToken)
-            : await container.MergeAsync(request.Target, [.. request.Sources], cancellationToken);
+        (OperationOutcome Outcome, int Merged) merging;
+        try
+        {
+            merging = request.Parts.Count > 0
+                ? await container.MergePartsAsync(request.Target, [.. request.Parts.Select(p => (p.Source, p.Data.Memory, p.EventCount))], cancellationToken)
+                : await container.MergeAsync(request.Target, [.. request.Sources], cancellationToken);
+        }
+        catch (Exception e) when (e is InvalidDataException or DataCorruptionException)
+        {
+            throw new RpcException(new Status(StatusCode.DataLoss, $"Merging into {request.Target}: {e.Message}"));
+        }
+        catch (Exception e) when (e is InvalidOperationException or Tier2.ChunkStorageUnavailableException)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"Merging into {request.Target} failed ({e.Message}); retry."));
+        }
+
+        var (outcome, merged) = merging;
         Check(outcome);
         return new MergeSegmentsReply { Target = request.Target, Length = outcome.SegmentLength, Merged = merged };
     }

@@ -213,4 +213,32 @@ public sealed class TransactionMergeTests
         Assert.Null(recovered.GetInfo(Txn(TxnB)));
         Assert.NotNull(recovered.GetInfo(Segment));
     }
+
+    [Fact]
+    public async Task A_merged_sources_dedup_record_goes_with_it_and_a_late_repeat_into_a_sealed_parent_is_a_no_op()
+    {
+        var log = new InMemoryDurableDataLog();
+        await using (var container = await StartWithSegmentAsync(log))
+        {
+            Assert.True((await container.AppendAsync(Segment, WriterA, 0, 1, null, Events("own"), Token)).IsSuccess);
+            Assert.True((await SetupAsync(container, Txn(TxnA), TxnA)).IsSuccess);
+            Assert.True((await container.AppendAsync(Txn(TxnA), TxnA, 0, 1, null, Events("a1"), Token)).IsSuccess);
+            Assert.True((await container.MergeAsync(Segment, [Txn(TxnA)], Token)).Outcome.IsSuccess);
+
+            // Only the segment's own writer is remembered: the merge's record went with its source.
+            var writers = container.GetWriterRecords(Segment)!.Value.Writers;
+            Assert.Equal([WriterA], writers.Select(w => w.Writer));
+
+            // A second driver repeats the merge after a scale sealed the parent: nothing to do, not an error.
+            Assert.True((await container.SealSegmentAsync(Segment, Token)).IsSuccess);
+            var (outcome, merged) = await container.MergeAsync(Segment, [Txn(TxnA)], Token);
+            Assert.True(outcome.IsSuccess, outcome.Message);
+            Assert.Equal(0, merged);
+            Assert.Equal(["own", "a1"], await ReadAllEventsAsync(container));
+        }
+
+        await using var recovered = Create(new InMemoryDurableDataLog(log.Records));
+        await recovered.StartAsync(Token);
+        Assert.Equal([WriterA], recovered.GetWriterRecords(Segment)!.Value.Writers.Select(w => w.Writer));
+    }
 }

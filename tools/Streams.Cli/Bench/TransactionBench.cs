@@ -58,6 +58,7 @@ internal static class TransactionBench
                 catch (StreamsException) when (!ct.IsCancellationRequested)
                 {
                     Interlocked.Increment(ref failed);
+                    await Task.Delay(50, CancellationToken.None); // e.g. RESOURCE_EXHAUSTED: let the backlog merge
                 }
             }
         }, CancellationToken.None)).ToList();
