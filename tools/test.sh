@@ -39,10 +39,12 @@ if [ "$status" -eq 0 ]; then
   if [ "$#" -eq 0 ]; then
     filter=(--filter "Category!=Long")
   fi
+  # A test that hangs is ended, and named in the log, after 10 minutes rather than holding the whole run.
   for project in tests/*/*.Tests.csproj; do
     name=$(basename "$project" .csproj)
     echo "== $name"
-    dotnet test "$project" --no-build --nologo --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" --results-directory "$results" "${filter[@]}" "$@" || status=1
+    dotnet test "$project" --no-build --nologo --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" --results-directory "$results" \
+      --blame-hang-timeout 10m --blame-hang-dump-type none "${filter[@]}" "$@" || status=1
   done
 fi
 

@@ -430,7 +430,7 @@ public sealed class GrpcApiInteropTests(StandaloneProcessFixture fixture) : ICla
         Assert.Equal(expected.Order(), Strings(result.GetProperty("servicesV1alpha")).Order());
         Assert.Contains("js-reflection", Strings(result.GetProperty("scopes")));
         Assert.Equal(
-            ["Append", "Read", "GetSegmentInfo", "CreateSegment", "SealSegment", "TruncateSegment", "DeleteSegment", "GetWriterRecords", "InheritWriterRecords"],
+            ["Append", "Read", "GetSegmentInfo", "CreateSegment", "SealSegment", "TruncateSegment", "DeleteSegment", "GetWriterRecords", "InheritWriterRecords", "MergeSegments"],
             Strings(result.GetProperty("segmentStoreMethods")));
         Assert.True(result.GetProperty("missingSymbolFails").GetBoolean());
     }

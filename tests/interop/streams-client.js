@@ -252,7 +252,82 @@ async function askScaler(metadata) {
   return { isActive, streamIsActive, metricSpec, metrics };
 }
 
+const transactionsProto = () => load(contractsDir, 'transactions.proto').streams.controller.v1;
+
+/** A routing key's point in [0, 1) (docs/routing-keys.md): XXH64 of its UTF-8 bytes, seed 0, top 53 bits. */
+async function pointOf(key) {
+  const { h64Raw } = await (await import('xxhash-wasm')).default();
+  return Number(h64Raw(new TextEncoder().encode(key), 0n) >> 11n) / 2 ** 53;
+}
+
+/** Appends the events (each { key, payload }) to one segment in one block under a fresh writer id; returns the ack. */
+async function appendBlock(segment, events) {
+  const endpoint = await unary(controller(), 'GetSegmentEndpoint', { segment });
+  const call = new AppendCall(segmentStore(endpoint.grpcUri));
+  call.write({ setup: { requestId: 1, writerId: crypto.randomBytes(16), segment } });
+  const setup = await call.take(setupOf(1), `setup of ${segment}`);
+  const data = Buffer.concat(events.map((e) => frameEvent(Buffer.from(e.payload, 'utf8'), e.key)));
+  call.write({ block: { requestId: 1, lastEventNumber: events.length - 1, eventCount: events.length, data } });
+  const answer = await call.take(answerOf(1), `block to ${segment}`);
+  await call.finish();
+  return { setupSealed: setup.setup.sealed, ...(answer.kind === 'appended' ? acked(answer) : rejected(answer)) };
+}
+
+/** Every event of the stream's current segments, by reading each whole. */
+async function readCurrentSegments(scope, stream) {
+  const active = await unary(controller(), 'GetActiveSegments', { scope, stream });
+  const events = [];
+  for (const s of active.segments) {
+    const endpoint = await unary(controller(), 'GetSegmentEndpoint', { segment: s.segment });
+    const read = await readSegment(segmentStore(endpoint.grpcUri), s.segment);
+    events.push(...read.events.map((e) => ({ segment: s.segment, key: e.key, payload: Buffer.from(e.payload, 'base64').toString('utf8') })));
+  }
+  return events;
+}
+
 const scenarios = {
+  /**
+   * args: scope stream count. A transactional writer from transactions.proto and the append protocol alone: begin,
+   * route count events over 8 keys to their segments' transaction segments, check nothing is visible, commit, read
+   * back; then a second transaction aborted, whose transaction segments are then gone.
+   */
+  async transaction() {
+    const [scope, stream, count] = args;
+    const txns = new (transactionsProto().Transactions)(address, credentials);
+    const begun = await unary(txns, 'BeginTransaction', { scope, stream, leaseMs: 0 });
+    const id = begun.transaction.transactionId;
+    const bySegment = new Map();
+    for (let i = 0; i < Number(count); i++) {
+      const key = `key-${i % 8}`;
+      const point = await pointOf(key);
+      const segment = begun.segments.find((s) => point < s.keyEnd) || begun.segments[begun.segments.length - 1];
+      if (!bySegment.has(segment.segment)) bySegment.set(segment.segment, { id: segment.segmentId, events: [] });
+      bySegment.get(segment.segment).events.push({ key, payload: `js-${i}` });
+    }
+    const appends = [];
+    for (const [segment, { events }] of bySegment) appends.push(await appendBlock(`${segment}#txn.${id}`, events));
+    const visibleBefore = (await readCurrentSegments(scope, stream)).length;
+    const committed = await unary(txns, 'CommitTransaction', {
+      transaction: { scope, stream, transactionId: id }, segmentIds: [...bySegment.values()].map((v) => v.id), wait: true,
+    }, 20000);
+    const afterCommit = await readCurrentSegments(scope, stream);
+
+    const second = await unary(txns, 'BeginTransaction', { scope, stream, leaseMs: 5000 });
+    const secondId = second.transaction.transactionId;
+    const secondSegment = `${second.segments[0].segment}#txn.${secondId}`;
+    const secondAppend = await appendBlock(secondSegment, [{ key: 'key-x', payload: 'never visible' }]);
+    const aborted = await unary(txns, 'AbortTransaction', { scope, stream, transactionId: secondId });
+    const endpoint = await unary(controller(), 'GetSegmentEndpoint', { segment: secondSegment });
+    const gone = await statusOf(unary(segmentStore(endpoint.grpcUri), 'GetSegmentInfo', { segment: secondSegment }));
+    const commitAborted = await statusOf(unary(txns, 'CommitTransaction', { transaction: { scope, stream, transactionId: secondId }, segmentIds: [], wait: true }));
+    done({
+      ok: true, id, appends, visibleBefore, state: committed.state, committedSegments: committed.segmentIds.map(Number),
+      afterCommit, secondAppend, abortedState: aborted.state, abortReason: aborted.abortReason, goneCode: gone.code, commitAborted,
+      afterAbort: (await readCurrentSegments(scope, stream)).length,
+    });
+  },
+
+
   /** args: scope stream segmentCount. Creates both through the controller, twice each, then lists and describes. */
   async controller() {
     const [scope, stream, segmentCount] = args;
