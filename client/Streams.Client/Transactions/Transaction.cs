@@ -207,7 +207,7 @@ internal sealed class Transaction<T> : ITransaction<T>
     public async Task<TransactionStatus> CheckStatusAsync(CancellationToken cancellationToken = default)
     {
         var info = await _context.Controller.CallTransactionsAsync((c, o) => c.GetTransactionAsync(_reference, o), cancellationToken);
-        return StatusOf(info.State);
+        return TransactionStates.StatusOf(info.State);
     }
 
     public async ValueTask DisposeAsync()
@@ -234,15 +234,6 @@ internal sealed class Transaction<T> : ITransaction<T>
         await CloseWritersAsync();
         _stopPings.Dispose();
     }
-
-    internal static TransactionStatus StatusOf(TransactionState state) => state switch
-    {
-        TransactionState.Open => TransactionStatus.Open,
-        TransactionState.Committing => TransactionStatus.Committing,
-        TransactionState.Committed => TransactionStatus.Committed,
-        TransactionState.Aborting => TransactionStatus.Aborting,
-        _ => TransactionStatus.Aborted,
-    };
 
     /// <summary>The writer of the transaction segment under the segment holding <paramref name="point"/> (lock held).</summary>
     private SegmentWriter WriterFor(double point)
@@ -356,7 +347,7 @@ internal sealed class Transaction<T> : ITransaction<T>
         }
     }
 
-    private void SetStatus(TransactionInfo info) => SetStatus(StatusOf(info.State), info.AbortReason);
+    private void SetStatus(TransactionInfo info) => SetStatus(TransactionStates.StatusOf(info.State), info.AbortReason);
 
     private void SetStatus(TransactionStatus status, string? reason)
     {

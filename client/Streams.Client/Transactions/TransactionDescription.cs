@@ -18,7 +18,7 @@ public sealed record TransactionDescription(
 {
     internal static TransactionDescription From(TransactionInfo info) => new(
         info.TransactionId,
-        Transaction<object>.StatusOf(info.State),
+        TransactionStates.StatusOf(info.State),
         info.Epoch,
         DateTimeOffset.FromUnixTimeMilliseconds(info.CreatedAtUnixMs),
         DateTimeOffset.FromUnixTimeMilliseconds(info.LeaseExpiresAtUnixMs),
@@ -26,4 +26,17 @@ public sealed record TransactionDescription(
         info.FinishedAtUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(info.FinishedAtUnixMs),
         info.AbortReason,
         [.. info.SegmentIds]);
+}
+
+/// <summary>The controller's transaction states as the SDK names them.</summary>
+internal static class TransactionStates
+{
+    internal static TransactionStatus StatusOf(TransactionState state) => state switch
+    {
+        TransactionState.Open => TransactionStatus.Open,
+        TransactionState.Committing => TransactionStatus.Committing,
+        TransactionState.Committed => TransactionStatus.Committed,
+        TransactionState.Aborting => TransactionStatus.Aborting,
+        _ => TransactionStatus.Aborted,
+    };
 }

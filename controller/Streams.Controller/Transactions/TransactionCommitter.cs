@@ -13,19 +13,6 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
 {
     private readonly object _lock = new();
     private readonly Dictionary<string, StreamQueue> _streams = new(StringComparer.Ordinal);
-    private readonly CancellationTokenSource _stopping = new();
-
-    /// <summary>Commits waiting or merging in this controller (for tests and metrics).</summary>
-    public int Pending
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _streams.Values.Sum(q => q.Waiting.Count + q.Running);
-            }
-        }
-    }
 
     /// <summary>Queues a committing transaction; completes with its COMMITTED record once merged.</summary>
     public Task<TransactionRecord> CommitAsync(TransactionRecord committing, CancellationToken cancellationToken)
@@ -57,9 +44,6 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
         return task.WaitAsync(cancellationToken);
     }
 
-    /// <summary>Stops merging (the controller shuts down); the leading controller finishes what was left.</summary>
-    public void Stop() => _stopping.Cancel();
-
     private async Task DrainAsync(StreamQueue queue)
     {
         while (true)
@@ -67,16 +51,9 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
             List<Entry> round;
             lock (_lock)
             {
-                if (queue.Waiting.Count == 0 || _stopping.IsCancellationRequested)
+                if (queue.Waiting.Count == 0)
                 {
                     queue.Draining = false;
-                    foreach (var left in queue.Waiting)
-                    {
-                        left.Done.TrySetCanceled();
-                        queue.ById.Remove(left.Record.Id);
-                    }
-
-                    queue.Waiting.Clear();
                     _streams.Remove(queue.Key);
                     return;
                 }
@@ -87,12 +64,11 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
                     round.Add(next);
                 }
 
-                queue.Running = round.Count;
             }
 
             try
             {
-                await service.MergeRoundAsync([.. round.Select(e => e.Record)], _stopping.Token);
+                await service.MergeRoundAsync([.. round.Select(e => e.Record)], CancellationToken.None);
                 var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 foreach (var entry in round)
                 {
@@ -101,10 +77,7 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
             }
             catch (Exception e)
             {
-                if (!_stopping.IsCancellationRequested)
-                {
-                    logger.LogWarning("A merge round of {Count} transaction(s) on {Stream} failed ({Error}); the leading controller drives them again.", round.Count, queue.Key, e.Message);
-                }
+                logger.LogWarning("A merge round of {Count} transaction(s) on {Stream} failed ({Error}); the leading controller drives them again.", round.Count, queue.Key, e.Message);
 
                 foreach (var entry in round)
                 {
@@ -115,7 +88,6 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
             {
                 lock (_lock)
                 {
-                    queue.Running = 0;
                     foreach (var entry in round)
                     {
                         queue.ById.Remove(entry.Record.Id);
@@ -134,8 +106,6 @@ internal sealed class TransactionCommitter(TransactionService service, int batch
         public Dictionary<string, Entry> ById { get; } = new(StringComparer.Ordinal);
 
         public bool Draining { get; set; }
-
-        public int Running { get; set; }
     }
 
     private sealed class Entry(TransactionRecord record)

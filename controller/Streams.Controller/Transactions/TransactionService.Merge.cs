@@ -143,7 +143,14 @@ public sealed partial class TransactionService
             if (framed.HasKey)
             {
                 var point = KeySpace.PointOf(framed.Key.IsSingleSegment ? framed.Key.FirstSpan : framed.Key.ToArray());
-                index = Math.Max(0, ranges.ToList().FindIndex(r => r.Start <= point && point < r.End));
+                for (var r = 0; r < ranges.Count; r++)
+                {
+                    if (ranges[r].Start <= point && point < ranges[r].End)
+                    {
+                        index = r;
+                        break;
+                    }
+                }
             }
 
             parts[index].Bytes.Write(data, offset, framed.FrameLength);

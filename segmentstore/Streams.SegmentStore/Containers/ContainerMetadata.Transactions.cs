@@ -47,9 +47,7 @@ internal sealed partial class ContainerMetadata
             return false;
         }
 
-        _nextSegmentId++;
-        _byName.Add(name, segment);
-        _byId.Add(segment.Id, segment);
+        Register(segment);
         _transactionSegments++;
         return true;
     }

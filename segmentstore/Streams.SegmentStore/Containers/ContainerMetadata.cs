@@ -182,11 +182,17 @@ internal sealed partial class ContainerMetadata : IContainerMetadata
                 segment.Load.Seed(seed.EventRates, seed.ByteRates, seed.AgeMs);
             }
 
-            _nextSegmentId++;
-            _byName.Add(name, segment);
-            _byId.Add(segment.Id, segment);
+            Register(segment);
             return null;
         }
+    }
+
+    /// <summary>A segment just handed to the log joins the accepted view and takes the next id (lock held).</summary>
+    private void Register(SegmentMetadata segment)
+    {
+        _nextSegmentId++;
+        _byName.Add(segment.Name, segment);
+        _byId.Add(segment.Id, segment);
     }
 
     public OperationOutcome? Inherit(string name, IReadOnlyList<(Guid Writer, InheritedRange[] Ranges)> writers, IOperationCallback callback)
