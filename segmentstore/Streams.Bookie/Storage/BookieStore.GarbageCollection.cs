@@ -27,6 +27,13 @@ public sealed partial class BookieStore
     /// </summary>
     private const int MaxGcBackoffFactor = 32;
 
+    /// <summary>
+    /// The head moves one journal file at a time, this long apart. Deleting a file (and fsyncing the directory after
+    /// it) happens on the journal's own path, so deleting 20 at once (a deleted stream's gigabyte) held its commits,
+    /// and every acknowledgement, for about 300 ms; one at a time, commits run in between (docs/benchmarks.md).
+    /// </summary>
+    private static readonly TimeSpan FileDeletionPause = TimeSpan.FromMilliseconds(20);
+
     private int _gcFailures;
     private string? _gcError;
 
@@ -97,7 +104,7 @@ public sealed partial class BookieStore
 
         if (minLive > before)
         {
-            _journal.TruncateUntil(minLive);
+            await TruncateFileByFileAsync(before, minLive);
         }
 
         lock (_lock)
@@ -112,6 +119,19 @@ public sealed partial class BookieStore
         }
 
         return _journal.BeginAddress - before;
+    }
+
+    /// <summary>Moves the journal's head from <paramref name="from"/> to <paramref name="until"/> one file boundary at a time.</summary>
+    private async Task TruncateFileByFileAsync(long from, long until)
+    {
+        var fileSize = _journal.SegmentSize;
+        for (var boundary = (from / fileSize + 1) * fileSize; boundary < until; boundary += fileSize)
+        {
+            _journal.TruncateUntil(boundary);
+            await Task.Delay(FileDeletionPause, _stop.Token);
+        }
+
+        _journal.TruncateUntil(until);
     }
 
     private async Task RelocateAsync(long address, JournalRecordType type, long ledger, long entry)
