@@ -27,7 +27,11 @@ public interface IBookieClient : IAsyncDisposable
 {
     string BookieId { get; }
 
-    Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Stores an entry. The client reads <paramref name="payload"/> through <see cref="EntryPayload.Use"/> when it
+    /// writes the request, and keeps none of its bytes past that call.
+    /// </summary>
+    Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, EntryPayload payload, CancellationToken cancellationToken = default);
 
     Task<BookieEntry> ReadAsync(long ledger, long entry, CancellationToken cancellationToken = default);
 

@@ -287,7 +287,7 @@ public sealed class LedgerManager
                 return await Bookies.CallAsync(
                     bookie,
                     (Ledger: ledgerId, Entry: entryId, Data: entry),
-                    static (client, s, token) => client.AddAsync(s.Ledger, s.Entry, s.Data.LastAddConfirmed, s.Data.Crc, recovery: true, s.Data.Payload, token),
+                    static (client, s, token) => client.AddAsync(s.Ledger, s.Entry, s.Data.LastAddConfirmed, s.Data.Crc, recovery: true, new EntryPayload(s.Data.Payload), token),
                     _options.AddTimeout,
                     cancellationToken) == BookieStatus.Ok;
             }

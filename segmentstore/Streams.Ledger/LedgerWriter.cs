@@ -44,6 +44,7 @@ public sealed partial class LedgerWriter
     private bool _repairRunning;
     private bool _repairAgain;
     private long _noSpareUntil;
+    private long _copiedPayloads;
 
     /// <summary>
     /// While a new fragment from this entry on is being recorded, entries from here are not acknowledged: their copies
@@ -66,6 +67,9 @@ public sealed partial class LedgerWriter
     /// <summary>Every entry up to here is durable on Qa bookies.</summary>
     public long LastAddConfirmed => Interlocked.Read(ref _lac);
 
+    /// <summary>Entries whose bytes had to be copied because a send had not read them when the entry completed.</summary>
+    internal long CopiedPayloads => Interlocked.Read(ref _copiedPayloads);
+
     /// <summary>Payload bytes added so far.</summary>
     public long Length => Interlocked.Read(ref _length);
 
@@ -84,8 +88,8 @@ public sealed partial class LedgerWriter
 
     /// <summary>
     /// Adds an entry; completes with its id once it and every earlier entry are durable on Qa bookies, or fails
-    /// when that became impossible (fenced, too few bookies). The payload is sent before this returns; it must stay
-    /// unchanged until the task completes.
+    /// when that became impossible (fenced, too few bookies). The payload must stay unchanged until the task
+    /// completes; copies still queued then (Qw &gt; Qa) read a private copy (<see cref="EntryPayload"/>).
     /// </summary>
     public Task<long> AddAsync(ReadOnlyMemory<byte> payload)
     {
@@ -103,9 +107,7 @@ public sealed partial class LedgerWriter
                 return Task.FromException<long>(new InvalidOperationException($"Ledger {LedgerId} is closed."));
             }
 
-            // With Qw > Qa the entry completes before every copy is written: keep our own copy for the stragglers.
-            var data = _metadata.WriteQuorum > _metadata.AckQuorum ? payload.ToArray() : payload;
-            add = new PendingAdd(++_lastPushed, data, Crc32C.Compute(payload.Span));
+            add = new PendingAdd(++_lastPushed, new EntryPayload(payload), Crc32C.Compute(payload.Span));
             _pending.AddLast(add);
             _length += payload.Length;
             if (!TryTargetsOf(add, out targets))
@@ -225,6 +227,7 @@ public sealed partial class LedgerWriter
         foreach (var bookie in targets)
         {
             add.InFlight.Add(bookie);
+            add.Payload.ExpectRead();
         }
 
         return true;
@@ -238,7 +241,7 @@ public sealed partial class LedgerWriter
             status = await _manager.Bookies.CallAsync(
                 bookie,
                 (Writer: this, Add: add),
-                static (client, s, token) => client.AddAsync(s.Writer.LedgerId, s.Add.Id, s.Writer.LastAddConfirmed, s.Add.Crc, recovery: false, s.Add.Data, token),
+                static (client, s, token) => client.AddAsync(s.Writer.LedgerId, s.Add.Id, s.Writer.LastAddConfirmed, s.Add.Crc, recovery: false, s.Add.Payload, token),
                 Options.AddTimeout);
         }
         catch (Exception e)
@@ -298,6 +301,7 @@ public sealed partial class LedgerWriter
         {
             _pending.RemoveFirst();
             Interlocked.Exchange(ref _lac, head.Value.Id);
+            ReleaseCallerBuffer(head.Value);
             completed.Add(head.Value);
         }
     }
@@ -326,6 +330,15 @@ public sealed partial class LedgerWriter
         }
     }
 
+    /// <summary>Before an entry's caller is answered: a send still to read its bytes gets a copy (lock held).</summary>
+    private void ReleaseCallerBuffer(PendingAdd add)
+    {
+        if (add.Payload.ReleaseCallerBuffer(add.InFlight.Count > 0))
+        {
+            Interlocked.Increment(ref _copiedPayloads);
+        }
+    }
+
     /// <summary>Fails the writer and every pending entry (lock held).</summary>
     private void Fail(Exception failure)
     {
@@ -338,6 +351,7 @@ public sealed partial class LedgerWriter
         _logger.LogWarning("Ledger {Ledger} writer failed: {Reason}", LedgerId, failure.Message);
         foreach (var add in _pending)
         {
+            ReleaseCallerBuffer(add);
             add.Completion.TrySetException(failure);
         }
 

@@ -1,11 +1,12 @@
 namespace Streams.Ledger;
 
 /// <summary>An entry a <see cref="LedgerWriter"/> added and has not yet acknowledged or failed: its copies, acknowledged, in flight and failed.</summary>
-internal sealed class PendingAdd(long id, ReadOnlyMemory<byte> data, uint crc)
+internal sealed class PendingAdd(long id, EntryPayload payload, uint crc)
 {
     public long Id { get; } = id;
 
-    public ReadOnlyMemory<byte> Data { get; } = data;
+    /// <summary>The caller's bytes, read by each send when it writes its request.</summary>
+    public EntryPayload Payload { get; } = payload;
 
     public uint Crc { get; } = crc;
 

@@ -117,7 +117,7 @@ public sealed class LedgerReadRangeTests
             }
         }
 
-        public Task<BookieStatus> AddAsync(long ledger, long entry, long lac, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) =>
+        public Task<BookieStatus> AddAsync(long ledger, long entry, long lac, uint crc, bool recovery, EntryPayload payload, CancellationToken cancellationToken = default) =>
             inner.AddAsync(ledger, entry, lac, crc, recovery, payload, cancellationToken);
 
         public Task<BookieLedgerState> ReadLacAsync(long ledger, CancellationToken cancellationToken = default) => inner.ReadLacAsync(ledger, cancellationToken);

@@ -148,7 +148,7 @@ public sealed class LedgerTests
         // Entry 10 reached one bookie before its writer died: recovery finds it and replicates it.
         var lone = writer.Metadata.Fragments[0].Bookies[0];
         var payload = Payload(10);
-        Assert.Equal(BookieStatus.Ok, await cluster.Bookie(lone).AddAsync(writer.LedgerId, 10, 9, Crc32C.Compute(payload.Span), false, payload));
+        Assert.Equal(BookieStatus.Ok, await cluster.Bookie(lone).AddAsync(writer.LedgerId, 10, 9, Crc32C.Compute(payload.Span), false, new EntryPayload(payload)));
 
         var recovered = await manager.RecoverAsync(writer.LedgerId);
         Assert.Equal(10, recovered.LastEntryId);

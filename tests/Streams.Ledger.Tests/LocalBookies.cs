@@ -50,6 +50,9 @@ internal sealed class FaultyBookie(IBookieClient inner) : IBookieClient
     /// <summary>An entry this bookie serves with one payload byte flipped (its stored CRC no longer matches).</summary>
     public long? CorruptEntry { get; set; }
 
+    /// <summary>Runs before each add reaches the bookie (before its payload is read), with the entry id.</summary>
+    public Func<long, Task>? BeforeAdd { get; set; }
+
     /// <summary>Runs after each successful add, with the entry id, before the add completes.</summary>
     public Func<long, Task>? AfterAdd { get; set; }
 
@@ -58,11 +61,16 @@ internal sealed class FaultyBookie(IBookieClient inner) : IBookieClient
 
     public string BookieId => inner.BookieId;
 
-    public async Task<BookieStatus> AddAsync(long ledger, long entry, long lac, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    public async Task<BookieStatus> AddAsync(long ledger, long entry, long lac, uint crc, bool recovery, EntryPayload payload, CancellationToken cancellationToken = default)
     {
         if (Faulted<BookieStatus>() is { } faulted)
         {
             return await faulted;
+        }
+
+        if (BeforeAdd is { } before)
+        {
+            await before(entry);
         }
 
         var status = await inner.AddAsync(ledger, entry, lac, crc, recovery, payload, cancellationToken);

@@ -13,8 +13,11 @@ public sealed class LocalBookieClient(string bookieId, BookieStore store) : IBoo
 {
     public string BookieId { get; } = bookieId;
 
-    public Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) =>
-        store.AddAsync(ledger, entry, lastAddConfirmed, crc, recovery, new ReadOnlySequence<byte>(payload));
+    /// <summary>The store copies the payload into its journal record before it returns, within the payload's read.</summary>
+    public Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, EntryPayload payload, CancellationToken cancellationToken = default) =>
+        payload.Use(
+            (Store: store, Ledger: ledger, Entry: entry, Lac: lastAddConfirmed, Crc: crc, Recovery: recovery),
+            static (bytes, s) => s.Store.AddAsync(s.Ledger, s.Entry, s.Lac, s.Crc, s.Recovery, new ReadOnlySequence<byte>(bytes)));
 
     public async Task<BookieEntry> ReadAsync(long ledger, long entry, CancellationToken cancellationToken = default)
     {

@@ -9,7 +9,7 @@ namespace Streams.Ledger.Bookies;
 /// <summary>
 /// A connection to a bookie on the raw framed carrier: the bookie's BookieRequest/BookieReply messages over a
 /// <see cref="FramedClientConnection"/>, which multiplexes requests by id. Add payloads are written from the caller's
-/// buffer into the socket's pipe. A request with no answer within the timeout, a bookie that answers nothing (not
+/// buffer into the socket's pipe as the frame is written (EntryPayload). A request with no answer within the timeout, a bookie that answers nothing (not
 /// even keep-alives) for that long, or a broken connection fails with <see cref="BookieUnavailableException"/>; the
 /// client is then broken and a new one must be made.
 /// <para>
@@ -58,17 +58,22 @@ internal sealed class RawBookieClient : IBookieClient, IFramedClientProtocol
         return client;
     }
 
-    public async Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    public async Task<BookieStatus> AddAsync(long ledger, long entry, long lastAddConfirmed, uint crc, bool recovery, EntryPayload payload, CancellationToken cancellationToken = default)
     {
         var id = Interlocked.Increment(ref _nextRequestId);
         var add = (Id: id, Ledger: ledger, Entry: entry, Lac: lastAddConfirmed, Crc: crc, Recovery: recovery, Payload: payload);
         var reply = (BookieReply)await Connection.RequestAsync(id, add, static (output, in add) =>
         {
-            Span<long> fields = stackalloc long[PayloadField];
-            (fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]) = (add.Id, add.Ledger, add.Entry, add.Lac, add.Crc, add.Recovery ? 1 : 0);
-            var data = new ReadOnlySequence<byte>(add.Payload);
-            RawFraming.WriteHeader(output, PayloadMessageCodec.EnvelopeSize(AddEnvelopeField, fields, 0, PayloadField, data.Length));
-            PayloadMessageCodec.WriteEnvelope(output, AddEnvelopeField, fields, 0, PayloadField, data);
+            // The payload is read here, as the frame is written, not when the add was called (EntryPayload).
+            add.Payload.Use((Output: output, Add: add), static (bytes, s) =>
+            {
+                Span<long> fields = stackalloc long[PayloadField];
+                (fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]) = (s.Add.Id, s.Add.Ledger, s.Add.Entry, s.Add.Lac, s.Add.Crc, s.Add.Recovery ? 1 : 0);
+                var data = new ReadOnlySequence<byte>(bytes);
+                RawFraming.WriteHeader(s.Output, PayloadMessageCodec.EnvelopeSize(AddEnvelopeField, fields, 0, PayloadField, data.Length));
+                PayloadMessageCodec.WriteEnvelope(s.Output, AddEnvelopeField, fields, 0, PayloadField, data);
+                return 0;
+            });
         }, cancellationToken);
         return reply.Add.Status;
     }

@@ -303,7 +303,7 @@ internal sealed class ReplicationWorker
             var status = await _bookies.CallAsync(
                 replacement,
                 (Ledger: ledgerId, Entry: entryId, Data: entry.Data),
-                static (client, s, token) => client.AddAsync(s.Ledger, s.Entry, s.Data.LastAddConfirmed, s.Data.Crc, recovery: true, s.Data.Payload, token),
+                static (client, s, token) => client.AddAsync(s.Ledger, s.Entry, s.Data.LastAddConfirmed, s.Data.Crc, recovery: true, new EntryPayload(s.Data.Payload), token),
                 _bookies.Options.AddTimeout,
                 cancellationToken);
             return status switch
