@@ -36,10 +36,13 @@ public sealed class TelemetryPipeline : IDisposable
         ["process.unix.file_descriptor.count"] = "process.unix.file_descriptors",
     };
 
+    private readonly GcPauseListener _gcPauses;
+
     private TelemetryPipeline(MeterProvider meters, TracerProvider? traces)
     {
         Meters = meters;
         Traces = traces;
+        _gcPauses = new GcPauseListener();
     }
 
     /// <summary>The meter provider; its Prometheus exporter answers /metrics.</summary>
@@ -94,6 +97,7 @@ public sealed class TelemetryPipeline : IDisposable
         .AddAspNetCoreInstrumentation()
         .AddView(SegmentStoreMetrics.LogWriteDuration.Name, new ExplicitBucketHistogramConfiguration { Boundaries = SegmentStoreMetrics.LogWriteBuckets })
         .AddView(BookieMetrics.CommitDuration.Name, new ExplicitBucketHistogramConfiguration { Boundaries = BookieMetrics.CommitBuckets })
+        .AddView(GcPauseListener.Pause.Name, new ExplicitBucketHistogramConfiguration { Boundaries = GcPauseListener.Buckets })
         .AddView(instrument => Renamed.TryGetValue(instrument.Name, out var name) ? new MetricStreamConfiguration { Name = name } : null);
 
     /// <summary>
@@ -110,6 +114,7 @@ public sealed class TelemetryPipeline : IDisposable
     public void Dispose()
     {
         // Disposing flushes: the last metrics and spans go out over OTLP.
+        _gcPauses.Dispose();
         Traces?.Dispose();
         Meters.Dispose();
     }
