@@ -13,20 +13,10 @@ namespace Streams.Tier2.FileSystem;
 /// entry in its parent is fsynced once per process, whether this process created it or found it (a directory found
 /// may be one that another writer, or a run that crashed, created but had not fsynced yet).
 /// </para>
-/// <para>
-/// Writes are synchronous (O_SYNC) and at most <see cref="WriteSlice"/> bytes each, so a chunk never sits in the page
-/// cache as megabytes of dirty data that one fsync then pushes to the device at once: on a disk it shares with the
-/// Tier 1 journal (the standalone's default), such a burst queues the journal's synchronous writes, and every
-/// acknowledgement, behind it (p99 ack latency of 0.85 s at half the standalone's 1 KiB capacity, against 38 ms with
-/// Tier 2 off; docs/benchmarks.md).
-/// </para>
 /// </summary>
 public sealed class FileChunkStorage : IChunkStorage
 {
     private const string TempMarker = ".tmp-";
-
-    /// <summary>Bytes per synchronous write of a chunk: what one Tier 2 write can put in front of the journal's.</summary>
-    internal const int WriteSlice = 1 << 20;
 
     /// <summary>Directories remembered as durable; past this many the memory starts afresh (costing an fsync each).</summary>
     private const int MaxKnownDirectories = 16 * 1024;
@@ -61,13 +51,9 @@ public sealed class FileChunkStorage : IChunkStorage
             var temp = path + TempMarker + Guid.NewGuid().ToString("N");
             try
             {
-                await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous | FileOptions.WriteThrough))
+                await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
                 {
-                    for (var at = 0; at < data.Length; at += WriteSlice)
-                    {
-                        await file.WriteAsync(data.Slice(at, Math.Min(WriteSlice, data.Length - at)), cancellationToken);
-                    }
-
+                    await file.WriteAsync(data, cancellationToken);
                     file.Flush(flushToDisk: true);
                 }
 
