@@ -36,13 +36,13 @@ public sealed class TelemetryPipeline : IDisposable
         ["process.unix.file_descriptor.count"] = "process.unix.file_descriptors",
     };
 
-    private readonly GcPauseListener _gcPauses;
+    private readonly GcPauseSampler _gcPauses;
 
     private TelemetryPipeline(MeterProvider meters, TracerProvider? traces)
     {
         Meters = meters;
         Traces = traces;
-        _gcPauses = new GcPauseListener();
+        _gcPauses = new GcPauseSampler();
     }
 
     /// <summary>The meter provider; its Prometheus exporter answers /metrics.</summary>
@@ -97,7 +97,7 @@ public sealed class TelemetryPipeline : IDisposable
         .AddAspNetCoreInstrumentation()
         .AddView(SegmentStoreMetrics.LogWriteDuration.Name, new ExplicitBucketHistogramConfiguration { Boundaries = SegmentStoreMetrics.LogWriteBuckets })
         .AddView(BookieMetrics.CommitDuration.Name, new ExplicitBucketHistogramConfiguration { Boundaries = BookieMetrics.CommitBuckets })
-        .AddView(GcPauseListener.Pause.Name, new ExplicitBucketHistogramConfiguration { Boundaries = GcPauseListener.Buckets })
+        .AddView(GcPauseSampler.Pause.Name, new ExplicitBucketHistogramConfiguration { Boundaries = GcPauseSampler.Buckets })
         .AddView(instrument => Renamed.TryGetValue(instrument.Name, out var name) ? new MetricStreamConfiguration { Name = name } : null);
 
     /// <summary>
