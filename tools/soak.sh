@@ -19,7 +19,8 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 mkdir -p "$out"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+  || echo $((20000 + RANDOM % 20000)); }
 port=$(free_port); data_port=$(free_port); metrics_port=$(free_port)
 "$root/streams" --help >/dev/null 2>&1 || true   # builds once, before anything is timed
 "$root/streams" standalone --data-dir "$out/data" --cache-mb "$cache" --port "$port" --data-port "$data_port" \
