@@ -19,18 +19,13 @@ public sealed class EntryPayload
     private ReadOnlyMemory<byte> _bytes;
     private int _expected;
     private int _reads;
+    private bool _detached;
 
     /// <summary>A payload whose bytes stay valid as long as anyone may send it (recovery, re-replication).</summary>
     public EntryPayload(ReadOnlyMemory<byte> bytes)
     {
         _bytes = bytes;
-        Length = bytes.Length;
     }
-
-    public int Length { get; }
-
-    /// <summary>True once the bytes were copied away from the caller's buffer.</summary>
-    public bool Detached { get; private set; }
 
     /// <summary>Runs <paramref name="use"/> over the bytes; it must not keep them past its return.</summary>
     public TResult Use<TState, TResult>(TState state, Func<ReadOnlyMemory<byte>, TState, TResult> use)
@@ -60,13 +55,13 @@ public sealed class EntryPayload
     {
         lock (_lock)
         {
-            if (!sendsInFlight || _reads >= _expected || Detached)
+            if (!sendsInFlight || _reads >= _expected || _detached)
             {
                 return false;
             }
 
             _bytes = _bytes.ToArray();
-            Detached = true;
+            _detached = true;
             return true;
         }
     }
